@@ -1,0 +1,46 @@
+# Sourced by the other scripts: installs the pinned toolchain once, then puts it on PATH.
+# Everything comes from the package registries (crates.io, npm); nothing is downloaded
+# from anywhere else, at install time or at run time.
+#
+# Cached across runs and clones in $KEZ_TOOLS_DIR (default ~/.cache/kez-chat-server):
+# the cargo-installed worker-build and wasm-bindgen-cli. node_modules stays per clone.
+
+KEZ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KEZ_TOOLS_DIR="${KEZ_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kez-chat-server}"
+WORKER_BUILD_VERSION="0.8.7"
+# wasm-bindgen-cli must be exactly the wasm-bindgen version in Cargo.lock.
+WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print }' "$KEZ_ROOT/Cargo.lock")"
+
+kez_log() { printf '\033[1m[kez]\033[0m %s\n' "$*" >&2; }
+
+kez_install_toolchain() {
+    if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+        kez_log "adding the wasm32-unknown-unknown target"
+        rustup target add wasm32-unknown-unknown
+    fi
+    local wb="$KEZ_TOOLS_DIR/worker-build-$WORKER_BUILD_VERSION"
+    if [ ! -x "$wb/bin/worker-build" ]; then
+        kez_log "installing worker-build $WORKER_BUILD_VERSION (once; several minutes)"
+        cargo install --quiet --locked --root "$wb" worker-build --version "$WORKER_BUILD_VERSION"
+    fi
+    local bg="$KEZ_TOOLS_DIR/wasm-bindgen-cli-$WASM_BINDGEN_VERSION"
+    if [ ! -x "$bg/bin/wasm-bindgen" ]; then
+        kez_log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (once; several minutes)"
+        # Not --locked: one of its locked dependencies is missing from the registry.
+        cargo install --quiet --root "$bg" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+    fi
+    # npm ci again only when the lockfile changed since the last install.
+    if [ ! -f "$KEZ_ROOT/node_modules/.package-lock.json" ] \
+        || [ "$KEZ_ROOT/package-lock.json" -nt "$KEZ_ROOT/node_modules/.package-lock.json" ]; then
+        kez_log "installing npm tools (wrangler, Node 22, binaryen, esbuild)"
+        (cd "$KEZ_ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    # node_modules/.bin first: its `node` is Node 22 (wrangler needs >= 22.12).
+    export PATH="$KEZ_ROOT/node_modules/.bin:$wb/bin:$PATH"
+    export WASM_BINDGEN_BIN="$bg/bin/wasm-bindgen"
+    export WASM_OPT_BIN="$KEZ_ROOT/node_modules/.bin/wasm-opt"
+    export ESBUILD_BIN="$KEZ_ROOT/node_modules/.bin/esbuild"
+    # Keep wrangler off the network: no metrics, no cf.json fetch.
+    export WRANGLER_SEND_METRICS=false
+    export CLOUDFLARE_CF_FETCH_ENABLED=false
+}

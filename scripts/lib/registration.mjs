@@ -1,0 +1,42 @@
+// Builds and signs KEZ handle registration envelopes with Node's own Ed25519
+// (RFC 8032) and the npm canonicalize package (RFC 8785 JCS).
+import { createPrivateKey, createPublicKey, randomBytes, sign } from "node:crypto";
+import canonicalize from "canonicalize";
+
+// DER prefix of a PKCS#8 Ed25519 private key, followed by the 32-byte seed.
+const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+
+/** An identity from a 32-byte seed (hex); a fresh random one when no seed is given. */
+export function identity(seedHex = randomBytes(32).toString("hex")) {
+  if (!/^[0-9a-f]{64}$/.test(seedHex)) throw new Error("a seed is 64 lowercase hex digits");
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([PKCS8_ED25519_PREFIX, Buffer.from(seedHex, "hex")]),
+    format: "der",
+    type: "pkcs8",
+  });
+  const raw = Buffer.from(createPublicKey(privateKey).export({ format: "jwk" }).x, "base64url");
+  return { seedHex, privateKey, primary: `ed25519:${raw.toString("hex")}` };
+}
+
+/** The payload a registration signs. `createdAt` defaults to now. */
+export function registrationPayload({ handle, primary, server, createdAt = new Date() }) {
+  return {
+    type: "kez.chat.handle_registration",
+    version: 1,
+    handle,
+    primary,
+    server,
+    created_at: createdAt instanceof Date ? createdAt.toISOString() : createdAt,
+  };
+}
+
+/** Signs `payload` (any JSON value) and wraps it in the registration envelope. */
+export function signEnvelope(id, payload) {
+  const sig = sign(null, Buffer.from(canonicalize(payload), "utf8"), id.privateKey).toString("hex");
+  return {
+    kez: "handle_registration",
+    payload,
+    signature: { alg: "ed25519-sha512-jcs", key: id.primary, sig },
+  };
+}
+

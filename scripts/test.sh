@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test: native unit tests of the pure Rust logic, then black-box integration
+# tests of the release worker in workerd (wrangler dev) with a fresh local D1, over HTTP.
+# Installs the pinned toolchain first if it is missing (cached for later runs).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+kez_install_toolchain
+cd "$KEZ_ROOT"
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+
+kez_log "unit tests (cargo test, native)"
+cargo test --quiet 2>&1 | tee "$logs/unit"
+
+kez_log "building the release worker"
+bash scripts/build-worker.sh
+
+kez_log "integration tests (node --test, worker in workerd)"
+# The tests run the worker they just built; wrangler's [build] is skipped.
+KEZ_SKIP_BUILD=1 node --disable-warning=ExperimentalWarning --test --test-reporter=spec --test-concurrency=1 tests/*.test.mjs 2>&1 | tee "$logs/integration"
+
+unit_passed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^passed;?$/) s += $(i-1) } END { print s + 0 }' "$logs/unit")
+unit_failed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^failed;?$/) s += $(i-1) } END { print s + 0 }' "$logs/unit")
+it_passed=$(awk '$1 == "ℹ" && $2 == "pass" { print $3 }' "$logs/integration")
+it_failed=$(awk '$1 == "ℹ" && $2 == "fail" { print $3 }' "$logs/integration")
+echo
+echo "unit (cargo test): $unit_passed passed, $unit_failed failed"
+echo "integration (node --test, workerd): $it_passed passed, $it_failed failed"
+echo "total: $((unit_passed + it_passed)) passed, $((unit_failed + it_failed)) failed"

@@ -1,0 +1,12 @@
+//! Domain types. Each has a `parse` that is the only way to build one, so a value
+//! of the type is proof that the rules were checked.
+
+mod fqhn;
+mod handle;
+mod primary_key;
+mod server_domain;
+
+pub use fqhn::{Fqhn, FqhnError};
+pub use handle::{Handle, HandleError};
+pub use primary_key::{decode_lower_hex, encode_lower_hex, PrimaryKey, PrimaryKeyError};
+pub use server_domain::ServerDomain;

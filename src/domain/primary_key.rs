@@ -1,0 +1,125 @@
+//! A KEZ primary key: `ed25519:<64 lowercase hex>`.
+
+use ed25519_dalek::VerifyingKey;
+use std::fmt;
+
+const PREFIX: &str = "ed25519:";
+
+/// Why a string is not a primary key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrimaryKeyError {
+    /// Not `ed25519:` followed by 64 lowercase hex digits.
+    Malformed,
+    /// Well formed, but not a usable Ed25519 public key (not a curve point, or of small order).
+    NotAPublicKey,
+}
+
+/// An Ed25519 public key in its one canonical text form. Lowercase only: the text
+/// is the registry's unique key, so two spellings of one key must not both exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryKey {
+    key: VerifyingKey,
+}
+
+impl PrimaryKey {
+    pub fn parse(s: &str) -> Result<PrimaryKey, PrimaryKeyError> {
+        let hex = s.strip_prefix(PREFIX).ok_or(PrimaryKeyError::Malformed)?;
+        let bytes: [u8; 32] = decode_lower_hex(hex)
+            .and_then(|v| v.try_into().ok())
+            .ok_or(PrimaryKeyError::Malformed)?;
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| PrimaryKeyError::NotAPublicKey)?;
+        if key.is_weak() {
+            return Err(PrimaryKeyError::NotAPublicKey);
+        }
+        Ok(PrimaryKey { key })
+    }
+
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.key
+    }
+
+    /// The 64 lowercase hex digits, without the `ed25519:` prefix.
+    pub fn hex(&self) -> String {
+        encode_lower_hex(self.key.as_bytes())
+    }
+}
+
+impl fmt::Display for PrimaryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{PREFIX}{}", self.hex())
+    }
+}
+
+/// Decodes lowercase hex only; `None` for odd length, uppercase or other characters.
+pub fn decode_lower_hex(s: &str) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let bytes = s.as_bytes();
+    if bytes.len() % 2 != 0 {
+        return None;
+    }
+    bytes
+        .chunks_exact(2)
+        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
+        .collect()
+}
+
+pub fn encode_lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 8032 section 7.1, test 1 public key.
+    const RFC8032_PK: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+    #[test]
+    fn parses_and_prints_round_trip() {
+        let text = format!("ed25519:{RFC8032_PK}");
+        let key = PrimaryKey::parse(&text).unwrap();
+        assert_eq!(key.to_string(), text);
+        assert_eq!(key.hex(), RFC8032_PK);
+    }
+
+    #[test]
+    fn rejects_malformed_text() {
+        let upper = format!("ed25519:{}", RFC8032_PK.to_uppercase());
+        let short = format!("ed25519:{}", &RFC8032_PK[..62]);
+        let long = format!("ed25519:{RFC8032_PK}00");
+        let no_prefix = RFC8032_PK.to_string();
+        let other_alg = format!("x25519:{RFC8032_PK}");
+        let padded = format!(" ed25519:{RFC8032_PK}");
+        for bad in [upper, short, long, no_prefix, other_alg, padded, String::new()] {
+            assert_eq!(PrimaryKey::parse(&bad), Err(PrimaryKeyError::Malformed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_small_order_points() {
+        // The identity point (y = 1) is a valid encoding of a point of order 1.
+        let identity = format!("ed25519:01{}", "00".repeat(31));
+        assert_eq!(PrimaryKey::parse(&identity), Err(PrimaryKeyError::NotAPublicKey));
+    }
+
+    #[test]
+    fn hex_helpers() {
+        assert_eq!(decode_lower_hex("00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(decode_lower_hex("0"), None);
+        assert_eq!(decode_lower_hex("FF"), None);
+        assert_eq!(decode_lower_hex("zz"), None);
+        assert_eq!(encode_lower_hex(&[0, 255, 16]), "00ff10");
+    }
+}

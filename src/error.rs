@@ -1,0 +1,175 @@
+//! The API's one error type, mapped once to an HTTP status, a stable code and a sentence.
+
+use serde::Serialize;
+
+/// Every way a request can fail. Client errors say what to fix; `Internal` carries
+/// details for the log only, never for the response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    InvalidJson(String),
+    InvalidEnvelope(String),
+    BodyTooLarge { limit: usize },
+    UnsupportedEnvelope,
+    UnsupportedPayload,
+    KeyMismatch,
+    UnsupportedAlgorithm,
+    InvalidPrimaryKey,
+    InvalidSignature,
+    WrongServer { expected: String },
+    InvalidHandle,
+    ReservedHandle,
+    InvalidTimestamp,
+    ClockSkew { max_seconds: i64 },
+    HandleTaken,
+    KeyAlreadyRegistered,
+    UserNotFound,
+    MissingResource,
+    InvalidResource,
+    NotFound,
+    MethodNotAllowed { allow: &'static str },
+    NotImplemented,
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        use ApiError::*;
+        match self {
+            InvalidJson(_) | InvalidEnvelope(_) | UnsupportedEnvelope | UnsupportedPayload
+            | KeyMismatch | UnsupportedAlgorithm | InvalidPrimaryKey | InvalidSignature
+            | WrongServer { .. } | InvalidHandle | InvalidTimestamp | ClockSkew { .. }
+            | MissingResource | InvalidResource => 400,
+            ReservedHandle => 403,
+            UserNotFound | NotFound => 404,
+            MethodNotAllowed { .. } => 405,
+            HandleTaken | KeyAlreadyRegistered => 409,
+            BodyTooLarge { .. } => 413,
+            Internal(_) => 500,
+            NotImplemented => 501,
+        }
+    }
+
+    /// The stable, machine-readable code. Clients branch on this, so never rename one.
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            InvalidJson(_) => "invalid_json",
+            InvalidEnvelope(_) => "invalid_envelope",
+            BodyTooLarge { .. } => "body_too_large",
+            UnsupportedEnvelope => "unsupported_envelope",
+            UnsupportedPayload => "unsupported_payload",
+            KeyMismatch => "key_mismatch",
+            UnsupportedAlgorithm => "unsupported_algorithm",
+            InvalidPrimaryKey => "invalid_primary_key",
+            InvalidSignature => "invalid_signature",
+            WrongServer { .. } => "wrong_server",
+            InvalidHandle => "invalid_handle",
+            ReservedHandle => "handle_reserved",
+            InvalidTimestamp => "invalid_timestamp",
+            ClockSkew { .. } => "clock_skew",
+            HandleTaken => "handle_taken",
+            KeyAlreadyRegistered => "key_already_registered",
+            UserNotFound => "user_not_found",
+            MissingResource => "missing_resource",
+            InvalidResource => "invalid_resource",
+            NotFound => "not_found",
+            MethodNotAllowed { .. } => "method_not_allowed",
+            NotImplemented => "not_implemented",
+            Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        use ApiError::*;
+        match self {
+            InvalidJson(detail) => format!("The request body is not valid JSON: {detail}."),
+            InvalidEnvelope(detail) => format!("The registration envelope has the wrong shape: {detail}."),
+            BodyTooLarge { limit } => format!("The request body is larger than {limit} bytes."),
+            UnsupportedEnvelope => "The envelope's \"kez\" tag must be \"handle_registration\".".into(),
+            UnsupportedPayload => "The payload must be of type \"kez.chat.handle_registration\", version 1.".into(),
+            KeyMismatch => "The signing key must be the payload's primary key.".into(),
+            UnsupportedAlgorithm => "The signature algorithm must be \"ed25519-sha512-jcs\".".into(),
+            InvalidPrimaryKey => "The primary key must be \"ed25519:\" followed by 64 lowercase hex digits of a valid Ed25519 public key.".into(),
+            InvalidSignature => "The signature does not verify against the primary key over the JCS-canonical payload.".into(),
+            WrongServer { expected } => format!("This registration is for another server; this server is \"{expected}\"."),
+            InvalidHandle => "A handle is 3 to 32 characters of a-z, 0-9, \"_\" and \"-\", starting with a letter or digit.".into(),
+            ReservedHandle => "This handle is reserved and cannot be registered.".into(),
+            InvalidTimestamp => "\"created_at\" must be an RFC 3339 timestamp, such as 2026-01-01T12:00:00Z.".into(),
+            ClockSkew { max_seconds } => format!("\"created_at\" is more than {max_seconds} seconds away from the server's clock; check your device's time and sign again."),
+            HandleTaken => "This handle is already registered.".into(),
+            KeyAlreadyRegistered => "This primary key already has a handle on this server.".into(),
+            UserNotFound => "No user with this handle is registered here.".into(),
+            MissingResource => "The \"resource\" query parameter is required.".into(),
+            InvalidResource => "\"resource\" must be an acct: URI such as acct:alice@example.org.".into(),
+            NotFound => "There is no such API endpoint.".into(),
+            MethodNotAllowed { allow } => format!("This endpoint only allows {allow}."),
+            NotImplemented => "The NATS auth callout is not implemented yet.".into(),
+            Internal(_) => "The server hit an internal error; it has been logged.".into(),
+        }
+    }
+
+    /// `{"error":"<code>","message":"<sentence>"}`. `incident` is a reference that is also
+    /// written to the log next to the details, so an operator can find what a user saw.
+    pub fn to_json(&self, incident: Option<&str>) -> String {
+        let mut message = self.message();
+        if let Some(incident) = incident {
+            message = format!("{} Incident {incident}.", message.trim_end_matches('.'));
+        }
+        serde_json::to_string(&ErrorBody { error: self.code(), message: &message })
+            .expect("two strings always serialize")
+    }
+
+    /// Maps a storage failure of the registration insert to the client error it means.
+    /// The database enforces uniqueness, so a lost race arrives here, never as a 500.
+    pub fn from_insert_failure(detail: &str) -> ApiError {
+        if detail.contains("UNIQUE constraint failed") {
+            if detail.contains("registrations.primary_key") {
+                return ApiError::KeyAlreadyRegistered;
+            }
+            if detail.contains("registrations.handle") {
+                return ApiError::HandleTaken;
+            }
+        }
+        ApiError::Internal(format!("registration insert failed: {detail}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_violations_become_conflicts() {
+        assert_eq!(
+            ApiError::from_insert_failure("D1_ERROR: UNIQUE constraint failed: registrations.handle: SQLITE_CONSTRAINT"),
+            ApiError::HandleTaken
+        );
+        assert_eq!(
+            ApiError::from_insert_failure("UNIQUE constraint failed: registrations.primary_key"),
+            ApiError::KeyAlreadyRegistered
+        );
+        assert!(matches!(ApiError::from_insert_failure("D1_ERROR: no such table"), ApiError::Internal(_)));
+    }
+
+    #[test]
+    fn internal_details_never_reach_the_body() {
+        let body = ApiError::Internal("secret stack trace".into()).to_json(Some("ab12"));
+        assert!(!body.contains("secret"));
+        assert!(body.contains("Incident ab12."));
+        assert_eq!(ApiError::Internal(String::new()).status(), 500);
+    }
+
+    #[test]
+    fn body_is_code_and_message() {
+        let body: serde_json::Value = serde_json::from_str(&ApiError::HandleTaken.to_json(None)).unwrap();
+        assert_eq!(body["error"], "handle_taken");
+        assert_eq!(body["message"], "This handle is already registered.");
+        assert_eq!(body.as_object().unwrap().len(), 2);
+    }
+}

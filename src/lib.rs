@@ -1,0 +1,16 @@
+//! kez-chat-server: the home server of the kez-chat end-to-end encrypted messenger,
+//! as a Cloudflare Worker.
+//!
+//! Everything but `edge` is pure Rust with the clock passed in, compiled and unit-tested
+//! natively; `edge` is the thin worker glue and exists only on wasm32.
+
+pub mod domain;
+pub mod error;
+pub mod registration;
+pub mod timestamp;
+pub mod api;
+pub mod routes;
+pub mod webfinger;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;

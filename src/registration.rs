@@ -1,0 +1,130 @@
+//! Handle registration: the signed envelope, and the checks that make it a registration.
+//!
+//! The signature is Ed25519 over the RFC 8785 (JCS) canonical bytes of `payload`.
+//! The checks run in a fixed order, so a client always gets the first thing wrong.
+
+use crate::domain::{decode_lower_hex, Handle, HandleError, PrimaryKey, ServerDomain};
+use crate::error::ApiError;
+use crate::timestamp::parse_rfc3339_ms;
+use ed25519_dalek::Signature;
+use serde::{Deserialize, Serialize};
+
+pub const ENVELOPE_TAG: &str = "handle_registration";
+pub const PAYLOAD_TYPE: &str = "kez.chat.handle_registration";
+pub const PAYLOAD_VERSION: u64 = 1;
+pub const SIGNATURE_ALG: &str = "ed25519-sha512-jcs";
+/// How far `created_at` may be from the server's clock, either way.
+pub const MAX_CLOCK_SKEW_SECONDS: i64 = 300;
+/// Request bodies larger than this are refused before parsing. A real envelope is ~500 bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The wire form. Unknown fields are refused so that what is stored is exactly what was
+/// signed and checked; duplicate keys are refused by serde_json for the same reason.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub kez: String,
+    pub payload: Payload,
+    pub signature: EnvelopeSignature,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payload {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u64,
+    pub handle: String,
+    pub primary: String,
+    pub server: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeSignature {
+    pub alg: String,
+    pub key: String,
+    pub sig: String,
+}
+
+/// A registration that passed every check, ready to be stored.
+#[derive(Debug)]
+pub struct Registration {
+    pub handle: Handle,
+    pub primary: PrimaryKey,
+    /// The whole envelope in JCS form, kept so clients can re-verify the binding later.
+    pub envelope_jcs: String,
+}
+
+/// Parses a request body as an envelope: 400 `invalid_json` for bad JSON,
+/// 400 `invalid_envelope` for JSON of the wrong shape.
+pub fn parse_envelope(body: &[u8]) -> Result<Envelope, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let detail = e.to_string();
+        if e.is_data() {
+            ApiError::InvalidEnvelope(detail)
+        } else {
+            ApiError::InvalidJson(detail)
+        }
+    })
+}
+
+/// The JCS (RFC 8785) bytes of the payload: what the signature covers. Every field is a
+/// string or a `u64`, so these are the same bytes a client gets from canonicalizing the
+/// JSON it sent.
+pub fn canonical_payload(payload: &Payload) -> Vec<u8> {
+    serde_jcs::to_vec(payload).expect("strings and integers always canonicalize")
+}
+
+/// Runs the checks in the contract's order and returns the registration to store.
+pub fn verify(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<Registration, ApiError> {
+    // (1) envelope tag
+    if envelope.kez != ENVELOPE_TAG {
+        return Err(ApiError::UnsupportedEnvelope);
+    }
+    let payload = &envelope.payload;
+    // (2) payload type and version
+    if payload.kind != PAYLOAD_TYPE || payload.version != PAYLOAD_VERSION {
+        return Err(ApiError::UnsupportedPayload);
+    }
+    // (3) the signing key is the key being registered
+    if envelope.signature.key != payload.primary {
+        return Err(ApiError::KeyMismatch);
+    }
+    // (4) strict Ed25519 over the canonical payload
+    if envelope.signature.alg != SIGNATURE_ALG {
+        return Err(ApiError::UnsupportedAlgorithm);
+    }
+    let primary = PrimaryKey::parse(&payload.primary).map_err(|_| ApiError::InvalidPrimaryKey)?;
+    let signature = decode_signature(&envelope.signature.sig).ok_or(ApiError::InvalidSignature)?;
+    primary
+        .verifying_key()
+        .verify_strict(&canonical_payload(payload), &signature)
+        .map_err(|_| ApiError::InvalidSignature)?;
+    // (5) meant for this server
+    if !server.matches(&payload.server) {
+        return Err(ApiError::WrongServer { expected: server.to_string() });
+    }
+    // (6) handle rules
+    let handle = Handle::parse(&payload.handle).map_err(|e| match e {
+        HandleError::Invalid => ApiError::InvalidHandle,
+        HandleError::Reserved => ApiError::ReservedHandle,
+    })?;
+    // (7) fresh
+    let created_ms = parse_rfc3339_ms(&payload.created_at).ok_or(ApiError::InvalidTimestamp)?;
+    if created_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_SECONDS.unsigned_abs() * 1000 {
+        return Err(ApiError::ClockSkew { max_seconds: MAX_CLOCK_SKEW_SECONDS });
+    }
+    let envelope_jcs = serde_jcs::to_string(&envelope).expect("strings and integers always canonicalize");
+    Ok(Registration { handle, primary, envelope_jcs })
+}
+
+/// 128 hex digits (either case) to a signature; `None` otherwise.
+fn decode_signature(hex: &str) -> Option<Signature> {
+    let bytes: [u8; 64] = decode_lower_hex(&hex.to_ascii_lowercase())?.try_into().ok()?;
+    Some(Signature::from_bytes(&bytes))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+use super::*;
+use crate::domain::encode_lower_hex;
+use crate::timestamp::parse_rfc3339_ms;
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{json, Value};
+
+const VECTORS: &str = include_str!("../../tests/vectors/registration.json");
+
+fn vectors() -> Value {
+    serde_json::from_str(VECTORS).unwrap()
+}
+
+fn vector(name: &str) -> Value {
+    vectors()["vectors"].as_array().unwrap().iter().find(|v| v["name"] == name).unwrap().clone()
+}
+
+fn kez_lat() -> ServerDomain {
+    ServerDomain::parse("kez.lat").unwrap()
+}
+
+fn vector_now() -> i64 {
+    parse_rfc3339_ms(vectors()["now"].as_str().unwrap()).unwrap()
+}
+
+fn signing_key(seed_byte: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed_byte; 32])
+}
+
+fn primary_of(key: &SigningKey) -> String {
+    format!("ed25519:{}", encode_lower_hex(key.verifying_key().as_bytes()))
+}
+
+/// A payload signed by `key`; `edit` changes the payload before signing.
+fn signed(key: &SigningKey, edit: impl FnOnce(&mut Value)) -> Value {
+    let mut payload = json!({
+        "type": PAYLOAD_TYPE, "version": 1, "handle": "alice", "primary": primary_of(key),
+        "server": "kez.lat", "created_at": "2026-11-26T10:52:13Z",
+    });
+    edit(&mut payload);
+    let parsed: Payload = serde_json::from_value(payload.clone()).unwrap();
+    let sig = key.sign(&canonical_payload(&parsed));
+    json!({
+        "kez": ENVELOPE_TAG,
+        "payload": payload,
+        "signature": { "alg": SIGNATURE_ALG, "key": primary_of(key), "sig": encode_lower_hex(&sig.to_bytes()) },
+    })
+}
+
+fn check(envelope: &Value) -> Result<Registration, ApiError> {
+    let body = serde_json::to_vec(envelope).unwrap();
+    verify(parse_envelope(&body)?, &kez_lat(), vector_now())
+}
+
+#[test]
+fn fixed_vector_canonicalizes_and_verifies() {
+    let v = vector("valid");
+    let envelope: Envelope = serde_json::from_value(v["envelope"].clone()).unwrap();
+    assert_eq!(String::from_utf8(canonical_payload(&envelope.payload)).unwrap(), v["canonical_payload"]);
+    let registration = verify(envelope, &kez_lat(), vector_now()).unwrap();
+    assert_eq!(registration.handle.as_str(), "alice");
+    assert_eq!(registration.primary.to_string(), vectors()["primary"]);
+    // The stored envelope is the JCS form of what was sent.
+    let stored: Value = serde_json::from_str(&registration.envelope_jcs).unwrap();
+    assert_eq!(stored, v["envelope"]);
+    assert!(registration.envelope_jcs.starts_with(r#"{"kez":"handle_registration","payload":{"created_at":"#));
+}
+
+#[test]
+fn fixed_vector_seed_gives_the_vector_key() {
+    let seed = decode_lower_hex(vectors()["secret_seed_hex"].as_str().unwrap()).unwrap();
+    let key = SigningKey::from_bytes(&seed.try_into().unwrap());
+    assert_eq!(primary_of(&key), vectors()["primary"]);
+}
+
+#[test]
+fn jcs_escaping_matches_the_javascript_canonicalizer() {
+    // Signed over JCS bytes made by JavaScript: verifying proves both sides canonicalize
+    // escapes, non-ASCII and astral characters alike; then the handle rule rejects it.
+    let v = vector("unicode_handle");
+    let envelope: Envelope = serde_json::from_value(v["envelope"].clone()).unwrap();
+    assert_eq!(String::from_utf8(canonical_payload(&envelope.payload)).unwrap(), v["canonical_payload"]);
+    assert_eq!(verify(envelope, &kez_lat(), vector_now()).unwrap_err(), ApiError::InvalidHandle);
+}
+
+#[test]
+fn key_order_and_whitespace_of_the_request_do_not_matter() {
+    let v = vector("valid");
+    let p = &v["envelope"]["payload"];
+    let body = format!(
+        "{{ \"signature\" : {} ,\n \"payload\": {{\"version\":1, \"server\":{}, \"primary\":{}, \"handle\":{}, \"created_at\":{}, \"type\":{} }}, \"kez\":\"handle_registration\" }}",
+        v["envelope"]["signature"], p["server"], p["primary"], p["handle"], p["created_at"], p["type"]
+    );
+    assert!(verify(parse_envelope(body.as_bytes()).unwrap(), &kez_lat(), vector_now()).is_ok());
+}
+
+#[test]
+fn accepts_a_fresh_registration() {
+    let key = signing_key(1);
+    let registration = check(&signed(&key, |_| {})).unwrap();
+    assert_eq!(registration.primary.to_string(), primary_of(&key));
+}
+
+#[test]
+fn rejects_bodies_that_are_not_json_or_of_the_wrong_shape() {
+    assert!(matches!(parse_envelope(b"not json"), Err(ApiError::InvalidJson(_))));
+    assert!(matches!(parse_envelope(b"{\"kez\":"), Err(ApiError::InvalidJson(_))));
+    assert!(matches!(parse_envelope(b""), Err(ApiError::InvalidJson(_))));
+    assert!(matches!(parse_envelope(&[0xff, 0xfe]), Err(ApiError::InvalidJson(_))));
+    assert!(matches!(parse_envelope(b"[]"), Err(ApiError::InvalidEnvelope(_))));
+    assert!(matches!(parse_envelope(b"{}"), Err(ApiError::InvalidEnvelope(_))));
+    let good = signed(&signing_key(1), |_| {});
+    for broken in [
+        |e: &mut Value| e["payload"].as_object_mut().unwrap().remove("handle").map(drop).unwrap(),
+        |e: &mut Value| e["payload"]["version"] = json!("1"),
+        |e: &mut Value| e["payload"]["version"] = json!(1.5),
+        |e: &mut Value| e["payload"]["version"] = json!(-1),
+        |e: &mut Value| e["payload"]["handle"] = json!(null),
+        |e: &mut Value| e["payload"]["extra"] = json!("field"),
+        |e: &mut Value| e["extra"] = json!(1),
+        |e: &mut Value| e["signature"] = json!("abc"),
+        |e: &mut Value| e["signature"]["extra"] = json!(true),
+    ] {
+        let mut envelope = good.clone();
+        broken(&mut envelope);
+        assert!(matches!(check(&envelope), Err(ApiError::InvalidEnvelope(_))), "{envelope}");
+    }
+}
+
+#[test]
+fn rejects_duplicate_keys() {
+    let body = r#"{"kez":"handle_registration","kez":"handle_registration","payload":{},"signature":{}}"#;
+    assert!(matches!(parse_envelope(body.as_bytes()), Err(ApiError::InvalidEnvelope(_))));
+}
+
+#[test]
+fn each_rule_has_its_own_error() {
+    let key = signing_key(2);
+    let cases: Vec<(Value, ApiError)> = vec![
+        ({ let mut e = signed(&key, |_| {}); e["kez"] = json!("something_else"); e }, ApiError::UnsupportedEnvelope),
+        (signed(&key, |p| p["type"] = json!("kez.chat.other")), ApiError::UnsupportedPayload),
+        (signed(&key, |p| p["version"] = json!(2)), ApiError::UnsupportedPayload),
+        ({ let mut e = signed(&key, |_| {}); e["signature"]["key"] = json!(primary_of(&signing_key(3))); e }, ApiError::KeyMismatch),
+        ({ let mut e = signed(&key, |_| {}); e["signature"]["alg"] = json!("EdDSA"); e }, ApiError::UnsupportedAlgorithm),
+        (
+            {
+                let upper = primary_of(&key).to_uppercase().replace("ED25519", "ed25519");
+                let mut e = signed(&key, |p| p["primary"] = json!(upper));
+                e["signature"]["key"] = json!(upper);
+                e
+            },
+            ApiError::InvalidPrimaryKey,
+        ),
+        ({ let mut e = signed(&key, |_| {}); e["payload"]["handle"] = json!("mallory"); e }, ApiError::InvalidSignature),
+        ({ let mut e = signed(&key, |_| {}); e["signature"]["sig"] = json!("00"); e }, ApiError::InvalidSignature),
+        ({ let mut e = signed(&key, |_| {}); e["signature"]["sig"] = json!("zz".repeat(64)); e }, ApiError::InvalidSignature),
+        (signed(&key, |p| p["server"] = json!("evil.example")), ApiError::WrongServer { expected: "kez.lat".into() }),
+        (signed(&key, |p| p["handle"] = json!("al")), ApiError::InvalidHandle),
+        (signed(&key, |p| p["handle"] = json!("Alice")), ApiError::InvalidHandle),
+        (signed(&key, |p| p["handle"] = json!("admin")), ApiError::ReservedHandle),
+        (signed(&key, |p| p["created_at"] = json!("2026-11-26 10:52:13")), ApiError::InvalidTimestamp),
+        (signed(&key, |p| p["created_at"] = json!("2026-11-26T10:47:59Z")), ApiError::ClockSkew { max_seconds: 300 }),
+        (signed(&key, |p| p["created_at"] = json!("2026-11-26T10:58:01Z")), ApiError::ClockSkew { max_seconds: 300 }),
+    ];
+    for (envelope, expected) in cases {
+        assert_eq!(check(&envelope).unwrap_err(), expected, "{envelope}");
+    }
+}
+
+#[test]
+fn flipping_any_signature_bit_is_caught() {
+    let good = signed(&signing_key(4), |_| {});
+    let sig = decode_lower_hex(good["signature"]["sig"].as_str().unwrap()).unwrap();
+    for bit in (0..512).step_by(37) {
+        let mut bad = sig.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        let mut envelope = good.clone();
+        envelope["signature"]["sig"] = json!(encode_lower_hex(&bad));
+        assert_eq!(check(&envelope).unwrap_err(), ApiError::InvalidSignature, "bit {bit}");
+    }
+}
+
+#[test]
+fn non_canonical_signature_scalar_is_refused() {
+    // s + L verifies under lax rules but is malleable; strict verification refuses it.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let good = signed(&signing_key(5), |_| {});
+    let mut sig = decode_lower_hex(good["signature"]["sig"].as_str().unwrap()).unwrap();
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(sig[32 + i]) + u16::from(L[i]) + carry;
+        sig[32 + i] = sum as u8;
+        carry = sum >> 8;
+    }
+    let mut envelope = good.clone();
+    envelope["signature"]["sig"] = json!(encode_lower_hex(&sig));
+    assert_eq!(check(&envelope).unwrap_err(), ApiError::InvalidSignature);
+}
+
+#[test]
+fn uppercase_signature_hex_and_server_case_are_accepted() {
+    let mut envelope = signed(&signing_key(6), |p| p["server"] = json!("KEZ.lat"));
+    let upper = envelope["signature"]["sig"].as_str().unwrap().to_uppercase();
+    envelope["signature"]["sig"] = json!(upper);
+    assert!(check(&envelope).is_ok());
+}
+
+#[test]
+fn clock_window_is_inclusive_at_five_minutes_either_way() {
+    let key = signing_key(7);
+    // vector now is 10:53:00Z
+    for at in ["2026-11-26T10:48:00Z", "2026-11-26T10:58:00Z", "2026-11-26T11:58:00+01:00"] {
+        assert!(check(&signed(&key, |p| p["created_at"] = json!(at))).is_ok(), "{at}");
+    }
+}
+
+#[test]
+fn checks_run_in_the_contract_order() {
+    let key = signing_key(8);
+    // Everything wrong at once: the first rule wins, and so on down the list.
+    let mut e = signed(&key, |p| {
+        p["server"] = json!("evil.example");
+        p["handle"] = json!("x");
+        p["created_at"] = json!("long ago");
+    });
+    assert_eq!(check(&e).unwrap_err(), ApiError::WrongServer { expected: "kez.lat".into() });
+    e["signature"]["sig"] = json!("00".repeat(64));
+    assert_eq!(check(&e).unwrap_err(), ApiError::InvalidSignature);
+    e["signature"]["key"] = json!(primary_of(&signing_key(9)));
+    assert_eq!(check(&e).unwrap_err(), ApiError::KeyMismatch);
+    e["payload"]["version"] = json!(7);
+    assert_eq!(check(&e).unwrap_err(), ApiError::UnsupportedPayload);
+    e["kez"] = json!("x");
+    assert_eq!(check(&e).unwrap_err(), ApiError::UnsupportedEnvelope);
+
+    let e = signed(&key, |p| {
+        p["handle"] = json!("x");
+        p["created_at"] = json!("long ago");
+    });
+    assert_eq!(check(&e).unwrap_err(), ApiError::InvalidHandle);
+}

@@ -1,0 +1,108 @@
+//! Which handler a request goes to, decided from its method and path alone.
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    Healthz,
+    /// The raw, not yet validated path segment.
+    LookupHandle(&'a str),
+    Register,
+    WebFinger,
+    NatsAuth,
+    /// A CORS preflight for one of the public read endpoints.
+    Preflight,
+    /// Not an API path: the single-page app's static assets.
+    Assets,
+}
+
+/// Paths under these prefixes are the API: they never fall through to the app.
+pub const API_PREFIXES: [&str; 3] = ["/v1/", "/.well-known/", "/internal/"];
+
+pub const READ_METHODS: &str = "GET, HEAD, OPTIONS";
+const POST_METHOD: &str = "POST";
+
+pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
+    match path {
+        "/v1/healthz" => public_read(method, Route::Healthz),
+        "/.well-known/webfinger" => public_read(method, Route::WebFinger),
+        "/v1/register" => post_only(method, Route::Register),
+        "/internal/nats/auth" => post_only(method, Route::NatsAuth),
+        _ => match path.strip_prefix("/v1/u/") {
+            Some(handle) if !handle.is_empty() && !handle.contains('/') => {
+                public_read(method, Route::LookupHandle(handle))
+            }
+            _ if API_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) => Err(ApiError::NotFound),
+            _ => Ok(Route::Assets),
+        },
+    }
+}
+
+impl Route<'_> {
+    /// Public read endpoints answer any origin, so browser clients elsewhere can resolve handles.
+    pub fn allows_any_origin(&self) -> bool {
+        matches!(self, Route::Healthz | Route::LookupHandle(_) | Route::WebFinger | Route::Preflight)
+    }
+}
+
+fn public_read<'a>(method: &str, route: Route<'a>) -> Result<Route<'a>, ApiError> {
+    match method {
+        "GET" | "HEAD" => Ok(route),
+        "OPTIONS" => Ok(Route::Preflight),
+        _ => Err(ApiError::MethodNotAllowed { allow: READ_METHODS }),
+    }
+}
+
+fn post_only<'a>(method: &str, route: Route<'a>) -> Result<Route<'a>, ApiError> {
+    match method {
+        "POST" => Ok(route),
+        _ => Err(ApiError::MethodNotAllowed { allow: POST_METHOD }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_routes() {
+        assert_eq!(route("GET", "/v1/healthz"), Ok(Route::Healthz));
+        assert_eq!(route("HEAD", "/v1/healthz"), Ok(Route::Healthz));
+        assert_eq!(route("GET", "/v1/u/alice"), Ok(Route::LookupHandle("alice")));
+        assert_eq!(route("POST", "/v1/register"), Ok(Route::Register));
+        assert_eq!(route("GET", "/.well-known/webfinger"), Ok(Route::WebFinger));
+        assert_eq!(route("POST", "/internal/nats/auth"), Ok(Route::NatsAuth));
+        assert_eq!(route("OPTIONS", "/v1/u/alice"), Ok(Route::Preflight));
+    }
+
+    #[test]
+    fn wrong_methods_are_405_with_allow() {
+        assert_eq!(route("POST", "/v1/healthz"), Err(ApiError::MethodNotAllowed { allow: READ_METHODS }));
+        assert_eq!(route("DELETE", "/v1/u/alice"), Err(ApiError::MethodNotAllowed { allow: READ_METHODS }));
+        assert_eq!(route("GET", "/v1/register"), Err(ApiError::MethodNotAllowed { allow: POST_METHOD }));
+        assert_eq!(route("OPTIONS", "/v1/register"), Err(ApiError::MethodNotAllowed { allow: POST_METHOD }));
+        assert_eq!(route("get", "/v1/healthz"), Err(ApiError::MethodNotAllowed { allow: READ_METHODS }));
+    }
+
+    #[test]
+    fn unknown_api_paths_are_404_never_the_app() {
+        for path in ["/v1/", "/v1/nope", "/v1/u/", "/v1/u/alice/extra", "/v1/healthz/", "/.well-known/nodeinfo", "/internal/", "/internal/nats"] {
+            assert_eq!(route("GET", path), Err(ApiError::NotFound), "{path}");
+        }
+    }
+
+    #[test]
+    fn everything_else_is_the_app() {
+        for path in ["/", "/index.html", "/directory", "/v1", "/assets/app.js"] {
+            assert_eq!(route("GET", path), Ok(Route::Assets), "{path}");
+        }
+    }
+
+    #[test]
+    fn only_read_endpoints_allow_any_origin() {
+        assert!(Route::Healthz.allows_any_origin());
+        assert!(Route::LookupHandle("a").allows_any_origin());
+        assert!(!Route::Register.allows_any_origin());
+        assert!(!Route::NatsAuth.allows_any_origin());
+    }
+}

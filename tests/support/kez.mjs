@@ -1,0 +1,47 @@
+// Small helpers shared by the integration tests.
+import { randomBytes } from "node:crypto";
+import { identity, registrationPayload, signEnvelope } from "../../scripts/lib/registration.mjs";
+
+export { identity, registrationPayload, signEnvelope };
+
+/** A handle no other test uses. */
+export function uniqueHandle(prefix = "t") {
+  return `${prefix}${randomBytes(6).toString("hex")}`;
+}
+
+export async function getJson(url, init) {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  return { status: response.status, headers: response.headers, body };
+}
+
+/** POSTs `body` (an object is sent as JSON, a string or bytes as they are) to /v1/register. */
+export function postRegister(base, body, headers = { "content-type": "application/json" }) {
+  const payload = typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body);
+  return getJson(`${base}/v1/register`, { method: "POST", headers, body: payload });
+}
+
+/** A valid, freshly signed envelope for a new identity; `edit` may change the payload first. */
+export function freshEnvelope(server, { handle = uniqueHandle(), id = identity(), edit = () => {} } = {}) {
+  const payload = registrationPayload({ handle, primary: id.primary, server });
+  edit(payload);
+  return { id, handle, envelope: signEnvelope(id, payload) };
+}
+
+/** Asserts the shape of an API error and returns its code. */
+export function errorCode(response) {
+  const { body } = response;
+  if (typeof body !== "object" || body === null) throw new Error(`not a JSON error: ${body}`);
+  if (Object.keys(body).sort().join() !== "error,message") throw new Error(`unexpected error body ${JSON.stringify(body)}`);
+  if (!/^[a-z_]+$/.test(body.error) || typeof body.message !== "string" || body.message.length < 10) {
+    throw new Error(`bad error body ${JSON.stringify(body)}`);
+  }
+  if (!response.headers.get("content-type").startsWith("application/json")) throw new Error("error is not application/json");
+  return body.error;
+}
