@@ -58,7 +58,10 @@ export async function startWorker(extraArgs = []) {
       throw new Error(`wrangler dev did not answer within 120 s:\n${log}`);
     }
     try {
-      if ((await fetch(`${url}/v1/healthz`)).ok) break;
+      // Ready once the worker itself answers (JSON), even with an error for a broken config.
+      const response = await fetch(`${url}/v1/healthz`);
+      await response.arrayBuffer();
+      if (response.headers.get("content-type")?.startsWith("application/json")) break;
     } catch {
       // not listening yet
     }
