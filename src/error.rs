@@ -119,7 +119,7 @@ impl ApiError {
     pub fn to_json(&self, incident: Option<&str>) -> String {
         let mut message = self.message();
         if let Some(incident) = incident {
-            message = format!("{} Incident {incident}.", message.trim_end_matches('.'));
+            message = format!("{message} Incident {incident}.");
         }
         serde_json::to_string(&ErrorBody { error: self.code(), message: &message })
             .expect("two strings always serialize")
@@ -161,7 +161,7 @@ mod tests {
     fn internal_details_never_reach_the_body() {
         let body = ApiError::Internal("secret stack trace".into()).to_json(Some("ab12"));
         assert!(!body.contains("secret"));
-        assert!(body.contains("Incident ab12."));
+        assert!(body.contains("it has been logged. Incident ab12."), "{body}");
         assert_eq!(ApiError::Internal(String::new()).status(), 500);
     }
 
