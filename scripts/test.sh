@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: native unit tests of the pure Rust logic, then black-box integration
-# tests of the release worker in workerd (wrangler dev) with a fresh local D1, over HTTP.
+# tests of the release worker in workerd (wrangler dev) with a fresh local D1, over HTTP,
+# and of the NATS auth callout with a real nats-server and the bridge.
 # Installs the pinned toolchain first if it is missing (cached for later runs).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -9,11 +10,12 @@ cd "$KEZ_ROOT"
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 
-kez_log "unit tests (cargo test, native)"
-cargo test --quiet 2>&1 | tee "$logs/unit"
+kez_log "unit tests (cargo test, native: worker logic, NATS callout, bridge)"
+cargo test --quiet --workspace 2>&1 | tee "$logs/unit"
 
-kez_log "building the release worker"
+kez_log "building the release worker and the NATS bridge"
 bash scripts/build-worker.sh
+cargo build --quiet --release -p kez-nats-bridge
 
 kez_log "integration tests (node --test, worker in workerd)"
 # The tests run the worker they just built; wrangler's [build] is skipped.

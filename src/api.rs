@@ -1,6 +1,9 @@
 //! Response bodies and configuration of the public API, free of worker types.
 
 use crate::domain::{Fqhn, Handle, PrimaryKey, ServerDomain};
+use ed25519_dalek::VerifyingKey;
+use kez_nats::callout::{Grant, Issuer};
+use kez_nats::nkey::{self, KeyType};
 use serde::{Deserialize, Serialize};
 
 /// The server's configuration, checked once per request from the worker's `[vars]`.
@@ -24,6 +27,42 @@ impl Config {
 
     pub fn sigchain_url(&self, primary: &PrimaryKey) -> String {
         format!("{}/v1/sigchains/ed25519/{}", self.sig_server_url, primary.hex())
+    }
+}
+
+/// The NATS auth callout's configuration: the issuer account seed and the bridge's
+/// public key are secrets of the worker; the account and lifetime are plain vars.
+pub struct NatsConfig {
+    pub issuer: Issuer,
+    pub bridge_key: VerifyingKey,
+    pub grant: Grant,
+}
+
+impl NatsConfig {
+    /// `Ok(None)` when the two secrets are not set (the callout is then unavailable).
+    pub fn parse(
+        issuer_seed: Option<&str>,
+        bridge_key: Option<&str>,
+        account: &str,
+        ttl_seconds: &str,
+    ) -> Result<Option<NatsConfig>, String> {
+        let (Some(issuer_seed), Some(bridge_key)) = (issuer_seed, bridge_key) else {
+            return Ok(None);
+        };
+        let issuer = Issuer::from_seed(issuer_seed).map_err(|e| format!("NATS_ISSUER_SEED is not an account seed (SA...): {e:?}"))?;
+        let bridge_key = nkey::decode_public(KeyType::User, bridge_key.trim())
+            .ok()
+            .and_then(|raw| VerifyingKey::from_bytes(&raw).ok())
+            .ok_or("NATS_BRIDGE_KEY is not a user public nkey (U...)")?;
+        if account.is_empty() || account.contains(char::is_whitespace) {
+            return Err(format!("NATS_ACCOUNT {account:?} is not an account name"));
+        }
+        let ttl_seconds: i64 = ttl_seconds
+            .parse()
+            .ok()
+            .filter(|ttl| (1..=7 * 24 * 3600).contains(ttl))
+            .ok_or(format!("NATS_USER_JWT_TTL_SECONDS {ttl_seconds:?} is not 1..604800"))?;
+        Ok(Some(NatsConfig { issuer, bridge_key, grant: Grant { account: account.to_owned(), ttl_seconds } }))
     }
 }
 
@@ -117,6 +156,22 @@ mod tests {
     fn corrupt_rows_are_not_served() {
         let record = UserRecord { handle: "alice".into(), primary_key: "garbage".into(), registered_at: String::new() };
         assert!(UserView::from_record(&record, &config()).is_err());
+    }
+
+    #[test]
+    fn nats_config_needs_both_secrets_and_checks_them() {
+        let seed = nkey::encode_seed(KeyType::Account, &[1; 32]);
+        let bridge = nkey::encode_public(KeyType::User, ed25519_dalek::SigningKey::from_bytes(&[2; 32]).verifying_key().as_bytes());
+        assert!(NatsConfig::parse(None, Some(&bridge), "KEZ", "3600").unwrap().is_none());
+        assert!(NatsConfig::parse(Some(&seed), None, "KEZ", "3600").unwrap().is_none());
+        let config = NatsConfig::parse(Some(&seed), Some(&bridge), "KEZ", "3600").unwrap().unwrap();
+        assert_eq!(config.grant.ttl_seconds, 3600);
+        assert!(config.issuer.public_nkey().starts_with('A'));
+        // Keys swapped, bad lifetimes, bad account.
+        assert!(NatsConfig::parse(Some(&bridge), Some(&seed), "KEZ", "3600").is_err());
+        assert!(NatsConfig::parse(Some(&seed), Some(&bridge), "KEZ", "0").is_err());
+        assert!(NatsConfig::parse(Some(&seed), Some(&bridge), "KEZ", "1h").is_err());
+        assert!(NatsConfig::parse(Some(&seed), Some(&bridge), "", "3600").is_err());
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! The worker glue: reads the request, calls the pure code, writes the response.
 //! Only this module touches `worker` types; it exists only on wasm32.
 
-use crate::api::{Config, Health, UserRecord, UserView};
+use crate::api::{Config, Health, NatsConfig, UserRecord, UserView};
 use crate::domain::{encode_lower_hex, Handle, HandleError};
 use crate::error::ApiError;
 use crate::registration::{self, MAX_BODY_BYTES};
 use crate::routes::{route, Route, READ_METHODS};
 use crate::timestamp::format_rfc3339_utc;
 use crate::webfinger;
-use worker::{console_error, event, Context, Date, Env, Request, Response, Url};
+use kez_nats::bridge_auth;
+use kez_nats::callout::{self, AuthRequest, Denial};
+use worker::{console_error, console_log, event, Context, Date, Env, Request, Response, Url};
 
 const JSON: &str = "application/json";
 const JRD: &str = "application/jrd+json";
@@ -68,7 +70,7 @@ async fn handle(route: Route<'_>, req: Request, url: &Url, env: &Env) -> ApiResu
             let user = find_user(env, &handle, &config).await?.ok_or(ApiError::UserNotFound)?;
             json_response(200, JRD, webfinger::jrd(&user, &url.origin().ascii_serialization(), &rels))
         }
-        Route::NatsAuth => Err(ApiError::NotImplemented),
+        Route::NatsAuth => nats_auth(req, env).await,
         Route::Preflight => {
             let response = Response::empty().map_err(internal)?.with_status(204);
             let headers = response.headers();
@@ -87,14 +89,7 @@ async fn handle(route: Route<'_>, req: Request, url: &Url, env: &Env) -> ApiResu
 
 async fn register(mut req: Request, env: &Env) -> ApiResult {
     let config = config(env)?;
-    let declared_length = req.headers().get("content-length").map_err(internal)?;
-    if declared_length.and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(ApiError::BodyTooLarge { limit: MAX_BODY_BYTES });
-    }
-    let body = req.bytes().await.map_err(internal)?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::BodyTooLarge { limit: MAX_BODY_BYTES });
-    }
+    let body = read_body(&mut req).await?;
     let now_ms = Date::now().as_millis() as i64;
     let registration = registration::verify(registration::parse_envelope(&body)?, &config.server, now_ms)?;
     let record = UserRecord {
@@ -119,6 +114,69 @@ async fn register(mut req: Request, env: &Env) -> ApiResult {
     json_response(201, JSON, to_json(&user))
 }
 
+/// The NATS auth callout, called by the bridge with nats-server's request JWT as the body.
+/// Answers 200 `application/jwt` with a signed allow or deny for every verifiable request.
+async fn nats_auth(mut req: Request, env: &Env) -> ApiResult {
+    let nats = nats_config(env)?;
+    let body = read_body(&mut req).await?;
+    let now = (Date::now().as_millis() / 1000) as i64;
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    bridge_auth::verify(
+        &nats.bridge_key,
+        header(bridge_auth::TIME_HEADER).as_deref(),
+        header(bridge_auth::SIGNATURE_HEADER).as_deref(),
+        &body,
+        now,
+    )
+    .map_err(|_| ApiError::Unauthorized)?;
+    let token = std::str::from_utf8(&body).map_err(|_| ApiError::InvalidAuthorizationRequest("not UTF-8".into()))?;
+    let request = AuthRequest::verify(token)?;
+    let decision = match request.check_fresh(now).and_then(|()| request.client_key()) {
+        Ok(key) => match find_handle_by_key(env, &key).await? {
+            Some(handle) => Ok((handle, key)),
+            None => Err(Denial::KeyNotRegistered),
+        },
+        Err(denial) => Err(denial),
+    };
+    let answer = match decision {
+        Ok((handle, key)) => {
+            console_log!("nats callout: allow {handle} ({})", request.user_nkey());
+            callout::allow(&request, &handle, &key, &nats.issuer, &nats.grant, now)
+        }
+        Err(denial) => {
+            console_log!("nats callout: deny {} ({})", denial.reason(), request.user_nkey());
+            callout::deny(&request, denial, &nats.issuer, now)
+        }
+    };
+    json_response(200, "application/jwt", answer)
+}
+
+async fn find_handle_by_key(env: &Env, key: &[u8; 32]) -> Result<Option<String>, ApiError> {
+    let primary = format!("ed25519:{}", encode_lower_hex(key));
+    db(env)?
+        .prepare("SELECT handle FROM registrations WHERE primary_key = ?1")
+        .bind(&[primary.into()])
+        .map_err(internal)?
+        .first(Some("handle"))
+        .await
+        .map_err(internal)
+}
+
+/// Reads a body of at most `MAX_BODY_BYTES`, refusing larger ones by their declared
+/// length before reading and by their real length after.
+async fn read_body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
+    let too_large = ApiError::BodyTooLarge { limit: MAX_BODY_BYTES };
+    let declared_length = req.headers().get("content-length").map_err(internal)?;
+    if declared_length.and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large);
+    }
+    let body = req.bytes().await.map_err(internal)?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(too_large);
+    }
+    Ok(body)
+}
+
 async fn find_user(env: &Env, handle: &Handle, config: &Config) -> Result<Option<UserView>, ApiError> {
     let record: Option<UserRecord> = db(env)?
         .prepare("SELECT handle, primary_key, registered_at FROM registrations WHERE handle = ?1")
@@ -133,6 +191,23 @@ async fn find_user(env: &Env, handle: &Handle, config: &Config) -> Result<Option
 fn config(env: &Env) -> Result<Config, ApiError> {
     let var = |name: &str| env.var(name).map(|v| v.to_string()).map_err(|e| ApiError::Internal(format!("{name}: {e}")));
     Config::parse(&var("SERVER_DOMAIN")?, &var("SIG_SERVER_URL")?).map_err(ApiError::Internal)
+}
+
+fn nats_config(env: &Env) -> Result<NatsConfig, ApiError> {
+    // Secrets, from `wrangler secret put` (or .dev.vars / --var locally).
+    let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
+    let var = |name: &str, default: &str| env.var(name).map(|v| v.to_string()).unwrap_or_else(|_| default.to_owned());
+    NatsConfig::parse(
+        secret("NATS_ISSUER_SEED").as_deref(),
+        secret("NATS_BRIDGE_KEY").as_deref(),
+        &var("NATS_ACCOUNT", "KEZ"),
+        &var("NATS_USER_JWT_TTL_SECONDS", "3600"),
+    )
+    .map_err(ApiError::Internal)?
+    .ok_or_else(|| {
+        console_error!("nats callout called, but NATS_ISSUER_SEED and NATS_BRIDGE_KEY are not both set");
+        ApiError::NatsNotConfigured
+    })
 }
 
 fn db(env: &Env) -> Result<worker::D1Database, ApiError> {
@@ -165,8 +240,10 @@ fn error_response(error: &ApiError) -> Response {
     let body = error.to_json(incident.as_deref()).into_bytes();
     let mut builder = Response::builder().with_status(error.status());
     let mut headers = vec![("content-type", JSON)];
-    if let ApiError::MethodNotAllowed { allow } = error {
-        headers.push(("allow", allow));
+    match error {
+        ApiError::MethodNotAllowed { allow } => headers.push(("allow", allow)),
+        ApiError::Unauthorized => headers.push(("www-authenticate", "KezBridge")),
+        _ => {}
     }
     for (name, value) in headers {
         builder = match builder.with_header(name, value) {

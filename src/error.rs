@@ -1,5 +1,7 @@
 //! The API's one error type, mapped once to an HTTP status, a stable code and a sentence.
 
+use kez_nats::callout::RequestError;
+use kez_nats::jwt::JwtError;
 use serde::Serialize;
 
 /// Every way a request can fail. Client errors say what to fix; `Internal` carries
@@ -27,8 +29,25 @@ pub enum ApiError {
     InvalidResource,
     NotFound,
     MethodNotAllowed { allow: &'static str },
-    NotImplemented,
+    /// The NATS callout endpoint was called without a valid bridge signature.
+    Unauthorized,
+    /// The body is not a verifiable NATS authorization request.
+    InvalidAuthorizationRequest(String),
+    /// The NATS callout secrets are not set.
+    NatsNotConfigured,
     Internal(String),
+}
+
+impl From<RequestError> for ApiError {
+    fn from(error: RequestError) -> ApiError {
+        ApiError::InvalidAuthorizationRequest(match error {
+            RequestError::Jwt(JwtError::Malformed) => "not an ed25519-nkey JWT".into(),
+            RequestError::Jwt(JwtError::UnsupportedAlgorithm) => "the JWT algorithm is not ed25519-nkey".into(),
+            RequestError::Jwt(JwtError::BadIssuer) => "the issuer is not a server nkey".into(),
+            RequestError::Jwt(JwtError::BadSignature) => "the JWT signature does not verify against its issuer".into(),
+            RequestError::NotAnAuthorizationRequest(detail) => detail,
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -44,14 +63,15 @@ impl ApiError {
             InvalidJson(_) | InvalidEnvelope(_) | UnsupportedEnvelope | UnsupportedPayload
             | KeyMismatch | UnsupportedAlgorithm | InvalidPrimaryKey | InvalidSignature
             | WrongServer { .. } | InvalidHandle | InvalidTimestamp | ClockSkew { .. }
-            | MissingResource | InvalidResource => 400,
+            | MissingResource | InvalidResource | InvalidAuthorizationRequest(_) => 400,
+            Unauthorized => 401,
             ReservedHandle => 403,
             UserNotFound | NotFound => 404,
             MethodNotAllowed { .. } => 405,
             HandleTaken | KeyAlreadyRegistered => 409,
             BodyTooLarge { .. } => 413,
             Internal(_) => 500,
-            NotImplemented => 501,
+            NatsNotConfigured => 503,
         }
     }
 
@@ -80,7 +100,9 @@ impl ApiError {
             InvalidResource => "invalid_resource",
             NotFound => "not_found",
             MethodNotAllowed { .. } => "method_not_allowed",
-            NotImplemented => "not_implemented",
+            Unauthorized => "unauthorized",
+            InvalidAuthorizationRequest(_) => "invalid_authorization_request",
+            NatsNotConfigured => "nats_not_configured",
             Internal(_) => "internal_error",
         }
     }
@@ -109,7 +131,9 @@ impl ApiError {
             InvalidResource => "\"resource\" must be an acct: URI such as acct:alice@example.org.".into(),
             NotFound => "There is no such API endpoint.".into(),
             MethodNotAllowed { allow } => format!("This endpoint only allows {allow}."),
-            NotImplemented => "The NATS auth callout is not implemented yet.".into(),
+            Unauthorized => "Only the NATS bridge may call this endpoint: a fresh, valid bridge signature is required.".into(),
+            InvalidAuthorizationRequest(detail) => format!("The body is not a valid NATS authorization request: {detail}."),
+            NatsNotConfigured => "The NATS auth callout is not configured on this server.".into(),
             Internal(_) => "The server hit an internal error; it has been logged.".into(),
         }
     }

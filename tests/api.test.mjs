@@ -1,4 +1,4 @@
-// The read API, WebFinger, CORS, routing, the SPA and the NATS stub, against the built
+// The read API, WebFinger, CORS, routing, the SPA and an unconfigured NATS callout, against the built
 // worker in workerd with a fresh local D1.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -212,10 +212,10 @@ describe("routing", () => {
     }
   });
 
-  test("POST /internal/nats/auth is a 501 JSON stub", async () => {
+  test("POST /internal/nats/auth without the NATS secrets is 503 nats_not_configured", async () => {
     const response = await getJson(`${worker.url}/internal/nats/auth`, { method: "POST", body: "{}" });
-    assert.equal(response.status, 501);
-    assert.equal(errorCode(response), "not_implemented");
+    assert.equal(response.status, 503);
+    assert.equal(errorCode(response), "nats_not_configured");
     const get = await getJson(`${worker.url}/internal/nats/auth`);
     assert.equal(get.status, 405);
     assert.equal(get.headers.get("allow"), "POST");

@@ -1,0 +1,297 @@
+// The NATS auth callout for real: nats-server 2.15 (configured with the nats.conf that
+// `kez-nats-bridge keygen` prints), the bridge, and the worker in workerd with a local D1.
+import assert from "node:assert/strict";
+import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { connect } from "@nats-io/transport-node";
+import { startWorker } from "./support/worker.mjs";
+import { errorCode, freshEnvelope, getJson, identity, postRegister } from "./support/kez.mjs";
+import { bridgeHeaders, kezAuthenticator, logLines, nkeyFor, rawPublic, signJwt, startBridge, startNats, verifiedClaims } from "./support/nats.mjs";
+
+const SERVER = "localhost";
+
+/** nats-server + worker (with the keygen secrets) + bridge. */
+async function startStack({ ttlSeconds = 3600 } = {}) {
+  const nats = await startNats();
+  const vars = Object.entries({ ...nats.workerVars, NATS_USER_JWT_TTL_SECONDS: String(ttlSeconds) }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
+  const worker = await startWorker(vars);
+  const bridge = await startBridge(nats, worker.url);
+  return {
+    nats,
+    worker,
+    bridge,
+    async stop() {
+      await bridge.stop();
+      await nats.stop();
+      await worker.stop();
+    },
+  };
+}
+
+async function registered(worker) {
+  const user = freshEnvelope(SERVER);
+  const created = await postRegister(worker.url, user.envelope);
+  assert.equal(created.status, 201);
+  return { ...user, hex: user.id.primary.slice("ed25519:".length) };
+}
+
+/** Connects, and records the errors (permission violations) the server reports. */
+async function connectAs(stack, options) {
+  const nc = await connect({ servers: stack.nats.url, reconnect: false, ...options });
+  const errors = [];
+  (async () => {
+    for await (const status of nc.status()) if (status.type === "error") errors.push(String(status.error?.message ?? status.error));
+  })();
+  return { nc, errors };
+}
+
+async function refusal(stack, options) {
+  try {
+    const nc = await connect({ servers: stack.nats.url, reconnect: false, ...options });
+    await nc.close();
+    return null;
+  } catch (e) {
+    return String(e.message ?? e);
+  }
+}
+
+const settle = (ms = 400) => new Promise((r) => setTimeout(r, ms));
+
+describe("NATS auth callout through the bridge", () => {
+  let stack, alice, bob, carol;
+  before(async () => {
+    stack = await startStack();
+    [alice, bob, carol] = [await registered(stack.worker), await registered(stack.worker), await registered(stack.worker)];
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test("a registered key gets in, reads its inbox, and others can write to it under their own token", async () => {
+    const a = await connectAs(stack, { authenticator: kezAuthenticator(alice.id) });
+    const b = await connectAs(stack, { authenticator: kezAuthenticator(bob.id) });
+    try {
+      const inbox = a.nc.subscribe(`kez.inbox.${alice.hex}.>`, { max: 1 });
+      await a.nc.flush();
+      b.nc.publish(`kez.inbox.${alice.hex}.${bob.hex}.m1`, "hello alice");
+      await b.nc.flush();
+      const received = await Promise.race([
+        (async () => { for await (const m of inbox) return m; })(),
+        settle(5000).then(() => null),
+      ]);
+      assert.ok(received, "alice received bob's message");
+      assert.equal(received.subject, `kez.inbox.${alice.hex}.${bob.hex}.m1`);
+      assert.equal(received.string(), "hello alice");
+      assert.deepEqual(a.errors, []);
+      assert.deepEqual(b.errors, []);
+    } finally {
+      await a.nc.close();
+      await b.nc.close();
+    }
+  });
+
+  test("subscribing to another inbox is refused", async () => {
+    const a = await connectAs(stack, { authenticator: kezAuthenticator(alice.id) });
+    const c = await connectAs(stack, { authenticator: kezAuthenticator(carol.id) });
+    try {
+      const spy = a.nc.subscribe(`kez.inbox.${bob.hex}.>`);
+      const got = [];
+      (async () => { for await (const m of spy) got.push(m); })().catch(() => {});
+      await a.nc.flush();
+      c.nc.publish(`kez.inbox.${bob.hex}.${carol.hex}.secret`, "for bob only");
+      await c.nc.flush();
+      const closed = await Promise.race([spy.closed, settle(3000).then(() => "still open")]);
+      assert.match(String(closed?.message ?? closed), /permissions violation/i);
+      assert.equal(got.length, 0, "alice got nothing from bob's inbox");
+    } finally {
+      await a.nc.close();
+      await c.nc.close();
+    }
+  });
+
+  test("publishing with someone else's sender token is refused and never delivered", async () => {
+    const a = await connectAs(stack, { authenticator: kezAuthenticator(alice.id) });
+    const b = await connectAs(stack, { authenticator: kezAuthenticator(bob.id) });
+    try {
+      const got = [];
+      const inbox = a.nc.subscribe(`kez.inbox.${alice.hex}.>`);
+      (async () => { for await (const m of inbox) got.push(m.subject); })();
+      await a.nc.flush();
+      b.nc.publish(`kez.inbox.${alice.hex}.${carol.hex}.forged`, "pretending to be carol");
+      b.nc.publish(`kez.other.${alice.hex}`, "not an inbox subject");
+      await b.nc.flush().catch(() => {});
+      await settle(800);
+      assert.deepEqual(got, []);
+      assert.ok(b.errors.some((e) => /permissions violation for publish/i.test(e)), b.errors.join("; "));
+    } finally {
+      await a.nc.close();
+      await b.nc.close();
+    }
+  });
+
+  test("an unregistered key is refused", async () => {
+    const stranger = identity();
+    assert.match(await refusal(stack, { authenticator: kezAuthenticator(stranger) }), /authorization violation/i);
+    assert.ok(logLines(stack.bridge.log()).some((l) => l.msg === "answered"));
+  });
+
+  test("a registered public key whose nonce was signed with another key is refused", async () => {
+    const impostor = identity();
+    const error = await refusal(stack, { authenticator: kezAuthenticator(alice.id, impostor.privateKey) });
+    assert.match(error, /authorization violation/i);
+  });
+
+  test("user/password logins are refused", async () => {
+    assert.match(await refusal(stack, { user: alice.handle, pass: "x" }), /authorization violation/i);
+    assert.match(await refusal(stack, {}), /authorization violation/i);
+  });
+
+  test("callout round trip on loopback (connect incl. NATS -> bridge -> worker -> NATS)", async () => {
+    const connects = [];
+    for (let i = 0; i < 20; i++) {
+      const started = performance.now();
+      const nc = await connect({ servers: stack.nats.url, reconnect: false, authenticator: kezAuthenticator(alice.id) });
+      connects.push(performance.now() - started);
+      await nc.close();
+    }
+    const hops = logLines(stack.bridge.log()).filter((l) => l.msg === "answered").map((l) => l.elapsed_ms).slice(-20);
+    const pct = (xs, p) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(xs.length * p))].toFixed(1);
+    console.log(`# callout round trip: client connect p50 ${pct(connects, 0.5)} ms, p95 ${pct(connects, 0.95)} ms; bridge -> worker -> bridge p50 ${pct(hops, 0.5)} ms, p95 ${pct(hops, 0.95)} ms (n=20)`);
+    assert.equal(hops.length, 20);
+  });
+});
+
+describe("POST /internal/nats/auth over HTTP", () => {
+  let stack, alice, serverKey, serverNkey;
+  before(async () => {
+    stack = await startStack();
+    alice = await registered(stack.worker);
+    // A stand-in nats-server key: these requests go straight to the worker, not through NATS.
+    serverKey = generateKeyPairSync("ed25519").privateKey;
+    serverNkey = nkeyFor("server", rawPublic(serverKey));
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  /** An authorization request like nats-server's, for `who` signing the nonce with `signer`. */
+  function authRequest({ who = alice, signer = who?.id.privateKey, exp = Math.floor(Date.now() / 1000) + 5, type = "authorization_request" } = {}) {
+    const nonce = randomBytes(11).toString("base64url");
+    const now = Math.floor(Date.now() / 1000);
+    const userNkey = nkeyFor("user", randomBytes(32));
+    const connectOpts = who
+      ? { nkey: nkeyFor("user", Buffer.from(who.hex, "hex")), sig: sign(null, Buffer.from(nonce), signer).toString("base64url"), protocol: 1 }
+      : { user: "x", pass: "y", protocol: 1 };
+    const claims = {
+      aud: "nats-authorization-request", exp, iat: now, iss: serverNkey, jti: "X", sub: stack.nats.issuerPublic,
+      nats: { type, version: 2, user_nkey: userNkey, server_id: { id: serverNkey, name: "test", host: "127.0.0.1" }, client_info: { nonce, host: "127.0.0.1", kind: "Client", type: "nats" }, connect_opts: connectOpts },
+    };
+    return { token: signJwt(claims, serverKey), userNkey };
+  }
+
+  async function call(body, headers) {
+    const response = await fetch(`${stack.worker.url}/internal/nats/auth`, { method: "POST", body, headers: headers ?? (bridgeHeaders(stack.nats.bridgeSigningKey, body)) });
+    const text = await response.text();
+    return { status: response.status, type: response.headers.get("content-type"), text, headers: response.headers };
+  }
+
+  test("a valid request for a registered key is allowed with inbox permissions", async () => {
+    const { token, userNkey } = authRequest();
+    const answer = await call(token);
+    assert.equal(answer.status, 200);
+    assert.equal(answer.type, "application/jwt");
+    const claims = verifiedClaims(answer.text, stack.nats.issuerPublic);
+    assert.equal(claims.sub, userNkey);
+    assert.equal(claims.aud, serverNkey);
+    assert.equal(claims.nats.type, "authorization_response");
+    const user = verifiedClaims(claims.nats.jwt, stack.nats.issuerPublic);
+    assert.equal(user.sub, userNkey);
+    assert.equal(user.aud, "KEZ");
+    assert.equal(user.name, alice.handle);
+    assert.equal(user.exp - user.iat, 3600);
+    assert.deepEqual(user.nats.sub.allow, [`kez.inbox.${alice.hex}.>`]);
+    assert.deepEqual(user.nats.pub.allow, [`kez.inbox.${alice.hex}.>`, `kez.inbox.*.${alice.hex}.>`]);
+  });
+
+  test("denials are signed answers with a reason", async () => {
+    const stranger = { id: identity() };
+    stranger.hex = stranger.id.primary.slice(8);
+    const cases = [
+      [authRequest({ who: stranger }), "key not registered"],
+      [authRequest({ signer: identity().privateKey }), "nonce signature invalid"],
+      [authRequest({ who: null }), "nkey authentication required"],
+      [authRequest({ exp: Math.floor(Date.now() / 1000) - 60 }), "authorization request expired"],
+    ];
+    for (const [{ token, userNkey }, reason] of cases) {
+      const answer = await call(token);
+      assert.equal(answer.status, 200, reason);
+      const claims = verifiedClaims(answer.text, stack.nats.issuerPublic);
+      assert.equal(claims.nats.error, reason);
+      assert.equal(claims.nats.jwt, undefined);
+      assert.equal(claims.sub, userNkey);
+    }
+  });
+
+  test("malformed or foreign request JWTs are 400", async () => {
+    const { token } = authRequest();
+    const [head, body] = token.split(".");
+    const other = generateKeyPairSync("ed25519").privateKey;
+    const bodies = [
+      "not a jwt",
+      `${head}.${body}.AAAA`,
+      `${head}.${body}.${signJwt({}, other).split(".")[2]}`,
+      authRequest({ type: "authorization_response" }).token,
+      signJwt({ iss: nkeyFor("account", rawPublic(other)), nats: {} }, other),
+    ];
+    for (const b of bodies) {
+      const answer = await call(b);
+      assert.equal(answer.status, 400, b);
+      assert.equal(errorCode({ ...answer, body: JSON.parse(answer.text), headers: answer.headers }), "invalid_authorization_request");
+    }
+  });
+
+  test("missing, stale or badly signed bridge requests are 401", async () => {
+    const { token } = authRequest();
+    const now = Math.floor(Date.now() / 1000);
+    const other = generateKeyPairSync("ed25519").privateKey;
+    const good = bridgeHeaders(stack.nats.bridgeSigningKey, token);
+    const variants = [
+      ["no headers", {}],
+      ["only the time", { "x-kez-bridge-time": good["x-kez-bridge-time"] }],
+      ["stale by 2 minutes", bridgeHeaders(stack.nats.bridgeSigningKey, token, now - 120)],
+      ["from the future", bridgeHeaders(stack.nats.bridgeSigningKey, token, now + 120)],
+      ["another key", bridgeHeaders(other, token)],
+      ["signature for another body", bridgeHeaders(stack.nats.bridgeSigningKey, token + "x")],
+      ["garbage signature", { ...good, "x-kez-bridge-signature": "not-a-signature" }],
+    ];
+    for (const [name, headers] of variants) {
+      const answer = await call(token, headers);
+      assert.equal(answer.status, 401, name);
+      assert.equal(JSON.parse(answer.text).error, "unauthorized", name);
+      assert.equal(answer.headers.get("www-authenticate"), "KezBridge");
+    }
+  });
+});
+
+describe("user JWT expiry", () => {
+  let stack, alice;
+  before(async () => {
+    stack = await startStack({ ttlSeconds: 2 });
+    alice = await registered(stack.worker);
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test("a client is disconnected when its user JWT expires", async () => {
+    const started = Date.now();
+    const nc = await connect({ servers: stack.nats.url, reconnect: false, authenticator: kezAuthenticator(alice.id) });
+    const statuses = [];
+    (async () => { for await (const s of nc.status()) statuses.push(`${s.type}: ${s.error?.message ?? s.data ?? ""}`); })();
+    const closed = await Promise.race([nc.closed(), settle(10_000).then(() => "still connected")]);
+    const after = (Date.now() - started) / 1000;
+    assert.notEqual(closed, "still connected");
+    assert.ok(after >= 1.5 && after < 8, `disconnected after ${after} s`);
+    assert.match(String(closed?.message ?? "") + statuses.join(" "), /expired/i);
+  });
+});

@@ -1,0 +1,201 @@
+// NATS side of the callout tests: nkey and JWT encoding written independently of the
+// Rust code (so each checks the other), and real nats-server and bridge processes.
+import { execFile, spawn } from "node:child_process";
+import { createHash, createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { freePort } from "./worker.mjs";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+export const BRIDGE_BIN = process.env.KEZ_BRIDGE_BIN ?? path.join(ROOT, "target/release/kez-nats-bridge");
+export const NATS_SERVER_BIN = process.env.KEZ_NATS_SERVER_BIN;
+const run = promisify(execFile);
+
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const PREFIX = { user: 20 << 3, account: 0, server: 13 << 3 };
+
+function crc16(bytes) {
+  let crc = 0;
+  for (const byte of bytes) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+function base32(bytes) {
+  let bits = 0, value = 0, out = "";
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += ALPHABET[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += ALPHABET[(value << (5 - bits)) & 31];
+  return out;
+}
+
+function unbase32(text) {
+  let bits = 0, value = 0;
+  const out = [];
+  for (const ch of text) {
+    value = (value << 5) | ALPHABET.indexOf(ch);
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 255);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** A public nkey (`U…`, `A…`, `N…`) for 32 raw Ed25519 public key bytes. */
+export function nkeyFor(type, raw) {
+  const body = Buffer.concat([Buffer.from([PREFIX[type]]), raw]);
+  const crc = crc16(body);
+  return base32(Buffer.concat([body, Buffer.from([crc & 255, crc >> 8])]));
+}
+
+const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+
+/** A Node private key from an nkey seed (`SU…`, `SA…`). */
+export function keyFromSeed(seed) {
+  const raw = unbase32(seed.trim()).subarray(2, 34);
+  return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, raw]), format: "der", type: "pkcs8" });
+}
+
+/** Raw 32 public key bytes of a Node private key. */
+export function rawPublic(privateKey) {
+  return Buffer.from(createPublicKey(privateKey).export({ format: "jwk" }).x, "base64url");
+}
+
+export function signJwt(claims, privateKey) {
+  const head = Buffer.from(JSON.stringify({ typ: "JWT", alg: "ed25519-nkey" })).toString("base64url");
+  const body = Buffer.from(JSON.stringify(claims)).toString("base64url");
+  const sig = sign(null, Buffer.from(`${head}.${body}`), privateKey).toString("base64url");
+  return `${head}.${body}.${sig}`;
+}
+
+/** Claims of a JWT after checking its signature by the `A…`/`N…` key in `iss`. */
+export function verifiedClaims(token, expectedIssuer) {
+  const [head, body, sig] = token.split(".");
+  const claims = JSON.parse(Buffer.from(body, "base64url"));
+  if (claims.iss !== expectedIssuer) throw new Error(`issuer ${claims.iss}, expected ${expectedIssuer}`);
+  const raw = unbase32(claims.iss).subarray(1, 33);
+  const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: raw.toString("base64url") }, format: "jwk" });
+  if (!verify(null, Buffer.from(`${head}.${body}`), key, Buffer.from(sig, "base64url"))) throw new Error("bad JWT signature");
+  return claims;
+}
+
+/** The bridge's headers for `body`, signed with `privateKey` at `time` (Unix seconds). */
+export function bridgeHeaders(privateKey, body, time = Math.floor(Date.now() / 1000)) {
+  const digest = createHash("sha256").update(body).digest("hex");
+  const message = Buffer.from(`kez-nats-bridge-v1\n${time}\n${digest}`);
+  return {
+    "x-kez-bridge-time": String(time),
+    "x-kez-bridge-signature": sign(null, message, privateKey).toString("base64url"),
+  };
+}
+
+/** An authenticator that logs in with a KEZ identity's key used directly as a user nkey. */
+export function kezAuthenticator(identity, signWith = identity.privateKey) {
+  const nkey = nkeyFor("user", Buffer.from(identity.primary.slice("ed25519:".length), "hex"));
+  return (nonce) => ({ nkey, sig: sign(null, Buffer.from(nonce ?? ""), signWith).toString("base64url") });
+}
+
+function waitForPort(port, child, log, what) {
+  const deadline = Date.now() + 20_000;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      if (child.exitCode !== null) return reject(new Error(`${what} exited:\n${log()}`));
+      if (Date.now() > deadline) return reject(new Error(`${what} not listening:\n${log()}`));
+      const socket = createConnection({ port, host: "127.0.0.1" });
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.once("error", () => setTimeout(attempt, 100));
+    };
+    attempt();
+  });
+}
+
+function startProcess(bin, args) {
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  child.stdout.on("data", (d) => (log += d));
+  child.stderr.on("data", (d) => (log += d));
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  return {
+    child,
+    log: () => log,
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode === null) child.kill(signal);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 8000))]);
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      return exited;
+    },
+  };
+}
+
+/**
+ * Keys from the bridge's own `keygen`, a nats-server configured with the nats.conf that
+ * keygen printed (ports changed), and returns everything needed to start the bridge.
+ */
+export async function startNats() {
+  if (!NATS_SERVER_BIN) throw new Error("KEZ_NATS_SERVER_BIN is not set (scripts/test.sh sets it)");
+  const dir = mkdtempSync(path.join(tmpdir(), "kez-nats-"));
+  const keysDir = path.join(dir, "keys");
+  const { stdout } = await run(BRIDGE_BIN, ["keygen", "--out-dir", keysDir]);
+  const section = (from, to) => stdout.slice(stdout.indexOf(from), stdout.indexOf(to));
+  const port = await freePort();
+  const wsPort = await freePort();
+  const conf = section("# ---- nats.conf", "# ---- worker secrets").replace("127.0.0.1:4222", `127.0.0.1:${port}`).replace("127.0.0.1:8443", `127.0.0.1:${wsPort}`);
+  writeFileSync(path.join(dir, "nats.conf"), conf);
+  const devVars = Object.fromEntries(
+    section("# ---- or, for wrangler dev", "# ---- the bridge").split("\n").filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.split("=")),
+  );
+  const server = startProcess(NATS_SERVER_BIN, ["-c", path.join(dir, "nats.conf")]);
+  await waitForPort(port, server.child, server.log, "nats-server");
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    wsPort,
+    keysDir,
+    workerVars: devVars,
+    issuerPublic: /issuer: (A[A-Z2-7]{55})/.exec(conf)[1],
+    server,
+    bridgeSigningKey: keyFromSeed(readFileSync(path.join(keysDir, "bridge-http.seed"), "utf8")),
+    async stop() {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts the bridge between `nats` and the worker at `workerUrl`, and waits until it is subscribed. */
+export async function startBridge(nats, workerUrl, extraArgs = []) {
+  const bridge = startProcess(BRIDGE_BIN, [
+    "run",
+    "--nats-url", nats.url,
+    "--nats-seed-file", path.join(nats.keysDir, "bridge-nats.seed"),
+    "--worker-url", workerUrl,
+    "--signing-seed-file", path.join(nats.keysDir, "bridge-http.seed"),
+    ...extraArgs,
+  ]);
+  const deadline = Date.now() + 20_000;
+  while (!bridge.log().includes('"msg":"ready"')) {
+    if (bridge.child.exitCode !== null || Date.now() > deadline) throw new Error(`bridge did not start:\n${bridge.log()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return bridge;
+}
+
+/** Parses the bridge's JSON log lines. */
+export function logLines(text) {
+  return text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+}
