@@ -11,8 +11,8 @@ import { bridgeHeaders, kezAuthenticator, logLines, nkeyFor, rawPublic, signJwt,
 const SERVER = "localhost";
 
 /** nats-server + worker (with the keygen secrets) + bridge. */
-async function startStack({ ttlSeconds = 3600 } = {}) {
-  const nats = await startNats();
+async function startStack({ ttlSeconds = 3600, xkey } = {}) {
+  const nats = await startNats({ xkey });
   const vars = Object.entries({ ...nats.workerVars, NATS_USER_JWT_TTL_SECONDS: String(ttlSeconds) }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
   const worker = await startWorker(vars);
   const bridge = await startBridge(nats, worker.url);
@@ -293,5 +293,51 @@ describe("user JWT expiry", () => {
     assert.notEqual(closed, "still connected");
     assert.ok(after >= 1.5 && after < 8, `disconnected after ${after} s`);
     assert.match(String(closed?.message ?? "") + statuses.join(" "), /expired/i);
+  });
+});
+
+describe("bridge operations", () => {
+  let stack, alice;
+  before(async () => {
+    stack = await startStack();
+    alice = await registered(stack.worker);
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test("two bridges share the callouts; SIGTERM stops one cleanly and the other carries on", async () => {
+    const second = await startBridge(stack.nats, stack.worker.url);
+    for (let i = 0; i < 10; i++) {
+      const nc = await connect({ servers: stack.nats.url, reconnect: false, authenticator: kezAuthenticator(alice.id) });
+      await nc.close();
+    }
+    const answered = (bridge) => logLines(bridge.log()).filter((l) => l.msg === "answered").length;
+    assert.equal(answered(stack.bridge) + answered(second), 10, "every callout answered once");
+    const code = await second.stop("SIGTERM");
+    assert.equal(code, 0);
+    const messages = logLines(second.log()).map((l) => l.msg);
+    assert.deepEqual(messages.slice(-2), ["shutting down", "stopped"]);
+    const nc = await connect({ servers: stack.nats.url, reconnect: false, authenticator: kezAuthenticator(alice.id) });
+    await nc.close();
+  });
+});
+
+describe("encrypted callouts (xkey)", () => {
+  let stack, alice;
+  before(async () => {
+    stack = await startStack({ xkey: nkeyFor("curve", randomBytes(32)) });
+    alice = await registered(stack.worker);
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test("are refused at once with a clear log line", async () => {
+    const started = Date.now();
+    assert.match(await refusal(stack, { authenticator: kezAuthenticator(alice.id) }), /authorization violation/i);
+    assert.ok(Date.now() - started < 2000, "refused without waiting for the auth timeout");
+    const refused = logLines(stack.bridge.log()).find((l) => l.msg === "refused (empty reply)");
+    assert.match(refused.reason, /xkey/);
   });
 });

@@ -1,72 +1,26 @@
 // NATS side of the callout tests: nkey and JWT encoding written independently of the
 // Rust code (so each checks the other), and real nats-server and bridge processes.
 import { execFile, spawn } from "node:child_process";
-import { createHash, createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
+import { createHash, createPublicKey, sign, verify } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { freePort } from "./worker.mjs";
+import { kezAuthenticator, nkeyFor, unbase32 } from "../../scripts/lib/nats.mjs";
+import { identity } from "../../scripts/lib/registration.mjs";
+
+export { kezAuthenticator, nkeyFor };
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 export const BRIDGE_BIN = process.env.KEZ_BRIDGE_BIN ?? path.join(ROOT, "target/release/kez-nats-bridge");
 export const NATS_SERVER_BIN = process.env.KEZ_NATS_SERVER_BIN;
 const run = promisify(execFile);
 
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const PREFIX = { user: 20 << 3, account: 0, server: 13 << 3 };
-
-function crc16(bytes) {
-  let crc = 0;
-  for (const byte of bytes) {
-    crc ^= byte << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc;
-}
-
-function base32(bytes) {
-  let bits = 0, value = 0, out = "";
-  for (const byte of bytes) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += ALPHABET[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += ALPHABET[(value << (5 - bits)) & 31];
-  return out;
-}
-
-function unbase32(text) {
-  let bits = 0, value = 0;
-  const out = [];
-  for (const ch of text) {
-    value = (value << 5) | ALPHABET.indexOf(ch);
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 255);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
-}
-
-/** A public nkey (`U…`, `A…`, `N…`) for 32 raw Ed25519 public key bytes. */
-export function nkeyFor(type, raw) {
-  const body = Buffer.concat([Buffer.from([PREFIX[type]]), raw]);
-  const crc = crc16(body);
-  return base32(Buffer.concat([body, Buffer.from([crc & 255, crc >> 8])]));
-}
-
-const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
-
 /** A Node private key from an nkey seed (`SU…`, `SA…`). */
 export function keyFromSeed(seed) {
-  const raw = unbase32(seed.trim()).subarray(2, 34);
-  return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, raw]), format: "der", type: "pkcs8" });
+  return identity(unbase32(seed.trim()).subarray(2, 34).toString("hex")).privateKey;
 }
 
 /** Raw 32 public key bytes of a Node private key. */
@@ -100,12 +54,6 @@ export function bridgeHeaders(privateKey, body, time = Math.floor(Date.now() / 1
     "x-kez-bridge-time": String(time),
     "x-kez-bridge-signature": sign(null, message, privateKey).toString("base64url"),
   };
-}
-
-/** An authenticator that logs in with a KEZ identity's key used directly as a user nkey. */
-export function kezAuthenticator(identity, signWith = identity.privateKey) {
-  const nkey = nkeyFor("user", Buffer.from(identity.primary.slice("ed25519:".length), "hex"));
-  return (nonce) => ({ nkey, sig: sign(null, Buffer.from(nonce ?? ""), signWith).toString("base64url") });
 }
 
 function waitForPort(port, child, log, what) {
@@ -145,9 +93,10 @@ function startProcess(bin, args) {
 
 /**
  * Keys from the bridge's own `keygen`, a nats-server configured with the nats.conf that
- * keygen printed (ports changed), and returns everything needed to start the bridge.
+ * keygen printed (ports changed; `xkey` added when given), and returns everything needed
+ * to start the bridge.
  */
-export async function startNats() {
+export async function startNats({ xkey } = {}) {
   if (!NATS_SERVER_BIN) throw new Error("KEZ_NATS_SERVER_BIN is not set (scripts/test.sh sets it)");
   const dir = mkdtempSync(path.join(tmpdir(), "kez-nats-"));
   const keysDir = path.join(dir, "keys");
@@ -155,7 +104,8 @@ export async function startNats() {
   const section = (from, to) => stdout.slice(stdout.indexOf(from), stdout.indexOf(to));
   const port = await freePort();
   const wsPort = await freePort();
-  const conf = section("# ---- nats.conf", "# ---- worker secrets").replace("127.0.0.1:4222", `127.0.0.1:${port}`).replace("127.0.0.1:8443", `127.0.0.1:${wsPort}`);
+  const conf = section("# ---- nats.conf", "# ---- worker secrets").replace("127.0.0.1:4222", `127.0.0.1:${port}`).replace("127.0.0.1:8443", `127.0.0.1:${wsPort}`)
+    .replace("account: AUTH", xkey ? `account: AUTH\n    xkey: ${xkey}` : "account: AUTH");
   writeFileSync(path.join(dir, "nats.conf"), conf);
   const devVars = Object.fromEntries(
     section("# ---- or, for wrangler dev", "# ---- the bridge").split("\n").filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.split("=")),
