@@ -25,8 +25,9 @@ impl Config {
         Ok(Config { server, sig_server_url: sig_server_url.to_owned() })
     }
 
-    pub fn sigchain_url(&self, primary: &PrimaryKey) -> String {
-        format!("{}/v1/sigchains/ed25519/{}", self.sig_server_url, primary.hex())
+    /// `hex` is the 64 lowercase hex digits of a primary key.
+    pub fn sigchain_url(&self, hex: &str) -> String {
+        format!("{}/v1/sigchains/ed25519/{hex}", self.sig_server_url)
     }
 }
 
@@ -100,16 +101,17 @@ pub struct UserView {
 
 impl UserView {
     /// Builds the view from a stored row. A row that breaks the domain rules means the
-    /// database was edited by hand: reported as an internal error, never served.
+    /// database was edited by hand: reported as an internal error, never served. The key's
+    /// text form is checked; its curve point was checked when it was registered (decoding
+    /// it again on every lookup would cost more than the rest of the request).
     pub fn from_record(record: &UserRecord, config: &Config) -> Result<UserView, String> {
         let handle = Handle::parse(&record.handle).map_err(|e| format!("stored handle {:?}: {e:?}", record.handle))?;
-        let primary = PrimaryKey::parse(&record.primary_key)
-            .map_err(|e| format!("stored key {:?}: {e:?}", record.primary_key))?;
+        let hex = PrimaryKey::stored_hex(&record.primary_key).ok_or_else(|| format!("stored key {:?}", record.primary_key))?;
         Ok(UserView {
             fqhn: Fqhn::new(handle.clone(), config.server.clone()).to_string(),
             handle: handle.to_string(),
-            sigchain_url: config.sigchain_url(&primary),
-            primary: primary.to_string(),
+            sigchain_url: config.sigchain_url(hex),
+            primary: record.primary_key.clone(),
             registered_at: record.registered_at.clone(),
         })
     }

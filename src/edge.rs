@@ -10,7 +10,13 @@ use crate::timestamp::format_rfc3339_utc;
 use crate::webfinger;
 use kez_nats::bridge_auth;
 use kez_nats::callout::{self, AuthRequest, Denial};
-use worker::{console_error, console_log, event, Context, Date, Env, Request, Response, Url};
+use std::cell::OnceCell;
+use std::sync::OnceLock;
+use crate::request_url::RequestUrl;
+use worker::wasm_bindgen::JsCast;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::Request;
+use worker::{console_error, console_log, event, js_sys, Context, D1PreparedStatement, Date, Env, Response};
 
 const JSON: &str = "application/json";
 const JRD: &str = "application/jrd+json";
@@ -22,13 +28,19 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// Takes the runtime's request as it is: converting it to `worker::Request` reads its `cf`
+/// object on every request, which cost more than our own handling of a lookup.
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    // The raw method: `Request::method()` maps unknown methods to GET.
-    let method = req.inner().method();
-    let url = req.url()?;
+    let method = req.method();
+    let full_url = req.url();
+    let url = RequestUrl::split(&full_url);
+    #[cfg(feature = "bench")]
+    if url.path().starts_with("/__bench/") {
+        return crate::bench::handle(req, &url, &env, nats_config(&env).ok()).await;
+    }
     let route = match route(&method, url.path()) {
-        Ok(Route::Assets) => return env.assets("ASSETS")?.fetch_request(req).await,
+        Ok(Route::Assets) => return env.assets("ASSETS")?.fetch_request(worker::Request::from(req)).await,
         Ok(route) => route,
         Err(error) => return Ok(error_response(&error)),
     };
@@ -39,7 +51,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     Ok(response)
 }
 
-async fn handle(route: Route<'_>, req: Request, url: &Url, env: &Env) -> ApiResult {
+async fn handle(route: Route<'_>, req: Request, url: &RequestUrl<'_>, env: &Env) -> ApiResult {
     match route {
         Route::Healthz => {
             let config = config(env)?;
@@ -68,7 +80,7 @@ async fn handle(route: Route<'_>, req: Request, url: &Url, env: &Env) -> ApiResu
             }
             let handle = webfinger::resolve(resource.as_deref(), &config.server)?;
             let user = find_user(env, &handle, &config).await?.ok_or(ApiError::UserNotFound)?;
-            json_response(200, JRD, webfinger::jrd(&user, &url.origin().ascii_serialization(), &rels))
+            json_response(200, JRD, webfinger::jrd(&user, url.origin(), &rels))
         }
         Route::NatsAuth => nats_auth(req, env).await,
         Route::Preflight => {
@@ -87,9 +99,9 @@ async fn handle(route: Route<'_>, req: Request, url: &Url, env: &Env) -> ApiResu
     }
 }
 
-async fn register(mut req: Request, env: &Env) -> ApiResult {
+async fn register(req: Request, env: &Env) -> ApiResult {
     let config = config(env)?;
-    let body = read_body(&mut req).await?;
+    let body = read_body(&req).await?;
     let now_ms = Date::now().as_millis() as i64;
     let registration = registration::verify(registration::parse_envelope(&body)?, &config.server, now_ms)?;
     let record = UserRecord {
@@ -98,8 +110,7 @@ async fn register(mut req: Request, env: &Env) -> ApiResult {
         registered_at: format_rfc3339_utc(now_ms),
     };
     // No read-before-write: the UNIQUE constraints decide races, and a loser gets 409.
-    db(env)?
-        .prepare("INSERT INTO registrations (handle, primary_key, registered_at, envelope) VALUES (?1, ?2, ?3, ?4)")
+    prepared(env, |s| &s.insert)?
         .bind(&[
             record.handle.as_str().into(),
             record.primary_key.as_str().into(),
@@ -116,9 +127,9 @@ async fn register(mut req: Request, env: &Env) -> ApiResult {
 
 /// The NATS auth callout, called by the bridge with nats-server's request JWT as the body.
 /// Answers 200 `application/jwt` with a signed allow or deny for every verifiable request.
-async fn nats_auth(mut req: Request, env: &Env) -> ApiResult {
+async fn nats_auth(req: Request, env: &Env) -> ApiResult {
     let nats = nats_config(env)?;
-    let body = read_body(&mut req).await?;
+    let body = read_body(&req).await?;
     let now = (Date::now().as_millis() / 1000) as i64;
     let header = |name: &str| req.headers().get(name).ok().flatten();
     bridge_auth::verify(
@@ -153,8 +164,7 @@ async fn nats_auth(mut req: Request, env: &Env) -> ApiResult {
 
 async fn find_handle_by_key(env: &Env, key: &[u8; 32]) -> Result<Option<String>, ApiError> {
     let primary = format!("ed25519:{}", encode_lower_hex(key));
-    db(env)?
-        .prepare("SELECT handle FROM registrations WHERE primary_key = ?1")
+    prepared(env, |s| &s.handle_by_key)?
         .bind(&[primary.into()])
         .map_err(internal)?
         .first(Some("handle"))
@@ -164,22 +174,22 @@ async fn find_handle_by_key(env: &Env, key: &[u8; 32]) -> Result<Option<String>,
 
 /// Reads a body of at most `MAX_BODY_BYTES`, refusing larger ones by their declared
 /// length before reading and by their real length after.
-async fn read_body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
+async fn read_body(req: &Request) -> Result<Vec<u8>, ApiError> {
     let too_large = ApiError::BodyTooLarge { limit: MAX_BODY_BYTES };
-    let declared_length = req.headers().get("content-length").map_err(internal)?;
+    let declared_length = req.headers().get("content-length").map_err(js_internal)?;
     if declared_length.and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(too_large);
     }
-    let body = req.bytes().await.map_err(internal)?;
-    if body.len() > MAX_BODY_BYTES {
+    let buffer = JsFuture::from(req.array_buffer().map_err(js_internal)?).await.map_err(js_internal)?;
+    let buffer: js_sys::ArrayBuffer = buffer.dyn_into().map_err(js_internal)?;
+    if buffer.byte_length() as usize > MAX_BODY_BYTES {
         return Err(too_large);
     }
-    Ok(body)
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 async fn find_user(env: &Env, handle: &Handle, config: &Config) -> Result<Option<UserView>, ApiError> {
-    let record: Option<UserRecord> = db(env)?
-        .prepare("SELECT handle, primary_key, registered_at FROM registrations WHERE handle = ?1")
+    let record: Option<UserRecord> = prepared(env, |s| &s.user_by_handle)?
         .bind(&[handle.as_str().into()])
         .map_err(internal)?
         .first(None)
@@ -188,30 +198,67 @@ async fn find_user(env: &Env, handle: &Handle, config: &Config) -> Result<Option
     record.map(|r| UserView::from_record(&r, config).map_err(ApiError::Internal)).transpose()
 }
 
-fn config(env: &Env) -> Result<Config, ApiError> {
-    let var = |name: &str| env.var(name).map(|v| v.to_string()).map_err(|e| ApiError::Internal(format!("{name}: {e}")));
-    Config::parse(&var("SERVER_DOMAIN")?, &var("SIG_SERVER_URL")?).map_err(ApiError::Internal)
+/// The configuration, read and checked once per isolate: vars and secrets cannot change
+/// without a new deployment, and deriving the issuer's public key costs a scalar multiplication.
+static CONFIG: OnceLock<Result<Config, String>> = OnceLock::new();
+static NATS_CONFIG: OnceLock<Result<Option<NatsConfig>, String>> = OnceLock::new();
+
+fn config(env: &Env) -> Result<&'static Config, ApiError> {
+    let var = |name: &str| env.var(name).map(|v| v.to_string()).map_err(|e| format!("{name}: {e}"));
+    CONFIG
+        .get_or_init(|| Config::parse(&var("SERVER_DOMAIN")?, &var("SIG_SERVER_URL")?))
+        .as_ref()
+        .map_err(|e| ApiError::Internal(e.clone()))
 }
 
-fn nats_config(env: &Env) -> Result<NatsConfig, ApiError> {
-    // Secrets, from `wrangler secret put` (or .dev.vars / --var locally).
-    let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
-    let var = |name: &str, default: &str| env.var(name).map(|v| v.to_string()).unwrap_or_else(|_| default.to_owned());
-    NatsConfig::parse(
-        secret("NATS_ISSUER_SEED").as_deref(),
-        secret("NATS_BRIDGE_KEY").as_deref(),
-        &var("NATS_ACCOUNT", "KEZ"),
-        &var("NATS_USER_JWT_TTL_SECONDS", "3600"),
-    )
-    .map_err(ApiError::Internal)?
-    .ok_or_else(|| {
-        console_error!("nats callout called, but NATS_ISSUER_SEED and NATS_BRIDGE_KEY are not both set");
-        ApiError::NatsNotConfigured
+fn nats_config(env: &Env) -> Result<&'static NatsConfig, ApiError> {
+    let config = NATS_CONFIG.get_or_init(|| {
+        // Secrets, from `wrangler secret put` (or .dev.vars / --var locally).
+        let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
+        let var = |name: &str, default: &str| env.var(name).map(|v| v.to_string()).unwrap_or_else(|_| default.to_owned());
+        NatsConfig::parse(
+            secret("NATS_ISSUER_SEED").as_deref(),
+            secret("NATS_BRIDGE_KEY").as_deref(),
+            &var("NATS_ACCOUNT", "KEZ"),
+            &var("NATS_USER_JWT_TTL_SECONDS", "3600"),
+        )
+    });
+    match config {
+        Ok(Some(nats)) => Ok(nats),
+        Ok(None) => {
+            console_error!("nats callout called, but NATS_ISSUER_SEED and NATS_BRIDGE_KEY are not both set");
+            Err(ApiError::NatsNotConfigured)
+        }
+        Err(e) => Err(ApiError::Internal(e.clone())),
+    }
+}
+
+/// The registry's statements, prepared once per isolate and bound per request
+/// (binding returns a new statement and leaves the prepared one reusable).
+struct Statements {
+    user_by_handle: D1PreparedStatement,
+    handle_by_key: D1PreparedStatement,
+    insert: D1PreparedStatement,
+}
+
+thread_local! {
+    static STATEMENTS: OnceCell<Statements> = const { OnceCell::new() };
+}
+
+fn prepared(env: &Env, pick: impl Fn(&Statements) -> &D1PreparedStatement) -> Result<D1PreparedStatement, ApiError> {
+    STATEMENTS.with(|cell| {
+        if cell.get().is_none() {
+            let db = env.d1("DB").map_err(internal)?;
+            let _ = cell.set(Statements {
+                user_by_handle: db.prepare("SELECT handle, primary_key, registered_at FROM registrations WHERE handle = ?1"),
+                handle_by_key: db.prepare("SELECT handle FROM registrations WHERE primary_key = ?1"),
+                insert: db.prepare(
+                    "INSERT INTO registrations (handle, primary_key, registered_at, envelope) VALUES (?1, ?2, ?3, ?4)",
+                ),
+            });
+        }
+        Ok(pick(cell.get().expect("set above")).clone())
     })
-}
-
-fn db(env: &Env) -> Result<worker::D1Database, ApiError> {
-    env.d1("DB").map_err(internal)
 }
 
 fn json_response(status: u16, content_type: &str, body: String) -> ApiResult {
@@ -264,6 +311,10 @@ fn incident_reference() -> String {
 
 fn internal(error: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(error.to_string())
+}
+
+fn js_internal(error: worker::wasm_bindgen::JsValue) -> ApiError {
+    ApiError::Internal(format!("{error:?}"))
 }
 
 /// D1 puts the SQLite message (such as a UNIQUE violation) in the error's message and

@@ -7,6 +7,7 @@
 pub mod domain;
 pub mod error;
 pub mod registration;
+pub mod request_url;
 pub mod timestamp;
 pub mod api;
 pub mod routes;
@@ -14,3 +15,6 @@ pub mod webfinger;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;
+
+#[cfg(all(target_arch = "wasm32", feature = "bench"))]
+mod bench;

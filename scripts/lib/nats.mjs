@@ -55,3 +55,11 @@ export function kezAuthenticator(identity, signWith = identity.privateKey) {
   return (nonce) => ({ nkey, sig: sign(null, Buffer.from(nonce ?? ""), signWith).toString("base64url") });
 }
 
+
+/** An nkey seed (`SU…`, `SA…`) for 32 raw Ed25519 seed bytes. */
+export function seedFor(type, raw) {
+  const prefix = PREFIX[type];
+  const body = Buffer.concat([Buffer.from([(18 << 3) | (prefix >> 5), (prefix & 31) << 3]), raw]);
+  const crc = crc16(body);
+  return base32(Buffer.concat([body, Buffer.from([crc & 255, crc >> 8])]));
+}

@@ -34,6 +34,12 @@ impl PrimaryKey {
         Ok(PrimaryKey { key })
     }
 
+    /// The hex digits of a key in its canonical text form, without decoding the curve point:
+    /// for keys that were fully parsed when they were stored.
+    pub fn stored_hex(s: &str) -> Option<&str> {
+        s.strip_prefix(PREFIX).filter(|hex| hex.len() == 64 && decode_lower_hex(hex).is_some())
+    }
+
     pub fn verifying_key(&self) -> &VerifyingKey {
         &self.key
     }
@@ -112,6 +118,14 @@ mod tests {
         // The identity point (y = 1) is a valid encoding of a point of order 1.
         let identity = format!("ed25519:01{}", "00".repeat(31));
         assert_eq!(PrimaryKey::parse(&identity), Err(PrimaryKeyError::NotAPublicKey));
+    }
+
+    #[test]
+    fn stored_hex_checks_the_text_form_only() {
+        assert_eq!(PrimaryKey::stored_hex(&format!("ed25519:{RFC8032_PK}")), Some(RFC8032_PK));
+        assert_eq!(PrimaryKey::stored_hex(&format!("ed25519:{}", RFC8032_PK.to_uppercase())), None);
+        assert_eq!(PrimaryKey::stored_hex(RFC8032_PK), None);
+        assert_eq!(PrimaryKey::stored_hex("ed25519:00"), None);
     }
 
     #[test]

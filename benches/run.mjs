@@ -1,0 +1,391 @@
+// The benchmark: the release worker in workerd through miniflare directly (no wrangler dev
+// proxy), loaded on loopback with bounded concurrency and duration, against two baselines
+// measured in the same run on the same runtime. Prints a table and writes BENCHMARKS.md.
+//
+//   ./scripts/bench.sh [--duration 4] [--connections 8]
+import { execFile } from "node:child_process";
+import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import path from "node:path";
+import { parseArgs, promisify } from "node:util";
+import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
+import { Miniflare } from "miniflare";
+import { identity, registrationPayload, signEnvelope } from "../scripts/lib/registration.mjs";
+import { nkeyFor, seedFor } from "../scripts/lib/nats.mjs";
+import { bridgeHeaders, keyFromSeed, rawPublic, signJwt } from "../tests/support/nats.mjs";
+import { freePort } from "../tests/support/worker.mjs";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const { values: opts } = parseArgs({
+  options: {
+    duration: { type: "string", default: "3" },
+    connections: { type: "string", default: "8" },
+    out: { type: "string", default: path.join(ROOT, "BENCHMARKS.md") },
+  },
+});
+const DURATION_MS = Number(opts.duration) * 1000;
+const CONNECTIONS = Number(opts.connections);
+const SERVER = "localhost";
+const COMPAT_DATE = /compatibility_date = "(.+)"/.exec(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))[1];
+const MIGRATION = readFileSync(path.join(ROOT, "migrations/0001_registrations.sql"), "utf8").replace(/--.*$/gm, "");
+const tmp = mkdtempSync(path.join(tmpdir(), "kez-bench-"));
+const log = (...a) => console.error("[bench]", ...a);
+
+// ---------- keys for the NATS callout ----------
+const issuerSeed = seedFor("account", randomBytes(32));
+const bridgeSeed = seedFor("user", randomBytes(32));
+const bridgeKey = keyFromSeed(bridgeSeed);
+const NATS_VARS = { NATS_ISSUER_SEED: issuerSeed, NATS_BRIDGE_KEY: nkeyFor("user", rawPublic(bridgeKey)), NATS_ACCOUNT: "KEZ", NATS_USER_JWT_TTL_SECONDS: "3600" };
+const VARS = { SERVER_DOMAIN: SERVER, SIG_SERVER_URL: "http://localhost:7878" };
+
+// ---------- the three workers ----------
+async function start(name, scriptPath, bindings = {}) {
+  const port = await freePort();
+  const inspectorPort = await freePort();
+  const mf = new Miniflare({
+    name,
+    modules: true,
+    scriptPath,
+    modulesRoot: path.dirname(scriptPath),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: COMPAT_DATE,
+    d1Databases: { DB: `${name}-db` },
+    bindings: { ...VARS, ...bindings },
+    host: "127.0.0.1",
+    port,
+    inspectorPort,
+    handleRuntimeStdio(stdout, stderr) {
+      stdout.resume(); // the worker's per-request logs would flood the report
+      stderr.resume();
+    },
+  });
+  await mf.ready;
+  await (await mf.getD1Database("DB")).prepare(MIGRATION).run();
+  return { name, mf, url: `http://127.0.0.1:${port}`, inspectorPort };
+}
+
+const jsBundle = path.join(tmp, "js-baseline.mjs");
+await build({ entryPoints: [path.join(import.meta.dirname, "js-baseline.mjs")], bundle: true, format: "esm", outfile: jsBundle, logLevel: "warning" });
+log("starting workerd (miniflare) for floor, js, rust, rust+bench");
+const floor = await start("floor", path.join(import.meta.dirname, "floor.mjs"));
+const js = await start("js", jsBundle);
+const rust = await start("rust", path.join(ROOT, "build/index.js"), NATS_VARS);
+const rustBench = await start("rustbench", path.join(ROOT, "build-bench/index.js"), NATS_VARS);
+
+// ---------- load ----------
+function percentile(sorted, p) {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN;
+}
+
+/** Runs `makeRequest()` from CONNECTIONS loops for `durationMs`; returns rate and latencies. */
+async function load(base, makeRequest, expect, durationMs) {
+  const latencies = [];
+  let unexpected = 0;
+  const deadline = performance.now() + durationMs;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      while (performance.now() < deadline) {
+        const { path: p, init } = makeRequest();
+        const t0 = performance.now();
+        const response = await fetch(base + p, init);
+        await response.arrayBuffer();
+        latencies.push(performance.now() - t0);
+        if (response.status !== expect) unexpected++;
+      }
+    }),
+  );
+  return { rps: latencies.length / ((performance.now() - started) / 1000), latencies, unexpected };
+}
+
+const ROUNDS = 3;
+/** Interleaves the targets over ROUNDS rounds (order alternating) so that drift in the
+ * machine's load hits all of them alike; rate is the median round, latencies are pooled. */
+async function compare(scenario) {
+  const runs = new Map(scenario.targets.map((t) => [t, { rates: [], latencies: [], unexpected: 0, next: scenario.request(t) }]));
+  for (const [target, run] of runs) await load(target.url, run.next, scenario.expect, 500); // warm up isolate and JIT
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 ? [...scenario.targets].reverse() : scenario.targets;
+    for (const target of order) {
+      const run = runs.get(target);
+      const r = await load(target.url, run.next, scenario.expect, DURATION_MS);
+      run.rates.push(r.rps);
+      run.latencies.push(...r.latencies);
+      run.unexpected += r.unexpected;
+    }
+  }
+  return [...runs].map(([target, run]) => {
+    run.latencies.sort((a, b) => a - b);
+    run.rates.sort((a, b) => a - b);
+    return { target, rps: run.rates[Math.floor(ROUNDS / 2)], p50: percentile(run.latencies, 0.5), p99: percentile(run.latencies, 0.99), unexpected: run.unexpected };
+  });
+}
+
+const envelopePools = new Map();
+/** Fresh key and handle for every registration, signed before the clock starts. */
+function registrationRequests(target, count) {
+  const pool = [];
+  for (let i = 0; i < count; i++) {
+    const id = identity();
+    const handle = `b${target[0]}${i.toString(36)}${randomBytes(3).toString("hex")}`;
+    pool.push(JSON.stringify(signEnvelope(id, registrationPayload({ handle, primary: id.primary, server: SERVER }))));
+  }
+  envelopePools.set(target, pool);
+  let next = 0;
+  return () => {
+    if (next >= pool.length) throw new Error(`registration pool for ${target} exhausted: raise its size`);
+    return { path: "/v1/register", init: { method: "POST", body: pool[next++], headers: { "content-type": "application/json" } } };
+  };
+}
+
+// A registered user for the lookups, on both D1s.
+const alice = identity();
+const aliceEnvelope = JSON.stringify(signEnvelope(alice, registrationPayload({ handle: "benchalice", primary: alice.primary, server: SERVER })));
+for (const target of [js, rust, rustBench]) {
+  const r = await fetch(`${target.url}/v1/register`, { method: "POST", body: aliceEnvelope });
+  if (r.status !== 201) throw new Error(`${target.name}: seeding failed with ${r.status}: ${await r.text()}`);
+}
+
+// A NATS authorization request as nats-server would send it, for alice's key.
+const serverKey = generateKeyPairSync("ed25519").privateKey;
+function natsRequest() {
+  const serverNkey = nkeyFor("server", rawPublic(serverKey));
+  const nonce = randomBytes(11).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const claims = {
+    aud: "nats-authorization-request", exp: now + 600, iat: now, iss: serverNkey, jti: "BENCH", sub: "A",
+    nats: {
+      type: "authorization_request", version: 2, user_nkey: nkeyFor("user", randomBytes(32)),
+      server_id: { id: serverNkey, name: "bench", host: "127.0.0.1" }, client_info: { nonce, host: "127.0.0.1" },
+      connect_opts: { nkey: nkeyFor("user", Buffer.from(alice.primary.slice(8), "hex")), sig: sign(null, Buffer.from(nonce), alice.privateKey).toString("base64url") },
+    },
+  };
+  return signJwt(claims, serverKey);
+}
+const natsToken = natsRequest();
+
+const get = (p) => () => ({ path: p, init: undefined });
+const scenarios = [
+  { name: "GET /v1/healthz", expect: 200, request: () => get("/v1/healthz"), targets: [floor, js, rust] },
+  { name: "GET /v1/u/:handle (hit)", expect: 200, request: () => get("/v1/u/benchalice"), targets: [js, rust] },
+  { name: "GET /v1/u/:handle (miss)", expect: 404, request: () => get("/v1/u/nobody-here"), targets: [js, rust] },
+  { name: "GET /.well-known/webfinger", expect: 200, request: () => get("/.well-known/webfinger?resource=acct:benchalice@localhost"), targets: [js, rust] },
+  { name: "POST /v1/register (fresh key)", expect: 201, request: (t) => registrationRequests(t.name, 12000), targets: [js, rust] },
+  {
+    name: "POST /internal/nats/auth", expect: 200, targets: [rust],
+    request: () => () => ({ path: "/internal/nats/auth", init: { method: "POST", body: natsToken, headers: { "content-type": "application/jwt", ...bridgeHeaders(bridgeKey, natsToken) } } }),
+  },
+];
+
+const results = [];
+for (const scenario of scenarios) {
+  for (const r of await compare(scenario)) {
+    log(`${scenario.name} on ${r.target.name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${r.unexpected ? `, ${r.unexpected} UNEXPECTED STATUSES` : ""}`);
+    results.push({ scenario: scenario.name, ...r, target: r.target.name });
+  }
+}
+
+// ---------- compute per operation inside wasm (bench build, outside the HTTP path) ----------
+async function benchRoute(route, body, n) {
+  const t0 = performance.now();
+  const response = await fetch(`${rustBench.url}/__bench/${route}?n=${n}`, { method: "POST", body });
+  const result = await response.json();
+  if (!response.ok || result.ok !== n) throw new Error(`${route}: ${JSON.stringify(result)}`);
+  return performance.now() - t0;
+}
+async function perOp(route, body, n = 2000) {
+  const samples = [];
+  for (let i = 0; i < 7; i++) samples.push(((await benchRoute(route, body, n)) - (await benchRoute(route, body, 0))) / n);
+  samples.sort((a, b) => a - b);
+  return samples[3] * 1000; // µs
+}
+const freshEnvelope = () => {
+  const id = identity();
+  return JSON.stringify(signEnvelope(id, registrationPayload({ handle: "computeonly", primary: id.primary, server: SERVER })));
+};
+await perOp("register", freshEnvelope(), 200); // warm up
+const registerUs = await perOp("register", freshEnvelope());
+await perOp("nats", natsRequest(), 200);
+const natsUs = await perOp("nats", natsRequest());
+log(`compute: registration verify ${registerUs.toFixed(1)} µs/op, NATS decision ${natsUs.toFixed(1)} µs/op`);
+
+// ---------- memory over 10,000 requests ----------
+/** The isolate's JS heap in use, through workerd's inspector (V8 protocol). */
+async function heapUsed(target) {
+  const list = await (await fetch(`http://127.0.0.1:${target.inspectorPort}/json/list`)).json();
+  const { webSocketDebuggerUrl } = list.find((t) => t.id === `core:user:${target.name}`);
+  const ws = new WebSocket(webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; setTimeout(reject, 5000, new Error("inspector timeout")); });
+  let id = 0;
+  const send = (method) => ws.send(JSON.stringify({ id: ++id, method }));
+  const call = (method) => new Promise((resolve, reject) => {
+    const my = id + 1;
+    ws.addEventListener("message", function onMessage(event) {
+      const msg = JSON.parse(event.data);
+      if (msg.id === my) { ws.removeEventListener("message", onMessage); resolve(msg.result); }
+    });
+    setTimeout(reject, 5000, new Error(`${method}: no answer`));
+    send(method);
+  });
+  // workerd never answers collectGarbage, but it does collect: ask, then give it a moment.
+  await call("HeapProfiler.enable");
+  send("HeapProfiler.collectGarbage");
+  await new Promise((r) => setTimeout(r, 300));
+  const usage = await call("Runtime.getHeapUsage");
+  ws.close();
+  return usage.usedSize;
+}
+async function wasmMemory() {
+  return (await (await fetch(`${rustBench.url}/__bench/memory`, { method: "POST" })).json()).wasm_memory_bytes;
+}
+const mix = [
+  get("/v1/u/benchalice"),
+  get("/v1/u/nobody-here"),
+  get("/.well-known/webfinger?resource=acct:benchalice@localhost"),
+  get("/v1/healthz"),
+  () => ({ path: "/internal/nats/auth", init: { method: "POST", body: natsToken, headers: bridgeHeaders(bridgeKey, natsToken) } }),
+];
+/** `count` requests of the mix, CONNECTIONS at a time; the js baseline has no NATS callout,
+ * so it gets a second healthz in that slot. */
+async function requests(target, count, startAt = 0) {
+  const makeRegister = registrationRequests(`mem-${target.name}-${startAt}`, count / 5 + 10);
+  for (let i = startAt; i < startAt + count; i += CONNECTIONS) {
+    await Promise.all(Array.from({ length: CONNECTIONS }, async (_, j) => {
+      const k = (i + j) % 6;
+      const { path: p, init } = k === 5 ? makeRegister() : k === 4 && target === js ? mix[3]() : mix[k]();
+      await (await fetch(target.url + p, init)).arrayBuffer();
+    }));
+  }
+}
+async function memorySeries(target) {
+  await requests(target, 1000); // warm up
+  const series = [];
+  for (let done = 0; done <= 10_000; done += 2000) {
+    if (done > 0) await requests(target, 2000, 1000 + done);
+    series.push({ done, heap: await heapUsed(target), wasm: target === rustBench ? await wasmMemory() : null });
+  }
+  return series;
+}
+const memory = await memorySeries(rustBench);
+const jsMemory = await memorySeries(js);
+log(`memory over 10,000 requests: rust ${memory.map((m) => `${m.done}: heap ${m.heap} B, wasm ${m.wasm} B`).join("; ")}; js heap ${jsMemory.map((m) => m.heap).join(", ")}`);
+
+// ---------- size and cold start ----------
+const wasm = readFileSync(path.join(ROOT, "build/index_bg.wasm"));
+const shim = readFileSync(path.join(ROOT, "build/index.js"));
+const kib = (n) => (n / 1024).toFixed(1);
+const { stdout: dryRun } = await promisify(execFile)(path.join(ROOT, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--outdir", path.join(tmp, "dist")], {
+  cwd: ROOT, env: { ...process.env, KEZ_SKIP_BUILD: "1" },
+});
+const upload = /Total Upload: ([\d.]+ KiB) \/ gzip: ([\d.]+ KiB)/.exec(dryRun);
+
+async function coldStart() {
+  const samples = [];
+  for (let i = 0; i < 15; i++) {
+    const t0 = performance.now();
+    const module = await WebAssembly.compile(wasm);
+    const imports = {};
+    for (const imp of WebAssembly.Module.imports(module)) {
+      imports[imp.module] ??= {};
+      imports[imp.module][imp.name] = imp.kind === "function" ? () => {} : imp.kind === "tag" ? new WebAssembly.Tag({ parameters: ["externref"] }) : undefined;
+    }
+    await WebAssembly.instantiate(module, imports);
+    samples.push(performance.now() - t0);
+  }
+  samples.sort((a, b) => a - b);
+  return samples[7];
+}
+const coldMs = await coldStart();
+
+// ---------- report ----------
+const byKey = new Map(results.map((r) => [`${r.scenario}|${r.target}`, r]));
+const rows = [];
+for (const scenario of scenarios) {
+  const ours = byKey.get(`${scenario.name}|rust`);
+  const jsR = byKey.get(`${scenario.name}|js`);
+  const floorR = byKey.get(`${scenario.name}|floor`);
+  const fmt = (r) => (r ? `${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} / p99 ${r.p99.toFixed(2)} ms` : "–");
+  rows.push(`| ${scenario.name} | ${fmt(ours)} | ${fmt(jsR)} | ${jsR ? (ours.rps / jsR.rps).toFixed(2) + "×" : "–"} | ${floorR ? (ours.rps / floorR.rps).toFixed(2) + "× of floor (" + floorR.rps.toFixed(0) + " req/s)" : ""} |`);
+}
+const unexpected = results.filter((r) => r.unexpected > 0);
+const uploadGzipKiB = (gzipSync(wasm, { level: 9 }).length + gzipSync(shim, { level: 9 }).length) / 1024;
+const ratio = (name) => byKey.get(`${name}|rust`).rps / byKey.get(`${name}|js`).rps;
+const verdict = (ok, text) => `${ok ? "holds" : "**misses**"}: ${text}`;
+const budgets = [
+  ["upload gzip (wasm + shim) ≤ 150 KiB", verdict(uploadGzipKiB <= 150, `${uploadGzipKiB.toFixed(1)} KiB`)],
+  ...["GET /v1/u/:handle (hit)", "GET /v1/u/:handle (miss)", "GET /.well-known/webfinger", "GET /v1/healthz"].map((name) => [
+    `${name} ≥ 1.0× js`, verdict(ratio(name) >= 1, `${ratio(name).toFixed(2)}×`),
+  ]),
+  ["registration verification ≤ 500 µs in wasm", verdict(registerUs <= 500, `${registerUs.toFixed(0)} µs`)],
+  (() => {
+    // workerd runs a worker's requests on one thread, so 1 / throughput bounds the time each took.
+    const perRequestMs = 1000 / byKey.get("POST /v1/register (fresh key)|rust").rps;
+    return ["whole registration handler ≪ 10 ms CPU", verdict(perRequestMs < 10, `at most ${perRequestMs.toFixed(2)} ms of workerd time per request (1 / throughput), of which ${(registerUs / 1000).toFixed(2)} ms is the verification compute`)];
+  })(),
+  ["cold start (compile + instantiate) ≤ 10 ms", verdict(coldMs <= 10, `${coldMs.toFixed(2)} ms`)],
+  ["no memory growth over 10,000 requests", verdict(memory.at(-1).wasm === memory[0].wasm, `wasm memory ${memory[0].wasm / 1024} → ${memory.at(-1).wasm / 1024} KiB; JS heap moves with GC, as the js baseline's does`)],
+];
+const date = new Date().toISOString().slice(0, 10);
+const machine = `${cpus().length} × ${cpus()[0].model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, workerd from miniflare ${JSON.parse(readFileSync(path.join(ROOT, "node_modules/miniflare/package.json"), "utf8")).version}`;
+const report = `# Benchmarks
+
+Run on ${date}; machine: ${machine}.
+Reproduce with \`./scripts/bench.sh\` (options: \`--duration SECONDS\` per round, default 3;
+\`--connections N\`, default 8). It builds the release worker, runs it in workerd through
+miniflare directly (no wrangler dev proxy), with two baselines in the same run on the same
+runtime: **floor**, a worker that returns a constant JSON (the runtime's own cost), and **js**,
+a plain JavaScript worker with the same D1 queries and the same JCS + Ed25519 (WebCrypto)
+registration check (\`benches/js-baseline.mjs\`). The load generator runs on the same 2 cores,
+so absolute numbers are pessimistic; the ratios are the point.
+
+## Budgets
+
+| Budget | This run |
+|---|---|
+${budgets.map(([b, v]) => `| ${b} | ${v} |`).join("\n")}
+
+Ratios move between runs on this 2-core machine by several percent (the load generator
+shares the cores with workerd); compare ratios, not absolute rates.
+
+## Size
+
+| What | Size |
+|---|---|
+| wasm (\`build/index_bg.wasm\`) | ${kib(wasm.length)} KiB raw, ${kib(gzipSync(wasm, { level: 9 }).length)} KiB gzip |
+| JS shim (\`build/index.js\`) | ${kib(shim.length)} KiB raw, ${kib(gzipSync(shim, { level: 9 }).length)} KiB gzip |
+| wasm + shim, gzip | **${kib(gzipSync(wasm, { level: 9 }).length + gzipSync(shim, { level: 9 }).length)} KiB** (budget 150 KiB) |
+| \`wrangler deploy --dry-run\` | Total Upload ${upload?.[1]} / gzip ${upload?.[2]} |
+
+## Throughput and latency (${CONNECTIONS} connections; ${ROUNDS} interleaved rounds of ${DURATION_MS / 1000} s per target after a 0.5 s warm-up; median round's rate, pooled latencies)
+
+| Endpoint | rust (this worker) | js baseline | rust / js | rust / floor |
+|---|---|---|---|---|
+${rows.join("\n")}
+${unexpected.length ? `\nUnexpected statuses: ${unexpected.map((r) => `${r.scenario} on ${r.target}: ${r.unexpected}`).join("; ")}\n` : ""}
+## Compute inside wasm (bench build, \`/__bench/*\` routes; time of N = 2000 minus N = 0, median of 7)
+
+| Hot path | µs / op |
+|---|---|
+| registration: parse + JCS canonicalize + Ed25519 strict verify + all checks | ${registerUs.toFixed(1)} (budget 500) |
+| NATS decision: verify request JWT + nonce signature + sign user and response JWTs | ${natsUs.toFixed(1)} |
+
+## Cold start and memory
+
+| What | Figure |
+|---|---|
+| wasm compile + instantiate (Node ${process.version} V8, median of 15) | ${coldMs.toFixed(2)} ms (budget 10 ms) |
+| isolate JS heap (after a GC request), every 2,000 of 10,000 mixed requests | ${memory.map((m) => (m.heap / 1024).toFixed(0)).join(" → ")} KiB |
+| wasm linear memory at the same points | ${memory.map((m) => (m.wasm / 1024).toFixed(0)).join(" → ")} KiB |
+| js baseline's isolate JS heap, same mix and points | ${jsMemory.map((m) => (m.heap / 1024).toFixed(0)).join(" → ")} KiB |
+
+The mix: lookup hit, lookup miss, WebFinger, healthz, NATS callout and a fresh registration,
+in turn, ${CONNECTIONS} at a time, after 1,000 warm-up requests (the js baseline, which has
+no callout, gets a second healthz instead).
+`;
+writeFileSync(opts.out, report);
+console.log(report);
+
+for (const target of [floor, js, rust, rustBench]) await target.mf.dispose();
+rmSync(tmp, { recursive: true, force: true });
