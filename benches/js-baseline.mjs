@@ -20,11 +20,12 @@ function view(row, env) {
     primary: row.primary_key,
     sigchain_url: `${env.SIG_SERVER_URL}/v1/sigchains/ed25519/${hex}`,
     registered_at: row.registered_at,
+    envelope: JSON.parse(row.envelope),
   };
 }
 
 async function findUser(env, handle) {
-  return env.DB.prepare("SELECT handle, primary_key, registered_at FROM registrations WHERE handle = ?1").bind(handle).first();
+  return env.DB.prepare("SELECT handle, primary_key, registered_at, envelope FROM registrations WHERE handle = ?1").bind(handle).first();
 }
 
 async function register(request, env) {
@@ -53,10 +54,10 @@ async function register(request, env) {
   const created = Date.parse(payload.created_at);
   if (Number.isNaN(created)) return fail(400, "invalid_timestamp", "time");
   if (Math.abs(created - Date.now()) > 300_000) return fail(400, "clock_skew", "skew");
-  const row = { handle: payload.handle, primary_key: payload.primary, registered_at: new Date().toISOString().slice(0, 19) + "Z" };
+  const row = { handle: payload.handle, primary_key: payload.primary, registered_at: new Date().toISOString().slice(0, 19) + "Z", envelope: canonicalize(envelope) };
   try {
     await env.DB.prepare("INSERT INTO registrations (handle, primary_key, registered_at, envelope) VALUES (?1, ?2, ?3, ?4)")
-      .bind(row.handle, row.primary_key, row.registered_at, canonicalize(envelope))
+      .bind(row.handle, row.primary_key, row.registered_at, row.envelope)
       .run();
   } catch (e) {
     if (String(e.message).includes("UNIQUE")) return fail(409, "handle_taken", "taken");

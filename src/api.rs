@@ -5,6 +5,7 @@ use ed25519_dalek::VerifyingKey;
 use kez_nats::callout::{Grant, Issuer};
 use kez_nats::nkey::{self, KeyType};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// The server's configuration, checked once per request from the worker's `[vars]`.
 #[derive(Debug, Clone)]
@@ -87,6 +88,8 @@ pub struct UserRecord {
     pub handle: String,
     pub primary_key: String,
     pub registered_at: String,
+    /// The signed registration envelope, JCS-canonical JSON.
+    pub envelope: String,
 }
 
 /// The public view of a registered user: the lookup body and the registration's 201 body.
@@ -97,6 +100,9 @@ pub struct UserView {
     pub primary: String,
     pub sigchain_url: String,
     pub registered_at: String,
+    /// The signed registration envelope, as stored, so a client can check the
+    /// handle-to-key binding itself instead of trusting this server.
+    pub envelope: Box<RawValue>,
 }
 
 impl UserView {
@@ -113,6 +119,7 @@ impl UserView {
             sigchain_url: config.sigchain_url(hex),
             primary: record.primary_key.clone(),
             registered_at: record.registered_at.clone(),
+            envelope: RawValue::from_string(record.envelope.clone()).map_err(|e| format!("stored envelope: {e}"))?,
         })
     }
 }
@@ -140,6 +147,7 @@ mod tests {
             handle: "alice".into(),
             primary_key: "ed25519:d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),
             registered_at: "2026-11-26T10:52:13Z".into(),
+            envelope: r#"{"kez":"handle_registration"}"#.into(),
         };
         let view = serde_json::to_value(UserView::from_record(&record, &config()).unwrap()).unwrap();
         assert_eq!(
@@ -150,14 +158,23 @@ mod tests {
                 "primary": "ed25519:d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
                 "sigchain_url": "http://localhost:7878/v1/sigchains/ed25519/d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
                 "registered_at": "2026-11-26T10:52:13Z",
+                "envelope": {"kez": "handle_registration"},
             })
         );
     }
 
     #[test]
     fn corrupt_rows_are_not_served() {
-        let record = UserRecord { handle: "alice".into(), primary_key: "garbage".into(), registered_at: String::new() };
-        assert!(UserView::from_record(&record, &config()).is_err());
+        let good_key = "ed25519:d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let record = |primary_key: &str, envelope: &str| UserRecord {
+            handle: "alice".into(),
+            primary_key: primary_key.into(),
+            registered_at: String::new(),
+            envelope: envelope.into(),
+        };
+        assert!(UserView::from_record(&record("garbage", "{}"), &config()).is_err());
+        assert!(UserView::from_record(&record(good_key, "{not json"), &config()).is_err());
+        assert!(UserView::from_record(&record(good_key, "{}"), &config()).is_ok());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! Only this module touches `worker` types; it exists only on wasm32.
 
 use crate::api::{Config, Health, NatsConfig, UserRecord, UserView};
-use crate::domain::{encode_lower_hex, Handle, HandleError};
+use crate::domain::{encode_lower_hex, Handle, HandleError, PrimaryKey};
 use crate::error::ApiError;
 use crate::registration::{self, MAX_BODY_BYTES};
 use crate::routes::{route, Route, READ_METHODS};
@@ -63,7 +63,15 @@ async fn handle(route: Route<'_>, req: Request, url: &RequestUrl<'_>, env: &Env)
                 HandleError::Invalid => ApiError::InvalidHandle,
                 HandleError::Reserved => ApiError::UserNotFound,
             })?;
-            let user = find_user(env, &handle, &config).await?.ok_or(ApiError::UserNotFound)?;
+            let user = find_user(env, UserKey::Handle(&handle), config).await?.ok_or(ApiError::UserNotFound)?;
+            json_response(200, JSON, to_json(&user))
+        }
+        Route::LookupPrimary(raw) => {
+            let config = config(env)?;
+            // `:` may arrive percent-encoded.
+            let primary = raw.replacen("%3A", ":", 1).replacen("%3a", ":", 1);
+            PrimaryKey::stored_hex(&primary).ok_or(ApiError::InvalidPrimaryKey)?;
+            let user = find_user(env, UserKey::Primary(&primary), config).await?.ok_or(ApiError::UserNotFound)?;
             json_response(200, JSON, to_json(&user))
         }
         Route::Register => register(req, env).await,
@@ -79,7 +87,7 @@ async fn handle(route: Route<'_>, req: Request, url: &RequestUrl<'_>, env: &Env)
                 }
             }
             let handle = webfinger::resolve(resource.as_deref(), &config.server)?;
-            let user = find_user(env, &handle, &config).await?.ok_or(ApiError::UserNotFound)?;
+            let user = find_user(env, UserKey::Handle(&handle), config).await?.ok_or(ApiError::UserNotFound)?;
             json_response(200, JRD, webfinger::jrd(&user, url.origin(), &rels))
         }
         Route::NatsAuth => nats_auth(req, env).await,
@@ -108,6 +116,7 @@ async fn register(req: Request, env: &Env) -> ApiResult {
         handle: registration.handle.to_string(),
         primary_key: registration.primary.to_string(),
         registered_at: format_rfc3339_utc(now_ms),
+        envelope: registration.envelope_jcs,
     };
     // No read-before-write: the UNIQUE constraints decide races, and a loser gets 409.
     prepared(env, |s| &s.insert)?
@@ -115,7 +124,7 @@ async fn register(req: Request, env: &Env) -> ApiResult {
             record.handle.as_str().into(),
             record.primary_key.as_str().into(),
             record.registered_at.as_str().into(),
-            registration.envelope_jcs.as_str().into(),
+            record.envelope.as_str().into(),
         ])
         .map_err(internal)?
         .run()
@@ -188,13 +197,19 @@ async fn read_body(req: &Request) -> Result<Vec<u8>, ApiError> {
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
-async fn find_user(env: &Env, handle: &Handle, config: &Config) -> Result<Option<UserView>, ApiError> {
-    let record: Option<UserRecord> = prepared(env, |s| &s.user_by_handle)?
-        .bind(&[handle.as_str().into()])
-        .map_err(internal)?
-        .first(None)
-        .await
-        .map_err(internal)?;
+/// How a user is looked up: by handle or by primary key (`ed25519:<hex>`).
+enum UserKey<'a> {
+    Handle(&'a Handle),
+    Primary(&'a str),
+}
+
+async fn find_user(env: &Env, key: UserKey<'_>, config: &Config) -> Result<Option<UserView>, ApiError> {
+    let (statement, value) = match key {
+        UserKey::Handle(handle) => (prepared(env, |s| &s.user_by_handle)?, handle.as_str()),
+        UserKey::Primary(primary) => (prepared(env, |s| &s.user_by_key)?, primary),
+    };
+    let record: Option<UserRecord> =
+        statement.bind(&[value.into()]).map_err(internal)?.first(None).await.map_err(internal)?;
     record.map(|r| UserView::from_record(&r, config).map_err(ApiError::Internal)).transpose()
 }
 
@@ -237,6 +252,7 @@ fn nats_config(env: &Env) -> Result<&'static NatsConfig, ApiError> {
 /// (binding returns a new statement and leaves the prepared one reusable).
 struct Statements {
     user_by_handle: D1PreparedStatement,
+    user_by_key: D1PreparedStatement,
     handle_by_key: D1PreparedStatement,
     insert: D1PreparedStatement,
 }
@@ -250,7 +266,12 @@ fn prepared(env: &Env, pick: impl Fn(&Statements) -> &D1PreparedStatement) -> Re
         if cell.get().is_none() {
             let db = env.d1("DB").map_err(internal)?;
             let _ = cell.set(Statements {
-                user_by_handle: db.prepare("SELECT handle, primary_key, registered_at FROM registrations WHERE handle = ?1"),
+                user_by_handle: db.prepare(
+                    "SELECT handle, primary_key, registered_at, envelope FROM registrations WHERE handle = ?1",
+                ),
+                user_by_key: db.prepare(
+                    "SELECT handle, primary_key, registered_at, envelope FROM registrations WHERE primary_key = ?1",
+                ),
                 handle_by_key: db.prepare("SELECT handle FROM registrations WHERE primary_key = ?1"),
                 insert: db.prepare(
                     "INSERT INTO registrations (handle, primary_key, registered_at, envelope) VALUES (?1, ?2, ?3, ?4)",

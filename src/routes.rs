@@ -7,6 +7,8 @@ pub enum Route<'a> {
     Healthz,
     /// The raw, not yet validated path segment.
     LookupHandle(&'a str),
+    /// `GET /v1/by-primary/:primary`; the raw path segment.
+    LookupPrimary(&'a str),
     Register,
     WebFinger,
     NatsAuth,
@@ -28,20 +30,32 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
         "/.well-known/webfinger" => public_read(method, Route::WebFinger),
         "/v1/register" => post_only(method, Route::Register),
         "/internal/nats/auth" => post_only(method, Route::NatsAuth),
-        _ => match path.strip_prefix("/v1/u/") {
-            Some(handle) if !handle.is_empty() && !handle.contains('/') => {
+        _ => {
+            if let Some(handle) = one_segment_after(path, "/v1/u/") {
                 public_read(method, Route::LookupHandle(handle))
+            } else if let Some(primary) = one_segment_after(path, "/v1/by-primary/") {
+                public_read(method, Route::LookupPrimary(primary))
+            } else if API_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+                Err(ApiError::NotFound)
+            } else {
+                Ok(Route::Assets)
             }
-            _ if API_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) => Err(ApiError::NotFound),
-            _ => Ok(Route::Assets),
-        },
+        }
     }
+}
+
+/// The single, non-empty path segment after `prefix`.
+fn one_segment_after<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    path.strip_prefix(prefix).filter(|rest| !rest.is_empty() && !rest.contains('/'))
 }
 
 impl Route<'_> {
     /// Public read endpoints answer any origin, so browser clients elsewhere can resolve handles.
     pub fn allows_any_origin(&self) -> bool {
-        matches!(self, Route::Healthz | Route::LookupHandle(_) | Route::WebFinger | Route::Preflight)
+        matches!(
+            self,
+            Route::Healthz | Route::LookupHandle(_) | Route::LookupPrimary(_) | Route::WebFinger | Route::Preflight
+        )
     }
 }
 
@@ -73,6 +87,7 @@ mod tests {
         assert_eq!(route("GET", "/.well-known/webfinger"), Ok(Route::WebFinger));
         assert_eq!(route("POST", "/internal/nats/auth"), Ok(Route::NatsAuth));
         assert_eq!(route("OPTIONS", "/v1/u/alice"), Ok(Route::Preflight));
+        assert_eq!(route("GET", "/v1/by-primary/ed25519:ab"), Ok(Route::LookupPrimary("ed25519:ab")));
     }
 
     #[test]
@@ -86,7 +101,7 @@ mod tests {
 
     #[test]
     fn unknown_api_paths_are_404_never_the_app() {
-        for path in ["/v1/", "/v1/nope", "/v1/u/", "/v1/u/alice/extra", "/v1/healthz/", "/.well-known/nodeinfo", "/internal/", "/internal/nats"] {
+        for path in ["/v1/", "/v1/nope", "/v1/u/", "/v1/u/alice/extra", "/v1/by-primary/", "/v1/by-primary/a/b", "/v1/healthz/", "/.well-known/nodeinfo", "/internal/", "/internal/nats"] {
             assert_eq!(route("GET", path), Err(ApiError::NotFound), "{path}");
         }
     }
@@ -102,6 +117,7 @@ mod tests {
     fn only_read_endpoints_allow_any_origin() {
         assert!(Route::Healthz.allows_any_origin());
         assert!(Route::LookupHandle("a").allows_any_origin());
+        assert!(Route::LookupPrimary("a").allows_any_origin());
         assert!(!Route::Register.allows_any_origin());
         assert!(!Route::NatsAuth.allows_any_origin());
     }

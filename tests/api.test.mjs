@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { startWorker } from "./support/worker.mjs";
+import { createPublicKey, verify } from "node:crypto";
+import canonicalize from "canonicalize";
 import { errorCode, freshEnvelope, getJson, postRegister } from "./support/kez.mjs";
 
 const SERVER = "localhost";
@@ -104,6 +106,45 @@ describe("GET /v1/u/:handle", () => {
     assert.equal(response.status, 405);
     assert.equal(response.headers.get("allow"), "GET, HEAD, OPTIONS");
     assert.equal(errorCode(response), "method_not_allowed");
+  });
+});
+
+describe("GET /v1/by-primary/:primary", () => {
+  test("finds the user of a key, with the same body as the handle lookup", async () => {
+    for (const primary of [alice.id.primary, alice.id.primary.replace(":", "%3A")]) {
+      const response = await getJson(`${worker.url}/v1/by-primary/${primary}`);
+      assert.equal(response.status, 200, primary);
+      assert.deepEqual(response.body, alice.body);
+      assert.equal(response.headers.get("access-control-allow-origin"), "*");
+    }
+  });
+
+  test("an unregistered key is 404, a malformed one 400", async () => {
+    const unknown = await getJson(`${worker.url}/v1/by-primary/ed25519:${"ab".repeat(32)}`);
+    assert.equal(unknown.status, 404);
+    assert.equal(errorCode(unknown), "user_not_found");
+    for (const bad of ["ed25519:abc", alice.id.primary.toUpperCase(), alice.id.primary.slice(8), "x25519:" + alice.id.primary.slice(8), "%zz"]) {
+      const response = await getJson(`${worker.url}/v1/by-primary/${bad}`);
+      assert.equal(response.status, 400, bad);
+      assert.equal(errorCode(response), "invalid_primary_key");
+    }
+  });
+});
+
+describe("the stored registration envelope", () => {
+  test("comes with every lookup and lets a client verify the binding without trusting the server", async () => {
+    const { body } = await getJson(`${worker.url}/v1/u/${alice.handle}`);
+    const { payload, signature } = body.envelope;
+    assert.equal(payload.handle, body.handle);
+    assert.equal(payload.primary, body.primary);
+    assert.equal(payload.server, SERVER);
+    assert.equal(signature.key, body.primary);
+    const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(body.primary.slice(8), "hex").toString("base64url") }, format: "jwk" });
+    assert.ok(verify(null, Buffer.from(canonicalize(payload)), key, Buffer.from(signature.sig, "hex")));
+    // A server that swapped the key would be caught: the signature does not verify for another key.
+    const other = freshEnvelope(SERVER).id.primary;
+    const otherKey = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(other.slice(8), "hex").toString("base64url") }, format: "jwk" });
+    assert.ok(!verify(null, Buffer.from(canonicalize({ ...payload, primary: other })), otherKey, Buffer.from(signature.sig, "hex")));
   });
 });
 

@@ -33,7 +33,8 @@ describe("successful registration", () => {
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.match(created.headers.get("content-type"), /^application\/json/);
     const hex = id.primary.slice("ed25519:".length);
-    assert.deepEqual(Object.keys(created.body), ["handle", "fqhn", "primary", "sigchain_url", "registered_at"]);
+    assert.deepEqual(Object.keys(created.body), ["handle", "fqhn", "primary", "sigchain_url", "registered_at", "envelope"]);
+    assert.deepEqual(created.body.envelope, envelope);
     assert.equal(created.body.handle, handle);
     assert.equal(created.body.fqhn, `${handle}@${SERVER}`);
     assert.equal(created.body.primary, id.primary);
