@@ -5,7 +5,6 @@ use ed25519_dalek::VerifyingKey;
 use kez_nats::callout::{Grant, Issuer};
 use kez_nats::nkey::{self, KeyType};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 /// The server's configuration, checked once per request from the worker's `[vars]`.
 #[derive(Debug, Clone)]
@@ -68,6 +67,13 @@ impl NatsConfig {
     }
 }
 
+/// The stored envelope if it looks like the JSON object the worker wrote (a cheap check
+/// against hand-edited rows; the full check is the client's signature verification).
+fn stored_object(envelope: &str) -> Option<&str> {
+    let trimmed = envelope.trim();
+    (trimmed.starts_with('{') && trimmed.ends_with('}')).then_some(trimmed)
+}
+
 /// `GET /v1/healthz`.
 #[derive(Serialize)]
 pub struct Health<'a> {
@@ -100,9 +106,12 @@ pub struct UserView {
     pub primary: String,
     pub sigchain_url: String,
     pub registered_at: String,
-    /// The signed registration envelope, as stored, so a client can check the
-    /// handle-to-key binding itself instead of trusting this server.
-    pub envelope: Box<RawValue>,
+    /// The signed registration envelope, as stored (JCS JSON), so a client can check the
+    /// handle-to-key binding itself instead of trusting this server. Spliced into the body
+    /// by [`UserView::to_json`] as it is: parsing it again would pull a general JSON parser
+    /// (float tables included) into the worker for text it wrote itself.
+    #[serde(skip)]
+    pub envelope: String,
 }
 
 impl UserView {
@@ -119,8 +128,19 @@ impl UserView {
             sigchain_url: config.sigchain_url(hex),
             primary: record.primary_key.clone(),
             registered_at: record.registered_at.clone(),
-            envelope: RawValue::from_string(record.envelope.clone()).map_err(|e| format!("stored envelope: {e}"))?,
+            envelope: stored_object(&record.envelope).ok_or("stored envelope is not a JSON object")?.to_owned(),
         })
+    }
+
+    /// The JSON body: the fields above, then `"envelope"` with the stored envelope.
+    pub fn to_json(&self) -> String {
+        let mut body = serde_json::to_string(self).expect("strings always serialize");
+        body.pop(); // the closing brace
+        body.reserve(self.envelope.len() + 13);
+        body.push_str(",\"envelope\":");
+        body.push_str(&self.envelope);
+        body.push('}');
+        body
     }
 }
 
@@ -149,7 +169,7 @@ mod tests {
             registered_at: "2026-11-26T10:52:13Z".into(),
             envelope: r#"{"kez":"handle_registration"}"#.into(),
         };
-        let view = serde_json::to_value(UserView::from_record(&record, &config()).unwrap()).unwrap();
+        let view: serde_json::Value = serde_json::from_str(&UserView::from_record(&record, &config()).unwrap().to_json()).unwrap();
         assert_eq!(
             view,
             serde_json::json!({
@@ -173,7 +193,8 @@ mod tests {
             envelope: envelope.into(),
         };
         assert!(UserView::from_record(&record("garbage", "{}"), &config()).is_err());
-        assert!(UserView::from_record(&record(good_key, "{not json"), &config()).is_err());
+        assert!(UserView::from_record(&record(good_key, "[1]"), &config()).is_err());
+        assert!(UserView::from_record(&record(good_key, ""), &config()).is_err());
         assert!(UserView::from_record(&record(good_key, "{}"), &config()).is_ok());
     }
 

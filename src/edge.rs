@@ -64,15 +64,18 @@ async fn handle(route: Route<'_>, req: Request, url: &RequestUrl<'_>, env: &Env)
                 HandleError::Reserved => ApiError::UserNotFound,
             })?;
             let user = find_user(env, UserKey::Handle(&handle), config).await?.ok_or(ApiError::UserNotFound)?;
-            json_response(200, JSON, to_json(&user))
+            json_response(200, JSON, user.to_json())
         }
         Route::LookupPrimary(raw) => {
             let config = config(env)?;
             // `:` may arrive percent-encoded.
-            let primary = raw.replacen("%3A", ":", 1).replacen("%3a", ":", 1);
+            let primary = match raw.get(..10) {
+                Some(prefix) if prefix.eq_ignore_ascii_case("ed25519%3a") => format!("ed25519:{}", &raw[10..]),
+                _ => raw.to_owned(),
+            };
             PrimaryKey::stored_hex(&primary).ok_or(ApiError::InvalidPrimaryKey)?;
             let user = find_user(env, UserKey::Primary(&primary), config).await?.ok_or(ApiError::UserNotFound)?;
-            json_response(200, JSON, to_json(&user))
+            json_response(200, JSON, user.to_json())
         }
         Route::Register => register(req, env).await,
         Route::WebFinger => {
@@ -131,7 +134,7 @@ async fn register(req: Request, env: &Env) -> ApiResult {
         .await
         .map_err(|e| ApiError::from_insert_failure(&error_detail(&e)))?;
     let user = UserView::from_record(&record, &config).map_err(ApiError::Internal)?;
-    json_response(201, JSON, to_json(&user))
+    json_response(201, JSON, user.to_json())
 }
 
 /// The NATS auth callout, called by the bridge with nats-server's request JWT as the body.
