@@ -50,7 +50,8 @@ impl NatsConfig {
         let (Some(issuer_seed), Some(bridge_key)) = (issuer_seed, bridge_key) else {
             return Ok(None);
         };
-        let issuer = Issuer::from_seed(issuer_seed).map_err(|e| format!("NATS_ISSUER_SEED is not an account seed (SA...): {e:?}"))?;
+        let issuer = Issuer::from_seed(issuer_seed)
+            .map_err(|e| format!("NATS_ISSUER_SEED is not an account seed (SA...): {e:?}"))?;
         let bridge_key = nkey::decode_public(KeyType::User, bridge_key.trim())
             .ok()
             .and_then(|raw| VerifyingKey::from_bytes(&raw).ok())
@@ -121,7 +122,8 @@ impl UserView {
     /// it again on every lookup would cost more than the rest of the request).
     pub fn from_record(record: &UserRecord, config: &Config) -> Result<UserView, String> {
         let handle = Handle::parse(&record.handle).map_err(|e| format!("stored handle {:?}: {e:?}", record.handle))?;
-        let hex = PrimaryKey::stored_hex(&record.primary_key).ok_or_else(|| format!("stored key {:?}", record.primary_key))?;
+        let hex = PrimaryKey::stored_hex(&record.primary_key)
+            .ok_or_else(|| format!("stored key {:?}", record.primary_key))?;
         Ok(UserView {
             fqhn: Fqhn::new(handle.clone(), config.server.clone()).to_string(),
             handle: handle.to_string(),
@@ -169,7 +171,8 @@ mod tests {
             registered_at: "2026-11-26T10:52:13Z".into(),
             envelope: r#"{"kez":"handle_registration"}"#.into(),
         };
-        let view: serde_json::Value = serde_json::from_str(&UserView::from_record(&record, &config()).unwrap().to_json()).unwrap();
+        let view: serde_json::Value =
+            serde_json::from_str(&UserView::from_record(&record, &config()).unwrap().to_json()).unwrap();
         assert_eq!(
             view,
             serde_json::json!({
@@ -201,7 +204,10 @@ mod tests {
     #[test]
     fn nats_config_needs_both_secrets_and_checks_them() {
         let seed = nkey::encode_seed(KeyType::Account, &[1; 32]);
-        let bridge = nkey::encode_public(KeyType::User, ed25519_dalek::SigningKey::from_bytes(&[2; 32]).verifying_key().as_bytes());
+        let bridge = nkey::encode_public(
+            KeyType::User,
+            ed25519_dalek::SigningKey::from_bytes(&[2; 32]).verifying_key().as_bytes(),
+        );
         assert!(NatsConfig::parse(None, Some(&bridge), "KEZ", "3600").unwrap().is_none());
         assert!(NatsConfig::parse(Some(&seed), None, "KEZ", "3600").unwrap().is_none());
         let config = NatsConfig::parse(Some(&seed), Some(&bridge), "KEZ", "3600").unwrap().unwrap();

@@ -5,9 +5,9 @@
 use crate::api::NatsConfig;
 use crate::domain::ServerDomain;
 use crate::registration;
+use crate::request_url::RequestUrl;
 use kez_nats::callout::{self, AuthRequest};
 use std::hint::black_box;
-use crate::request_url::RequestUrl;
 use worker::web_sys::Request;
 use worker::{Date, Env, Response, Result};
 
@@ -18,9 +18,11 @@ pub async fn handle(req: Request, url: &RequestUrl<'_>, env: &Env, nats: Option<
     let mut ok = 0u32;
     match url.path() {
         "/__bench/register" => {
-            let server = ServerDomain::parse(&env.var("SERVER_DOMAIN")?.to_string()).map_err(worker::Error::RustError)?;
+            let server =
+                ServerDomain::parse(&env.var("SERVER_DOMAIN")?.to_string()).map_err(worker::Error::RustError)?;
             for _ in 0..n {
-                let verified = registration::parse_envelope(black_box(&body)).and_then(|e| registration::verify(e, &server, now_ms));
+                let verified = registration::parse_envelope(black_box(&body))
+                    .and_then(|e| registration::verify(e, &server, now_ms));
                 ok += u32::from(black_box(verified).is_ok());
             }
         }
@@ -28,7 +30,8 @@ pub async fn handle(req: Request, url: &RequestUrl<'_>, env: &Env, nats: Option<
             let nats = nats.ok_or_else(|| worker::Error::RustError("NATS secrets not set".into()))?;
             let token = std::str::from_utf8(&body)?;
             for _ in 0..n {
-                let request = AuthRequest::verify(black_box(token)).map_err(|e| worker::Error::RustError(format!("{e:?}")))?;
+                let request =
+                    AuthRequest::verify(black_box(token)).map_err(|e| worker::Error::RustError(format!("{e:?}")))?;
                 let key = request.client_key().map_err(|e| worker::Error::RustError(e.reason().into()))?;
                 let answer = callout::allow(&request, "bench", &key, &nats.issuer, &nats.grant, now_ms / 1000);
                 ok += u32::from(!black_box(answer).is_empty());

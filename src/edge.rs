@@ -5,6 +5,7 @@ use crate::api::{Config, Health, NatsConfig, UserRecord, UserView};
 use crate::domain::{encode_lower_hex, Handle, HandleError, PrimaryKey};
 use crate::error::ApiError;
 use crate::registration::{self, MAX_BODY_BYTES};
+use crate::request_url::RequestUrl;
 use crate::routes::{route, Route, READ_METHODS};
 use crate::timestamp::format_rfc3339_utc;
 use crate::webfinger;
@@ -12,7 +13,6 @@ use kez_nats::bridge_auth;
 use kez_nats::callout::{self, AuthRequest, Denial};
 use std::cell::OnceCell;
 use std::sync::OnceLock;
-use crate::request_url::RequestUrl;
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::Request;
@@ -55,7 +55,7 @@ async fn handle(route: Route<'_>, req: Request, url: &RequestUrl<'_>, env: &Env)
     match route {
         Route::Healthz => {
             let config = config(env)?;
-            json_response(200, JSON, to_json(&Health::new(&config)))
+            json_response(200, JSON, to_json(&Health::new(config)))
         }
         Route::LookupHandle(raw) => {
             let config = config(env)?;
@@ -133,7 +133,7 @@ async fn register(req: Request, env: &Env) -> ApiResult {
         .run()
         .await
         .map_err(|e| ApiError::from_insert_failure(&error_detail(&e)))?;
-    let user = UserView::from_record(&record, &config).map_err(ApiError::Internal)?;
+    let user = UserView::from_record(&record, config).map_err(ApiError::Internal)?;
     json_response(201, JSON, user.to_json())
 }
 
@@ -233,7 +233,8 @@ fn nats_config(env: &Env) -> Result<&'static NatsConfig, ApiError> {
     let config = NATS_CONFIG.get_or_init(|| {
         // Secrets, from `wrangler secret put` (or .dev.vars / --var locally).
         let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
-        let var = |name: &str, default: &str| env.var(name).map(|v| v.to_string()).unwrap_or_else(|_| default.to_owned());
+        let var =
+            |name: &str, default: &str| env.var(name).map(|v| v.to_string()).unwrap_or_else(|_| default.to_owned());
         NatsConfig::parse(
             secret("NATS_ISSUER_SEED").as_deref(),
             secret("NATS_BRIDGE_KEY").as_deref(),

@@ -10,25 +10,33 @@ use serde::Serialize;
 pub enum ApiError {
     InvalidJson(String),
     InvalidEnvelope(String),
-    BodyTooLarge { limit: usize },
+    BodyTooLarge {
+        limit: usize,
+    },
     UnsupportedEnvelope,
     UnsupportedPayload,
     KeyMismatch,
     UnsupportedAlgorithm,
     InvalidPrimaryKey,
     InvalidSignature,
-    WrongServer { expected: String },
+    WrongServer {
+        expected: String,
+    },
     InvalidHandle,
     ReservedHandle,
     InvalidTimestamp,
-    ClockSkew { max_seconds: i64 },
+    ClockSkew {
+        max_seconds: i64,
+    },
     HandleTaken,
     KeyAlreadyRegistered,
     UserNotFound,
     MissingResource,
     InvalidResource,
     NotFound,
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     /// The NATS callout endpoint was called without a valid bridge signature.
     Unauthorized,
     /// The body is not a verifiable NATS authorization request.
@@ -60,10 +68,21 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         use ApiError::*;
         match self {
-            InvalidJson(_) | InvalidEnvelope(_) | UnsupportedEnvelope | UnsupportedPayload
-            | KeyMismatch | UnsupportedAlgorithm | InvalidPrimaryKey | InvalidSignature
-            | WrongServer { .. } | InvalidHandle | InvalidTimestamp | ClockSkew { .. }
-            | MissingResource | InvalidResource | InvalidAuthorizationRequest(_) => 400,
+            InvalidJson(_)
+            | InvalidEnvelope(_)
+            | UnsupportedEnvelope
+            | UnsupportedPayload
+            | KeyMismatch
+            | UnsupportedAlgorithm
+            | InvalidPrimaryKey
+            | InvalidSignature
+            | WrongServer { .. }
+            | InvalidHandle
+            | InvalidTimestamp
+            | ClockSkew { .. }
+            | MissingResource
+            | InvalidResource
+            | InvalidAuthorizationRequest(_) => 400,
             Unauthorized => 401,
             ReservedHandle => 403,
             UserNotFound | NotFound => 404,
@@ -171,7 +190,9 @@ mod tests {
     #[test]
     fn unique_violations_become_conflicts() {
         assert_eq!(
-            ApiError::from_insert_failure("D1_ERROR: UNIQUE constraint failed: registrations.handle: SQLITE_CONSTRAINT"),
+            ApiError::from_insert_failure(
+                "D1_ERROR: UNIQUE constraint failed: registrations.handle: SQLITE_CONSTRAINT"
+            ),
             ApiError::HandleTaken
         );
         assert_eq!(

@@ -4,13 +4,13 @@
 //! Everything but `edge` is pure Rust with the clock passed in, compiled and unit-tested
 //! natively; `edge` is the thin worker glue and exists only on wasm32.
 
+pub mod api;
 pub mod domain;
 pub mod error;
 pub mod registration;
 pub mod request_url;
-pub mod timestamp;
-pub mod api;
 pub mod routes;
+pub mod timestamp;
 pub mod webfinger;
 
 #[cfg(target_arch = "wasm32")]

@@ -45,7 +45,9 @@ mod tests {
 
     #[test]
     fn splits_origin_path_and_query() {
-        let url = RequestUrl::split("https://kez.lat:8443/.well-known/webfinger?resource=acct%3Aalice%40kez.lat&rel=a+b#frag");
+        let url = RequestUrl::split(
+            "https://kez.lat:8443/.well-known/webfinger?resource=acct%3Aalice%40kez.lat&rel=a+b#frag",
+        );
         assert_eq!(url.origin(), "https://kez.lat:8443");
         assert_eq!(url.path(), "/.well-known/webfinger");
         let pairs: Vec<_> = url.query_pairs().collect();

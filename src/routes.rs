@@ -101,7 +101,18 @@ mod tests {
 
     #[test]
     fn unknown_api_paths_are_404_never_the_app() {
-        for path in ["/v1/", "/v1/nope", "/v1/u/", "/v1/u/alice/extra", "/v1/by-primary/", "/v1/by-primary/a/b", "/v1/healthz/", "/.well-known/nodeinfo", "/internal/", "/internal/nats"] {
+        for path in [
+            "/v1/",
+            "/v1/nope",
+            "/v1/u/",
+            "/v1/u/alice/extra",
+            "/v1/by-primary/",
+            "/v1/by-primary/a/b",
+            "/v1/healthz/",
+            "/.well-known/nodeinfo",
+            "/internal/",
+            "/internal/nats",
+        ] {
             assert_eq!(route("GET", path), Err(ApiError::NotFound), "{path}");
         }
     }

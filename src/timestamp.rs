@@ -31,7 +31,8 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_rfc3339() {
-        for bad in ["", "2026-11-26", "2026-11-26 10:52:13", "2026-11-26T10:52:13", "yesterday", "2026-13-01T00:00:00Z"] {
+        for bad in ["", "2026-11-26", "2026-11-26 10:52:13", "2026-11-26T10:52:13", "yesterday", "2026-13-01T00:00:00Z"]
+        {
             assert_eq!(parse_rfc3339_ms(bad), None, "{bad:?}");
         }
     }

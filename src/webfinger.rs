@@ -89,14 +89,24 @@ mod tests {
     fn missing_or_malformed_is_400() {
         assert_eq!(resolve(None, &server()), Err(ApiError::MissingResource));
         assert_eq!(resolve(Some(""), &server()), Err(ApiError::MissingResource));
-        for bad in ["alice@kez.lat", "https://kez.lat/alice", "acct:", "acct:alice", "acct:@kez.lat", "acct:alice@", "mailto:alice@kez.lat", "acc"] {
+        for bad in [
+            "alice@kez.lat",
+            "https://kez.lat/alice",
+            "acct:",
+            "acct:alice",
+            "acct:@kez.lat",
+            "acct:alice@",
+            "mailto:alice@kez.lat",
+            "acc",
+        ] {
             assert_eq!(resolve(Some(bad), &server()), Err(ApiError::InvalidResource), "{bad}");
         }
     }
 
     #[test]
     fn other_domains_and_impossible_names_are_404() {
-        for unknown in ["acct:alice@evil.example", "acct:admin@kez.lat", "acct:a!b@kez.lat", "acct:alice@kez.lat.evil"] {
+        for unknown in ["acct:alice@evil.example", "acct:admin@kez.lat", "acct:a!b@kez.lat", "acct:alice@kez.lat.evil"]
+        {
             assert_eq!(resolve(Some(unknown), &server()), Err(ApiError::UserNotFound), "{unknown}");
         }
     }

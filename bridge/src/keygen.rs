@@ -45,7 +45,9 @@ pub fn run(args: KeygenArgs) -> Result<(), String> {
     let bridge_nats = generate(KeyType::User)?;
     let bridge_http = generate(KeyType::User)?;
     let dir = &args.out_dir;
-    for (name, key) in [("issuer.seed", &issuer), ("bridge-nats.seed", &bridge_nats), ("bridge-http.seed", &bridge_http)] {
+    for (name, key) in
+        [("issuer.seed", &issuer), ("bridge-nats.seed", &bridge_nats), ("bridge-http.seed", &bridge_http)]
+    {
         write_seed(&dir.join(name), &key.seed)?;
     }
     let d = dir.display();

@@ -89,7 +89,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
     // reqwest is built without a default TLS provider: use ring, as async-nats does.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let nats_seed = read_secret(&args.nats_seed_file)?;
-    nkey::decode_seed(KeyType::User, &nats_seed).map_err(|e| format!("{}: not a user seed: {e:?}", args.nats_seed_file.display()))?;
+    nkey::decode_seed(KeyType::User, &nats_seed)
+        .map_err(|e| format!("{}: not a user seed: {e:?}", args.nats_seed_file.display()))?;
     let signing_seed = read_secret(&args.signing_seed_file)?;
     let signing_key = SigningKey::from_bytes(
         &nkey::decode_seed(KeyType::User, &signing_seed)
@@ -181,7 +182,9 @@ impl Bridge {
     /// The worker's signed answer, or why there is none.
     async fn answer(&self, message: &Message) -> Result<bytes::Bytes, String> {
         if message.headers.as_ref().and_then(|h| h.get(XKEY_HEADER)).is_some() {
-            return Err("encrypted callouts (xkey) are not supported: remove `xkey` from auth_callout in nats.conf".into());
+            return Err(
+                "encrypted callouts (xkey) are not supported: remove `xkey` from auth_callout in nats.conf".into()
+            );
         }
         let token = std::str::from_utf8(&message.payload).map_err(|_| "request is not UTF-8".to_string())?;
         let claims: serde_json::Value =
@@ -202,7 +205,8 @@ impl Bridge {
             .await
             .map_err(|e| format!("worker request: {e}"))?;
         let status = response.status();
-        let is_jwt = response.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/jwt"));
+        let is_jwt =
+            response.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/jwt"));
         let body = response.bytes().await.map_err(|e| format!("worker response: {e}"))?;
         if !status.is_success() || !is_jwt {
             return Err(format!("worker answered {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])));

@@ -6,22 +6,114 @@ use std::fmt;
 /// and the project's own brand, so that nobody can impersonate the operator.
 const RESERVED: &[&str] = &[
     // system and infrastructure
-    "root", "admin", "administrator", "sysadmin", "system", "daemon", "nobody", "operator",
-    "localhost", "server", "host", "hostmaster", "node", "relay", "nats", "bridge", "bot",
-    "null", "undefined", "anonymous", "everyone", "all", "here", "me", "self", "test",
+    "root",
+    "admin",
+    "administrator",
+    "sysadmin",
+    "system",
+    "daemon",
+    "nobody",
+    "operator",
+    "localhost",
+    "server",
+    "host",
+    "hostmaster",
+    "node",
+    "relay",
+    "nats",
+    "bridge",
+    "bot",
+    "null",
+    "undefined",
+    "anonymous",
+    "everyone",
+    "all",
+    "here",
+    "me",
+    "self",
+    "test",
     // mail and web role accounts (RFC 2142)
-    "postmaster", "webmaster", "abuse", "security", "noc", "usenet", "news",
-    "uucp", "ftp", "www", "mail", "email", "smtp", "imap", "pop", "dns", "mx",
-    "noreply", "no-reply", "no_reply", "donotreply", "do-not-reply", "mailer-daemon",
+    "postmaster",
+    "webmaster",
+    "abuse",
+    "security",
+    "noc",
+    "usenet",
+    "news",
+    "uucp",
+    "ftp",
+    "www",
+    "mail",
+    "email",
+    "smtp",
+    "imap",
+    "pop",
+    "dns",
+    "mx",
+    "noreply",
+    "no-reply",
+    "no_reply",
+    "donotreply",
+    "do-not-reply",
+    "mailer-daemon",
     // service and role names
-    "api", "app", "apps", "auth", "login", "logout", "signin", "signup", "register",
-    "account", "accounts", "settings", "status", "health", "healthz", "internal",
-    "well-known", "webfinger", "directory", "u", "v1", "v2", "static", "assets", "cdn",
-    "help", "info", "support", "contact", "feedback", "billing", "legal", "privacy",
-    "terms", "tos", "policy", "press", "sales", "marketing", "jobs", "team", "staff",
-    "official", "moderator", "mod", "mods", "owner", "owners", "verify", "verified",
+    "api",
+    "app",
+    "apps",
+    "auth",
+    "login",
+    "logout",
+    "signin",
+    "signup",
+    "register",
+    "account",
+    "accounts",
+    "settings",
+    "status",
+    "health",
+    "healthz",
+    "internal",
+    "well-known",
+    "webfinger",
+    "directory",
+    "u",
+    "v1",
+    "v2",
+    "static",
+    "assets",
+    "cdn",
+    "help",
+    "info",
+    "support",
+    "contact",
+    "feedback",
+    "billing",
+    "legal",
+    "privacy",
+    "terms",
+    "tos",
+    "policy",
+    "press",
+    "sales",
+    "marketing",
+    "jobs",
+    "team",
+    "staff",
+    "official",
+    "moderator",
+    "mod",
+    "mods",
+    "owner",
+    "owners",
+    "verify",
+    "verified",
     // brand
-    "kez", "kezchat", "kez-chat", "kez_chat", "kezlat", "kez-lat",
+    "kez",
+    "kezchat",
+    "kez-chat",
+    "kez_chat",
+    "kezlat",
+    "kez-lat",
 ];
 
 /// Why a string is not a handle. Each maps to its own API error code.
@@ -76,9 +168,7 @@ fn is_well_formed(s: &str) -> bool {
     let bytes = s.as_bytes();
     (Handle::MIN_LEN..=Handle::MAX_LEN).contains(&bytes.len())
         && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && bytes.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
@@ -101,10 +191,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_characters_and_first_character() {
-        for bad in [
-            "Alice", "al ice", "al.ice", "al@ice", "_alice", "-alice", "alicé", "al\u{0}ice",
-            "ａｌｉｃｅ", "alice\n",
-        ] {
+        for bad in
+            ["Alice", "al ice", "al.ice", "al@ice", "_alice", "-alice", "alicé", "al\u{0}ice", "ａｌｉｃｅ", "alice\n"]
+        {
             assert_eq!(Handle::parse(bad), Err(HandleError::Invalid), "{bad:?}");
         }
     }
@@ -118,8 +207,20 @@ mod tests {
     #[test]
     fn rejects_reserved_names() {
         for reserved in [
-            "admin", "root", "support", "security", "postmaster", "webmaster", "abuse", "api",
-            "www", "help", "info", "noreply", "kez", "system",
+            "admin",
+            "root",
+            "support",
+            "security",
+            "postmaster",
+            "webmaster",
+            "abuse",
+            "api",
+            "www",
+            "help",
+            "info",
+            "noreply",
+            "kez",
+            "system",
         ] {
             assert_eq!(Handle::parse(reserved), Err(HandleError::Reserved), "{reserved}");
         }

@@ -24,9 +24,8 @@ pub struct PrimaryKey {
 impl PrimaryKey {
     pub fn parse(s: &str) -> Result<PrimaryKey, PrimaryKeyError> {
         let hex = s.strip_prefix(PREFIX).ok_or(PrimaryKeyError::Malformed)?;
-        let bytes: [u8; 32] = decode_lower_hex(hex)
-            .and_then(|v| v.try_into().ok())
-            .ok_or(PrimaryKeyError::Malformed)?;
+        let bytes: [u8; 32] =
+            decode_lower_hex(hex).and_then(|v| v.try_into().ok()).ok_or(PrimaryKeyError::Malformed)?;
         let key = VerifyingKey::from_bytes(&bytes).map_err(|_| PrimaryKeyError::NotAPublicKey)?;
         if key.is_weak() {
             return Err(PrimaryKeyError::NotAPublicKey);
@@ -69,10 +68,7 @@ pub fn decode_lower_hex(s: &str) -> Option<Vec<u8>> {
     if bytes.len() % 2 != 0 {
         return None;
     }
-    bytes
-        .chunks_exact(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect()
+    bytes.chunks_exact(2).map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?)).collect()
 }
 
 pub fn encode_lower_hex(bytes: &[u8]) -> String {

@@ -62,8 +62,18 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_host_name() {
         for bad in [
-            "", "kez..lat", ".kez.lat", "-kez.lat", "kez.lat:", "kez.lat:0", "kez.lat:99999",
-            "kez.lat:08", "https://kez.lat", "kez.lat/", "kez lat", "alice@kez.lat",
+            "",
+            "kez..lat",
+            ".kez.lat",
+            "-kez.lat",
+            "kez.lat:",
+            "kez.lat:0",
+            "kez.lat:99999",
+            "kez.lat:08",
+            "https://kez.lat",
+            "kez.lat/",
+            "kez lat",
+            "alice@kez.lat",
         ] {
             assert!(ServerDomain::parse(bad).is_err(), "{bad:?}");
         }

@@ -136,11 +136,32 @@ fn rejects_duplicate_keys() {
 fn each_rule_has_its_own_error() {
     let key = signing_key(2);
     let cases: Vec<(Value, ApiError)> = vec![
-        ({ let mut e = signed(&key, |_| {}); e["kez"] = json!("something_else"); e }, ApiError::UnsupportedEnvelope),
+        (
+            {
+                let mut e = signed(&key, |_| {});
+                e["kez"] = json!("something_else");
+                e
+            },
+            ApiError::UnsupportedEnvelope,
+        ),
         (signed(&key, |p| p["type"] = json!("kez.chat.other")), ApiError::UnsupportedPayload),
         (signed(&key, |p| p["version"] = json!(2)), ApiError::UnsupportedPayload),
-        ({ let mut e = signed(&key, |_| {}); e["signature"]["key"] = json!(primary_of(&signing_key(3))); e }, ApiError::KeyMismatch),
-        ({ let mut e = signed(&key, |_| {}); e["signature"]["alg"] = json!("EdDSA"); e }, ApiError::UnsupportedAlgorithm),
+        (
+            {
+                let mut e = signed(&key, |_| {});
+                e["signature"]["key"] = json!(primary_of(&signing_key(3)));
+                e
+            },
+            ApiError::KeyMismatch,
+        ),
+        (
+            {
+                let mut e = signed(&key, |_| {});
+                e["signature"]["alg"] = json!("EdDSA");
+                e
+            },
+            ApiError::UnsupportedAlgorithm,
+        ),
         (
             {
                 let upper = primary_of(&key).to_uppercase().replace("ED25519", "ed25519");
@@ -150,9 +171,30 @@ fn each_rule_has_its_own_error() {
             },
             ApiError::InvalidPrimaryKey,
         ),
-        ({ let mut e = signed(&key, |_| {}); e["payload"]["handle"] = json!("mallory"); e }, ApiError::InvalidSignature),
-        ({ let mut e = signed(&key, |_| {}); e["signature"]["sig"] = json!("00"); e }, ApiError::InvalidSignature),
-        ({ let mut e = signed(&key, |_| {}); e["signature"]["sig"] = json!("zz".repeat(64)); e }, ApiError::InvalidSignature),
+        (
+            {
+                let mut e = signed(&key, |_| {});
+                e["payload"]["handle"] = json!("mallory");
+                e
+            },
+            ApiError::InvalidSignature,
+        ),
+        (
+            {
+                let mut e = signed(&key, |_| {});
+                e["signature"]["sig"] = json!("00");
+                e
+            },
+            ApiError::InvalidSignature,
+        ),
+        (
+            {
+                let mut e = signed(&key, |_| {});
+                e["signature"]["sig"] = json!("zz".repeat(64));
+                e
+            },
+            ApiError::InvalidSignature,
+        ),
         (signed(&key, |p| p["server"] = json!("evil.example")), ApiError::WrongServer { expected: "kez.lat".into() }),
         (signed(&key, |p| p["handle"] = json!("al")), ApiError::InvalidHandle),
         (signed(&key, |p| p["handle"] = json!("Alice")), ApiError::InvalidHandle),
@@ -183,8 +225,8 @@ fn flipping_any_signature_bit_is_caught() {
 fn non_canonical_signature_scalar_is_refused() {
     // s + L verifies under lax rules but is malleable; strict verification refuses it.
     const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
     let good = signed(&signing_key(5), |_| {});
     let mut sig = decode_lower_hex(good["signature"]["sig"].as_str().unwrap()).unwrap();

@@ -85,7 +85,10 @@ mod tests {
         assert_eq!(verify(&key, Some(&(NOW - 61).to_string()), Some(&old), b"jwt", NOW), Err(BridgeAuthError::Stale));
         // Another body, another time, another key, garbage.
         assert_eq!(verify(&key, Some(&now), Some(&sig), b"jwt2", NOW), Err(BridgeAuthError::BadSignature));
-        assert_eq!(verify(&key, Some(&(NOW + 1).to_string()), Some(&sig), b"jwt", NOW), Err(BridgeAuthError::BadSignature));
+        assert_eq!(
+            verify(&key, Some(&(NOW + 1).to_string()), Some(&sig), b"jwt", NOW),
+            Err(BridgeAuthError::BadSignature)
+        );
         let other = sign(&SigningKey::from_bytes(&[8; 32]), NOW, b"jwt");
         assert_eq!(verify(&key, Some(&now), Some(&other), b"jwt", NOW), Err(BridgeAuthError::BadSignature));
         assert_eq!(verify(&key, Some(&now), Some("AAAA"), b"jwt", NOW), Err(BridgeAuthError::BadSignature));

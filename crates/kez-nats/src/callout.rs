@@ -126,7 +126,10 @@ impl AuthRequest {
         })?;
         let nats = &claims.nats;
         if nats.kind != "authorization_request" || nats.version != 2 {
-            return Err(RequestError::NotAnAuthorizationRequest(format!("type {:?} version {}", nats.kind, nats.version)));
+            return Err(RequestError::NotAnAuthorizationRequest(format!(
+                "type {:?} version {}",
+                nats.kind, nats.version
+            )));
         }
         if nkey::decode_public(KeyType::User, &nats.user_nkey).is_err() {
             return Err(RequestError::NotAnAuthorizationRequest("user_nkey is not a user nkey".into()));
@@ -242,7 +245,14 @@ struct ResponseClaims<'a> {
 }
 
 /// Lets the client in as `handle`, with the inbox permissions of its key.
-pub fn allow(request: &AuthRequest, handle: &str, client_key: &[u8; 32], issuer: &Issuer, grant: &Grant, now: i64) -> String {
+pub fn allow(
+    request: &AuthRequest,
+    handle: &str,
+    client_key: &[u8; 32],
+    issuer: &Issuer,
+    grant: &Grant,
+    now: i64,
+) -> String {
     let (publish, subscribe) = permissions(&HEXLOWER.encode(client_key));
     let mut user = UserClaims {
         aud: &grant.account,
@@ -264,7 +274,12 @@ pub fn allow(request: &AuthRequest, handle: &str, client_key: &[u8; 32], issuer:
     };
     user.jti = jwt::jti_for(&user);
     let user_jwt = jwt::encode(&user, &issuer.key);
-    respond(request, ResponseNats { jwt: Some(user_jwt), error: None, kind: "authorization_response", version: 2 }, issuer, now)
+    respond(
+        request,
+        ResponseNats { jwt: Some(user_jwt), error: None, kind: "authorization_response", version: 2 },
+        issuer,
+        now,
+    )
 }
 
 /// Refuses the client, saying why.
@@ -278,8 +293,14 @@ pub fn deny(request: &AuthRequest, denial: Denial, issuer: &Issuer, now: i64) ->
 }
 
 fn respond(request: &AuthRequest, nats: ResponseNats, issuer: &Issuer, now: i64) -> String {
-    let mut claims =
-        ResponseClaims { aud: request.server_id(), iat: now, iss: &issuer.public, jti: String::new(), nats, sub: request.user_nkey() };
+    let mut claims = ResponseClaims {
+        aud: request.server_id(),
+        iat: now,
+        iss: &issuer.public,
+        jti: String::new(),
+        nats,
+        sub: request.user_nkey(),
+    };
     claims.jti = jwt::jti_for(&claims);
     jwt::encode(&claims, &issuer.key)
 }

@@ -54,9 +54,7 @@ pub fn decode_verified<T: DeserializeOwned>(token: &str, issuer_type: KeyType) -
     let issuer = nkey::decode_public(issuer_type, &iss).map_err(|_| JwtError::BadIssuer)?;
     let issuer = VerifyingKey::from_bytes(&issuer).map_err(|_| JwtError::BadIssuer)?;
     let signature: [u8; 64] = decode(signature)?.try_into().map_err(|_| JwtError::Malformed)?;
-    issuer
-        .verify_strict(signed_input, &Signature::from_bytes(&signature))
-        .map_err(|_| JwtError::BadSignature)?;
+    issuer.verify_strict(signed_input, &Signature::from_bytes(&signature)).map_err(|_| JwtError::BadSignature)?;
     serde_json::from_slice(&claims_json).map_err(|_| JwtError::Malformed)
 }
 

@@ -9,7 +9,9 @@ fn sample(name: &str) -> Value {
     let text = match name {
         "request_allow" => include_str!("../../testdata/request_allow.json"),
         "request_deny_key_not_registered" => include_str!("../../testdata/request_deny_key_not_registered.json"),
-        "request_deny_nonce_signature_invalid" => include_str!("../../testdata/request_deny_nonce_signature_invalid.json"),
+        "request_deny_nonce_signature_invalid" => {
+            include_str!("../../testdata/request_deny_nonce_signature_invalid.json")
+        }
         "request_deny_nkey_authentication_required" => {
             include_str!("../../testdata/request_deny_nkey_authentication_required.json")
         }
@@ -136,7 +138,10 @@ fn requests_not_signed_by_a_server_key_are_refused() {
     let mut forged = claims.clone();
     let account = SigningKey::from_bytes(&[7; 32]);
     forged["iss"] = json!(nkey::encode_public(KeyType::Account, account.verifying_key().as_bytes()));
-    assert_eq!(AuthRequest::verify(&jwt::encode(&forged, &account)).unwrap_err(), RequestError::Jwt(JwtError::BadIssuer));
+    assert_eq!(
+        AuthRequest::verify(&jwt::encode(&forged, &account)).unwrap_err(),
+        RequestError::Jwt(JwtError::BadIssuer)
+    );
     // Claims to be our server, signed by someone else.
     let mut impostor = claims.clone();
     impostor["iss"] = json!(server_nkey());
@@ -151,7 +156,10 @@ fn other_claim_types_are_refused() {
     for (field, value) in [("type", json!("authorization_response")), ("version", json!(1))] {
         let mut claims = sample("request_allow");
         claims["nats"][field] = value;
-        assert!(matches!(AuthRequest::verify(&token(claims)), Err(RequestError::NotAnAuthorizationRequest(_))), "{field}");
+        assert!(
+            matches!(AuthRequest::verify(&token(claims)), Err(RequestError::NotAnAuthorizationRequest(_))),
+            "{field}"
+        );
     }
     let mut claims = sample("request_allow");
     claims["nats"].as_object_mut().unwrap().remove("user_nkey");
