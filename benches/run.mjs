@@ -123,7 +123,6 @@ async function compare(scenario) {
   });
 }
 
-const envelopePools = new Map();
 /** Fresh key and handle for every registration, signed before the clock starts. */
 function registrationRequests(target, count) {
   const pool = [];
@@ -132,7 +131,6 @@ function registrationRequests(target, count) {
     const handle = `b${target[0]}${i.toString(36)}${randomBytes(3).toString("hex")}`;
     pool.push(JSON.stringify(signEnvelope(id, registrationPayload({ handle, primary: id.primary, server: SERVER }))));
   }
-  envelopePools.set(target, pool);
   let next = 0;
   return () => {
     if (next >= pool.length) throw new Error(`registration pool for ${target} exhausted: raise its size`);

@@ -19,7 +19,7 @@ impl Config {
         let server = ServerDomain::parse(server_domain).map_err(|e| format!("SERVER_DOMAIN: {e}"))?;
         let sig_server_url = sig_server_url.trim_end_matches('/');
         let scheme_ok = sig_server_url.starts_with("https://") || sig_server_url.starts_with("http://");
-        if !scheme_ok || sig_server_url.contains(char::is_whitespace) || sig_server_url.ends_with("//") {
+        if !scheme_ok || sig_server_url.contains(char::is_whitespace) {
             return Err(format!("SIG_SERVER_URL: {sig_server_url:?} is not an http(s) URL"));
         }
         Ok(Config { server, sig_server_url: sig_server_url.to_owned() })
@@ -159,6 +159,8 @@ mod tests {
         assert_eq!(config().sig_server_url, "http://localhost:7878");
         assert!(Config::parse("kez.lat", "ftp://x").is_err());
         assert!(Config::parse("kez.lat", "localhost:7878").is_err());
+        assert!(Config::parse("kez.lat", "https://").is_err());
+        assert!(Config::parse("kez.lat", "https://sig kez.lat").is_err());
         assert!(Config::parse("", "http://localhost:7878").is_err());
         assert!(Config::parse("https://kez.lat", "http://localhost:7878").is_err());
     }

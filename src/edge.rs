@@ -176,7 +176,7 @@ async fn nats_auth(req: Request, env: &Env) -> ApiResult {
 
 async fn find_handle_by_key(env: &Env, key: &[u8; 32]) -> Result<Option<String>, ApiError> {
     let primary = format!("ed25519:{}", encode_lower_hex(key));
-    prepared(env, |s| &s.handle_by_key)?
+    prepared(env, |s| &s.user_by_key)?
         .bind(&[primary.into()])
         .map_err(internal)?
         .first(Some("handle"))
@@ -257,7 +257,6 @@ fn nats_config(env: &Env) -> Result<&'static NatsConfig, ApiError> {
 struct Statements {
     user_by_handle: D1PreparedStatement,
     user_by_key: D1PreparedStatement,
-    handle_by_key: D1PreparedStatement,
     insert: D1PreparedStatement,
 }
 
@@ -276,7 +275,6 @@ fn prepared(env: &Env, pick: impl Fn(&Statements) -> &D1PreparedStatement) -> Re
                 user_by_key: db.prepare(
                     "SELECT handle, primary_key, registered_at, envelope FROM registrations WHERE primary_key = ?1",
                 ),
-                handle_by_key: db.prepare("SELECT handle FROM registrations WHERE primary_key = ?1"),
                 insert: db.prepare(
                     "INSERT INTO registrations (handle, primary_key, registered_at, envelope) VALUES (?1, ?2, ?3, ?4)",
                 ),

@@ -45,6 +45,17 @@ async function connectAs(stack, options) {
   return { nc, errors };
 }
 
+/** Connects one client per identity, runs `body` with them, and closes them all. */
+async function withClients(stack, ids, body) {
+  const clients = [];
+  try {
+    for (const id of ids) clients.push(await connectAs(stack, { authenticator: kezAuthenticator(id) }));
+    return await body(clients);
+  } finally {
+    for (const client of clients) await client.nc.close();
+  }
+}
+
 async function refusal(stack, options) {
   try {
     const nc = await connect({ servers: stack.nats.url, reconnect: false, ...options });
@@ -68,65 +79,50 @@ describe("NATS auth callout through the bridge", () => {
   });
 
   test("a registered key gets in, reads its inbox, and others can write to it under their own token", async () => {
-    const a = await connectAs(stack, { authenticator: kezAuthenticator(alice.id) });
-    const b = await connectAs(stack, { authenticator: kezAuthenticator(bob.id) });
-    try {
-      const inbox = a.nc.subscribe(`kez.inbox.${alice.hex}.>`, { max: 1 });
-      await a.nc.flush();
-      b.nc.publish(`kez.inbox.${alice.hex}.${bob.hex}.m1`, "hello alice");
-      await b.nc.flush();
-      const received = await Promise.race([
-        (async () => { for await (const m of inbox) return m; })(),
-        settle(5000).then(() => null),
-      ]);
-      assert.ok(received, "alice received bob's message");
-      assert.equal(received.subject, `kez.inbox.${alice.hex}.${bob.hex}.m1`);
-      assert.equal(received.string(), "hello alice");
-      assert.deepEqual(a.errors, []);
-      assert.deepEqual(b.errors, []);
-    } finally {
-      await a.nc.close();
-      await b.nc.close();
-    }
+    await withClients(stack, [alice.id, bob.id], async ([a, b]) => {
+    const inbox = a.nc.subscribe(`kez.inbox.${alice.hex}.>`, { max: 1 });
+    await a.nc.flush();
+    b.nc.publish(`kez.inbox.${alice.hex}.${bob.hex}.m1`, "hello alice");
+    await b.nc.flush();
+    const received = await Promise.race([
+      (async () => { for await (const m of inbox) return m; })(),
+      settle(5000).then(() => null),
+    ]);
+    assert.ok(received, "alice received bob's message");
+    assert.equal(received.subject, `kez.inbox.${alice.hex}.${bob.hex}.m1`);
+    assert.equal(received.string(), "hello alice");
+    assert.deepEqual(a.errors, []);
+    assert.deepEqual(b.errors, []);
+    });
   });
 
   test("subscribing to another inbox is refused", async () => {
-    const a = await connectAs(stack, { authenticator: kezAuthenticator(alice.id) });
-    const c = await connectAs(stack, { authenticator: kezAuthenticator(carol.id) });
-    try {
-      const spy = a.nc.subscribe(`kez.inbox.${bob.hex}.>`);
-      const got = [];
-      (async () => { for await (const m of spy) got.push(m); })().catch(() => {});
-      await a.nc.flush();
-      c.nc.publish(`kez.inbox.${bob.hex}.${carol.hex}.secret`, "for bob only");
-      await c.nc.flush();
-      const closed = await Promise.race([spy.closed, settle(3000).then(() => "still open")]);
-      assert.match(String(closed?.message ?? closed), /permissions violation/i);
-      assert.equal(got.length, 0, "alice got nothing from bob's inbox");
-    } finally {
-      await a.nc.close();
-      await c.nc.close();
-    }
+    await withClients(stack, [alice.id, carol.id], async ([a, c]) => {
+    const spy = a.nc.subscribe(`kez.inbox.${bob.hex}.>`);
+    const got = [];
+    (async () => { for await (const m of spy) got.push(m); })().catch(() => {});
+    await a.nc.flush();
+    c.nc.publish(`kez.inbox.${bob.hex}.${carol.hex}.secret`, "for bob only");
+    await c.nc.flush();
+    const closed = await Promise.race([spy.closed, settle(3000).then(() => "still open")]);
+    assert.match(String(closed?.message ?? closed), /permissions violation/i);
+    assert.equal(got.length, 0, "alice got nothing from bob's inbox");
+    });
   });
 
   test("publishing with someone else's sender token is refused and never delivered", async () => {
-    const a = await connectAs(stack, { authenticator: kezAuthenticator(alice.id) });
-    const b = await connectAs(stack, { authenticator: kezAuthenticator(bob.id) });
-    try {
-      const got = [];
-      const inbox = a.nc.subscribe(`kez.inbox.${alice.hex}.>`);
-      (async () => { for await (const m of inbox) got.push(m.subject); })();
-      await a.nc.flush();
-      b.nc.publish(`kez.inbox.${alice.hex}.${carol.hex}.forged`, "pretending to be carol");
-      b.nc.publish(`kez.other.${alice.hex}`, "not an inbox subject");
-      await b.nc.flush().catch(() => {});
-      await settle(800);
-      assert.deepEqual(got, []);
-      assert.ok(b.errors.some((e) => /permissions violation for publish/i.test(e)), b.errors.join("; "));
-    } finally {
-      await a.nc.close();
-      await b.nc.close();
-    }
+    await withClients(stack, [alice.id, bob.id], async ([a, b]) => {
+    const got = [];
+    const inbox = a.nc.subscribe(`kez.inbox.${alice.hex}.>`);
+    (async () => { for await (const m of inbox) got.push(m.subject); })();
+    await a.nc.flush();
+    b.nc.publish(`kez.inbox.${alice.hex}.${carol.hex}.forged`, "pretending to be carol");
+    b.nc.publish(`kez.other.${alice.hex}`, "not an inbox subject");
+    await b.nc.flush().catch(() => {});
+    await settle(800);
+    assert.deepEqual(got, []);
+    assert.ok(b.errors.some((e) => /permissions violation for publish/i.test(e)), b.errors.join("; "));
+    });
   });
 
   test("an unregistered key is refused", async () => {
