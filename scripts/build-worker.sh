@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the release worker into build/ (wrangler's [build] command runs this).
+# Builds the release worker into build/ (scripts/build.sh, wrangler's [build] command, runs this).
 # KEZ_BUILD_DIR picks another output folder; arguments go on to worker-build (the benchmark
 # builds with KEZ_BUILD_DIR=build-bench and `-- --features bench`).
 # KEZ_SKIP_BUILD=1 skips it when the caller has just built (the tests do).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the server locally on http://127.0.0.1:8787 (PORT to change it): installs the
 # toolchain if missing, applies the D1 migrations to the local database (.wrangler/),
-# then starts wrangler dev, which builds the worker and serves the API and the app.
+# then starts wrangler dev, which builds the worker and the web app and serves both.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 kez_install_toolchain

@@ -54,3 +54,16 @@ kez_install_toolchain() {
     export WRANGLER_SEND_METRICS=false
     export CLOUDFLARE_CF_FETCH_ENABLED=false
 }
+
+# Headless Chromium for the browser tests: Debian's package (never a downloaded browser).
+kez_install_browser() {
+    export KEZ_CHROMIUM_BIN="${KEZ_CHROMIUM_BIN:-/usr/bin/chromium}"
+    [ -x "$KEZ_CHROMIUM_BIN" ] && return
+    if [ "$(id -u)" != 0 ]; then
+        kez_log "the browser tests need Chromium: sudo apt-get install -y chromium (or set KEZ_CHROMIUM_BIN)"
+        return 1
+    fi
+    kez_log "installing Chromium (Debian package, once)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}

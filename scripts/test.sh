@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test: native unit tests of the pure Rust logic, then black-box integration
-# tests of the release worker in workerd (wrangler dev) with a fresh local D1, over HTTP,
-# and of the NATS auth callout with a real nats-server and the bridge.
-# Installs the pinned toolchain first if it is missing (cached for later runs).
+# Runs every test: native unit tests of the pure Rust logic and of the web app's TypeScript
+# (vitest), then black-box integration tests of the release worker in workerd (wrangler dev)
+# with a fresh local D1, over HTTP; of the NATS auth callout with a real nats-server and the
+# bridge; and of the web app in headless Chromium.
+# Installs the pinned toolchain and Chromium first if missing (cached for later runs).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 kez_install_toolchain
+kez_install_browser
 cd "$KEZ_ROOT"
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
@@ -13,8 +15,12 @@ trap 'rm -rf "$logs"' EXIT
 kez_log "unit tests (cargo test, native: worker logic, NATS callout, bridge)"
 cargo test --quiet --workspace 2>&1 | tee "$logs/unit"
 
-kez_log "building the release worker and the NATS bridge"
-bash scripts/build-worker.sh
+kez_log "web app: type check (svelte-check) and unit tests (vitest)"
+svelte-check --tsconfig ./tsconfig.json --workspace web --output human --fail-on-warnings
+vitest run --config web/vite.config.ts --reporter=default --reporter=json --outputFile.json="$logs/vitest.json"
+
+kez_log "building the release worker, the web app and the NATS bridge"
+bash scripts/build.sh
 cargo build --quiet --release -p kez-nats-bridge
 
 kez_log "integration tests (node --test, worker in workerd)"
@@ -23,9 +29,12 @@ KEZ_SKIP_BUILD=1 node --disable-warning=ExperimentalWarning --test --test-report
 
 unit_passed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^passed;?$/) s += $(i-1) } END { print s + 0 }' "$logs/unit")
 unit_failed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^failed;?$/) s += $(i-1) } END { print s + 0 }' "$logs/unit")
+web_passed=$(node -p "require('$logs/vitest.json').numPassedTests")
+web_failed=$(node -p "require('$logs/vitest.json').numFailedTests")
 it_passed=$(awk '$1 == "ℹ" && $2 == "pass" { print $3 }' "$logs/integration")
 it_failed=$(awk '$1 == "ℹ" && $2 == "fail" { print $3 }' "$logs/integration")
 echo
 echo "unit (cargo test): $unit_passed passed, $unit_failed failed"
-echo "integration (node --test, workerd): $it_passed passed, $it_failed failed"
-echo "total: $((unit_passed + it_passed)) passed, $((unit_failed + it_failed)) failed"
+echo "unit (vitest, web app): $web_passed passed, $web_failed failed"
+echo "integration (node --test: workerd, nats-server, Chromium): $it_passed passed, $it_failed failed"
+echo "total: $((unit_passed + web_passed + it_passed)) passed, $((unit_failed + web_failed + it_failed)) failed"

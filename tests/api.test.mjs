@@ -270,7 +270,8 @@ describe("the single-page app", () => {
     assert.equal(response.status, 200);
     assert.match(response.headers.get("content-type"), /^text\/html/);
     const html = await response.text();
-    assert.match(html, /kez-chat home server/);
+    assert.match(html, /<title>kez-chat<\/title>/);
+    assert.match(html, /<script type="module" crossorigin src="\/assets\/index-[\w-]+\.js"><\/script>/);
     assert.match(response.headers.get("content-security-policy"), /frame-ancestors 'none'/);
     assert.equal(response.headers.get("x-content-type-options"), "nosniff");
     assert.equal(response.headers.get("referrer-policy"), "no-referrer");
@@ -286,9 +287,9 @@ describe("the single-page app", () => {
   });
 
   test("static files are served as they are", async () => {
-    const response = await fetch(`${worker.url}/style.css`);
+    const response = await fetch(`${worker.url}/favicon.svg`);
     assert.equal(response.status, 200);
-    assert.match(response.headers.get("content-type"), /^text\/css/);
+    assert.match(response.headers.get("content-type"), /^image\/svg\+xml/);
   });
 });
 

@@ -239,4 +239,11 @@ mod tests {
         assert_eq!(Handle::parse("AliCE"), Err(HandleError::Invalid));
         assert_eq!(Handle::parse_lookup("ADMIN"), Err(HandleError::Reserved));
     }
+
+    /// The web app checks handles before sending them; its copy of the list must be this one.
+    #[test]
+    fn web_app_reserved_list_is_this_list() {
+        let web: Vec<String> = serde_json::from_str(include_str!("../../web/src/lib/reserved-handles.json")).unwrap();
+        assert_eq!(web, RESERVED);
+    }
 }

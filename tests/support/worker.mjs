@@ -31,13 +31,16 @@ function d1File(persist) {
   return path.join(dir, files[0]);
 }
 
-/** Starts the worker; `extraArgs` go to `wrangler dev` (for example `--var` overrides). */
-export async function startWorker(extraArgs = []) {
+/**
+ * Starts the worker; `extraArgs` go to `wrangler dev` (for example `--var` overrides).
+ * `port` is a free one unless given (a test that needs the URL in a var picks it first).
+ */
+export async function startWorker(extraArgs = [], port = undefined) {
   const persist = mkdtempSync(path.join(tmpdir(), "kez-d1-"));
   // The tests build the worker once beforehand; wrangler's [build] would redo it.
   const env = { ...process.env, KEZ_SKIP_BUILD: "1", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" };
   await run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], { cwd: ROOT, env });
-  const port = await freePort();
+  port ??= await freePort();
   const inspectorPort = await freePort();
   const child = spawn(
     WRANGLER,

@@ -1,0 +1,237 @@
+// The web app end to end: the built app served by the worker in workerd (local D1), driven
+// in real headless Chromium profiles. Screenshots of the main screens go to test-artifacts/.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+import { openProfile } from "./support/browser.mjs";
+import { freePort, startWorker } from "./support/worker.mjs";
+import { freshEnvelope, postRegister } from "./support/kez.mjs";
+
+const mnemonicVectors = JSON.parse(readFileSync(new URL("./vectors/mnemonic.json", import.meta.url), "utf8"));
+
+let worker;
+let remote;
+let remoteDomain;
+const profiles = [];
+const people = {};
+
+async function profile(name, options) {
+  const p = await openProfile(name, options);
+  profiles.push(p);
+  return p;
+}
+
+/** Opens the app and creates an identity; returns the key and fingerprint it shows. */
+async function createIdentity(p) {
+  await p.page.goto(worker.url);
+  await p.page.getByRole("button", { name: "Create a new identity" }).click();
+  const primary = await p.page.getByTestId("primary").textContent();
+  const fingerprint = await p.page.getByTestId("fingerprint").textContent();
+  assert.match(primary, /^ed25519:[0-9a-f]{64}$/);
+  assert.match(fingerprint, /^([0-9A-F]{4} ){4}[0-9A-F]{4}$/);
+  return { primary, fingerprint };
+}
+
+async function registerHandle(p, handle) {
+  const input = p.page.getByLabel("Handle", { exact: true });
+  await input.fill(handle);
+  await input.press("Enter");
+}
+
+async function lookUp(p, query) {
+  await p.page.getByLabel("Handle, handle@domain or key").fill(query);
+  await p.page.getByRole("button", { name: "Look up" }).click();
+}
+
+/** D1's rows for a handle, as plain objects. */
+function rows(handle) {
+  return worker.query("SELECT handle, primary_key FROM registrations WHERE handle = ?", handle).map((r) => ({ ...r }));
+}
+
+before(async () => {
+  worker = await startWorker();
+  // A second home server, for lookups of handle@another-domain through WebFinger.
+  const port = await freePort();
+  remoteDomain = `127.0.0.1:${port}`;
+  remote = await startWorker(["--var", `SERVER_DOMAIN:${remoteDomain}`], port);
+});
+
+after(async () => {
+  for (const p of profiles) await p.close();
+  await worker?.stop();
+  await remote?.stop();
+});
+
+describe("web app in headless Chromium", () => {
+  test("serves the app with its security headers", async () => {
+    const response = await fetch(worker.url);
+    assert.equal(response.status, 200);
+    const csp = response.headers.get("content-security-policy");
+    assert.match(csp, /script-src 'self';/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.equal(response.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(response.headers.get("referrer-policy"), "no-referrer");
+    const html = await response.text();
+    assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, "no inline script");
+    assert.doesNotMatch(html, /<style/, "no inline style");
+  });
+
+  test("alice creates an identity and registers a handle", async () => {
+    const alice = await profile("alice");
+    people.alice = await createIdentity(alice);
+    const { page } = alice;
+    await alice.screenshot("1-identity");
+
+    // Live validation, before anything is sent.
+    const input = page.getByLabel("Handle", { exact: true });
+    await input.fill("Al");
+    await page.getByText("Use lowercase letters only.").waitFor();
+    assert.equal(await input.getAttribute("aria-invalid"), "true");
+    assert.equal(await page.getByRole("button", { name: "Register" }).isDisabled(), true);
+    await input.fill("admin");
+    await page.getByText("“admin” is reserved. Choose another handle.").waitFor();
+
+    await registerHandle(alice, "alice");
+    await page.getByTestId("registered").getByText("alice@localhost").waitFor();
+    assert.deepEqual(rows("alice"), [{ handle: "alice", primary_key: people.alice.primary }]);
+    await alice.screenshot("2-registered");
+  });
+
+  test("alice reloads and is still herself, still registered", async () => {
+    const { page } = profiles[0];
+    await page.reload();
+    await page.getByTestId("registered").getByText("alice@localhost").waitFor();
+    assert.equal(await page.getByTestId("primary").textContent(), people.alice.primary);
+    assert.equal(await page.getByTestId("my-fqhn").textContent(), "alice@localhost");
+  });
+
+  test("bob sees a clear error for a taken handle, and nothing is written", async () => {
+    const bob = await profile("bob");
+    people.bob = await createIdentity(bob);
+    await registerHandle(bob, "alice");
+    await bob.page.getByTestId("register-error").getByText("That handle is already taken on this server. Try another one.").waitFor();
+    assert.deepEqual(rows("alice"), [{ handle: "alice", primary_key: people.alice.primary }], "alice's binding is untouched");
+    assert.equal(worker.query("SELECT handle FROM registrations WHERE primary_key = ?", people.bob.primary).length, 0);
+    await bob.screenshot("3-handle-taken");
+    await registerHandle(bob, "bob");
+    await bob.page.getByTestId("registered").getByText("bob@localhost").waitFor();
+  });
+
+  test("alice finds bob by handle, checks his fingerprint and saves him", async () => {
+    const alice = profiles[0];
+    const { page } = alice;
+    await page.getByTestId("no-contacts").waitFor();
+    await lookUp(alice, "Bob");
+    const result = page.getByTestId("lookup-result");
+    await result.getByText("bob@localhost").waitFor();
+    assert.equal(await result.getByTestId("result-primary").textContent(), people.bob.primary);
+    assert.equal(await result.getByTestId("result-fingerprint").textContent(), people.bob.fingerprint);
+    await result.getByRole("button", { name: "Save contact" }).click();
+    await page.getByTestId("contacts").getByText("bob@localhost").waitFor();
+    await alice.screenshot("4-directory");
+    await page.reload();
+    await page.getByTestId("contacts").getByText("bob@localhost").waitFor();
+  });
+
+  test("alice finds bob by his key", async () => {
+    const alice = profiles[0];
+    await lookUp(alice, people.bob.primary);
+    const result = alice.page.getByTestId("lookup-result");
+    await result.getByText("bob@localhost").waitFor();
+    assert.equal(await result.getByTestId("result-fingerprint").textContent(), people.bob.fingerprint);
+  });
+
+  test("alice finds carol on another home server through WebFinger", async () => {
+    const carol = freshEnvelope(remoteDomain, { handle: "carol" });
+    assert.equal((await postRegister(remote.url, carol.envelope)).status, 201);
+    const alice = profiles[0];
+    await lookUp(alice, `carol@${remoteDomain}`);
+    const result = alice.page.getByTestId("lookup-result");
+    await result.getByText(`carol@${remoteDomain}`).waitFor();
+    assert.equal(await result.getByTestId("result-primary").textContent(), carol.id.primary);
+  });
+
+  test("unknown and malformed lookups get clear errors", async () => {
+    const alice = profiles[0];
+    const error = alice.page.getByTestId("lookup-error");
+    await lookUp(alice, "nobody-here");
+    await error.getByText("Nobody with that name is registered there.").waitFor();
+    await lookUp(alice, "not a handle");
+    await error.getByText(/is not a handle/).waitFor();
+    await lookUp(alice, "ed25519:abcd");
+    await error.getByText(/not a valid key/).waitFor();
+  });
+
+  test("a server that swaps bob's key is caught", async () => {
+    const alice = profiles[0];
+    const mallory = freshEnvelope("localhost", { handle: "mallory" });
+    // The real answer for bob, with the key in the body swapped for mallory's.
+    await alice.page.route("**/v1/u/bob", async (route) => {
+      const response = await route.fetch();
+      const body = await response.json();
+      await route.fulfill({ response, json: { ...body, primary: mallory.id.primary } });
+    });
+    await lookUp(alice, "bob");
+    await alice.page.getByTestId("lookup-error").getByText("does not match the registration signed by the key", { exact: false }).waitFor();
+    assert.equal(await alice.page.getByTestId("lookup-result").count(), 0);
+    await alice.page.unroute("**/v1/u/bob");
+  });
+
+  test("alice's phrase restores the same key, and her handle, in a fresh profile", async () => {
+    const { page } = profiles[0];
+    await page.getByRole("button", { name: "Show recovery phrase" }).click();
+    const words = await page.getByTestId("phrase").locator("li").allTextContents();
+    assert.equal(words.length, 24);
+
+    const fresh = await profile("alice-restored");
+    await fresh.page.goto(worker.url);
+    await fresh.page.getByRole("button", { name: "Restore an identity" }).click();
+    await fresh.page.getByLabel("Recovery phrase (12 or 24 words)").fill(words.join(" "));
+    await fresh.page.getByRole("button", { name: "Restore", exact: true }).click();
+    await fresh.page.getByTestId("registered").getByText("alice@localhost").waitFor();
+    assert.equal(await fresh.page.getByTestId("primary").textContent(), people.alice.primary);
+    assert.equal(await fresh.page.getByTestId("fingerprint").textContent(), people.alice.fingerprint);
+    await fresh.screenshot("5-restored");
+  });
+
+  test("a 12-word phrase restores the key of the KEZ convention; a bad phrase is explained", async () => {
+    const p = profiles.at(-1);
+    const { page } = p;
+    await page.getByRole("button", { name: "Forget on this device" }).click();
+    await page.getByRole("button", { name: "Forget it" }).click();
+    await page.getByRole("button", { name: "Restore an identity" }).click();
+    const field = page.getByLabel("Recovery phrase (12 or 24 words)");
+    await field.fill("abandon abandon abandon");
+    await page.getByRole("button", { name: "Restore", exact: true }).click();
+    await page.getByText("A recovery phrase has 12 or 24 words; this has 3.").waitFor();
+    const twelve = mnemonicVectors.vectors.find((v) => v.phrase.split(" ").length === 12);
+    await field.fill(twelve.phrase);
+    await page.getByRole("button", { name: "Restore", exact: true }).click();
+    await page.getByTestId("primary").getByText(twelve.primary).waitFor();
+    // Not registered here: the registration form is offered.
+    await page.getByLabel("Handle", { exact: true }).waitFor();
+  });
+
+  test("fits a 360 px wide screen", async () => {
+    const narrow = await profile("narrow", { viewport: { width: 360, height: 740 } });
+    await createIdentity(narrow);
+    await registerHandle(narrow, "narrow-screen");
+    await narrow.page.getByTestId("registered").waitFor();
+    await lookUp(narrow, "alice");
+    await narrow.page.getByTestId("lookup-result").waitFor();
+    const width = await narrow.page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 360, `page is ${width} px wide`);
+    await narrow.screenshot("6-narrow-360px");
+  });
+
+  test("no page error, and no request to any origin but the two home servers", () => {
+    const allowed = new Set([new URL(worker.url).origin, new URL(remote.url).origin]);
+    for (const p of profiles) {
+      assert.deepEqual(p.errors, [], `${p.name}: page errors`);
+      const foreign = p.requests.filter((u) => !allowed.has(new URL(u).origin));
+      assert.deepEqual(foreign, [], `${p.name}: requests elsewhere`);
+      assert.ok(p.requests.length > 0);
+    }
+  });
+});

@@ -1,0 +1,83 @@
+// The home server's v1 API, as the app uses it. Every failure becomes an ApiError whose
+// message is a sentence for people; `code` is the server's stable error code.
+import type { Envelope, UserBody } from "./registration";
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 0,
+  ) {
+    super(message);
+  }
+}
+
+/** Sentences for the codes a person can meet; others fall back to the server's own message. */
+const SENTENCES: Record<string, string> = {
+  handle_taken: "That handle is already taken on this server. Try another one.",
+  handle_reserved: "That handle is reserved on this server. Try another one.",
+  invalid_handle: "That is not a valid handle: 3–32 lowercase letters, digits, “_” or “-”, starting with a letter or digit.",
+  key_already_registered: "This identity already has a handle on this server.",
+  clock_skew: "Your device's clock is more than 5 minutes off. Set it right (automatic time) and try again.",
+  invalid_signature: "The server could not verify the signature of this registration.",
+  wrong_server: "This registration was made for another server.",
+  user_not_found: "Nobody with that name is registered there.",
+  invalid_primary_key: "That is not a valid key: it looks like ed25519: followed by 64 hex digits.",
+  network: "Could not reach the server. Check your connection and try again.",
+};
+
+export function sentence(code: string, fallback: string): string {
+  return SENTENCES[code] ?? fallback;
+}
+
+async function request(url: string, init?: RequestInit): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetch(url, { ...init, headers: { accept: "application/json", ...init?.headers }, credentials: "omit", referrerPolicy: "no-referrer" });
+  } catch {
+    throw new ApiError("network", sentence("network", ""));
+  }
+  let body: unknown = null;
+  try {
+    body = await response.json();
+  } catch {
+    // not JSON: handled below
+  }
+  if (response.ok && body !== null) return body;
+  const error = body as { error?: unknown; message?: unknown } | null;
+  if (typeof error?.error === "string") {
+    const fallback = typeof error.message === "string" ? error.message : `The server answered ${response.status}.`;
+    throw new ApiError(error.error, sentence(error.error, fallback), response.status);
+  }
+  throw new ApiError("bad_response", `The server answered ${response.status} with something unexpected.`, response.status);
+}
+
+export interface Health {
+  status: string;
+  server: string;
+  version: string;
+}
+
+export const health = () => request("/v1/healthz") as Promise<Health>;
+
+export const register = (envelope: Envelope) =>
+  request("/v1/register", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(envelope) }) as Promise<UserBody>;
+
+export const lookupHandle = (handle: string) => request(`/v1/u/${encodeURIComponent(handle)}`);
+
+export const lookupPrimary = (primary: string) => request(`/v1/by-primary/${encodeURIComponent(primary)}`);
+
+/** Loopback hosts are reached over http (local development); every other domain over https. */
+export function originOf(domain: string): string {
+  const host = domain.replace(/:\d+$/, "");
+  const local = host === "localhost" || host === "127.0.0.1" || host === "[::1]";
+  return `${local ? "http" : "https"}://${domain}`;
+}
+
+/** RFC 7033 WebFinger at another home server. */
+export const webfinger = (handle: string, domain: string) =>
+  request(`${originOf(domain)}/.well-known/webfinger?resource=${encodeURIComponent(`acct:${handle}@${domain}`)}`, {
+    headers: { accept: "application/jrd+json" },
+  });
+
+export const fetchUser = (url: string) => request(url);

@@ -1,0 +1,103 @@
+// Handle registration envelopes (the server's POST /v1/register contract) and the check of
+// a stored envelope that a lookup returns: JCS (RFC 8785) + Ed25519, as in the README.
+import canonicalize from "canonicalize";
+import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils.js";
+import { type Identity, parsePrimary, sign, verify } from "./identity";
+
+export interface RegistrationPayload {
+  type: "kez.chat.handle_registration";
+  version: 1;
+  handle: string;
+  primary: string;
+  server: string;
+  created_at: string;
+}
+
+export interface Envelope {
+  kez: "handle_registration";
+  payload: RegistrationPayload;
+  signature: { alg: "ed25519-sha512-jcs"; key: string; sig: string };
+}
+
+/** The JCS bytes that a registration signature covers. */
+export function canonicalBytes(value: unknown): Uint8Array {
+  const text = canonicalize(value);
+  if (text === undefined) throw new Error("not a JSON value");
+  return utf8ToBytes(text);
+}
+
+/** RFC 3339 UTC with whole seconds, as the server prints times. */
+export function rfc3339(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+export function registrationPayload(handle: string, primary: string, server: string, createdAt = new Date()): RegistrationPayload {
+  return { type: "kez.chat.handle_registration", version: 1, handle, primary, server, created_at: rfc3339(createdAt) };
+}
+
+export function signRegistration(identity: Identity, payload: RegistrationPayload): Envelope {
+  if (payload.primary !== identity.primary) throw new Error("the payload names another key");
+  const sig = bytesToHex(sign(identity, canonicalBytes(payload)));
+  return { kez: "handle_registration", payload, signature: { alg: "ed25519-sha512-jcs", key: identity.primary, sig } };
+}
+
+/** What the server answers for a user (lookup and registration bodies). */
+export interface UserBody {
+  handle: string;
+  fqhn: string;
+  primary: string;
+  registered_at: string;
+  envelope: Envelope;
+}
+
+/** A binding of handle@server to a key, checked against the key's own signature. */
+export interface VerifiedUser {
+  handle: string;
+  server: string;
+  fqhn: string;
+  primary: string;
+  publicKey: Uint8Array;
+  registeredAt: string;
+}
+
+export class BindingError extends Error {}
+
+/**
+ * Trusts a lookup body only if its stored envelope is signed by the key it names, over the
+ * same handle, key and server: a server that swapped a key (or a handle) is caught here.
+ * `expect` pins what the person asked for.
+ */
+export function verifyUserBody(body: unknown, expect: { server: string; handle?: string; primary?: string }): VerifiedUser {
+  const b = body as Partial<UserBody> | null;
+  const env = b?.envelope;
+  const p = env?.payload;
+  if (!b || typeof b !== "object" || !env || !p || typeof p !== "object" || !env.signature) {
+    throw new BindingError("The server's answer has no signed registration to check.");
+  }
+  if (env.kez !== "handle_registration" || p.type !== "kez.chat.handle_registration" || p.version !== 1) {
+    throw new BindingError("The signed registration is of an unknown kind.");
+  }
+  const sameServer = typeof p.server === "string" && p.server.toLowerCase() === expect.server.toLowerCase();
+  if (p.handle !== b.handle || p.primary !== b.primary || !sameServer || b.fqhn !== `${p.handle}@${expect.server.toLowerCase()}`) {
+    throw new BindingError("The server's answer does not match the registration signed by the key.");
+  }
+  if ((expect.handle !== undefined && p.handle !== expect.handle.toLowerCase()) || (expect.primary !== undefined && p.primary !== expect.primary)) {
+    throw new BindingError("The server answered for someone else than asked.");
+  }
+  const publicKey = parsePrimary(p.primary);
+  const sig = env.signature;
+  if (!publicKey || sig.alg !== "ed25519-sha512-jcs" || sig.key !== p.primary || !/^[0-9a-f]{128}$/.test(sig.sig ?? "")) {
+    throw new BindingError("The registration's key or signature is malformed.");
+  }
+  if (!verify(publicKey, canonicalBytes(p), hexToBytes(sig.sig))) {
+    throw new BindingError("The registration's signature does not verify: this binding cannot be trusted.");
+  }
+  return {
+    handle: p.handle,
+    server: expect.server.toLowerCase(),
+    fqhn: b.fqhn,
+    primary: p.primary,
+    publicKey,
+    registeredAt: b.registered_at ?? p.created_at,
+  };
+}
