@@ -12,23 +12,45 @@ pub struct Config {
     pub server: ServerDomain,
     /// Base URL of the sig server, without a trailing slash.
     pub sig_server_url: String,
+    /// The nostr relays the web app uses unless its user picks others.
+    pub relays: Vec<String>,
 }
 
+/// At most this many default relays: each costs every client a connection.
+const MAX_RELAYS: usize = 20;
+
 impl Config {
-    pub fn parse(server_domain: &str, sig_server_url: &str) -> Result<Config, String> {
+    /// `relays` is `NOSTR_RELAYS`: ws:// or wss:// URLs separated by commas or whitespace.
+    pub fn parse(server_domain: &str, sig_server_url: &str, relays: &str) -> Result<Config, String> {
         let server = ServerDomain::parse(server_domain).map_err(|e| format!("SERVER_DOMAIN: {e}"))?;
         let sig_server_url = sig_server_url.trim_end_matches('/');
         let scheme_ok = sig_server_url.starts_with("https://") || sig_server_url.starts_with("http://");
         if !scheme_ok || sig_server_url.contains(char::is_whitespace) {
             return Err(format!("SIG_SERVER_URL: {sig_server_url:?} is not an http(s) URL"));
         }
-        Ok(Config { server, sig_server_url: sig_server_url.to_owned() })
+        let relays: Vec<String> = relays
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(bad) = relays.iter().find(|r| !is_relay_url(r)) {
+            return Err(format!("NOSTR_RELAYS: {bad:?} is not a ws:// or wss:// URL"));
+        }
+        if relays.len() > MAX_RELAYS {
+            return Err(format!("NOSTR_RELAYS: {} relays, at most {MAX_RELAYS}", relays.len()));
+        }
+        Ok(Config { server, sig_server_url: sig_server_url.to_owned(), relays })
     }
 
     /// `hex` is the 64 lowercase hex digits of a primary key.
     pub fn sigchain_url(&self, hex: &str) -> String {
         format!("{}/v1/sigchains/ed25519/{hex}", self.sig_server_url)
     }
+}
+
+fn is_relay_url(url: &str) -> bool {
+    let rest = url.strip_prefix("wss://").or_else(|| url.strip_prefix("ws://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && r.chars().all(|c| c.is_ascii_graphic()))
 }
 
 /// The NATS auth callout's configuration: the issuer account seed and the bridge's
@@ -77,15 +99,22 @@ fn stored_object(envelope: &str) -> Option<&str> {
 
 /// `GET /v1/healthz`.
 #[derive(Serialize)]
+/// Also what the web app needs to start: the server's domain and its default relays.
 pub struct Health<'a> {
     pub status: &'static str,
     pub server: &'a str,
     pub version: &'static str,
+    pub relays: &'a [String],
 }
 
 impl<'a> Health<'a> {
     pub fn new(config: &'a Config) -> Health<'a> {
-        Health { status: "ok", server: config.server.as_str(), version: env!("CARGO_PKG_VERSION") }
+        Health {
+            status: "ok",
+            server: config.server.as_str(),
+            version: env!("CARGO_PKG_VERSION"),
+            relays: &config.relays,
+        }
     }
 }
 
@@ -151,18 +180,24 @@ mod tests {
     use super::*;
 
     fn config() -> Config {
-        Config::parse("kez.lat", "http://localhost:7878/").unwrap()
+        Config::parse("kez.lat", "http://localhost:7878/", "wss://relay.one, wss://relay.two/path\nws://127.0.0.1:7000")
+            .unwrap()
     }
 
     #[test]
     fn config_trims_and_checks() {
         assert_eq!(config().sig_server_url, "http://localhost:7878");
-        assert!(Config::parse("kez.lat", "ftp://x").is_err());
-        assert!(Config::parse("kez.lat", "localhost:7878").is_err());
-        assert!(Config::parse("kez.lat", "https://").is_err());
-        assert!(Config::parse("kez.lat", "https://sig kez.lat").is_err());
-        assert!(Config::parse("", "http://localhost:7878").is_err());
-        assert!(Config::parse("https://kez.lat", "http://localhost:7878").is_err());
+        assert!(Config::parse("kez.lat", "ftp://x", "").is_err());
+        assert!(Config::parse("kez.lat", "localhost:7878", "").is_err());
+        assert!(Config::parse("kez.lat", "https://", "").is_err());
+        assert!(Config::parse("kez.lat", "https://sig kez.lat", "").is_err());
+        assert!(Config::parse("", "http://localhost:7878", "").is_err());
+        assert!(Config::parse("https://kez.lat", "http://localhost:7878", "").is_err());
+        assert!(Config::parse("kez.lat", "http://localhost:7878", "https://relay.one").is_err());
+        assert!(Config::parse("kez.lat", "http://localhost:7878", "wss://").is_err());
+        assert!(Config::parse("kez.lat", "http://localhost:7878", "relay.one").is_err());
+        assert!(Config::parse("kez.lat", "http://localhost:7878", &"wss://r ".repeat(21)).is_err());
+        assert_eq!(Config::parse("kez.lat", "http://localhost:7878", " ").unwrap().relays, Vec::<String>::new());
     }
 
     #[test]
@@ -228,5 +263,9 @@ mod tests {
         assert_eq!(health["status"], "ok");
         assert_eq!(health["server"], "kez.lat");
         assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            health["relays"],
+            serde_json::json!(["wss://relay.one", "wss://relay.two/path", "ws://127.0.0.1:7000"])
+        );
     }
 }

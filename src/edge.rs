@@ -224,7 +224,11 @@ static NATS_CONFIG: OnceLock<Result<Option<NatsConfig>, String>> = OnceLock::new
 fn config(env: &Env) -> Result<&'static Config, ApiError> {
     let var = |name: &str| env.var(name).map(|v| v.to_string()).map_err(|e| format!("{name}: {e}"));
     CONFIG
-        .get_or_init(|| Config::parse(&var("SERVER_DOMAIN")?, &var("SIG_SERVER_URL")?))
+        .get_or_init(|| {
+            // NOSTR_RELAYS may be left out: the app then asks its user for relays.
+            let relays = env.var("NOSTR_RELAYS").map(|v| v.to_string()).unwrap_or_default();
+            Config::parse(&var("SERVER_DOMAIN")?, &var("SIG_SERVER_URL")?, &relays)
+        })
         .as_ref()
         .map_err(|e| ApiError::Internal(e.clone()))
 }

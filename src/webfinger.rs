@@ -112,7 +112,7 @@ mod tests {
     }
 
     fn alice() -> UserView {
-        let config = Config::parse("kez.lat", "https://sig.kez.lat").unwrap();
+        let config = Config::parse("kez.lat", "https://sig.kez.lat", "").unwrap();
         let record = UserRecord {
             handle: "alice".into(),
             primary_key: "ed25519:d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),

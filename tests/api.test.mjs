@@ -24,12 +24,14 @@ after(async () => {
 });
 
 describe("GET /v1/healthz", () => {
-  test("200 with status, configured server and crate version", async () => {
+  test("200 with status, configured server, crate version and default relays", async () => {
     const response = await getJson(`${worker.url}/v1/healthz`);
     assert.equal(response.status, 200);
     assert.match(response.headers.get("content-type"), /^application\/json/);
     const version = /^version = "(.+)"$/m.exec(readFileSync("Cargo.toml", "utf8"))[1];
-    assert.deepEqual(response.body, { status: "ok", server: SERVER, version });
+    const relays = /^NOSTR_RELAYS = "(.+)"$/m.exec(readFileSync("wrangler.toml", "utf8"))[1].split(",");
+    assert.equal(relays.length, 5);
+    assert.deepEqual(response.body, { status: "ok", server: SERVER, version, relays });
   });
 
   test("HEAD answers 200 without a body", async () => {
@@ -39,10 +41,15 @@ describe("GET /v1/healthz", () => {
   });
 
   test("the configured domain comes from [vars]", async () => {
-    const other = await startWorker(["--var", "SERVER_DOMAIN:Chat.Example.org", "--var", "SIG_SERVER_URL:https://sig.example.org/"]);
+    const other = await startWorker([
+      "--var", "SERVER_DOMAIN:Chat.Example.org",
+      "--var", "SIG_SERVER_URL:https://sig.example.org/",
+      "--var", "NOSTR_RELAYS:ws://127.0.0.1:7001, wss://relay.example.org",
+    ]);
     try {
       const health = await getJson(`${other.url}/v1/healthz`);
       assert.equal(health.body.server, "chat.example.org");
+      assert.deepEqual(health.body.relays, ["ws://127.0.0.1:7001", "wss://relay.example.org"]);
       const { envelope, handle, id } = freshEnvelope("chat.example.org");
       const created = await postRegister(other.url, envelope);
       assert.equal(created.status, 201);

@@ -1,0 +1,128 @@
+// Message bodies inside the sealed box (docs/PROTOCOL.md): a JSON header signed by the
+// sender's Ed25519 key (bound to the recipient by `to`), then the raw bytes of a file or
+// chunk, so file bytes are encoded once (base64 of the whole sealed box), never twice.
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, concatBytes, hexToBytes, randomBytes, utf8ToBytes } from "@noble/hashes/utils.js";
+import { type Identity, parsePrimary, sign, verify } from "./identity";
+import { canonicalBytes } from "./registration";
+
+export const FILE_MAX = 10 * 1024 * 1024;
+export const INLINE_MAX = 80 * 1024;
+/** File bytes per chunk: a chunk's header and padding prefix fit beside them in MAX_PADDED. */
+export const CHUNK_BYTES = 191_400;
+export const MAX_CHUNKS = Math.ceil(FILE_MAX / CHUNK_BYTES);
+const SIGNING_CONTEXT = utf8ToBytes("kez-msg-v1\u0000");
+const HEX_ID = /^[0-9a-f]{32}$/;
+const HEX_256 = /^[0-9a-f]{64}$/;
+const MIME = /^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/;
+
+export type Body =
+  | { type: "text"; text: string }
+  | { type: "kez-file-v1"; mode: "inline"; file_id: string; name: string; mime: string; size: number; sha256: string }
+  | { type: "kez-file-v1"; mode: "pointer"; file_id: string; name: string; mime: string; size: number; chunks: number; sha256: string }
+  | { type: "kez-file-chunk-v1"; file_id: string; i: number; n: number }
+  | { type: "receipt"; of: string[] };
+
+export type Header = Body & { v: 1; id: string; from: string; to: string; sent_at: number };
+
+export interface Message {
+  header: Header;
+  /** File bytes (inline file or chunk); empty for the other bodies. */
+  data: Uint8Array;
+}
+
+export class MessageError extends Error {}
+
+export const newId = () => bytesToHex(randomBytes(16));
+
+function signedBytes(unsigned: Header, data: Uint8Array): Uint8Array {
+  return concatBytes(SIGNING_CONTEXT, canonicalBytes(unsigned), data);
+}
+
+/** Builds and signs a message from `sender` to `to` (a primary key). */
+export function encodeMessage(sender: Identity, to: string, body: Body, data = new Uint8Array(), id = newId(), sentAt = Date.now()): Uint8Array {
+  const header = { ...body, v: 1, id, from: sender.primary, to, sent_at: sentAt } as Header;
+  const sig = bytesToHex(sign(sender, signedBytes(header, data)));
+  const headerBytes = utf8ToBytes(JSON.stringify({ ...header, sig }));
+  const out = new Uint8Array(4 + headerBytes.length + data.length);
+  new DataView(out.buffer).setUint32(0, headerBytes.length);
+  out.set(headerBytes, 4);
+  out.set(data, 4 + headerBytes.length);
+  return out;
+}
+
+const isInt = (x: unknown, min: number, max: number): x is number => Number.isSafeInteger(x) && (x as number) >= min && (x as number) <= max;
+const isName = (x: unknown): x is string => typeof x === "string" && x.length >= 1 && x.length <= 255 && !/[\u0000-\u001f/\\]/.test(x);
+
+/** Checks the body's own rules against its data. Throws MessageError. */
+function checkBody(h: Record<string, unknown>, data: Uint8Array): void {
+  const fail = (why: string): never => {
+    throw new MessageError(`${String(h.type)}: ${why}`);
+  };
+  const keys = (...names: string[]) => {
+    const expected = new Set(["v", "id", "from", "to", "sent_at", "sig", "type", ...names]);
+    if (Object.keys(h).some((k) => !expected.has(k)) || expected.size !== Object.keys(h).length) fail("wrong fields");
+  };
+  switch (h.type) {
+    case "text":
+      keys("text");
+      if (typeof h.text !== "string" || h.text.length === 0 || data.length !== 0) fail("bad text");
+      return;
+    case "kez-file-v1": {
+      const pointer = h.mode === "pointer";
+      if (pointer) keys("mode", "file_id", "name", "mime", "size", "chunks", "sha256");
+      else keys("mode", "file_id", "name", "mime", "size", "sha256");
+      if (h.mode !== "inline" && !pointer) fail("bad mode");
+      if (typeof h.file_id !== "string" || !HEX_ID.test(h.file_id)) fail("bad file_id");
+      if (!isName(h.name) || typeof h.mime !== "string" || !MIME.test(h.mime)) fail("bad name or MIME type");
+      if (typeof h.sha256 !== "string" || !HEX_256.test(h.sha256)) fail("bad sha256");
+      if (pointer) {
+        if (!isInt(h.size, INLINE_MAX + 1, FILE_MAX) || h.chunks !== Math.ceil((h.size as number) / CHUNK_BYTES) || data.length !== 0) fail("bad size or chunk count");
+      } else if (!isInt(h.size, 0, INLINE_MAX) || data.length !== h.size || bytesToHex(sha256(data)) !== h.sha256) {
+        fail("inline bytes do not match size and sha256");
+      }
+      return;
+    }
+    case "kez-file-chunk-v1":
+      keys("file_id", "i", "n");
+      if (typeof h.file_id !== "string" || !HEX_ID.test(h.file_id)) fail("bad file_id");
+      if (!isInt(h.n, 2, MAX_CHUNKS) || !isInt(h.i, 0, (h.n as number) - 1)) fail("bad index");
+      if (data.length === 0 || data.length > CHUNK_BYTES) fail("bad chunk size");
+      return;
+    case "receipt":
+      keys("of");
+      if (!Array.isArray(h.of) || h.of.length < 1 || h.of.length > 100 || !h.of.every((x) => typeof x === "string" && HEX_ID.test(x)) || data.length !== 0) fail("bad of");
+      return;
+    default:
+      fail("unknown type");
+  }
+}
+
+/** Parses and verifies a message addressed to `me` (a primary key). Throws MessageError. */
+export function decodeMessage(bytes: Uint8Array, me: string): Message {
+  if (bytes.length < 4) throw new MessageError("too short");
+  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0);
+  if (headerLength > bytes.length - 4) throw new MessageError("header length out of range");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(4, 4 + headerLength)));
+  } catch {
+    throw new MessageError("header is not JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new MessageError("header is not an object");
+  const h = parsed as Record<string, unknown>;
+  const data = bytes.subarray(4 + headerLength);
+  if (h.v !== 1) throw new MessageError("unknown version");
+  if (typeof h.id !== "string" || !HEX_ID.test(h.id)) throw new MessageError("bad id");
+  if (!isInt(h.sent_at, 0, 8.64e15)) throw new MessageError("bad sent_at");
+  if (h.to !== me) throw new MessageError("addressed to another key");
+  const from = typeof h.from === "string" ? parsePrimary(h.from) : null;
+  if (!from) throw new MessageError("bad sender key");
+  if (typeof h.sig !== "string" || !/^[0-9a-f]{128}$/.test(h.sig)) throw new MessageError("bad signature field");
+  checkBody(h, data);
+  const { sig, ...unsigned } = h;
+  if (!verify(from, signedBytes(unsigned as Header, data), hexToBytes(sig as string))) {
+    throw new MessageError("the sender's signature does not verify");
+  }
+  return { header: unsigned as Header, data };
+}
