@@ -10,6 +10,7 @@ KEZ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KEZ_TOOLS_DIR="${KEZ_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kez-chat-server}"
 WORKER_BUILD_VERSION="0.8.7"
 NATS_SERVER_VERSION="2.15.1"
+NOSTR_RELAY_VERSION="1.14"
 # wasm-bindgen-cli must be exactly the wasm-bindgen version in Cargo.lock.
 WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print }' "$KEZ_ROOT/Cargo.lock")"
 
@@ -66,4 +67,17 @@ kez_install_browser() {
     kez_log "installing Chromium (Debian package, once)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+
+# Local nostr relays for the messaging tests: PyPI nostr-relay, with every dependency pinned
+# by tests/relay-requirements.txt (nostr-relay itself leaves them unpinned).
+kez_install_relay() {
+    local relay="$KEZ_TOOLS_DIR/nostr-relay-$NOSTR_RELAY_VERSION"
+    if [ ! -x "$relay/bin/nostr-relay" ]; then
+        kez_log "installing nostr-relay $NOSTR_RELAY_VERSION (PyPI, pinned by tests/relay-requirements.txt)"
+        python3 -m venv "$relay"
+        "$relay/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+            -r "$KEZ_ROOT/tests/relay-requirements.txt"
+    fi
+    export KEZ_NOSTR_RELAY_BIN="$relay/bin/nostr-relay"
 }

@@ -8,6 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 kez_install_toolchain
 kez_install_browser
+kez_install_relay
 cd "$KEZ_ROOT"
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT

@@ -49,7 +49,9 @@ function rows(handle) {
 }
 
 before(async () => {
-  worker = await startWorker();
+  // No relays: this file tests identity, registration and the directory (messaging is in
+  // messaging.test.mjs), and the app must then open no connection at all.
+  worker = await startWorker(["--var", "NOSTR_RELAYS:"]);
   // A second home server, for lookups of handle@another-domain through WebFinger.
   const port = await freePort();
   remoteDomain = `127.0.0.1:${port}`;

@@ -21,8 +21,8 @@ const FLAGS = [
 ];
 
 /**
- * A browser profile of its own (IndexedDB survives reloads, not profiles). Every request a
- * page makes is recorded in `requests`, and page errors in `errors`.
+ * A browser profile of its own (IndexedDB survives reloads, not profiles). Every request and
+ * WebSocket a page opens is recorded in `requests`, and page errors in `errors`.
  */
 export async function openProfile(name, { viewport = { width: 1000, height: 900 } } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), `kez-browser-${name}-`));
@@ -31,12 +31,17 @@ export async function openProfile(name, { viewport = { width: 1000, height: 900 
   const requests = [];
   const errors = [];
   page.on("request", (r) => requests.push(r.url()));
+  page.on("websocket", (ws) => requests.push(ws.url()));
   page.on("pageerror", (e) => errors.push(e));
+  const consoleLines = [];
+  page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   return {
     name,
     page,
     requests,
     errors,
+    /** What the page printed to its console (for diagnosing a failure). */
+    console: consoleLines,
     async screenshot(label) {
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: path.join(ARTIFACTS, `${label}.png`), fullPage: true });

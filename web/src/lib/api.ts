@@ -56,6 +56,8 @@ export interface Health {
   status: string;
   server: string;
   version: string;
+  /** The nostr relays this server suggests. */
+  relays: string[];
 }
 
 export const health = () => request("/v1/healthz") as Promise<Health>;

@@ -40,7 +40,7 @@ function signedBytes(unsigned: Header, data: Uint8Array): Uint8Array {
 }
 
 /** Builds and signs a message from `sender` to `to` (a primary key). */
-export function encodeMessage(sender: Identity, to: string, body: Body, data = new Uint8Array(), id = newId(), sentAt = Date.now()): Uint8Array {
+export function encodeMessage(sender: Identity, to: string, body: Body, data: Uint8Array = new Uint8Array(), id = newId(), sentAt = Date.now()): Uint8Array {
   const header = { ...body, v: 1, id, from: sender.primary, to, sent_at: sentAt } as Header;
   const sig = bytesToHex(sign(sender, signedBytes(header, data)));
   const headerBytes = utf8ToBytes(JSON.stringify({ ...header, sig }));

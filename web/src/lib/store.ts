@@ -1,5 +1,6 @@
 // What the app keeps in this browser (IndexedDB): the identity's seed, the handle it
-// registered, and saved contacts. Nothing here is sent anywhere.
+// registered, saved contacts, and the messaging state (messages, files, chunks of files
+// being received, events already handled, relays). Nothing here is sent anywhere.
 import { type DBSchema, type IDBPDatabase, openDB } from "idb";
 
 export interface Registration {
@@ -18,20 +19,84 @@ export interface Contact {
   savedAt: string;
 }
 
+export interface FileMeta {
+  fileId: string;
+  name: string;
+  mime: string;
+  size: number;
+  sha256: string;
+  /** Chunk count; absent for inline files. */
+  chunks?: number;
+}
+
+/** Outgoing: sending → sent → delivered (or failed). Incoming: received; files pending → ready or failed. */
+export type MessageStatus = "sending" | "sent" | "delivered" | "failed" | "received" | "pending" | "ready";
+
+export interface StoredMessage {
+  id: string;
+  /** The other person's primary key. */
+  peer: string;
+  direction: "in" | "out";
+  text?: string;
+  file?: FileMeta;
+  status: MessageStatus;
+  /** Incoming files: chunks stored so far. */
+  received?: number;
+  /** The sender's clock (ms). */
+  sentAt: number;
+  /** This device's clock (ms), for ordering. */
+  at: number;
+  /** Why it failed, for people. */
+  error?: string;
+}
+
+export interface StoredChunk {
+  /** `<sender primary>/<file_id>` */
+  file: string;
+  i: number;
+  n: number;
+  data: Uint8Array;
+}
+
+export interface Peer {
+  primary: string;
+  /** handle@server once checked against the directory; null when it could not be. */
+  fqhn: string | null;
+  checkedAt: number;
+}
+
 interface KezDb extends DBSchema {
   identity: { key: "self"; value: { seed: Uint8Array; createdAt: string } };
   registration: { key: "self"; value: Registration };
   contacts: { key: string; value: Contact };
+  messages: { key: string; value: StoredMessage; indexes: { peer: string } };
+  /** Files sent or received, as Blobs, by `<sender primary>/<file_id>`. */
+  attachments: { key: string; value: Blob };
+  chunks: { key: [string, number]; value: StoredChunk; indexes: { file: string } };
+  /** Nostr event ids already handled, so replays from relays cost nothing. */
+  seen: { key: string; value: number };
+  peers: { key: string; value: Peer };
+  settings: { key: string; value: unknown };
 }
 
 let db: Promise<IDBPDatabase<KezDb>> | undefined;
 
 function open(): Promise<IDBPDatabase<KezDb>> {
-  db ??= openDB<KezDb>("kez-chat", 1, {
-    upgrade(database) {
-      database.createObjectStore("identity");
-      database.createObjectStore("registration");
-      database.createObjectStore("contacts", { keyPath: "primary" });
+  db ??= openDB<KezDb>("kez-chat", 2, {
+    upgrade(database, oldVersion) {
+      if (oldVersion < 1) {
+        database.createObjectStore("identity");
+        database.createObjectStore("registration");
+        database.createObjectStore("contacts", { keyPath: "primary" });
+      }
+      if (oldVersion < 2) {
+        database.createObjectStore("messages", { keyPath: "id" }).createIndex("peer", "peer");
+        database.createObjectStore("attachments");
+        database.createObjectStore("chunks", { keyPath: ["file", "i"] }).createIndex("file", "file");
+        database.createObjectStore("seen");
+        database.createObjectStore("peers", { keyPath: "primary" });
+        database.createObjectStore("settings");
+      }
     },
   });
   return db;
@@ -47,9 +112,11 @@ export async function saveSeed(seed: Uint8Array): Promise<void> {
   await Promise.all([tx.objectStore("identity").put({ seed, createdAt: new Date().toISOString() }, "self"), tx.objectStore("registration").delete("self"), tx.done]);
 }
 
+/** Removes the identity and everything received or sent with it. */
 export async function forgetIdentity(): Promise<void> {
-  const tx = (await open()).transaction(["identity", "registration"], "readwrite");
-  await Promise.all([tx.objectStore("identity").delete("self"), tx.objectStore("registration").delete("self"), tx.done]);
+  const names = ["identity", "registration", "messages", "attachments", "chunks", "seen", "peers"] as const;
+  const tx = (await open()).transaction(names, "readwrite");
+  await Promise.all([...names.map((n) => tx.objectStore(n).clear()), tx.done]);
 }
 
 export async function loadRegistration(): Promise<Registration | undefined> {
@@ -67,10 +134,109 @@ export async function listContacts(): Promise<Contact[]> {
   return all.sort((a, b) => a.fqhn.localeCompare(b.fqhn));
 }
 
+/** Fires "change" whenever the contacts change (the chat list shows them). */
+export const contactEvents = new EventTarget();
+
 export async function saveContact(contact: Contact): Promise<void> {
   await (await open()).put("contacts", contact);
+  contactEvents.dispatchEvent(new Event("change"));
 }
 
 export async function removeContact(primary: string): Promise<void> {
   await (await open()).delete("contacts", primary);
+  contactEvents.dispatchEvent(new Event("change"));
+}
+
+export async function putMessage(message: StoredMessage): Promise<void> {
+  await (await open()).put("messages", message);
+}
+
+/** Stores a message unless one with its id is already here; true if it was new. */
+export async function putMessageIfNew(message: StoredMessage): Promise<boolean> {
+  const tx = (await open()).transaction("messages", "readwrite");
+  const exists = (await tx.store.getKey(message.id)) !== undefined;
+  if (!exists) await tx.store.put(message);
+  await tx.done;
+  return !exists;
+}
+
+/** Changes a stored message in one transaction (no lost updates between two writers). */
+export async function updateMessage(id: string, change: (m: StoredMessage) => StoredMessage): Promise<void> {
+  const tx = (await open()).transaction("messages", "readwrite");
+  const m = await tx.store.get(id);
+  if (m) await tx.store.put(change(m));
+  await tx.done;
+}
+
+export async function listMessages(peer: string): Promise<StoredMessage[]> {
+  const all = await (await open()).getAllFromIndex("messages", "peer", peer);
+  return all.sort((a, b) => a.at - b.at || a.sentAt - b.sentAt);
+}
+
+/** Everyone there is a conversation with. */
+export async function conversationPeers(): Promise<string[]> {
+  const messages = await (await open()).getAll("messages");
+  return [...new Set(messages.map((m) => m.peer))];
+}
+
+export async function findFileMessage(sender: string, fileId: string): Promise<StoredMessage | undefined> {
+  const all = await (await open()).getAllFromIndex("messages", "peer", sender);
+  return all.find((m) => m.direction === "in" && m.file?.fileId === fileId && m.file.chunks !== undefined);
+}
+
+export async function pendingIncomingFiles(): Promise<StoredMessage[]> {
+  return (await (await open()).getAll("messages")).filter((m) => m.direction === "in" && m.status === "pending" && m.file);
+}
+
+export async function putAttachment(key: string, blob: Blob): Promise<void> {
+  await (await open()).put("attachments", blob, key);
+}
+
+export async function getAttachment(key: string): Promise<Blob | undefined> {
+  return (await open()).get("attachments", key);
+}
+
+export async function putChunk(chunk: StoredChunk): Promise<void> {
+  await (await open()).put("chunks", chunk);
+}
+
+export async function countChunks(file: string): Promise<number> {
+  return (await open()).countFromIndex("chunks", "file", file);
+}
+
+export async function getChunks(file: string): Promise<StoredChunk[]> {
+  return (await open()).getAllFromIndex("chunks", "file", file);
+}
+
+export async function deleteChunks(file: string): Promise<void> {
+  const tx = (await open()).transaction("chunks", "readwrite");
+  for (const key of await tx.store.index("file").getAllKeys(file)) await tx.store.delete(key);
+  await tx.done;
+}
+
+export async function wasSeen(eventId: string): Promise<boolean> {
+  return (await (await open()).getKey("seen", eventId)) !== undefined;
+}
+
+export async function markSeen(eventId: string): Promise<void> {
+  await (await open()).put("seen", Date.now(), eventId);
+}
+
+export async function getPeer(primary: string): Promise<Peer | undefined> {
+  return (await open()).get("peers", primary);
+}
+
+export async function putPeer(peer: Peer): Promise<void> {
+  await (await open()).put("peers", peer);
+}
+
+export async function getRelays(): Promise<string[] | undefined> {
+  return (await (await open()).get("settings", "relays")) as string[] | undefined;
+}
+
+/** `undefined` goes back to the home server's list. */
+export async function saveRelays(relays: string[] | undefined): Promise<void> {
+  const database = await open();
+  if (relays) await database.put("settings", relays, "relays");
+  else await database.delete("settings", "relays");
 }

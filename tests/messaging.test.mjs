@@ -1,0 +1,265 @@
+// End-to-end encrypted messages and files over nostr relays: two local relays (PyPI
+// nostr-relay), the worker in workerd, and two headless Chromium profiles, alice and bob.
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { openProfile } from "./support/browser.mjs";
+import { startRelay } from "./support/relay.mjs";
+import { startWorker } from "./support/worker.mjs";
+
+const KIND = 4260;
+let worker;
+let relays = [];
+let alice;
+let bob;
+const people = {};
+const plaintexts = [];
+
+/** An uncompressed 24-bit BMP of random pixels: a real image of a chosen size. */
+function bmp(width, height) {
+  const row = Math.ceil((width * 3) / 4) * 4;
+  const header = Buffer.alloc(54);
+  header.write("BM", 0);
+  header.writeUInt32LE(54 + row * height, 2);
+  header.writeUInt32LE(54, 10);
+  header.writeUInt32LE(40, 14);
+  header.writeInt32LE(width, 18);
+  header.writeInt32LE(height, 22);
+  header.writeUInt16LE(1, 26);
+  header.writeUInt16LE(24, 28);
+  header.writeUInt32LE(row * height, 34);
+  return Buffer.concat([header, randomBytes(row * height)]);
+}
+
+const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
+
+async function setUp(name) {
+  const p = await openProfile(name);
+  await p.page.goto(worker.url);
+  await p.page.getByRole("button", { name: "Create a new identity" }).click();
+  const primary = await p.page.getByTestId("primary").textContent();
+  const input = p.page.getByLabel("Handle", { exact: true });
+  await input.fill(name);
+  await input.press("Enter");
+  await p.page.getByTestId("registered").waitFor();
+  return { p, primary };
+}
+
+async function saveContact(p, handle) {
+  await p.page.getByLabel("Handle, handle@domain or key").fill(handle);
+  await p.page.getByRole("button", { name: "Look up" }).click();
+  await p.page.getByTestId("lookup-result").getByRole("button", { name: "Save contact" }).click();
+  await p.page.getByTestId("contacts").getByText(`${handle}@localhost`).waitFor();
+}
+
+async function openChat(p, name) {
+  await p.page.getByRole("button", { name: `Open chat with ${name}` }).click();
+  await p.page.locator("#chat-title").getByText(name, { exact: true }).waitFor();
+}
+
+async function sendText(p, text) {
+  plaintexts.push(text);
+  const input = p.page.getByLabel("Message", { exact: true });
+  await input.fill(text);
+  await input.press("Enter");
+}
+
+/** The chat's bubble holding `text`, or the image named `name`. */
+const bubbleWith = (p, text) => p.page.getByTestId("bubble").filter({ hasText: text });
+const imageBubble = (p, name) => p.page.getByTestId("bubble").filter({ has: p.page.getByAltText(name, { exact: true }) });
+const image = (p, name) => p.page.getByAltText(name, { exact: true });
+
+async function statusOf(bubble, status) {
+  await bubble.and(bubble.page().locator(`[data-status=${status}]`)).waitFor({ timeout: 30_000 });
+}
+
+/** SHA-256 of every attachment stored in the page's IndexedDB. */
+function attachmentHashes(p) {
+  return p.page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const request = indexedDB.open("kez-chat");
+        request.onerror = () => reject(request.error);
+        request.onsuccess = () => {
+          const all = request.result.transaction("attachments").objectStore("attachments").getAll();
+          all.onsuccess = async () => {
+            const hashes = [];
+            for (const blob of all.result) {
+              const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+              hashes.push([...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join(""));
+            }
+            request.result.close();
+            resolve(hashes);
+          };
+        };
+      }),
+  );
+}
+
+async function attachFile(p, file) {
+  await p.page.getByTestId("file-input").setInputFiles(file);
+}
+
+function storedEvents() {
+  return relays.flatMap((r) => r.events());
+}
+
+before(async () => {
+  relays = [await startRelay(), await startRelay()];
+  worker = await startWorker(["--var", `NOSTR_RELAYS:${relays.map((r) => r.url).join(",")}`]);
+  ({ p: alice, primary: people.alice } = await setUp("alice"));
+  ({ p: bob, primary: people.bob } = await setUp("bob"));
+  await saveContact(alice, "bob");
+  await saveContact(bob, "alice");
+  await openChat(alice, "bob@localhost");
+  await openChat(bob, "alice@localhost");
+});
+
+after(async () => {
+  for (const p of [alice, bob]) await p?.page.screenshot({ path: `test-artifacts/messaging-${p.name}.png`, fullPage: true }).catch(() => {});
+  await alice?.close();
+  await bob?.close();
+  await worker?.stop();
+  for (const r of relays) await r.close();
+});
+
+describe("messages over nostr relays, in headless Chromium", () => {
+  test("both relays are used", async () => {
+    for (const p of [alice, bob]) {
+      for (const r of relays) await p.page.getByTestId("relays").getByText(r.url).waitFor();
+      await p.page.getByTestId("relays").locator(".dot.open").nth(1).waitFor();
+    }
+  });
+
+  test("text both ways, each delivered with a receipt", async () => {
+    await sendText(alice, "hello bob, this is alice");
+    const mine = bubbleWith(alice, "hello bob, this is alice");
+    await mine.waitFor(); // local echo
+    await bubbleWith(bob, "hello bob, this is alice").waitFor({ timeout: 30_000 });
+    await statusOf(mine, "delivered");
+    assert.equal(await mine.getByTestId("status").textContent(), "Delivered");
+
+    await sendText(bob, "hi alice! ✓ 😀");
+    await bubbleWith(alice, "hi alice! ✓ 😀").waitFor({ timeout: 30_000 });
+    await statusOf(bubbleWith(bob, "hi alice! ✓ 😀"), "delivered");
+  });
+
+  test("a 50 KB image travels inline in one event and renders", async () => {
+    const small = bmp(128, 128);
+    assert.ok(small.length > 48_000 && small.length < 80 * 1024);
+    const before = storedEvents().length;
+    await attachFile(alice, { name: "small.bmp", mimeType: "image/bmp", buffer: small });
+    await image(alice, "small.bmp").waitFor(); // the local echo
+    const received = image(bob, "small.bmp");
+    await received.waitFor({ timeout: 30_000 });
+    assert.equal(await received.evaluate(async (img) => (await img.decode(), img.naturalWidth)), 128);
+    assert.ok((await attachmentHashes(bob)).includes(sha256(small)));
+    await statusOf(imageBubble(alice, "small.bmp"), "delivered");
+    // One event for the file on each relay, plus bob's receipt on each.
+    assert.equal(storedEvents().length - before, 2 * 2);
+  });
+
+  test("a 5 MB image is chunked, arrives byte-identical and renders", async () => {
+    const big = bmp(1280, 1365);
+    assert.ok(big.length > 5_000_000);
+    const started = performance.now();
+    await attachFile(alice, { name: "big.bmp", mimeType: "image/bmp", buffer: big });
+    await image(alice, "big.bmp").waitFor();
+    const echoed = (performance.now() - started) / 1000;
+    const received = image(bob, "big.bmp");
+    await received.waitFor({ timeout: 60_000 });
+    const width = await received.evaluate(async (img) => (await img.decode(), img.naturalWidth));
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(width, 1280);
+    assert.ok((await attachmentHashes(bob)).includes(sha256(big)));
+    await statusOf(imageBubble(alice, "big.bmp"), "delivered");
+    const chunks = Math.ceil(big.length / 191_400);
+    console.log(
+      `# 5 MB image (${big.length} bytes, ${chunks} chunks + 1 pointer, 5 events/s per relay): ` +
+        `local echo ${echoed.toFixed(2)} s, end to end (picked on alice's side -> rendered on bob's) ${seconds.toFixed(2)} s`,
+    );
+  });
+
+  test("an 11 MB file is refused with a friendly message, and nothing is published", async () => {
+    const before = storedEvents().length;
+    await attachFile(alice, { name: "huge.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(11 * 1024 * 1024, 7) });
+    await alice.page.getByTestId("send-error").getByText("“huge.bin” is 11.0 MB. Files up to 10 MB can be sent; try a smaller one.").waitFor();
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(storedEvents().length, before);
+    assert.equal(await bubbleWith(alice, "huge.bin").count(), 0);
+  });
+
+  test("bob is offline while alice sends; online again, he receives everything", async () => {
+    await bob.page.close();
+    await sendText(alice, "are you there, bob?");
+    const small = bmp(64, 64);
+    await attachFile(alice, { name: "while-away.bmp", mimeType: "image/bmp", buffer: small });
+    await statusOf(bubbleWith(alice, "are you there, bob?"), "sent");
+    await statusOf(imageBubble(alice, "while-away.bmp"), "sent");
+
+    bob.page = await bob.page.context().newPage();
+    await bob.page.goto(worker.url);
+    await openChat(bob, "alice@localhost");
+    await bubbleWith(bob, "are you there, bob?").waitFor({ timeout: 30_000 });
+    await image(bob, "while-away.bmp").waitFor({ timeout: 30_000 });
+    assert.ok((await attachmentHashes(bob)).includes(sha256(small)));
+    await statusOf(bubbleWith(alice, "are you there, bob?"), "delivered");
+    // Messages from before stay, once each.
+    assert.equal(await bubbleWith(bob, "hello bob, this is alice").count(), 1);
+  });
+
+  test("bob reloads in the middle of a 5 MB transfer and it resumes", async () => {
+    const big = bmp(1280, 1365);
+    await attachFile(alice, { name: "resume.bmp", mimeType: "image/bmp", buffer: big });
+    const progress = bob.page.getByText(/Receiving \d+\/\d+…/);
+    await bob.page.getByText(/Receiving ([4-9]|\d\d)\/\d+…/).waitFor({ timeout: 30_000 });
+    const [, had, total] = /Receiving (\d+)\/(\d+)/.exec(await progress.textContent());
+    await bob.page.reload();
+    await openChat(bob, "alice@localhost");
+    const afterReload = await bob.page.getByText(/Receiving \d+\/\d+…/).textContent({ timeout: 10_000 });
+    const resumedAt = Number(/Receiving (\d+)/.exec(afterReload)[1]);
+    assert.ok(resumedAt >= Number(had), `after the reload bob had ${resumedAt}/${total}, before ${had}/${total}`);
+    await image(bob, "resume.bmp").waitFor({ timeout: 60_000 });
+    assert.ok((await attachmentHashes(bob)).includes(sha256(big)));
+    console.log(`# reload mid-transfer: ${had}/${total} chunks before the reload, ${resumedAt}/${total} kept after it`);
+  });
+
+  test("with one relay stopped, delivery still succeeds through the other", async () => {
+    await relays[1].stop();
+    try {
+      await sendText(alice, "only one relay is up");
+      await bubbleWith(bob, "only one relay is up").waitFor({ timeout: 30_000 });
+      await statusOf(bubbleWith(alice, "only one relay is up"), "delivered");
+      await sendText(bob, "got it through relay one");
+      await bubbleWith(alice, "got it through relay one").waitFor({ timeout: 30_000 });
+    } finally {
+      await relays[1].restart();
+    }
+  });
+
+  test("the relays never saw plaintext, names or keys, and no author twice", () => {
+    const events = storedEvents();
+    assert.ok(events.length > 60, `${events.length} events`);
+    const everything = JSON.stringify(events);
+    // (Short strings such as "bob" occur in any long base64 text by chance: check long ones.)
+    for (const secret of [...plaintexts, "alice@localhost", "bob@localhost", people.alice.slice(8), people.bob.slice(8), "small.bmp", "while-away.bmp"]) {
+      assert.ok(!everything.includes(secret), `a relay saw ${JSON.stringify(secret)}`);
+      assert.ok(!everything.includes(Buffer.from(secret).toString("base64").slice(0, 12)), `a relay saw base64 of ${secret}`);
+    }
+    const unique = new Map(relays[0].events().map((e) => [e.pubkey, e.id]));
+    assert.equal(unique.size, relays[0].events().length, "every event of a relay has its own author key");
+    for (const e of events) {
+      assert.equal(e.kind, KIND);
+      assert.ok(e.content.length <= 256_000, `content of ${e.content.length} characters`);
+      assert.deepEqual(e.tags.map((t) => t[0]), ["p"]);
+    }
+  });
+
+  test("no page error, and no connection but the home server and the two relays", () => {
+    const allowed = new Set([new URL(worker.url).origin, ...relays.map((r) => new URL(r.url).origin)]);
+    for (const p of [alice, bob]) {
+      assert.deepEqual(p.errors, [], `${p.name}: page errors`);
+      assert.deepEqual(p.requests.filter((u) => !allowed.has(new URL(u).origin) && !u.startsWith("blob:")), []);
+    }
+  });
+});

@@ -1,0 +1,275 @@
+// Sending and receiving kez-chat messages over nostr relays (docs/PROTOCOL.md). Every event
+// goes to every relay; a message is "sent" once some relay accepted each of its events and
+// "delivered" when the recipient's receipt comes back. Incoming files are assembled from
+// chunks kept in IndexedDB, so a reload mid-transfer resumes where it was.
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, concatBytes } from "@noble/hashes/utils.js";
+import { lookupPrimary } from "./api";
+import { type Identity, parsePrimary } from "./identity";
+import { type Body, CHUNK_BYTES, FILE_MAX, INLINE_MAX, type Message, decodeMessage, encodeMessage, newId } from "./message";
+import { KIND, type NostrEvent, inboxTag, unwrap, wrap } from "./nostr";
+import { Relay, type RelayState } from "./relay";
+import { open as openSealed, seal } from "./seal";
+import { verifyUserBody } from "./registration";
+import * as store from "./store";
+
+/** An incoming file with no new chunk for this long is marked failed. */
+export const STALL_MS = 60_000;
+
+export class SendError extends Error {}
+
+/** The friendly refusal for a file over the limit; nothing is sent. */
+export function checkFileSize(size: number, name: string): void {
+  if (size > FILE_MAX) {
+    const mb = (size / (1024 * 1024)).toFixed(1);
+    throw new SendError(`“${name}” is ${mb} MB. Files up to 10 MB can be sent; try a smaller one.`);
+  }
+}
+
+const fileKey = (sender: string, fileId: string) => `${sender}/${fileId}`;
+const safeMime = (mime: string) => (/^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/.test(mime.toLowerCase()) ? mime.toLowerCase() : "application/octet-stream");
+const safeName = (name: string) => name.replace(/[\u0000-\u001f/\\]/g, "_").slice(0, 255) || "file";
+
+export class Messenger {
+  /** Relay URL → connection state, for the settings screen. */
+  relayStates = new Map<string, RelayState>();
+  private relays = new Map<string, Relay>();
+  private seen = new Set<string>();
+  private finalizing = new Set<string>();
+  private listeners = new Set<() => void>();
+  private stallTimer: ReturnType<typeof setInterval>;
+  private readonly subscription = `kez-${newId().slice(0, 8)}`;
+  /** When each incoming file last got a chunk (since this page loaded). */
+  private progressAt = new Map<string, number>();
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly me: Identity,
+    private readonly home: string,
+    relayUrls: string[],
+  ) {
+    this.setRelays(relayUrls);
+    this.stallTimer = setInterval(() => void this.markStalled(), 5_000);
+  }
+
+  /** Calls `listener` after anything stored changes; returns the unsubscribe. */
+  onchange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed() {
+    for (const l of this.listeners) l();
+  }
+
+  setRelays(urls: string[]): void {
+    for (const [url, relay] of this.relays) {
+      if (!urls.includes(url)) {
+        relay.close();
+        this.relays.delete(url);
+        this.relayStates.delete(url);
+      }
+    }
+    for (const url of urls) {
+      if (this.relays.has(url)) continue;
+      const relay = new Relay(url);
+      relay.onstate = (state) => {
+        this.relayStates.set(url, state);
+        this.changed();
+      };
+      this.relayStates.set(url, relay.state);
+      relay.subscribe(this.subscription, { kinds: [KIND], "#p": [inboxTag(this.me.publicKey)] }, (e) => void this.receive(e));
+      this.relays.set(url, relay);
+    }
+    this.changed();
+  }
+
+  close(): void {
+    clearInterval(this.stallTimer);
+    for (const relay of this.relays.values()) relay.close();
+    this.relays.clear();
+  }
+
+  /** Publishes to every relay; resolves when at least one accepted. */
+  private publish(event: NostrEvent): Promise<void> {
+    const relays = [...this.relays.values()];
+    if (relays.length === 0) return Promise.reject(new SendError("No relays are set."));
+    return Promise.any(relays.map((r) => r.publish(event))).catch(() => {
+      throw new SendError("No relay accepted the message.");
+    });
+  }
+
+  private event(to: string, body: Body, data?: Uint8Array, id?: string): NostrEvent {
+    const recipient = parsePrimary(to)!;
+    return wrap(seal(encodeMessage(this.me, to, body, data, id), recipient), recipient);
+  }
+
+  async sendText(to: string, text: string): Promise<void> {
+    const id = newId();
+    const now = Date.now();
+    await store.putMessage({ id, peer: to, direction: "out", text, status: "sending", sentAt: now, at: now });
+    this.changed();
+    await this.track(id, [this.publish(this.event(to, { type: "text", text }, undefined, id))]);
+  }
+
+  /** Sends a file: the local copy shows at once; chunks go first, the pointer last. */
+  async sendFile(to: string, file: File): Promise<void> {
+    checkFileSize(file.size, file.name);
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const meta = { fileId: newId(), name: safeName(file.name), mime: safeMime(file.type), size: bytes.length, sha256: bytesToHex(sha256(bytes)) };
+    const chunks = bytes.length > INLINE_MAX ? Math.ceil(bytes.length / CHUNK_BYTES) : undefined;
+    const id = newId();
+    const now = Date.now();
+    await store.putAttachment(fileKey(this.me.primary, meta.fileId), new Blob([bytes], { type: meta.mime }));
+    await store.putMessage({ id, peer: to, direction: "out", file: { ...meta, chunks }, status: "sending", sentAt: now, at: now });
+    this.changed();
+    const common = { file_id: meta.fileId, name: meta.name, mime: meta.mime, size: meta.size, sha256: meta.sha256 };
+    if (chunks === undefined) {
+      await this.track(id, [this.publish(this.event(to, { type: "kez-file-v1", mode: "inline", ...common }, bytes, id))]);
+      return;
+    }
+    const published: Promise<void>[] = [];
+    for (let i = 0; i < chunks; i++) {
+      const data = bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
+      published.push(this.publish(this.event(to, { type: "kez-file-chunk-v1", file_id: meta.fileId, i, n: chunks }, data)));
+      // Let the relays' send loops run while the next chunk is sealed.
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    published.push(this.publish(this.event(to, { type: "kez-file-v1", mode: "pointer", ...common, chunks }, undefined, id)));
+    await this.track(id, published);
+  }
+
+  private async track(id: string, published: Promise<void>[]) {
+    try {
+      await Promise.all(published);
+      await store.updateMessage(id, (m) => (m.status === "sending" || m.status === "failed" ? { ...m, status: "sent", error: undefined } : m));
+    } catch (e) {
+      await store.updateMessage(id, (m) => (m.status === "sending" ? { ...m, status: "failed", error: e instanceof Error ? e.message : String(e) } : m));
+    }
+    this.changed();
+  }
+
+  private async receive(raw: unknown) {
+    const event = raw as Partial<NostrEvent> | null;
+    if (!event || typeof event.id !== "string" || this.seen.has(event.id)) return;
+    this.seen.add(event.id);
+    if (await store.wasSeen(event.id)) return;
+    const sealed = unwrap(event);
+    let message: Message | null = null;
+    if (sealed) {
+      try {
+        message = decodeMessage(openSealed(sealed, this.me.seed), this.me.primary);
+      } catch {
+        message = null; // not for us, altered, or forged: dropped
+      }
+    }
+    if (message) await this.handle(message);
+    await store.markSeen(event.id);
+  }
+
+  private async handle({ header: h, data }: Message) {
+    const now = Date.now();
+    switch (h.type) {
+      case "text":
+        if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", text: h.text, status: "received", sentAt: h.sent_at, at: now })) {
+          void this.checkPeer(h.from);
+          void this.receipt(h.from, h.id);
+        }
+        break;
+      case "kez-file-v1": {
+        const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256 };
+        if (h.mode === "inline") {
+          await store.putAttachment(fileKey(h.from, h.file_id), new Blob([data.slice()], { type: h.mime }));
+          if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, at: now })) {
+            void this.receipt(h.from, h.id);
+          }
+        } else {
+          const key = fileKey(h.from, h.file_id);
+          const received = await store.countChunks(key);
+          await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", file: { ...file, chunks: h.chunks }, status: "pending", received, sentAt: h.sent_at, at: now });
+          await this.finalize(h.from, h.file_id);
+        }
+        void this.checkPeer(h.from);
+        break;
+      }
+      case "kez-file-chunk-v1": {
+        const key = fileKey(h.from, h.file_id);
+        await store.putChunk({ file: key, i: h.i, n: h.n, data: data.slice() });
+        this.progressAt.set(key, now);
+        const pointer = await store.findFileMessage(h.from, h.file_id);
+        if (pointer && pointer.status !== "ready") {
+          const received = await store.countChunks(key);
+          await store.updateMessage(pointer.id, (m) => ({ ...m, received, status: "pending", error: undefined }));
+          await this.finalize(h.from, h.file_id);
+        }
+        break;
+      }
+      case "receipt":
+        for (const id of h.of) {
+          await store.updateMessage(id, (m) => (m.direction === "out" && m.peer === h.from ? { ...m, status: "delivered", error: undefined } : m));
+        }
+        break;
+    }
+    this.changed();
+  }
+
+  /** Assembles a file once the pointer and every chunk are here; checks size and SHA-256. */
+  private async finalize(sender: string, fileId: string) {
+    const key = fileKey(sender, fileId);
+    const pointer = await store.findFileMessage(sender, fileId);
+    if (!pointer?.file?.chunks || pointer.status === "ready" || this.finalizing.has(key)) return;
+    const n = pointer.file.chunks;
+    const chunks = await store.getChunks(key);
+    if (chunks.length < n) return;
+    this.finalizing.add(key);
+    try {
+      const ordered = chunks.filter((c) => c.n === n).sort((a, b) => a.i - b.i);
+      const bytes = concatBytes(...ordered.map((c) => c.data));
+      const whole = ordered.length === n && ordered.every((c, i) => c.i === i) && bytes.length === pointer.file.size;
+      if (!whole || bytesToHex(sha256(bytes)) !== pointer.file.sha256) {
+        await store.updateMessage(pointer.id, (m) => ({ ...m, status: "failed", error: "The file arrived damaged (its SHA-256 does not match)." }));
+        return;
+      }
+      await store.putAttachment(key, new Blob([bytes], { type: pointer.file.mime }));
+      await store.updateMessage(pointer.id, (m) => ({ ...m, status: "ready", received: n, error: undefined }));
+      await store.deleteChunks(key);
+      void this.receipt(sender, pointer.id);
+    } finally {
+      this.finalizing.delete(key);
+      this.changed();
+    }
+  }
+
+  private async markStalled() {
+    const now = Date.now();
+    for (const m of await store.pendingIncomingFiles()) {
+      const last = Math.max(this.progressAt.get(fileKey(m.peer, m.file!.fileId)) ?? 0, m.at, this.startedAt);
+      if (now - last > STALL_MS) {
+        await store.updateMessage(m.id, (x) => (x.status === "pending" ? { ...x, status: "failed", error: "The transfer stalled." } : x));
+        this.changed();
+      }
+    }
+  }
+
+  private async receipt(to: string, id: string) {
+    try {
+      await this.publish(this.event(to, { type: "receipt", of: [id] }));
+    } catch {
+      // A lost receipt only leaves the sender at "sent".
+    }
+  }
+
+  /** Shows a sender's handle only once the directory's signed binding for the key checks out. */
+  async checkPeer(primary: string): Promise<void> {
+    const known = await store.getPeer(primary);
+    if (known?.fqhn) return;
+    let fqhn: string | null = null;
+    try {
+      fqhn = verifyUserBody(await lookupPrimary(primary), { server: this.home, primary }).fqhn;
+    } catch {
+      // Not registered here, or a binding that does not verify: the key stays unnamed.
+    }
+    await store.putPeer({ primary, fqhn, checkedAt: Date.now() });
+    this.changed();
+  }
+}
