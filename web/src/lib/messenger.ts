@@ -27,6 +27,8 @@ export function checkFileSize(size: number, name: string): void {
 }
 
 const fileKey = (sender: string, fileId: string) => `${sender}/${fileId}`;
+/** The local id of an incoming chunked file's bubble (made before the pointer, whose id it learns later). */
+const incomingFileId = (key: string) => `in:${key}`;
 const safeMime = (mime: string) => (/^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/.test(mime.toLowerCase()) ? mime.toLowerCase() : "application/octet-stream");
 const safeName = (name: string) => name.replace(/[\u0000-\u001f/\\]/g, "_").slice(0, 255) || "file";
 
@@ -184,9 +186,14 @@ export class Messenger {
             void this.receipt(h.from, h.id);
           }
         } else {
+          // The bubble may already be there, made by the first chunk.
           const key = fileKey(h.from, h.file_id);
           const received = await store.countChunks(key);
-          await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", file: { ...file, chunks: h.chunks }, status: "pending", received, sentAt: h.sent_at, at: now });
+          await store.upsertMessage(incomingFileId(key), (m) =>
+            m?.messageId
+              ? m
+              : { id: incomingFileId(key), messageId: h.id, peer: h.from, direction: "in", file: { ...file, chunks: h.chunks }, status: m?.status ?? "pending", received, sentAt: h.sent_at, at: m?.at ?? now },
+          );
           await this.finalize(h.from, h.file_id);
         }
         void this.checkPeer(h.from);
@@ -196,12 +203,15 @@ export class Messenger {
         const key = fileKey(h.from, h.file_id);
         await store.putChunk({ file: key, i: h.i, n: h.n, data: data.slice() });
         this.progressAt.set(key, now);
-        const pointer = await store.findFileMessage(h.from, h.file_id);
-        if (pointer && pointer.status !== "ready") {
-          const received = await store.countChunks(key);
-          await store.updateMessage(pointer.id, (m) => ({ ...m, received, status: "pending", error: undefined }));
-          await this.finalize(h.from, h.file_id);
-        }
+        const received = await store.countChunks(key);
+        // Chunks come first: show "Receiving i/n" from the first one (the signed chunk names its sender).
+        await store.upsertMessage(incomingFileId(key), (m) =>
+          m
+            ? m.status === "ready" ? m : { ...m, received, status: "pending", error: undefined }
+            : { id: incomingFileId(key), peer: h.from, direction: "in", file: { fileId: h.file_id, name: "", mime: "", size: 0, sha256: "", chunks: h.n }, status: "pending", received, sentAt: h.sent_at, at: now },
+        );
+        await this.finalize(h.from, h.file_id);
+        void this.checkPeer(h.from);
         break;
       }
       case "receipt":
@@ -216,24 +226,26 @@ export class Messenger {
   /** Assembles a file once the pointer and every chunk are here; checks size and SHA-256. */
   private async finalize(sender: string, fileId: string) {
     const key = fileKey(sender, fileId);
-    const pointer = await store.findFileMessage(sender, fileId);
-    if (!pointer?.file?.chunks || pointer.status === "ready" || this.finalizing.has(key)) return;
-    const n = pointer.file.chunks;
+    const message = await store.getMessage(incomingFileId(key));
+    const file = message?.file;
+    // Without the pointer (messageId) there is no name, size or hash to check against yet.
+    if (!message?.messageId || !file?.chunks || message.status === "ready" || this.finalizing.has(key)) return;
+    const n = file.chunks;
     const chunks = await store.getChunks(key);
     if (chunks.length < n) return;
     this.finalizing.add(key);
     try {
       const ordered = chunks.filter((c) => c.n === n).sort((a, b) => a.i - b.i);
       const bytes = concatBytes(...ordered.map((c) => c.data));
-      const whole = ordered.length === n && ordered.every((c, i) => c.i === i) && bytes.length === pointer.file.size;
-      if (!whole || bytesToHex(sha256(bytes)) !== pointer.file.sha256) {
-        await store.updateMessage(pointer.id, (m) => ({ ...m, status: "failed", error: "The file arrived damaged (its SHA-256 does not match)." }));
+      const whole = ordered.length === n && ordered.every((c, i) => c.i === i) && bytes.length === file.size;
+      if (!whole || bytesToHex(sha256(bytes)) !== file.sha256) {
+        await store.updateMessage(message.id, (m) => ({ ...m, status: "failed", error: "The file arrived damaged (its SHA-256 does not match)." }));
         return;
       }
-      await store.putAttachment(key, new Blob([bytes], { type: pointer.file.mime }));
-      await store.updateMessage(pointer.id, (m) => ({ ...m, status: "ready", received: n, error: undefined }));
+      await store.putAttachment(key, new Blob([bytes], { type: file.mime }));
+      await store.updateMessage(message.id, (m) => ({ ...m, status: "ready", received: n, error: undefined }));
       await store.deleteChunks(key);
-      void this.receipt(sender, pointer.id);
+      void this.receipt(sender, message.messageId);
     } finally {
       this.finalizing.delete(key);
       this.changed();

@@ -33,7 +33,10 @@ export interface FileMeta {
 export type MessageStatus = "sending" | "sent" | "delivered" | "failed" | "received" | "pending" | "ready";
 
 export interface StoredMessage {
+  /** The sender's message id; for an incoming chunked file, a local id (see messageId). */
   id: string;
+  /** Incoming chunked files: the sender's message id, known once the pointer arrived. */
+  messageId?: string;
   /** The other person's primary key. */
   peer: string;
   direction: "in" | "out";
@@ -179,9 +182,15 @@ export async function conversationPeers(): Promise<string[]> {
   return [...new Set(messages.map((m) => m.peer))];
 }
 
-export async function findFileMessage(sender: string, fileId: string): Promise<StoredMessage | undefined> {
-  const all = await (await open()).getAllFromIndex("messages", "peer", sender);
-  return all.find((m) => m.direction === "in" && m.file?.fileId === fileId && m.file.chunks !== undefined);
+export async function getMessage(id: string): Promise<StoredMessage | undefined> {
+  return (await open()).get("messages", id);
+}
+
+/** Creates or changes a message in one transaction. */
+export async function upsertMessage(id: string, change: (m: StoredMessage | undefined) => StoredMessage): Promise<void> {
+  const tx = (await open()).transaction("messages", "readwrite");
+  await tx.store.put(change(await tx.store.get(id)));
+  await tx.done;
 }
 
 export async function pendingIncomingFiles(): Promise<StoredMessage[]> {
