@@ -18,6 +18,12 @@ export const STALL_MS = 60_000;
 
 export class SendError extends Error {}
 
+/** SHA-256 of a whole file, hex: WebCrypto's native digest where there is one (megabytes). */
+async function digestHex(bytes: Uint8Array): Promise<string> {
+  if (globalThis.crypto?.subtle) return bytesToHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)));
+  return bytesToHex(sha256(bytes));
+}
+
 /** The friendly refusal for a file over the limit; nothing is sent. */
 export function checkFileSize(size: number, name: string): void {
   if (size > FILE_MAX) {
@@ -117,15 +123,20 @@ export class Messenger {
   /** Sends a file: the local copy shows at once; chunks go first, the pointer last. */
   async sendFile(to: string, file: File): Promise<void> {
     checkFileSize(file.size, file.name);
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    const meta = { fileId: newId(), name: safeName(file.name), mime: safeMime(file.type), size: bytes.length, sha256: bytesToHex(sha256(bytes)) };
-    const chunks = bytes.length > INLINE_MAX ? Math.ceil(bytes.length / CHUNK_BYTES) : undefined;
+    const fileId = newId();
+    const name = safeName(file.name);
+    const mime = safeMime(file.type);
+    const chunks = file.size > INLINE_MAX ? Math.ceil(file.size / CHUNK_BYTES) : undefined;
     const id = newId();
     const now = Date.now();
-    await store.putAttachment(fileKey(this.me.primary, meta.fileId), new Blob([bytes], { type: meta.mime }));
-    await store.putMessage({ id, peer: to, direction: "out", file: { ...meta, chunks }, status: "sending", sentAt: now, at: now });
+    // The local echo first: the picked file itself is the attachment (no copy, no hashing yet).
+    await store.putAttachment(fileKey(this.me.primary, fileId), file.slice(0, file.size, mime));
+    await store.putMessage({ id, peer: to, direction: "out", file: { fileId, name, mime, size: file.size, sha256: "", chunks }, status: "sending", sentAt: now, at: now });
     this.changed();
-    const common = { file_id: meta.fileId, name: meta.name, mime: meta.mime, size: meta.size, sha256: meta.sha256 };
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const digest = await digestHex(bytes);
+    await store.updateMessage(id, (m) => ({ ...m, file: { ...m.file!, sha256: digest } }));
+    const common = { file_id: fileId, name, mime, size: bytes.length, sha256: digest };
     if (chunks === undefined) {
       await this.track(id, [this.publish(this.event(to, { type: "kez-file-v1", mode: "inline", ...common }, bytes, id))]);
       return;
@@ -133,7 +144,7 @@ export class Messenger {
     const published: Promise<void>[] = [];
     for (let i = 0; i < chunks; i++) {
       const data = bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
-      published.push(this.publish(this.event(to, { type: "kez-file-chunk-v1", file_id: meta.fileId, i, n: chunks }, data)));
+      published.push(this.publish(this.event(to, { type: "kez-file-chunk-v1", file_id: fileId, i, n: chunks }, data)));
       // Let the relays' send loops run while the next chunk is sealed.
       await new Promise((r) => setTimeout(r, 0));
     }
@@ -238,7 +249,7 @@ export class Messenger {
       const ordered = chunks.filter((c) => c.n === n).sort((a, b) => a.i - b.i);
       const bytes = concatBytes(...ordered.map((c) => c.data));
       const whole = ordered.length === n && ordered.every((c, i) => c.i === i) && bytes.length === file.size;
-      if (!whole || bytesToHex(sha256(bytes)) !== file.sha256) {
+      if (!whole || (await digestHex(bytes)) !== file.sha256) {
         await store.updateMessage(message.id, (m) => ({ ...m, status: "failed", error: "The file arrived damaged (its SHA-256 does not match)." }));
         return;
       }
