@@ -27,28 +27,51 @@ const FLAGS = [
 export async function openProfile(name, { viewport = { width: 1000, height: 900 } } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), `kez-browser-${name}-`));
   const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport, acceptDownloads: true });
-  const page = context.pages()[0] ?? (await context.newPage());
   const requests = [];
   const errors = [];
-  page.on("request", (r) => requests.push(r.url()));
-  page.on("websocket", (ws) => requests.push(ws.url()));
-  page.on("pageerror", (e) => errors.push(e));
   const consoleLines = [];
-  page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-  return {
+  const framesSent = [];
+
+  /** Records what a page does; every page of the profile gets this. */
+  async function watch(page) {
+    page.on("request", (r) => requests.push(r.url()));
+    page.on("websocket", (ws) => requests.push(ws.url()));
+    page.on("pageerror", (e) => errors.push(e));
+    page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    // WebSocket frames as the browser sent them, timestamped by the browser (CDP).
+    const cdp = await context.newCDPSession(page);
+    const urls = new Map();
+    cdp.on("Network.webSocketCreated", ({ requestId, url }) => urls.set(requestId, url));
+    cdp.on("Network.webSocketFrameSent", ({ requestId, timestamp, response }) =>
+      framesSent.push({ url: urls.get(requestId), at: timestamp, data: response.payloadData.slice(0, 16) }),
+    );
+    await cdp.send("Network.enable");
+    return page;
+  }
+
+  const profile = {
     name,
-    page,
+    page: await watch(context.pages()[0] ?? (await context.newPage())),
     requests,
     errors,
-    /** What the page printed to its console (for diagnosing a failure). */
+    /** What the pages printed to their consoles (for diagnosing a failure). */
     console: consoleLines,
+    /** Every WebSocket frame sent: { url, at (seconds, browser clock), data (its first 16 characters) }. */
+    framesSent,
+    /** Closes the current page (if still open) and opens a new one in the same profile (same IndexedDB). */
+    async reopen() {
+      if (!profile.page.isClosed()) await profile.page.close();
+      profile.page = await watch(await context.newPage());
+      return profile.page;
+    },
     async screenshot(label) {
       mkdirSync(ARTIFACTS, { recursive: true });
-      await page.screenshot({ path: path.join(ARTIFACTS, `${label}.png`), fullPage: true });
+      await profile.page.screenshot({ path: path.join(ARTIFACTS, `${label}.png`), fullPage: true });
     },
     async close() {
       await context.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return profile;
 }

@@ -82,6 +82,7 @@ export class Messenger {
       if (this.relays.has(url)) continue;
       const relay = new Relay(url);
       relay.onstate = (state) => {
+        if (this.relays.get(url) !== relay) return; // removed meanwhile
         this.relayStates.set(url, state);
         this.changed();
       };

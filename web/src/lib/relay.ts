@@ -3,8 +3,13 @@
 // every reconnect.
 import type { NostrEvent } from "./nostr";
 
-/** At most 5 events per second per relay. */
-export const MIN_EVENT_INTERVAL_MS = 200;
+/**
+ * At most EVENTS_PER_WINDOW events in any RATE_WINDOW_MS: 5 per second, as a sliding
+ * window (a burst of 5, then one more whenever the oldest of the last 5 is a second old),
+ * with 50 ms to spare for timer and network jitter.
+ */
+export const EVENTS_PER_WINDOW = 5;
+export const RATE_WINDOW_MS = 1_050;
 export const OK_TIMEOUT_MS = 15_000;
 export const MAX_ATTEMPTS = 6;
 const MAX_BACKOFF_MS = 8_000;
@@ -37,7 +42,8 @@ export class Relay {
   private ws: WebSocket | null = null;
   private queue: Pending[] = [];
   private inflight = new Map<string, Pending>();
-  private lastSentAt = 0;
+  /** When the last EVENTS_PER_WINDOW events went out (performance.now()), oldest first. */
+  private recentSends: number[] = [];
   private pumpTimer: ReturnType<typeof setTimeout> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private backoff = 250;
@@ -113,17 +119,21 @@ export class Relay {
 
   private pump() {
     if (this.state !== "open" || this.queue.length === 0 || this.pumpTimer !== undefined) return;
-    const wait = this.lastSentAt + MIN_EVENT_INTERVAL_MS - Date.now();
-    if (wait > 0) {
-      this.pumpTimer = setTimeout(() => {
-        this.pumpTimer = undefined;
-        this.pump();
-      }, wait);
-      return;
+    const now = performance.now();
+    if (this.recentSends.length === EVENTS_PER_WINDOW) {
+      const wait = this.recentSends[0] + RATE_WINDOW_MS - now;
+      if (wait > 0) {
+        this.pumpTimer = setTimeout(() => {
+          this.pumpTimer = undefined;
+          this.pump();
+        }, Math.ceil(wait));
+        return;
+      }
+      this.recentSends.shift();
     }
     const p = this.queue.shift()!;
     p.attempts += 1;
-    this.lastSentAt = Date.now();
+    this.recentSends.push(now);
     this.inflight.set(p.event.id, p);
     p.timer = setTimeout(() => this.retry(p, "no answer"), OK_TIMEOUT_MS);
     this.ws!.send(JSON.stringify(["EVENT", p.event]));
