@@ -8,4 +8,5 @@ kez_install_toolchain
 cd "$KEZ_ROOT"
 # Local only, so no need to confirm (CI=true keeps wrangler from prompting).
 CI=true wrangler d1 migrations apply DB --local
-exec wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}"
+# Extra arguments go to wrangler dev (for example --var NOSTR_RELAYS:ws://127.0.0.1:7447).
+exec wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}" "$@"

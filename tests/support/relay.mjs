@@ -102,16 +102,17 @@ max_event_size: ${maxEventSize}
 
 /**
  * Starts a relay on a free port; resolves once it accepts WebSocket connections.
- * `maxEventSize` caps the length of an event's `content` (nostr-relay's own default: 4096).
+ * `maxEventSize` caps the length of an event's `content` (nostr-relay's own default: 4096);
+ * `port` is a free one unless given.
  */
-export async function startRelay({ maxEventSize = 262144 } = {}) {
+export async function startRelay({ maxEventSize = 262144, port: fixedPort } = {}) {
   if (!existsSync(NOSTR_RELAY_BIN)) {
     throw new Error(`no nostr-relay at ${NOSTR_RELAY_BIN}: run kez_install_relay (scripts/env.sh)`);
   }
   const dir = mkdtempSync(path.join(tmpdir(), "kez-relay-"));
   const dbFile = path.join(dir, "nostr.sqlite3");
   const configFile = path.join(dir, "config.yaml");
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const url = `ws://127.0.0.1:${port}`;
   writeFileSync(configFile, config({ port, dbFile, maxEventSize }));
 
