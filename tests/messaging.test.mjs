@@ -187,6 +187,17 @@ describe("messages over nostr relays, in headless Chromium", () => {
     );
   });
 
+  test("a 120 KB non-image file travels as one chunk and a pointer, and shows as a download", async () => {
+    const pdf = Buffer.concat([Buffer.from("%PDF-1.4\n"), randomBytes(120 * 1024)]);
+    await attachFile(alice, { name: "notes.pdf", mimeType: "application/pdf", buffer: pdf });
+    const link = bob.page.getByRole("link", { name: "⬇ notes.pdf" });
+    await link.waitFor({ timeout: 30_000 });
+    assert.equal(await link.getAttribute("download"), "notes.pdf");
+    await bob.page.getByText("120.0 KB").first().waitFor();
+    assert.ok((await attachmentHashes(bob)).includes(sha256(pdf)));
+    await statusOf(alice.page.getByTestId("bubble").filter({ hasText: "notes.pdf" }), "delivered");
+  });
+
   test("an 11 MB file is refused with a friendly message, and nothing is published", async () => {
     const before = storedEvents().length;
     await attachFile(alice, { name: "huge.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(11 * 1024 * 1024, 7) });
@@ -194,6 +205,19 @@ describe("messages over nostr relays, in headless Chromium", () => {
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(storedEvents().length, before);
     assert.equal(await bubbleWith(alice, "huge.bin").count(), 0);
+  });
+
+  test("a text too long for one event is refused, kept in the input, and nothing is published", async () => {
+    const before = storedEvents().length;
+    const input = alice.page.getByLabel("Message", { exact: true });
+    const long = "x".repeat(70_000);
+    await input.fill(long);
+    await input.press("Enter");
+    await alice.page.getByTestId("send-error").getByText("This message is too long for one message. Send it as a file instead.").waitFor();
+    assert.equal((await input.inputValue()).length, long.length);
+    await input.fill("");
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(storedEvents().length, before);
   });
 
   test("bob is offline while alice sends; online again, he receives everything", async () => {

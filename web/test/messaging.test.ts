@@ -4,7 +4,7 @@ import { bytesToHex, hexToBytes, randomBytes } from "@noble/hashes/utils.js";
 import { describe, expect, it } from "vitest";
 import { newIdentity } from "../src/lib/identity";
 import { CHUNK_BYTES, INLINE_MAX, MessageError, decodeMessage, encodeMessage, newId } from "../src/lib/message";
-import { KIND, eventId, inboxTag, unwrap, wrap } from "../src/lib/nostr";
+import { KIND, eventId, hasValidId, inboxTag, unwrap, wrap } from "../src/lib/nostr";
 import { BUCKETS, CONTENT_CEILING, MAX_PADDED, SealError, bucketFor, open, pad, seal, unpad } from "../src/lib/seal";
 
 const alice = newIdentity();
@@ -93,6 +93,30 @@ describe("message bodies", () => {
     expect(decodeMessage(bytes, bob.primary).header).toMatchObject({ i: 54, n: 55 });
   });
 
+  it("carries a file just over the inline limit as one chunk", () => {
+    const bytes = encodeMessage(alice, bob.primary, { type: "kez-file-chunk-v1", file_id: newId(), i: 0, n: 1 }, bytesOf(INLINE_MAX + 1));
+    expect(decodeMessage(bytes, bob.primary).header).toMatchObject({ i: 0, n: 1 });
+  });
+
+  it("accepts only the canonical (JCS) spelling of a header: no duplicate keys, no reformatting", () => {
+    const bytes = encodeMessage(alice, bob.primary, { type: "text", text: "the real text" });
+    const headerLength = new DataView(bytes.buffer).getUint32(0);
+    const header = new TextDecoder().decode(bytes.subarray(4, 4 + headerLength));
+    const withHeader = (text: string) => {
+      const h = new TextEncoder().encode(text);
+      const out = new Uint8Array(4 + h.length);
+      new DataView(out.buffer).setUint32(0, h.length);
+      out.set(h, 4);
+      return out;
+    };
+    expect(decodeMessage(withHeader(header), bob.primary).header).toMatchObject({ text: "the real text" });
+    // A parser that keeps the first of two keys would show "evil"; JSON.parse keeps the last.
+    expect(() => decodeMessage(withHeader(header.replace("{", '{"text":"evil",')), bob.primary)).toThrow(/canonical/);
+    expect(() => decodeMessage(withHeader(header.replace(",", ", ")), bob.primary)).toThrow(/canonical/);
+    // Half of a surrogate pair is not text (and our canonicalizer cannot even produce it).
+    expect(() => decodeMessage(withHeader(header.replace("the real text", "split \\ud83d pair")), bob.primary)).toThrow(/canonical/);
+  });
+
   it("refuses malformed bodies", () => {
     const bad = [
       { type: "kez-file-chunk-v1", file_id: newId(), i: 3, n: 3 },
@@ -121,6 +145,9 @@ describe("nostr wrapping", () => {
     expect(schnorr.verify(hexToBytes(a.sig), hexToBytes(a.id), hexToBytes(a.pubkey))).toBe(true);
     expect(unwrap(a)).toEqual(sealed);
     expect(unwrap({ ...a, kind: 1 })).toBeNull();
+    expect(hasValidId(a)).toBe(true);
+    expect(hasValidId({ ...a, content: a.content.slice(1) })).toBe(false);
+    expect(hasValidId({ ...a, tags: [] })).toBe(false);
   });
 
   it("computes the NIP-01 id over the serialized array", () => {

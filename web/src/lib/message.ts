@@ -14,6 +14,8 @@ export const MAX_CHUNKS = Math.ceil(FILE_MAX / CHUNK_BYTES);
 const SIGNING_CONTEXT = utf8ToBytes("kez-msg-v1\u0000");
 const HEX_ID = /^[0-9a-f]{32}$/;
 const HEX_256 = /^[0-9a-f]{64}$/;
+/** A UTF-16 surrogate without its partner: not Unicode text, and not portable JSON. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const MIME = /^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/;
 
 export type Body =
@@ -43,7 +45,7 @@ function signedBytes(unsigned: Header, data: Uint8Array): Uint8Array {
 export function encodeMessage(sender: Identity, to: string, body: Body, data: Uint8Array = new Uint8Array(), id = newId(), sentAt = Date.now()): Uint8Array {
   const header = { ...body, v: 1, id, from: sender.primary, to, sent_at: sentAt } as Header;
   const sig = bytesToHex(sign(sender, signedBytes(header, data)));
-  const headerBytes = utf8ToBytes(JSON.stringify({ ...header, sig }));
+  const headerBytes = canonicalBytes({ ...header, sig });
   const out = new Uint8Array(4 + headerBytes.length + data.length);
   new DataView(out.buffer).setUint32(0, headerBytes.length);
   out.set(headerBytes, 4);
@@ -86,7 +88,7 @@ function checkBody(h: Record<string, unknown>, data: Uint8Array): void {
     case "kez-file-chunk-v1":
       keys("file_id", "i", "n");
       if (typeof h.file_id !== "string" || !HEX_ID.test(h.file_id)) fail("bad file_id");
-      if (!isInt(h.n, 2, MAX_CHUNKS) || !isInt(h.i, 0, (h.n as number) - 1)) fail("bad index");
+      if (!isInt(h.n, 1, MAX_CHUNKS) || !isInt(h.i, 0, (h.n as number) - 1)) fail("bad index");
       if (data.length === 0 || data.length > CHUNK_BYTES) fail("bad chunk size");
       return;
     case "receipt":
@@ -103,13 +105,21 @@ export function decodeMessage(bytes: Uint8Array, me: string): Message {
   if (bytes.length < 4) throw new MessageError("too short");
   const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0);
   if (headerLength > bytes.length - 4) throw new MessageError("header length out of range");
+  let text: string;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(4, 4 + headerLength)));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(4, 4 + headerLength));
+    parsed = JSON.parse(text);
   } catch {
     throw new MessageError("header is not JSON");
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new MessageError("header is not an object");
+  // The header must be in JCS form: one spelling per header, so no duplicate keys (which
+  // parsers resolve differently) and no lone surrogates can hide behind a valid signature.
+  const strings = Object.values(parsed).flat().filter((v): v is string => typeof v === "string");
+  if (strings.some((v) => LONE_SURROGATE.test(v)) || new TextDecoder().decode(canonicalBytes(parsed)) !== text) {
+    throw new MessageError("header is not in canonical (JCS) form");
+  }
   const h = parsed as Record<string, unknown>;
   const data = bytes.subarray(4 + headerLength);
   if (h.v !== 1) throw new MessageError("unknown version");

@@ -7,11 +7,17 @@ import { bytesToHex, concatBytes } from "@noble/hashes/utils.js";
 import { lookupPrimary } from "./api";
 import { type Identity, parsePrimary } from "./identity";
 import { type Body, CHUNK_BYTES, FILE_MAX, INLINE_MAX, type Message, decodeMessage, encodeMessage, newId } from "./message";
-import { KIND, type NostrEvent, inboxTag, unwrap, wrap } from "./nostr";
+import { KIND, type NostrEvent, hasValidId, inboxTag, unwrap, wrap } from "./nostr";
 import { Relay, type RelayState } from "./relay";
 import { open as openSealed, seal } from "./seal";
 import { verifyUserBody } from "./registration";
 import * as store from "./store";
+
+/** UTF-8 bytes of one text message: it must fit one event, next to its header. */
+export const TEXT_MAX = 64 * 1024;
+
+/** A message no relay accepted by then is shown as failed (relays keep retrying it). */
+export const PUBLISH_DEADLINE_MS = 120_000;
 
 /** An incoming file with no new chunk for this long is marked failed. */
 export const STALL_MS = 60_000;
@@ -36,7 +42,15 @@ const fileKey = (sender: string, fileId: string) => `${sender}/${fileId}`;
 /** The local id of an incoming chunked file's bubble (made before the pointer, whose id it learns later). */
 const incomingFileId = (key: string) => `in:${key}`;
 const safeMime = (mime: string) => (/^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/.test(mime.toLowerCase()) ? mime.toLowerCase() : "application/octet-stream");
-const safeName = (name: string) => name.replace(/[\u0000-\u001f/\\]/g, "_").slice(0, 255) || "file";
+/** A file name as it travels: no control characters or slashes, at most 255 UTF-16 units, never a split pair. */
+function safeName(name: string): string {
+  let out = "";
+  for (const c of name.replace(/[\u0000-\u001f/\\]/g, "_")) {
+    if (out.length + c.length > 255) break;
+    out += c;
+  }
+  return out || "file";
+}
 
 export class Messenger {
   /** Relay URL → connection state, for the settings screen. */
@@ -103,9 +117,14 @@ export class Messenger {
   private publish(event: NostrEvent): Promise<void> {
     const relays = [...this.relays.values()];
     if (relays.length === 0) return Promise.reject(new SendError("No relays are set."));
-    return Promise.any(relays.map((r) => r.publish(event))).catch(() => {
-      throw new SendError("No relay accepted the message.");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SendError("No relay accepted it within 2 minutes.")), PUBLISH_DEADLINE_MS);
     });
+    const accepted = Promise.any(relays.map((r) => r.publish(event))).catch(() => {
+      throw new SendError("No relay accepted it.");
+    });
+    return Promise.race([accepted, deadline]).finally(() => clearTimeout(timer));
   }
 
   private event(to: string, body: Body, data?: Uint8Array, id?: string): NostrEvent {
@@ -114,6 +133,9 @@ export class Messenger {
   }
 
   async sendText(to: string, text: string): Promise<void> {
+    if (new TextEncoder().encode(text).length > TEXT_MAX) {
+      throw new SendError("This message is too long for one message. Send it as a file instead.");
+    }
     const id = newId();
     const now = Date.now();
     await store.putMessage({ id, peer: to, direction: "out", text, status: "sending", sentAt: now, at: now });
@@ -166,6 +188,9 @@ export class Messenger {
   private async receive(raw: unknown) {
     const event = raw as Partial<NostrEvent> | null;
     if (!event || typeof event.id !== "string" || this.seen.has(event.id)) return;
+    // Only an id that is the hash of the event may mark it handled: otherwise one relay could
+    // suppress a real event by sending garbage under its id.
+    if (!hasValidId(event)) return;
     this.seen.add(event.id);
     if (await store.wasSeen(event.id)) return;
     const sealed = unwrap(event);
@@ -213,6 +238,7 @@ export class Messenger {
       }
       case "kez-file-chunk-v1": {
         const key = fileKey(h.from, h.file_id);
+        if ((await store.getMessage(incomingFileId(key)))?.status === "ready") break; // a late copy
         await store.putChunk({ file: key, i: h.i, n: h.n, data: data.slice() });
         this.progressAt.set(key, now);
         const received = await store.countChunks(key);

@@ -43,6 +43,14 @@ export function wrap(sealed: Uint8Array, recipient: Uint8Array, now = Date.now()
   return { ...unsigned, id, sig: bytesToHex(schnorr.sign(hexToBytes(id), secret)) };
 }
 
+/** Whether `id` is the NIP-01 hash of the event's other fields. */
+export function hasValidId(e: Partial<NostrEvent>): boolean {
+  if (typeof e.pubkey !== "string" || !Number.isSafeInteger(e.created_at) || typeof e.kind !== "number" || !Array.isArray(e.tags) || typeof e.content !== "string") {
+    return false;
+  }
+  return eventId(e as NostrEvent) === e.id;
+}
+
 /** The sealed box inside an event of ours, or null for anything else. */
 export function unwrap(e: unknown): Uint8Array | null {
   const event = e as Partial<NostrEvent> | null;
