@@ -48,9 +48,17 @@ impl Config {
     }
 }
 
+/// `wss://` anywhere; plain `ws://` only on this machine (the app's CSP allows no more).
 fn is_relay_url(url: &str) -> bool {
-    let rest = url.strip_prefix("wss://").or_else(|| url.strip_prefix("ws://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && r.chars().all(|c| c.is_ascii_graphic()))
+    let well_formed =
+        |rest: &str| !rest.is_empty() && !rest.starts_with('/') && rest.chars().all(|c| c.is_ascii_graphic());
+    if let Some(rest) = url.strip_prefix("wss://") {
+        return well_formed(rest);
+    }
+    let Some(rest) = url.strip_prefix("ws://") else { return false };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(authority, |(h, _)| h);
+    well_formed(rest) && matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 /// The NATS auth callout's configuration: the issuer account seed and the bridge's
@@ -195,6 +203,9 @@ mod tests {
         assert!(Config::parse("https://kez.lat", "http://localhost:7878", "").is_err());
         assert!(Config::parse("kez.lat", "http://localhost:7878", "https://relay.one").is_err());
         assert!(Config::parse("kez.lat", "http://localhost:7878", "wss://").is_err());
+        assert!(Config::parse("kez.lat", "http://localhost:7878", "ws://relay.example.org").is_err());
+        assert!(Config::parse("kez.lat", "http://localhost:7878", "ws://localhost.evil:80").is_err());
+        assert!(Config::parse("kez.lat", "http://localhost:7878", "ws://localhost ws://[::1]:7000/x").is_ok());
         assert!(Config::parse("kez.lat", "http://localhost:7878", "relay.one").is_err());
         assert!(Config::parse("kez.lat", "http://localhost:7878", &"wss://r ".repeat(21)).is_err());
         assert_eq!(Config::parse("kez.lat", "http://localhost:7878", " ").unwrap().relays, Vec::<String>::new());

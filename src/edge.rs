@@ -225,7 +225,7 @@ fn config(env: &Env) -> Result<&'static Config, ApiError> {
     let var = |name: &str| env.var(name).map(|v| v.to_string()).map_err(|e| format!("{name}: {e}"));
     CONFIG
         .get_or_init(|| {
-            // NOSTR_RELAYS may be left out: the app then asks its user for relays.
+            // NOSTR_RELAYS may be left out: the app then has no relays until its user adds some.
             let relays = env.var("NOSTR_RELAYS").map(|v| v.to_string()).unwrap_or_default();
             Config::parse(&var("SERVER_DOMAIN")?, &var("SIG_SERVER_URL")?, &relays)
         })

@@ -16,7 +16,11 @@ const HEX_ID = /^[0-9a-f]{32}$/;
 const HEX_256 = /^[0-9a-f]{64}$/;
 /** A UTF-16 surrogate without its partner: not Unicode text, and not portable JSON. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const MIME = /^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/;
+/** A MIME type as it travels: lowercase `type/subtype`, no parameters. */
+export const MIME = /^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/;
+/** File names travel with no control characters or path separators, 1-255 UTF-16 units. */
+const NAME_FORBIDDEN = /[\u0000-\u001f/\\]/g;
+const NAME_MAX = 255;
 
 export type Body =
   | { type: "text"; text: string }
@@ -54,7 +58,23 @@ export function encodeMessage(sender: Identity, to: string, body: Body, data: Ui
 }
 
 const isInt = (x: unknown, min: number, max: number): x is number => Number.isSafeInteger(x) && (x as number) >= min && (x as number) <= max;
-const isName = (x: unknown): x is string => typeof x === "string" && x.length >= 1 && x.length <= 255 && !/[\u0000-\u001f/\\]/.test(x);
+const isName = (x: unknown): x is string => typeof x === "string" && x.length >= 1 && x.length <= NAME_MAX && !new RegExp(NAME_FORBIDDEN.source).test(x);
+
+/** A picked file's name made sendable: forbidden characters become "_", cut without splitting a pair. */
+export function sendableName(name: string): string {
+  let out = "";
+  for (const c of name.replace(NAME_FORBIDDEN, "_")) {
+    if (out.length + c.length > NAME_MAX) break;
+    out += c;
+  }
+  return out || "file";
+}
+
+/** A picked file's MIME type made sendable (unknown or odd types travel as bytes). */
+export function sendableMime(mime: string): string {
+  const lower = mime.toLowerCase();
+  return MIME.test(lower) ? lower : "application/octet-stream";
+}
 
 /** Checks the body's own rules against its data. Throws MessageError. */
 function checkBody(h: Record<string, unknown>, data: Uint8Array): void {

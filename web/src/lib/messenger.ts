@@ -6,7 +6,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, concatBytes } from "@noble/hashes/utils.js";
 import { lookupPrimary } from "./api";
 import { type Identity, parsePrimary } from "./identity";
-import { type Body, CHUNK_BYTES, FILE_MAX, INLINE_MAX, type Message, decodeMessage, encodeMessage, newId } from "./message";
+import { type Body, CHUNK_BYTES, FILE_MAX, INLINE_MAX, type Message, decodeMessage, encodeMessage, newId, sendableMime, sendableName } from "./message";
 import { KIND, type NostrEvent, hasValidId, inboxTag, unwrap, wrap } from "./nostr";
 import { Relay, type RelayState } from "./relay";
 import { open as openSealed, seal } from "./seal";
@@ -16,11 +16,20 @@ import * as store from "./store";
 /** UTF-8 bytes of one text message: it must fit one event, next to its header. */
 export const TEXT_MAX = 64 * 1024;
 
-/** A message no relay accepted by then is shown as failed (relays keep retrying it). */
+/** A message no relay accepted by then is shown as failed (a receipt can still mark it delivered). */
 export const PUBLISH_DEADLINE_MS = 120_000;
 
 /** An incoming file with no new chunk for this long is marked failed. */
 export const STALL_MS = 60_000;
+
+/** A key the directory did not name is asked about again after this long, not on every event. */
+const UNNAMED_RECHECK_MS = 10 * 60_000;
+
+/**
+ * Received files shown inline: raster images only. Anything else (SVG, HTML, ...) is offered
+ * as a download of plain bytes, whatever type the sender claimed.
+ */
+export const INLINE_IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"]);
 
 export class SendError extends Error {}
 
@@ -41,23 +50,20 @@ export function checkFileSize(size: number, name: string): void {
 const fileKey = (sender: string, fileId: string) => `${sender}/${fileId}`;
 /** The local id of an incoming chunked file's bubble (made before the pointer, whose id it learns later). */
 const incomingFileId = (key: string) => `in:${key}`;
-const safeMime = (mime: string) => (/^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/.test(mime.toLowerCase()) ? mime.toLowerCase() : "application/octet-stream");
-/** A file name as it travels: no control characters or slashes, at most 255 UTF-16 units, never a split pair. */
-function safeName(name: string): string {
-  let out = "";
-  for (const c of name.replace(/[\u0000-\u001f/\\]/g, "_")) {
-    if (out.length + c.length > 255) break;
-    out += c;
-  }
-  return out || "file";
-}
+/** A received file as stored: its type only if it is shown inline, otherwise plain bytes. */
+const receivedBlob = (bytes: Uint8Array, mime: string) => new Blob([bytes.slice()], { type: INLINE_IMAGE_TYPES.has(mime) ? mime : "application/octet-stream" });
+/** Marks a promise as handled now (it is awaited later), so an early rejection is not "unhandled". */
+const settledLater = <T>(p: Promise<T>): Promise<T> => (p.catch(() => {}), p);
 
 export class Messenger {
   /** Relay URL → connection state, for the settings screen. */
   relayStates = new Map<string, RelayState>();
   private relays = new Map<string, Relay>();
   private seen = new Set<string>();
+  /** Files being assembled, and those asked to be looked at again meanwhile. */
   private finalizing = new Set<string>();
+  private finalizeAgain = new Set<string>();
+  private naming = new Set<string>();
   private listeners = new Set<() => void>();
   private stallTimer: ReturnType<typeof setInterval>;
   private readonly subscription = `kez-${newId().slice(0, 8)}`;
@@ -71,7 +77,8 @@ export class Messenger {
     relayUrls: string[],
   ) {
     this.setRelays(relayUrls);
-    this.stallTimer = setInterval(() => void this.markStalled(), 5_000);
+    this.stallTimer = setInterval(() => void this.markStalled().catch(report), 5_000);
+    void this.failInterrupted().catch(report);
   }
 
   /** Calls `listener` after anything stored changes; returns the unsubscribe. */
@@ -101,7 +108,7 @@ export class Messenger {
         this.changed();
       };
       this.relayStates.set(url, relay.state);
-      relay.subscribe(this.subscription, { kinds: [KIND], "#p": [inboxTag(this.me.publicKey)] }, (e) => void this.receive(e));
+      relay.subscribe(this.subscription, { kinds: [KIND], "#p": [inboxTag(this.me.publicKey)] }, (e) => void this.receive(e).catch(report));
       this.relays.set(url, relay);
     }
     this.changed();
@@ -116,7 +123,7 @@ export class Messenger {
   /** Publishes to every relay; resolves when at least one accepted. */
   private publish(event: NostrEvent): Promise<void> {
     const relays = [...this.relays.values()];
-    if (relays.length === 0) return Promise.reject(new SendError("No relays are set."));
+    if (relays.length === 0) return Promise.reject(new SendError("No relays are set: add one under Relays."));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new SendError("No relay accepted it within 2 minutes.")), PUBLISH_DEADLINE_MS);
@@ -140,15 +147,15 @@ export class Messenger {
     const now = Date.now();
     await store.putMessage({ id, peer: to, direction: "out", text, status: "sending", sentAt: now, at: now });
     this.changed();
-    await this.track(id, [this.publish(this.event(to, { type: "text", text }, undefined, id))]);
+    await this.track(id, () => [this.publish(this.event(to, { type: "text", text }, undefined, id))]);
   }
 
   /** Sends a file: the local copy shows at once; chunks go first, the pointer last. */
   async sendFile(to: string, file: File): Promise<void> {
     checkFileSize(file.size, file.name);
     const fileId = newId();
-    const name = safeName(file.name);
-    const mime = safeMime(file.type);
+    const name = sendableName(file.name);
+    const mime = sendableMime(file.type);
     const chunks = file.size > INLINE_MAX ? Math.ceil(file.size / CHUNK_BYTES) : undefined;
     const id = newId();
     const now = Date.now();
@@ -156,31 +163,40 @@ export class Messenger {
     await store.putAttachment(fileKey(this.me.primary, fileId), file.slice(0, file.size, mime));
     await store.putMessage({ id, peer: to, direction: "out", file: { fileId, name, mime, size: file.size, sha256: "", chunks }, status: "sending", sentAt: now, at: now });
     this.changed();
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    const digest = await digestHex(bytes);
-    await store.updateMessage(id, (m) => ({ ...m, file: { ...m.file!, sha256: digest } }));
-    const common = { file_id: fileId, name, mime, size: bytes.length, sha256: digest };
-    if (chunks === undefined) {
-      await this.track(id, [this.publish(this.event(to, { type: "kez-file-v1", mode: "inline", ...common }, bytes, id))]);
-      return;
-    }
-    const published: Promise<void>[] = [];
-    for (let i = 0; i < chunks; i++) {
-      const data = bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
-      published.push(this.publish(this.event(to, { type: "kez-file-chunk-v1", file_id: fileId, i, n: chunks }, data)));
-      // Let the relays' send loops run while the next chunk is sealed.
-      await new Promise((r) => setTimeout(r, 0));
-    }
-    published.push(this.publish(this.event(to, { type: "kez-file-v1", mode: "pointer", ...common, chunks }, undefined, id)));
-    await this.track(id, published);
+    await this.track(id, async () => {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      const digest = await digestHex(bytes);
+      await store.updateMessage(id, (m) => ({ ...m, file: { ...m.file!, sha256: digest } }));
+      const common = { file_id: fileId, name, mime, size: bytes.length, sha256: digest };
+      if (chunks === undefined) return [this.publish(this.event(to, { type: "kez-file-v1", mode: "inline", ...common }, bytes, id))];
+      const published: Promise<void>[] = [];
+      for (let i = 0; i < chunks; i++) {
+        const data = bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
+        published.push(settledLater(this.publish(this.event(to, { type: "kez-file-chunk-v1", file_id: fileId, i, n: chunks }, data))));
+        // Let the relays' send loops run while the next chunk is sealed.
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      published.push(this.publish(this.event(to, { type: "kez-file-v1", mode: "pointer", ...common, chunks }, undefined, id)));
+      return published;
+    });
   }
 
-  private async track(id: string, published: Promise<void>[]) {
+  /** Builds and publishes a message's events; its status follows: sent, or failed with why. */
+  private async track(id: string, build: () => Promise<void>[] | Promise<Promise<void>[]>) {
     try {
-      await Promise.all(published);
+      await Promise.all(await build());
       await store.updateMessage(id, (m) => (m.status === "sending" || m.status === "failed" ? { ...m, status: "sent", error: undefined } : m));
     } catch (e) {
-      await store.updateMessage(id, (m) => (m.status === "sending" ? { ...m, status: "failed", error: e instanceof Error ? e.message : String(e) } : m));
+      const error = e instanceof SendError ? e.message : "It could not be sealed or sent.";
+      await store.updateMessage(id, (m) => (m.status === "sending" ? { ...m, status: "failed", error } : m));
+    }
+    this.changed();
+  }
+
+  /** Messages still "sending" from before this page loaded will not be sent: say so. */
+  private async failInterrupted() {
+    for (const m of await store.unfinishedOutgoing(this.startedAt)) {
+      await store.updateMessage(m.id, (x) => (x.status === "sending" ? { ...x, status: "failed", error: "The page closed before it was sent." } : x));
     }
     this.changed();
   }
@@ -211,16 +227,16 @@ export class Messenger {
     switch (h.type) {
       case "text":
         if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", text: h.text, status: "received", sentAt: h.sent_at, at: now })) {
-          void this.checkPeer(h.from);
-          void this.receipt(h.from, h.id);
+          this.nameSender(h.from);
+          this.receipt(h.from, h.id);
         }
         break;
       case "kez-file-v1": {
         const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256 };
         if (h.mode === "inline") {
-          await store.putAttachment(fileKey(h.from, h.file_id), new Blob([data.slice()], { type: h.mime }));
+          await store.putAttachment(fileKey(h.from, h.file_id), receivedBlob(data, h.mime));
           if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, at: now })) {
-            void this.receipt(h.from, h.id);
+            this.receipt(h.from, h.id);
           }
         } else {
           // The bubble may already be there, made by the first chunk.
@@ -233,7 +249,7 @@ export class Messenger {
           );
           await this.finalize(h.from, h.file_id);
         }
-        void this.checkPeer(h.from);
+        this.nameSender(h.from);
         break;
       }
       case "kez-file-chunk-v1": {
@@ -249,7 +265,7 @@ export class Messenger {
             : { id: incomingFileId(key), peer: h.from, direction: "in", file: { fileId: h.file_id, name: "", mime: "", size: 0, sha256: "", chunks: h.n }, status: "pending", received, sentAt: h.sent_at, at: now },
         );
         await this.finalize(h.from, h.file_id);
-        void this.checkPeer(h.from);
+        this.nameSender(h.from);
         break;
       }
       case "receipt":
@@ -261,33 +277,45 @@ export class Messenger {
     this.changed();
   }
 
-  /** Assembles a file once the pointer and every chunk are here; checks size and SHA-256. */
+  /** Assembles a file once the pointer and every chunk are here (one assembly at a time per file). */
   private async finalize(sender: string, fileId: string) {
     const key = fileKey(sender, fileId);
-    const message = await store.getMessage(incomingFileId(key));
-    const file = message?.file;
-    // Without the pointer (messageId) there is no name, size or hash to check against yet.
-    if (!message?.messageId || !file?.chunks || message.status === "ready" || this.finalizing.has(key)) return;
-    const n = file.chunks;
-    const chunks = await store.getChunks(key);
-    if (chunks.length < n) return;
+    if (this.finalizing.has(key)) {
+      this.finalizeAgain.add(key); // the running one looks again when it is done
+      return;
+    }
     this.finalizing.add(key);
     try {
-      const ordered = chunks.filter((c) => c.n === n).sort((a, b) => a.i - b.i);
-      const bytes = concatBytes(...ordered.map((c) => c.data));
-      const whole = ordered.length === n && ordered.every((c, i) => c.i === i) && bytes.length === file.size;
-      if (!whole || (await digestHex(bytes)) !== file.sha256) {
-        await store.updateMessage(message.id, (m) => ({ ...m, status: "failed", error: "The file arrived damaged (its SHA-256 does not match)." }));
-        return;
-      }
-      await store.putAttachment(key, new Blob([bytes], { type: file.mime }));
-      await store.updateMessage(message.id, (m) => ({ ...m, status: "ready", received: n, error: undefined }));
-      await store.deleteChunks(key);
-      void this.receipt(sender, message.messageId);
+      do {
+        this.finalizeAgain.delete(key);
+        await this.assemble(sender, key);
+      } while (this.finalizeAgain.has(key));
     } finally {
       this.finalizing.delete(key);
       this.changed();
     }
+  }
+
+  /** Checks size and SHA-256 of the whole; a damaged file is failed and its chunks dropped. */
+  private async assemble(sender: string, key: string) {
+    const message = await store.getMessage(incomingFileId(key));
+    const file = message?.file;
+    // Without the pointer (messageId) there is no name, size or hash to check against yet.
+    if (!message?.messageId || !file?.chunks || message.status === "ready") return;
+    const n = file.chunks;
+    if ((await store.countChunks(key)) < n) return;
+    const ordered = (await store.getChunks(key)).filter((c) => c.n === n).sort((a, b) => a.i - b.i);
+    const bytes = concatBytes(...ordered.map((c) => c.data));
+    const whole = ordered.length === n && ordered.every((c, i) => c.i === i) && bytes.length === file.size;
+    if (!whole || (await digestHex(bytes)) !== file.sha256) {
+      await store.updateMessage(message.id, (m) => ({ ...m, status: "failed", error: "The file arrived damaged (its SHA-256 does not match)." }));
+      await store.deleteChunks(key);
+      return;
+    }
+    await store.putAttachment(key, receivedBlob(bytes, file.mime));
+    await store.updateMessage(message.id, (m) => ({ ...m, status: "ready", received: n, error: undefined }));
+    await store.deleteChunks(key);
+    this.receipt(sender, message.messageId);
   }
 
   private async markStalled() {
@@ -301,18 +329,23 @@ export class Messenger {
     }
   }
 
-  private async receipt(to: string, id: string) {
-    try {
-      await this.publish(this.event(to, { type: "receipt", of: [id] }));
-    } catch {
-      // A lost receipt only leaves the sender at "sent".
-    }
+  /** Acknowledges a message; a lost receipt only leaves the sender at "sent". */
+  private receipt(to: string, id: string) {
+    this.publish(this.event(to, { type: "receipt", of: [id] })).catch(() => {});
   }
 
-  /** Shows a sender's handle only once the directory's signed binding for the key checks out. */
-  async checkPeer(primary: string): Promise<void> {
+  /** Names a sender only once the directory's signed binding for the key checks out. */
+  private nameSender(primary: string) {
+    if (this.naming.has(primary)) return;
+    this.naming.add(primary);
+    void this.lookUpSender(primary)
+      .catch(report)
+      .finally(() => this.naming.delete(primary));
+  }
+
+  private async lookUpSender(primary: string) {
     const known = await store.getPeer(primary);
-    if (known?.fqhn) return;
+    if (known?.fqhn || (known && Date.now() - known.checkedAt < UNNAMED_RECHECK_MS)) return;
     let fqhn: string | null = null;
     try {
       fqhn = verifyUserBody(await lookupPrimary(primary), { server: this.home, primary }).fqhn;
@@ -322,4 +355,9 @@ export class Messenger {
     await store.putPeer({ primary, fqhn, checkedAt: Date.now() });
     this.changed();
   }
+}
+
+/** Background work that failed (storage errors): reported, never an unhandled rejection. */
+function report(e: unknown) {
+  console.warn("kez-chat:", e);
 }

@@ -11,7 +11,10 @@ import type { NostrEvent } from "./nostr";
 export const EVENTS_PER_WINDOW = 5;
 export const RATE_WINDOW_MS = 1_050;
 export const OK_TIMEOUT_MS = 15_000;
+/** Sends, disconnects during a send included, before an event is given up on this relay. */
 export const MAX_ATTEMPTS = 6;
+/** No new event while this much is still waiting in the socket: a slow uplink paces us. */
+const MAX_BUFFERED_BYTES = 1 << 20;
 const MAX_BACKOFF_MS = 8_000;
 
 export type RelayState = "connecting" | "open" | "closed";
@@ -19,7 +22,6 @@ export type RelayState = "connecting" | "open" | "closed";
 export interface Filter {
   kinds: number[];
   "#p": string[];
-  since?: number;
 }
 
 interface Pending {
@@ -27,12 +29,8 @@ interface Pending {
   attempts: number;
   resolve: () => void;
   reject: (e: Error) => void;
+  /** The OK timeout while in flight, or the retry delay while waiting to go again. */
   timer?: ReturnType<typeof setTimeout>;
-}
-
-interface Subscription {
-  filter: Filter;
-  onevent: (event: unknown, relay: string) => void;
 }
 
 export class Relay {
@@ -42,12 +40,14 @@ export class Relay {
   private ws: WebSocket | null = null;
   private queue: Pending[] = [];
   private inflight = new Map<string, Pending>();
+  /** Waiting out a retry delay. */
+  private delayed = new Set<Pending>();
   /** When the last EVENTS_PER_WINDOW events went out (performance.now()), oldest first. */
   private recentSends: number[] = [];
   private pumpTimer: ReturnType<typeof setTimeout> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private backoff = 250;
-  private subscriptions = new Map<string, Subscription>();
+  private subscriptions = new Map<string, { filter: Filter; onevent: (event: unknown) => void }>();
   private closedForGood = false;
 
   constructor(readonly url: string) {
@@ -62,7 +62,7 @@ export class Relay {
     });
   }
 
-  subscribe(id: string, filter: Filter, onevent: Subscription["onevent"]): void {
+  subscribe(id: string, filter: Filter, onevent: (event: unknown) => void): void {
     this.subscriptions.set(id, { filter, onevent });
     if (this.state === "open") this.ws!.send(JSON.stringify(["REQ", id, filter]));
   }
@@ -72,12 +72,13 @@ export class Relay {
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.pumpTimer);
     this.ws?.close();
-    for (const p of [...this.queue, ...this.inflight.values()]) {
+    for (const p of [...this.queue, ...this.inflight.values(), ...this.delayed]) {
       clearTimeout(p.timer);
       p.reject(new Error("relay removed"));
     }
     this.queue = [];
     this.inflight.clear();
+    this.delayed.clear();
   }
 
   private setState(state: RelayState) {
@@ -105,32 +106,35 @@ export class Relay {
     ws.onclose = () => {
       if (this.ws !== ws) return;
       this.ws = null;
-      this.setState("closed");
-      // Whatever was awaiting an answer goes out again after reconnecting.
-      for (const p of this.inflight.values()) clearTimeout(p.timer);
-      this.queue.unshift(...this.inflight.values());
+      clearTimeout(this.pumpTimer);
+      this.pumpTimer = undefined;
+      // What was awaiting an answer goes out again first after reconnecting, unless it has
+      // used its attempts (an event that makes the relay drop us must not block it forever).
+      const unanswered = [...this.inflight.values()];
       this.inflight.clear();
-      if (!this.closedForGood) {
-        this.reconnectTimer = setTimeout(() => this.connect(), this.backoff);
-        this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
-      }
+      for (const p of unanswered) clearTimeout(p.timer);
+      for (const p of unanswered.filter((p) => p.attempts >= MAX_ATTEMPTS)) p.reject(new Error(`${this.url}: connection lost`));
+      this.queue.unshift(...unanswered.filter((p) => p.attempts < MAX_ATTEMPTS));
+      if (this.closedForGood) return;
+      this.setState("closed");
+      this.reconnectTimer = setTimeout(() => this.connect(), this.backoff);
+      this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
     };
   }
 
   private pump() {
     if (this.state !== "open" || this.queue.length === 0 || this.pumpTimer !== undefined) return;
     const now = performance.now();
-    if (this.recentSends.length === EVENTS_PER_WINDOW) {
-      const wait = this.recentSends[0] + RATE_WINDOW_MS - now;
-      if (wait > 0) {
-        this.pumpTimer = setTimeout(() => {
-          this.pumpTimer = undefined;
-          this.pump();
-        }, Math.ceil(wait));
-        return;
-      }
-      this.recentSends.shift();
+    let wait = this.ws!.bufferedAmount > MAX_BUFFERED_BYTES ? 50 : 0;
+    if (this.recentSends.length === EVENTS_PER_WINDOW) wait = Math.max(wait, this.recentSends[0] + RATE_WINDOW_MS - now);
+    if (wait > 0) {
+      this.pumpTimer = setTimeout(() => {
+        this.pumpTimer = undefined;
+        this.pump();
+      }, Math.ceil(wait));
+      return;
     }
+    if (this.recentSends.length === EVENTS_PER_WINDOW) this.recentSends.shift();
     const p = this.queue.shift()!;
     p.attempts += 1;
     this.recentSends.push(now);
@@ -147,8 +151,9 @@ export class Relay {
       p.reject(new Error(`${this.url}: ${why}`));
       return;
     }
-    setTimeout(() => {
-      if (this.closedForGood) return;
+    this.delayed.add(p);
+    p.timer = setTimeout(() => {
+      this.delayed.delete(p);
       this.queue.push(p);
       this.pump();
     }, 500 * 2 ** p.attempts);
@@ -164,7 +169,7 @@ export class Relay {
     if (!Array.isArray(message)) return;
     const [type, a, b, c] = message;
     if (type === "EVENT" && typeof a === "string") {
-      this.subscriptions.get(a)?.onevent(b, this.url);
+      this.subscriptions.get(a)?.onevent(b);
     } else if (type === "OK" && typeof a === "string") {
       const p = this.inflight.get(a);
       if (!p) return;

@@ -115,9 +115,9 @@ export async function saveSeed(seed: Uint8Array): Promise<void> {
   await Promise.all([tx.objectStore("identity").put({ seed, createdAt: new Date().toISOString() }, "self"), tx.objectStore("registration").delete("self"), tx.done]);
 }
 
-/** Removes the identity and everything received or sent with it. */
+/** Removes the identity and everything that came with it; only the relay list (a device setting) stays. */
 export async function forgetIdentity(): Promise<void> {
-  const names = ["identity", "registration", "messages", "attachments", "chunks", "seen", "peers"] as const;
+  const names = ["identity", "registration", "contacts", "messages", "attachments", "chunks", "seen", "peers"] as const;
   const tx = (await open()).transaction(names, "readwrite");
   await Promise.all([...names.map((n) => tx.objectStore(n).clear()), tx.done]);
 }
@@ -191,6 +191,11 @@ export async function upsertMessage(id: string, change: (m: StoredMessage | unde
   const tx = (await open()).transaction("messages", "readwrite");
   await tx.store.put(change(await tx.store.get(id)));
   await tx.done;
+}
+
+/** Outgoing messages still "sending" that were started before `before` (ms). */
+export async function unfinishedOutgoing(before: number): Promise<StoredMessage[]> {
+  return (await (await open()).getAll("messages")).filter((m) => m.direction === "out" && m.status === "sending" && m.at < before);
 }
 
 export async function pendingIncomingFiles(): Promise<StoredMessage[]> {
