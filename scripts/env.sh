@@ -1,10 +1,10 @@
 # Sourced by the other scripts: installs the pinned toolchain once, then puts it on PATH.
-# Everything comes from the package registries (crates.io, npm); nothing is downloaded
-# from anywhere else, at install time or at run time.
+# Everything comes from the package registries (crates.io, npm, PyPI, Debian apt); nothing
+# is downloaded from anywhere else, at install time or at run time.
 #
 # Cached across runs and clones in $KEZ_TOOLS_DIR (default ~/.cache/kez-chat-server):
-# the cargo-installed worker-build and wasm-bindgen-cli, and nats-server in a venv.
-# node_modules stays per clone.
+# the cargo-installed worker-build and wasm-bindgen-cli, and nats-server and nostr-relay in
+# venvs. node_modules stays per clone; Chromium is Debian's package (kez_install_browser).
 
 KEZ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KEZ_TOOLS_DIR="${KEZ_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kez-chat-server}"
