@@ -2,7 +2,8 @@ import { schnorr } from "@noble/curves/secp256k1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes, randomBytes } from "@noble/hashes/utils.js";
 import { describe, expect, it } from "vitest";
-import { newIdentity } from "../src/lib/identity";
+import fixed from "../../tests/vectors/messaging.json";
+import { identityFromSeed, newIdentity } from "../src/lib/identity";
 import { CHUNK_BYTES, INLINE_MAX, MessageError, decodeMessage, encodeMessage, newId } from "../src/lib/message";
 import { KIND, eventId, hasValidId, inboxTag, unwrap, wrap } from "../src/lib/nostr";
 import { BUCKETS, CONTENT_CEILING, MAX_PADDED, SealError, bucketFor, open, pad, seal, unpad } from "../src/lib/seal";
@@ -154,5 +155,32 @@ describe("nostr wrapping", () => {
     const e = { pubkey: "ab".repeat(32), created_at: 1700000000, kind: 1, tags: [["p", "x"]], content: 'he said "hi"\n' };
     const serialized = `[0,"${e.pubkey}",1700000000,1,[["p","x"]],"he said \\"hi\\"\\n"]`;
     expect(eventId(e)).toBe(bytesToHex(sha256(new TextEncoder().encode(serialized))));
+  });
+});
+
+describe("fixed vectors (tests/vectors/messaging.json)", () => {
+  const alice = identityFromSeed(hexToBytes(fixed.alice.seed_hex));
+  const bob = identityFromSeed(hexToBytes(fixed.bob.seed_hex));
+  const t = fixed.text_message;
+
+  it("derives the keys and inbox tags", () => {
+    expect(alice.primary).toBe(fixed.alice.primary);
+    expect(bob.primary).toBe(fixed.bob.primary);
+    expect(inboxTag(bob.publicKey)).toBe(fixed.bob.inbox_tag);
+    expect(inboxTag(alice.publicKey)).toBe(fixed.alice.inbox_tag);
+  });
+
+  it("encodes the text message byte for byte", () => {
+    const message = encodeMessage(alice, bob.primary, { type: "text", text: t.text }, new Uint8Array(), t.id, t.sent_at);
+    expect(bytesToHex(message)).toBe(t.message_hex);
+    expect(decodeMessage(hexToBytes(t.message_hex), bob.primary).header).toMatchObject({ text: t.text, from: alice.primary });
+  });
+
+  it("seals it byte for byte, and opens it", () => {
+    const s = fixed.seal;
+    const box = seal(hexToBytes(t.message_hex), bob.publicKey, hexToBytes(s.ephemeral_secret_hex), hexToBytes(s.nonce_hex));
+    expect(bytesToHex(box)).toBe(s.box_hex);
+    expect(bytesToHex(open(hexToBytes(s.box_hex), bob.seed))).toBe(t.message_hex);
+    expect(unwrap({ kind: KIND, content: s.content_base64 })).toEqual(box);
   });
 });

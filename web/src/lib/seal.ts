@@ -47,13 +47,19 @@ function keyFor(shared: Uint8Array, ephemeral: Uint8Array, recipient: Uint8Array
   return hkdf(sha256, shared, concatBytes(ephemeral, recipient), INFO, 32);
 }
 
-/** Seals `message` for the holder of the Ed25519 key `recipientEd25519`. */
-export function seal(message: Uint8Array, recipientEd25519: Uint8Array): Uint8Array {
+/**
+ * Seals `message` for the holder of the Ed25519 key `recipientEd25519`. The ephemeral secret
+ * and the nonce are fresh random values; only the fixed test vectors pass their own.
+ */
+export function seal(
+  message: Uint8Array,
+  recipientEd25519: Uint8Array,
+  ephemeralSecret: Uint8Array = x25519.utils.randomSecretKey(),
+  nonce: Uint8Array = randomBytes(24),
+): Uint8Array {
   const recipient = ed25519.utils.toMontgomery(recipientEd25519);
-  const ephemeralSecret = x25519.utils.randomSecretKey();
   const ephemeral = x25519.getPublicKey(ephemeralSecret);
   const key = keyFor(x25519.getSharedSecret(ephemeralSecret, recipient), ephemeral, recipient);
-  const nonce = randomBytes(24);
   const header = concatBytes(Uint8Array.of(SEAL_VERSION), ephemeral, nonce);
   const ciphertext = xchacha20poly1305(key, nonce, concatBytes(Uint8Array.of(SEAL_VERSION), ephemeral, recipient)).encrypt(pad(message));
   return concatBytes(header, ciphertext);
