@@ -215,6 +215,44 @@ describe("web app in headless Chromium", () => {
     await page.getByLabel("Handle", { exact: true }).waitFor();
   });
 
+  test("an exported identity file imports as the same key; a wrong file is explained", async () => {
+    const { page } = profiles[0];
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export identity file" }).click()]);
+    const file = await download.path();
+    const backup = JSON.parse(readFileSync(file, "utf8"));
+    assert.equal(backup.primary, people.alice.primary);
+    assert.match(backup.seed, /^[0-9a-f]{64}$/);
+    assert.equal(backup.phrase.split(" ").length, 24);
+
+    const fresh = await profile("alice-from-file");
+    await fresh.page.goto(worker.url);
+    await fresh.page.getByRole("button", { name: "Restore an identity" }).click();
+    await fresh.page.getByLabel("Import identity file").setInputFiles({ name: "x.json", mimeType: "application/json", buffer: Buffer.from("{}") });
+    await fresh.page.getByText("That file is not a kez-chat identity backup.").waitFor();
+    await fresh.page.getByLabel("Import identity file").setInputFiles(file);
+    await fresh.page.getByTestId("primary").getByText(people.alice.primary).waitFor();
+    await fresh.page.getByTestId("registered").getByText("alice@localhost").waitFor();
+  });
+
+  test("works from the keyboard alone", async () => {
+    const keys = await profile("keyboard");
+    const { page } = keys;
+    await page.goto(worker.url);
+    await page.getByRole("button", { name: "Create a new identity" }).waitFor();
+    for (let i = 0; i < 10 && (await page.evaluate(() => document.activeElement?.textContent?.trim())) !== "Create a new identity"; i++) {
+      await page.keyboard.press("Tab");
+    }
+    await page.keyboard.press("Enter");
+    await page.getByTestId("primary").waitFor();
+    // Tab on to the handle field, type, and submit with Enter.
+    for (let i = 0; i < 15 && (await page.evaluate(() => document.activeElement?.id)) !== "handle-input"; i++) {
+      await page.keyboard.press("Tab");
+    }
+    await page.keyboard.type("keys-only");
+    await page.keyboard.press("Enter");
+    await page.getByTestId("registered").getByText("keys-only@localhost").waitFor();
+  });
+
   test("fits a 360 px wide screen", async () => {
     const narrow = await profile("narrow", { viewport: { width: 360, height: 740 } });
     await createIdentity(narrow);
