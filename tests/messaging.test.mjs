@@ -221,6 +221,8 @@ describe("messages over nostr relays, in headless Chromium", () => {
     assert.equal(width, 1280);
     assert.ok((await attachmentHashes(bob)).includes(sha256(big)));
     await statusOf(imageBubble(alice, "big.bmp"), "delivered");
+    await alice.screenshot("7-chat-sent");
+    await bob.screenshot("8-chat-received");
     const chunks = Math.ceil(big.length / 191_400);
     console.log(
       `# 5 MB image (${big.length} bytes, ${chunks} chunks + 1 pointer, 5 events/s per relay): ` +
