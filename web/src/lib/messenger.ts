@@ -22,6 +22,9 @@ export const PUBLISH_DEADLINE_MS = 120_000;
 /** An incoming file with no new chunk for this long is marked failed. */
 export const STALL_MS = 60_000;
 
+/** Subscriptions reach back this far before the last catch-up, for clocks that disagree. */
+const CATCH_UP_MARGIN_S = 3600;
+
 /** A key the directory did not name is asked about again after this long, not on every event. */
 const UNNAMED_RECHECK_MS = 10 * 60_000;
 
@@ -108,10 +111,34 @@ export class Messenger {
         this.changed();
       };
       this.relayStates.set(url, relay.state);
-      relay.subscribe(this.subscription, { kinds: [KIND], "#p": [inboxTag(this.me.publicKey)] }, (e) => void this.receive(e).catch(report));
       this.relays.set(url, relay);
+      void this.subscribe(url, relay).catch(report);
     }
     this.changed();
+  }
+
+  /**
+   * Subscribes to our inbox on a relay: everything it stored the first time, then only what
+   * was created since an hour before the last time it said it had sent all it stored (the
+   * hour covers clocks that disagree), so a reload does not fetch every old file again.
+   */
+  private async subscribe(url: string, relay: Relay) {
+    const inbox = inboxTag(this.me.publicKey);
+    const caughtUp = await store.caughtUpAt(url, inbox);
+    const since = caughtUp === undefined ? undefined : Math.floor(caughtUp / 1000) - CATCH_UP_MARGIN_S;
+    const subscribedAt = Date.now();
+    relay.subscribe(
+      this.subscription,
+      { kinds: [KIND], "#p": [inbox], ...(since === undefined ? {} : { since }) },
+      (e) => void this.receive(e).catch(report),
+      () => void this.afterStored(url, inbox, subscribedAt).catch(report),
+    );
+  }
+
+  /** Remembers that a relay's stored events up to `at` were handed over, once they are handled. */
+  private async afterStored(url: string, inbox: string, at: number) {
+    await this.receiving;
+    await store.setCaughtUpAt(url, inbox, at);
   }
 
   close(): void {
@@ -201,7 +228,15 @@ export class Messenger {
     this.changed();
   }
 
-  private async receive(raw: unknown) {
+  /** Handles events one after another, in arrival order (EOSE bookkeeping waits on this). */
+  private receiving: Promise<void> = Promise.resolve();
+
+  private receive(raw: unknown): Promise<void> {
+    this.receiving = this.receiving.then(() => this.handleEvent(raw)).catch(report);
+    return this.receiving;
+  }
+
+  private async handleEvent(raw: unknown) {
     const event = raw as Partial<NostrEvent> | null;
     if (!event || typeof event.id !== "string" || this.seen.has(event.id)) return;
     // Only an id that is the hash of the event may mark it handled: otherwise one relay could

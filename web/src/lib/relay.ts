@@ -13,8 +13,12 @@ export const RATE_WINDOW_MS = 1_050;
 export const OK_TIMEOUT_MS = 15_000;
 /** Sends, disconnects during a send included, before an event is given up on this relay. */
 export const MAX_ATTEMPTS = 6;
-/** No new event while this much is still waiting in the socket: a slow uplink paces us. */
-const MAX_BUFFERED_BYTES = 1 << 20;
+/**
+ * No new event while the last one is still waiting in the socket's buffer: the rate limit
+ * then holds for events as they leave, not just as they are queued (a slow uplink would
+ * otherwise bunch them up), and a slow uplink paces us.
+ */
+const BUFFER_POLL_MS = 20;
 const MAX_BACKOFF_MS = 8_000;
 
 export type RelayState = "connecting" | "open" | "closed";
@@ -22,6 +26,15 @@ export type RelayState = "connecting" | "open" | "closed";
 export interface Filter {
   kinds: number[];
   "#p": string[];
+  /** Only events created at or after this (Unix seconds). */
+  since?: number;
+}
+
+interface Subscription {
+  filter: Filter;
+  onevent: (event: unknown) => void;
+  /** The relay has sent everything it had stored (EOSE). */
+  oneose: () => void;
 }
 
 interface Pending {
@@ -47,7 +60,7 @@ export class Relay {
   private pumpTimer: ReturnType<typeof setTimeout> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private backoff = 250;
-  private subscriptions = new Map<string, { filter: Filter; onevent: (event: unknown) => void }>();
+  private subscriptions = new Map<string, Subscription>();
   private closedForGood = false;
 
   constructor(readonly url: string) {
@@ -62,8 +75,8 @@ export class Relay {
     });
   }
 
-  subscribe(id: string, filter: Filter, onevent: (event: unknown) => void): void {
-    this.subscriptions.set(id, { filter, onevent });
+  subscribe(id: string, filter: Filter, onevent: Subscription["onevent"], oneose: Subscription["oneose"] = () => {}): void {
+    this.subscriptions.set(id, { filter, onevent, oneose });
     if (this.state === "open") this.ws!.send(JSON.stringify(["REQ", id, filter]));
   }
 
@@ -125,7 +138,7 @@ export class Relay {
   private pump() {
     if (this.state !== "open" || this.queue.length === 0 || this.pumpTimer !== undefined) return;
     const now = performance.now();
-    let wait = this.ws!.bufferedAmount > MAX_BUFFERED_BYTES ? 50 : 0;
+    let wait = this.ws!.bufferedAmount > 0 ? BUFFER_POLL_MS : 0;
     if (this.recentSends.length === EVENTS_PER_WINDOW) wait = Math.max(wait, this.recentSends[0] + RATE_WINDOW_MS - now);
     if (wait > 0) {
       this.pumpTimer = setTimeout(() => {
@@ -170,6 +183,8 @@ export class Relay {
     const [type, a, b, c] = message;
     if (type === "EVENT" && typeof a === "string") {
       this.subscriptions.get(a)?.onevent(b);
+    } else if (type === "EOSE" && typeof a === "string") {
+      this.subscriptions.get(a)?.oneose();
     } else if (type === "OK" && typeof a === "string") {
       const p = this.inflight.get(a);
       if (!p) return;

@@ -244,6 +244,15 @@ export async function putPeer(peer: Peer): Promise<void> {
   await (await open()).put("peers", peer);
 }
 
+/** When a relay last handed over all it stored for an inbox (ms), if ever. */
+export async function caughtUpAt(relay: string, inbox: string): Promise<number | undefined> {
+  return (await (await open()).get("settings", `caught-up ${relay} ${inbox}`)) as number | undefined;
+}
+
+export async function setCaughtUpAt(relay: string, inbox: string, at: number): Promise<void> {
+  await (await open()).put("settings", at, `caught-up ${relay} ${inbox}`);
+}
+
 export async function getRelays(): Promise<string[] | undefined> {
   return (await (await open()).get("settings", "relays")) as string[] | undefined;
 }
