@@ -279,7 +279,12 @@ describe("the single-page app", () => {
     const html = await response.text();
     assert.match(html, /<title>kez-chat<\/title>/);
     assert.match(html, /<script type="module" crossorigin src="\/assets\/index-[\w-]+\.js"><\/script>/);
-    assert.match(response.headers.get("content-security-policy"), /frame-ancestors 'none'/);
+    assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, "no inline script");
+    assert.doesNotMatch(html, /<style/, "no inline style");
+    const csp = response.headers.get("content-security-policy");
+    assert.match(csp, /script-src 'self';/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.match(csp, /frame-ancestors 'none'/);
     assert.equal(response.headers.get("x-content-type-options"), "nosniff");
     assert.equal(response.headers.get("referrer-policy"), "no-referrer");
   });

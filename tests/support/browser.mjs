@@ -7,7 +7,7 @@ import { chromium } from "playwright-core";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 export const ARTIFACTS = path.join(ROOT, "test-artifacts");
-export const CHROMIUM = process.env.KEZ_CHROMIUM_BIN ?? "/usr/bin/chromium";
+const CHROMIUM = process.env.KEZ_CHROMIUM_BIN ?? "/usr/bin/chromium";
 
 const FLAGS = [
   "--headless",

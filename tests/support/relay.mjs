@@ -26,10 +26,9 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { freePort } from "./worker.mjs";
 
-export const NOSTR_RELAY_BIN =
+const NOSTR_RELAY_BIN =
   process.env.KEZ_NOSTR_RELAY_BIN ?? path.join(homedir(), ".cache/kez-chat-server/nostr-relay-1.14/bin/nostr-relay");
 
-const relays = new Set(); // every relay started here, for stopAll()/closeAll()
 const running = new Set(); // child processes (gunicorn masters) still alive
 
 // Never leave relays behind, even when a test throws before calling stop().
@@ -230,17 +229,5 @@ export async function startRelay({ maxEventSize = 262144, port: fixedPort } = {}
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  relays.add(relay);
   return relay;
-}
-
-/** Stops every relay started by this module (their temp dirs stay; see close()). */
-export async function stopAll() {
-  await Promise.all([...relays].map((relay) => relay.stop()));
-}
-
-/** Stops every relay and deletes their temp dirs. */
-export async function closeAll() {
-  await Promise.all([...relays].map((relay) => relay.close()));
-  relays.clear();
 }

@@ -4,7 +4,7 @@ import { bytesToHex, hexToBytes, randomBytes } from "@noble/hashes/utils.js";
 import { describe, expect, it } from "vitest";
 import fixed from "../../tests/vectors/messaging.json";
 import { identityFromSeed, newIdentity } from "../src/lib/identity";
-import { CHUNK_BYTES, INLINE_MAX, MessageError, decodeMessage, encodeMessage, newId } from "../src/lib/message";
+import { CHUNK_BYTES, INLINE_MAX, MessageError, decodeMessage, encodeMessage, newId, sendableMime, sendableName } from "../src/lib/message";
 import { KIND, eventId, hasValidId, inboxTag, unwrap, wrap } from "../src/lib/nostr";
 import { BUCKETS, CONTENT_CEILING, MAX_PADDED, SealError, bucketFor, open, pad, seal, unpad } from "../src/lib/seal";
 
@@ -182,5 +182,22 @@ describe("fixed vectors (tests/vectors/messaging.json)", () => {
     expect(bytesToHex(box)).toBe(s.box_hex);
     expect(bytesToHex(open(hexToBytes(s.box_hex), bob.seed))).toBe(t.message_hex);
     expect(unwrap({ kind: KIND, content: s.content_base64 })).toEqual(box);
+  });
+});
+
+describe("picked files made sendable", () => {
+  it("replaces control characters and slashes, never splits a surrogate pair, never leaves a name empty", () => {
+    expect(sendableName("a/b\\c\nd.png")).toBe("a_b_c_d.png");
+    const long = "😀".repeat(200); // 400 UTF-16 units
+    const cut = sendableName(long);
+    expect(cut.length).toBe(254);
+    expect(cut).toBe("😀".repeat(127));
+    expect(sendableName("")).toBe("file");
+  });
+
+  it("keeps a plain MIME type, lowercased, and sends anything else as bytes", () => {
+    expect(sendableMime("Image/PNG")).toBe("image/png");
+    expect(sendableMime("")).toBe("application/octet-stream");
+    expect(sendableMime("text/html; charset=utf-8")).toBe("application/octet-stream");
   });
 });

@@ -1,21 +1,21 @@
 // Finding people: by handle here, by handle@domain anywhere (WebFinger), or by key.
 // Nothing the directory says is trusted until the key's own signature checks out.
-import { ApiError, fetchUser, lookupHandle, lookupPrimary, originOf, webfinger } from "./api";
+import { ApiError, fetchUser, lookupHandle, lookupPrimary, originOf, sentence, webfinger } from "./api";
 import { checkHandle } from "./handle";
 import { parsePrimary } from "./identity";
 import { BindingError, type VerifiedUser, verifyUserBody } from "./registration";
 
 export type Query = { kind: "handle"; handle: string; domain: string } | { kind: "primary"; primary: string };
 
-export const USER_REL = "https://kez.chat/rel/user";
-export const PRIMARY_PROPERTY = "https://kez.chat/ns/primary";
+const USER_REL = "https://kez.chat/rel/user";
+const PRIMARY_PROPERTY = "https://kez.chat/ns/primary";
 
 /** What the person typed, as a query; `home` is this server's domain. Throws a sentence. */
 export function parseQuery(input: string, home: string): Query {
   const text = input.trim().replace(/^@/, "");
   if (text.startsWith("ed25519:")) {
     const primary = text.toLowerCase();
-    if (!parsePrimary(primary)) throw new ApiError("invalid_primary_key", "That is not a valid key: ed25519: followed by 64 hex digits.");
+    if (!parsePrimary(primary)) throw new ApiError("invalid_primary_key", sentence("invalid_primary_key", ""));
     return { kind: "primary", primary };
   }
   const at = text.lastIndexOf("@");

@@ -3,7 +3,7 @@
 // before anything is sent.
 import reserved from "./reserved-handles.json";
 
-export const HANDLE_MIN = 3;
+const HANDLE_MIN = 3;
 export const HANDLE_MAX = 32;
 const RESERVED = new Set<string>(reserved);
 const WELL_FORMED = /^[a-z0-9][a-z0-9_-]*$/;

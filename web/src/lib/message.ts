@@ -10,16 +10,17 @@ export const FILE_MAX = 10 * 1024 * 1024;
 export const INLINE_MAX = 80 * 1024;
 /** File bytes per chunk: a chunk's header and padding prefix fit beside them in MAX_PADDED. */
 export const CHUNK_BYTES = 191_400;
-export const MAX_CHUNKS = Math.ceil(FILE_MAX / CHUNK_BYTES);
+const MAX_CHUNKS = Math.ceil(FILE_MAX / CHUNK_BYTES);
 const SIGNING_CONTEXT = utf8ToBytes("kez-msg-v1\u0000");
 const HEX_ID = /^[0-9a-f]{32}$/;
 const HEX_256 = /^[0-9a-f]{64}$/;
 /** A UTF-16 surrogate without its partner: not Unicode text, and not portable JSON. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 /** A MIME type as it travels: lowercase `type/subtype`, no parameters. */
-export const MIME = /^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/;
+const MIME = /^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/;
 /** File names travel with no control characters or path separators, 1-255 UTF-16 units. */
-const NAME_FORBIDDEN = /[\u0000-\u001f/\\]/g;
+const NAME_FORBIDDEN = /[\u0000-\u001f/\\]/;
+const NAME_FORBIDDEN_ALL = new RegExp(NAME_FORBIDDEN, "g");
 const NAME_MAX = 255;
 
 export type Body =
@@ -58,12 +59,12 @@ export function encodeMessage(sender: Identity, to: string, body: Body, data: Ui
 }
 
 const isInt = (x: unknown, min: number, max: number): x is number => Number.isSafeInteger(x) && (x as number) >= min && (x as number) <= max;
-const isName = (x: unknown): x is string => typeof x === "string" && x.length >= 1 && x.length <= NAME_MAX && !new RegExp(NAME_FORBIDDEN.source).test(x);
+const isName = (x: unknown): x is string => typeof x === "string" && x.length >= 1 && x.length <= NAME_MAX && !NAME_FORBIDDEN.test(x);
 
 /** A picked file's name made sendable: forbidden characters become "_", cut without splitting a pair. */
 export function sendableName(name: string): string {
   let out = "";
-  for (const c of name.replace(NAME_FORBIDDEN, "_")) {
+  for (const c of name.replace(NAME_FORBIDDEN_ALL, "_")) {
     if (out.length + c.length > NAME_MAX) break;
     out += c;
   }

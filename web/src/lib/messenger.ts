@@ -14,13 +14,13 @@ import { verifyUserBody } from "./registration";
 import * as store from "./store";
 
 /** UTF-8 bytes of one text message: it must fit one event, next to its header. */
-export const TEXT_MAX = 64 * 1024;
+const TEXT_MAX = 64 * 1024;
 
 /** A message no relay accepted by then is shown as failed (a receipt can still mark it delivered). */
-export const PUBLISH_DEADLINE_MS = 120_000;
+const PUBLISH_DEADLINE_MS = 120_000;
 
 /** An incoming file with no new chunk for this long is marked failed. */
-export const STALL_MS = 60_000;
+const STALL_MS = 60_000;
 
 /** Subscriptions reach back this far before the last catch-up, for clocks that disagree. */
 const CATCH_UP_MARGIN_S = 3600;
@@ -43,7 +43,7 @@ async function digestHex(bytes: Uint8Array): Promise<string> {
 }
 
 /** The friendly refusal for a file over the limit; nothing is sent. */
-export function checkFileSize(size: number, name: string): void {
+function checkFileSize(size: number, name: string): void {
   if (size > FILE_MAX) {
     const mb = (size / (1024 * 1024)).toFixed(1);
     throw new SendError(`“${name}” is ${mb} MB. Files up to 10 MB can be sent; try a smaller one.`);

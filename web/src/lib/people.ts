@@ -10,7 +10,7 @@ export interface Person {
 }
 
 export async function personOf(primary: string): Promise<Person> {
-  const contact = (await store.listContacts()).find((c) => c.primary === primary);
+  const contact = await store.getContact(primary);
   if (contact) return { primary, name: contact.fqhn, verified: true };
   const peer = await store.getPeer(primary);
   if (peer?.fqhn) return { primary, name: peer.fqhn, verified: true };

@@ -8,11 +8,11 @@ import type { NostrEvent } from "./nostr";
  * window (a burst of 5, then one more whenever the oldest of the last 5 is a second old),
  * with 50 ms to spare for timer and network jitter.
  */
-export const EVENTS_PER_WINDOW = 5;
-export const RATE_WINDOW_MS = 1_050;
-export const OK_TIMEOUT_MS = 15_000;
+const EVENTS_PER_WINDOW = 5;
+const RATE_WINDOW_MS = 1_050;
+const OK_TIMEOUT_MS = 15_000;
 /** Sends, disconnects during a send included, before an event is given up on this relay. */
-export const MAX_ATTEMPTS = 6;
+const MAX_ATTEMPTS = 6;
 /**
  * No new event while the last one is still waiting in the socket's buffer: the rate limit
  * then holds for events as they leave, not just as they are queued (a slow uplink would

@@ -8,10 +8,10 @@ import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { concatBytes, randomBytes, utf8ToBytes } from "@noble/hashes/utils.js";
 
-export const SEAL_VERSION = 1;
+const SEAL_VERSION = 1;
 const INFO = utf8ToBytes("kez-seal-v1");
 /** version (1) + ephemeral X25519 key (32) + nonce (24) + Poly1305 tag (16). */
-export const SEAL_OVERHEAD = 1 + 32 + 24 + 16;
+const SEAL_OVERHEAD = 1 + 32 + 24 + 16;
 /** The most event content (base64 characters) a relay is sent: under the common 256 KiB limit. */
 export const CONTENT_CEILING = 256_000;
 /** The largest padded plaintext: its sealed form is exactly CONTENT_CEILING characters of base64. */

@@ -72,7 +72,7 @@ interface KezDb extends DBSchema {
   identity: { key: "self"; value: { seed: Uint8Array; createdAt: string } };
   registration: { key: "self"; value: Registration };
   contacts: { key: string; value: Contact };
-  messages: { key: string; value: StoredMessage; indexes: { peer: string } };
+  messages: { key: string; value: StoredMessage; indexes: { peer: string; status: MessageStatus } };
   /** Files sent or received, as Blobs, by `<sender primary>/<file_id>`. */
   attachments: { key: string; value: Blob };
   chunks: { key: [string, number]; value: StoredChunk; indexes: { file: string } };
@@ -85,21 +85,20 @@ interface KezDb extends DBSchema {
 let db: Promise<IDBPDatabase<KezDb>> | undefined;
 
 function open(): Promise<IDBPDatabase<KezDb>> {
-  db ??= openDB<KezDb>("kez-chat", 2, {
-    upgrade(database, oldVersion) {
-      if (oldVersion < 1) {
-        database.createObjectStore("identity");
-        database.createObjectStore("registration");
-        database.createObjectStore("contacts", { keyPath: "primary" });
-      }
-      if (oldVersion < 2) {
-        database.createObjectStore("messages", { keyPath: "id" }).createIndex("peer", "peer");
-        database.createObjectStore("attachments");
-        database.createObjectStore("chunks", { keyPath: ["file", "i"] }).createIndex("file", "file");
-        database.createObjectStore("seen");
-        database.createObjectStore("peers", { keyPath: "primary" });
-        database.createObjectStore("settings");
-      }
+  db ??= openDB<KezDb>("kez-chat", 1, {
+    upgrade(database) {
+      database.createObjectStore("identity");
+      database.createObjectStore("registration");
+      database.createObjectStore("contacts", { keyPath: "primary" });
+      const messages = database.createObjectStore("messages", { keyPath: "id" });
+      messages.createIndex("peer", "peer");
+      // The stall check and the start-up check read only pending or sending messages.
+      messages.createIndex("status", "status");
+      database.createObjectStore("attachments");
+      database.createObjectStore("chunks", { keyPath: ["file", "i"] }).createIndex("file", "file");
+      database.createObjectStore("seen");
+      database.createObjectStore("peers", { keyPath: "primary" });
+      database.createObjectStore("settings");
     },
   });
   return db;
@@ -130,6 +129,10 @@ export async function saveRegistration(registration: Registration | undefined): 
   const database = await open();
   if (registration) await database.put("registration", registration, "self");
   else await database.delete("registration", "self");
+}
+
+export async function getContact(primary: string): Promise<Contact | undefined> {
+  return (await open()).get("contacts", primary);
 }
 
 export async function listContacts(): Promise<Contact[]> {
@@ -178,8 +181,14 @@ export async function listMessages(peer: string): Promise<StoredMessage[]> {
 
 /** Everyone there is a conversation with. */
 export async function conversationPeers(): Promise<string[]> {
-  const messages = await (await open()).getAll("messages");
-  return [...new Set(messages.map((m) => m.peer))];
+  // Walks the peer index's distinct keys: no message is read.
+  const peers: string[] = [];
+  let cursor = await (await open()).transaction("messages").store.index("peer").openKeyCursor(null, "nextunique");
+  while (cursor) {
+    peers.push(cursor.key);
+    cursor = await cursor.continue();
+  }
+  return peers;
 }
 
 export async function getMessage(id: string): Promise<StoredMessage | undefined> {
@@ -195,11 +204,11 @@ export async function upsertMessage(id: string, change: (m: StoredMessage | unde
 
 /** Outgoing messages still "sending" that were started before `before` (ms). */
 export async function unfinishedOutgoing(before: number): Promise<StoredMessage[]> {
-  return (await (await open()).getAll("messages")).filter((m) => m.direction === "out" && m.status === "sending" && m.at < before);
+  return (await (await open()).getAllFromIndex("messages", "status", "sending")).filter((m) => m.direction === "out" && m.at < before);
 }
 
 export async function pendingIncomingFiles(): Promise<StoredMessage[]> {
-  return (await (await open()).getAll("messages")).filter((m) => m.direction === "in" && m.status === "pending" && m.file);
+  return (await (await open()).getAllFromIndex("messages", "status", "pending")).filter((m) => m.direction === "in" && m.file);
 }
 
 export async function putAttachment(key: string, blob: Blob): Promise<void> {
