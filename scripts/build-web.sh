@@ -8,4 +8,5 @@ if [ "${KEZ_SKIP_BUILD:-0}" = 1 ] && [ -f "$KEZ_ROOT/public/index.html" ]; then
 fi
 kez_install_toolchain
 cd "$KEZ_ROOT"
+bash scripts/build-erasure.sh
 vite build --config web/vite.config.ts --logLevel warn

@@ -17,6 +17,7 @@ kez_log "unit tests (cargo test, native: worker logic, NATS callout, bridge)"
 cargo test --quiet --workspace 2>&1 | tee "$logs/unit"
 
 kez_log "web app: type check (svelte-check) and unit tests (vitest)"
+bash scripts/build-erasure.sh
 svelte-check --tsconfig ./tsconfig.json --workspace web --output human --fail-on-warnings
 vitest run --config web/vite.config.ts --reporter=default --reporter=json --outputFile.json="$logs/vitest.json"
 

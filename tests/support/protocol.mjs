@@ -12,7 +12,7 @@ const LIB = path.resolve(import.meta.dirname, "../../web/src/lib");
 export async function loadProtocol() {
   const result = await build({
     stdin: {
-      contents: ['export * from "./identity";', 'export * from "./message";', 'export * from "./seal";', 'export * from "./nostr";'].join("\n"),
+      contents: ["identity", "message", "seal", "nostr", "transfer", "erasure"].map((m) => `export * from "./${m}";`).join("\n"),
       resolveDir: LIB,
       loader: "ts",
     },

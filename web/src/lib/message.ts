@@ -5,12 +5,20 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, concatBytes, hexToBytes, randomBytes, utf8ToBytes } from "@noble/hashes/utils.js";
 import { type Identity, parsePrimary, sign, verify } from "./identity";
 import { canonicalBytes } from "./registration";
+import { MAX_PADDED } from "./seal";
 
 export const FILE_MAX = 10 * 1024 * 1024;
 export const INLINE_MAX = 80 * 1024;
 /** File bytes per chunk: a chunk's header and padding prefix fit beside them in MAX_PADDED. */
 export const CHUNK_BYTES = 191_400;
 const MAX_CHUNKS = Math.ceil(FILE_MAX / CHUNK_BYTES);
+/** The erasure code of v2 pieces: Reed-Solomon over GF(2^16), Leopard-RS layout (erasure.ts). */
+export const PIECE_SCHEME = "rs-leopard-gf16";
+/** Source and recovery pieces each stay within what the code supports in every combination. */
+export const MAX_SOURCE_PIECES = 32_768;
+export const MAX_RECOVERY_PIECES = 32_768;
+/** Receivers refuse smaller pieces: a sender needs them only for relays we do not use for files. */
+export const MIN_PIECE_BYTES = 1_024;
 const SIGNING_CONTEXT = utf8ToBytes("kez-msg-v1\u0000");
 const HEX_ID = /^[0-9a-f]{32}$/;
 const HEX_256 = /^[0-9a-f]{64}$/;
@@ -28,6 +36,21 @@ export type Body =
   | { type: "kez-file-v1"; mode: "inline"; file_id: string; name: string; mime: string; size: number; sha256: string }
   | { type: "kez-file-v1"; mode: "pointer"; file_id: string; name: string; mime: string; size: number; chunks: number; sha256: string }
   | { type: "kez-file-chunk-v1"; file_id: string; i: number; n: number }
+  | { type: "kez-file-v2"; mode: "inline"; file_id: string; name: string; mime: string; size: number; sha256: string }
+  | {
+      type: "kez-file-v2";
+      mode: "pieces";
+      file_id: string;
+      name: string;
+      mime: string;
+      size: number;
+      sha256: string;
+      scheme: typeof PIECE_SCHEME;
+      piece_bytes: number;
+      k: number;
+      n: number;
+    }
+  | { type: "kez-file-piece-v2"; file_id: string; i: number; k: number; n: number }
   | { type: "receipt"; of: string[] };
 
 export type Header = Body & { v: 1; id: string; from: string; to: string; sent_at: number };
@@ -59,6 +82,10 @@ export function encodeMessage(sender: Identity, to: string, body: Body, data: Ui
 }
 
 const isInt = (x: unknown, min: number, max: number): x is number => Number.isSafeInteger(x) && (x as number) >= min && (x as number) <= max;
+/** A piece size: even (the code works on 16-bit symbols), MIN_PIECE_BYTES..MAX_PADDED. */
+const isPieceBytes = (x: unknown) => isInt(x, MIN_PIECE_BYTES, MAX_PADDED) && (x as number) % 2 === 0;
+/** k source pieces and n ≥ k in all, within what the code supports. */
+const isCounts = (k: unknown, n: unknown) => isInt(k, 1, MAX_SOURCE_PIECES) && isInt(n, k as number, (k as number) + MAX_RECOVERY_PIECES);
 const isName = (x: unknown): x is string => typeof x === "string" && x.length >= 1 && x.length <= NAME_MAX && !NAME_FORBIDDEN.test(x);
 
 /** A picked file's name made sendable: forbidden characters become "_", cut without splitting a pair. */
@@ -106,6 +133,31 @@ function checkBody(h: Record<string, unknown>, data: Uint8Array): void {
       }
       return;
     }
+    case "kez-file-v2": {
+      const pieces = h.mode === "pieces";
+      if (pieces) keys("mode", "file_id", "name", "mime", "size", "sha256", "scheme", "piece_bytes", "k", "n");
+      else keys("mode", "file_id", "name", "mime", "size", "sha256");
+      if (h.mode !== "inline" && !pieces) fail("bad mode");
+      if (typeof h.file_id !== "string" || !HEX_ID.test(h.file_id)) fail("bad file_id");
+      if (!isName(h.name) || typeof h.mime !== "string" || !MIME.test(h.mime)) fail("bad name or MIME type");
+      if (typeof h.sha256 !== "string" || !HEX_256.test(h.sha256)) fail("bad sha256");
+      if (!pieces) {
+        // Inline: whatever fits one event; the bytes must be the file the header describes.
+        if (!isInt(h.size, 0, MAX_PADDED) || data.length !== h.size || bytesToHex(sha256(data)) !== h.sha256) fail("inline bytes do not match size and sha256");
+        return;
+      }
+      if (h.scheme !== PIECE_SCHEME) fail("unknown scheme");
+      if (!isInt(h.size, 1, FILE_MAX) || !isPieceBytes(h.piece_bytes) || data.length !== 0) fail("bad size or piece size");
+      // The counts must follow from the size: k source pieces hold exactly the file.
+      if (h.k !== Math.ceil((h.size as number) / (h.piece_bytes as number)) || !isCounts(h.k, h.n)) fail("counts do not match the size");
+      return;
+    }
+    case "kez-file-piece-v2":
+      keys("file_id", "i", "k", "n");
+      if (typeof h.file_id !== "string" || !HEX_ID.test(h.file_id)) fail("bad file_id");
+      if (!isCounts(h.k, h.n) || !isInt(h.i, 0, (h.n as number) - 1)) fail("bad index or counts");
+      if (!isPieceBytes(data.length)) fail("bad piece size");
+      return;
     case "kez-file-chunk-v1":
       keys("file_id", "i", "n");
       if (typeof h.file_id !== "string" || !HEX_ID.test(h.file_id)) fail("bad file_id");

@@ -1,17 +1,25 @@
-// Sending and receiving kez-chat messages over nostr relays (docs/PROTOCOL.md). Every event
-// goes to every relay; a message is "sent" once some relay accepted each of its events and
-// "delivered" when the recipient's receipt comes back. Incoming files are assembled from
-// chunks kept in IndexedDB, so a reload mid-transfer resumes where it was.
+// Sending and receiving kez-chat messages over nostr relays (docs/PROTOCOL.md). Texts,
+// receipts and file pointers go to every relay; file pieces are striped across the relays
+// (files.ts). A message is "sent" once some relay accepted it (for a file: its pointer and k
+// pieces) and "delivered" when the recipient's receipt comes back. Incoming files are rebuilt
+// from pieces (v2) or chunks (v1) kept in IndexedDB, so a reload mid-transfer resumes.
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, concatBytes } from "@noble/hashes/utils.js";
 import { lookupPrimary } from "./api";
 import { type Identity, parsePrimary } from "./identity";
-import { type Body, CHUNK_BYTES, FILE_MAX, INLINE_MAX, type Message, decodeMessage, encodeMessage, newId, sendableMime, sendableName } from "./message";
+import { decodeSource } from "./erasure";
+import { FileSendError, makePieces, planPieces, publishPieces } from "./files";
+import { type Body, FILE_MAX, type Header, type Message, PIECE_SCHEME, decodeMessage, encodeMessage, newId, sendableMime, sendableName } from "./message";
 import { KIND, type NostrEvent, hasValidId, inboxTag, unwrap, wrap } from "./nostr";
 import { Relay, type RelayState } from "./relay";
-import { open as openSealed, seal } from "./seal";
+import { relayLimits } from "./relay-info";
+import { open as openSealed, SealError, seal } from "./seal";
 import { verifyUserBody } from "./registration";
 import * as store from "./store";
+import { ASSUMED_LIMITS, type RelayLimits, maxPaddedFor } from "./transfer";
+
+/** Until a relay's NIP-11 document is read (or if reading it fails): the assumed limits. */
+const relayLimitsFallback = ASSUMED_LIMITS;
 
 /** UTF-8 bytes of one text message: it must fit one event, next to its header. */
 const TEXT_MAX = 64 * 1024;
@@ -61,6 +69,11 @@ const settledLater = <T>(p: Promise<T>): Promise<T> => (p.catch(() => {}), p);
 export class Messenger {
   /** Relay URL → connection state, for the settings screen. */
   relayStates = new Map<string, RelayState>();
+  /** Relay URL → its limits (NIP-11, or assumed), once known, for the settings screen. */
+  relayLimits = new Map<string, RelayLimits>();
+  /** Relay URL → its last NOTICE or CLOSED reason. */
+  relayNotices = new Map<string, string>();
+  private limitsLoading = new Map<string, Promise<RelayLimits>>();
   private relays = new Map<string, Relay>();
   private seen = new Set<string>();
   /** Files being assembled, and those asked to be looked at again meanwhile. */
@@ -100,6 +113,9 @@ export class Messenger {
         relay.close();
         this.relays.delete(url);
         this.relayStates.delete(url);
+        this.relayLimits.delete(url);
+        this.relayNotices.delete(url);
+        this.limitsLoading.delete(url);
       }
     }
     for (const url of urls) {
@@ -108,10 +124,18 @@ export class Messenger {
       relay.onstate = (state) => {
         if (this.relays.get(url) !== relay) return; // removed meanwhile
         this.relayStates.set(url, state);
+        if (relay.notice) this.relayNotices.set(url, relay.notice);
         this.changed();
       };
       this.relayStates.set(url, relay.state);
       this.relays.set(url, relay);
+      const limits = relayLimits(url).catch(() => relayLimitsFallback);
+      this.limitsLoading.set(url, limits);
+      void limits.then((l) => {
+        if (this.relays.get(url) !== relay) return;
+        this.relayLimits.set(url, l);
+        this.changed();
+      });
       void this.subscribe(url, relay).catch(report);
     }
     this.changed();
@@ -161,57 +185,99 @@ export class Messenger {
     return Promise.race([accepted, deadline]).finally(() => clearTimeout(timer));
   }
 
-  private event(to: string, body: Body, data?: Uint8Array, id?: string): NostrEvent {
+  /** Every relay's limits (fetched once per day per relay, see relay-info.ts). */
+  private async limitsOfRelays(): Promise<Map<string, RelayLimits>> {
+    const urls = [...this.relays.keys()];
+    const limits = await Promise.all(urls.map((u) => this.limitsLoading.get(u) ?? relayLimitsFallback));
+    return new Map(urls.map((u, i) => [u, limits[i]]));
+  }
+
+  /** A sealed event for `to`, padded to a bucket or at most `maxPadded` (what the relays take). */
+  private event(to: string, body: Body, data?: Uint8Array, id?: string, maxPadded?: number): NostrEvent {
     const recipient = parsePrimary(to)!;
-    return wrap(seal(encodeMessage(this.me, to, body, data, id), recipient), recipient);
+    return wrap(seal(encodeMessage(this.me, to, body, data, id), recipient, undefined, undefined, maxPadded), recipient);
   }
 
   async sendText(to: string, text: string): Promise<void> {
     if (new TextEncoder().encode(text).length > TEXT_MAX) {
       throw new SendError("This message is too long for one message. Send it as a file instead.");
     }
+    const maxPadded = maxPaddedFor([...(await this.limitsOfRelays()).values()]);
     const id = newId();
+    let event: NostrEvent;
+    try {
+      event = this.event(to, { type: "text", text }, undefined, id, maxPadded);
+    } catch (e) {
+      if (!(e instanceof SealError)) throw e;
+      throw new SendError(`This message is too long for your relays (${Math.floor(maxPadded / 1024)} KB at most). Send it as a file instead.`);
+    }
     const now = Date.now();
     await store.putMessage({ id, peer: to, direction: "out", text, status: "sending", sentAt: now, at: now });
     this.changed();
-    await this.track(id, () => [this.publish(this.event(to, { type: "text", text }, undefined, id))]);
+    await this.track(id, () => this.publish(event));
   }
 
-  /** Sends a file: the local copy shows at once; chunks go first, the pointer last. */
+  /**
+   * Sends a file (protocol v2): the local copy shows at once. It goes inline when its one event
+   * fits every relay; otherwise the pointer goes to every relay first, then the pieces, striped.
+   */
   async sendFile(to: string, file: File): Promise<void> {
     checkFileSize(file.size, file.name);
     const fileId = newId();
     const name = sendableName(file.name);
     const mime = sendableMime(file.type);
-    const chunks = file.size > INLINE_MAX ? Math.ceil(file.size / CHUNK_BYTES) : undefined;
     const id = newId();
     const now = Date.now();
     // The local echo first: the picked file itself is the attachment (no copy, no hashing yet).
     await store.putAttachment(fileKey(this.me.primary, fileId), file.slice(0, file.size, mime));
-    await store.putMessage({ id, peer: to, direction: "out", file: { fileId, name, mime, size: file.size, sha256: "", chunks }, status: "sending", sentAt: now, at: now });
+    await store.putMessage({ id, peer: to, direction: "out", file: { fileId, name, mime, size: file.size, sha256: "" }, status: "sending", sentAt: now, at: now });
     this.changed();
     await this.track(id, async () => {
       const bytes = new Uint8Array(await file.arrayBuffer());
       const digest = await digestHex(bytes);
-      await store.updateMessage(id, (m) => ({ ...m, file: { ...m.file!, sha256: digest } }));
       const common = { file_id: fileId, name, mime, size: bytes.length, sha256: digest };
-      if (chunks === undefined) return [this.publish(this.event(to, { type: "kez-file-v1", mode: "inline", ...common }, bytes, id))];
-      const published: Promise<void>[] = [];
-      for (let i = 0; i < chunks; i++) {
-        const data = bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
-        published.push(settledLater(this.publish(this.event(to, { type: "kez-file-chunk-v1", file_id: fileId, i, n: chunks }, data))));
-        // Let the relays' send loops run while the next chunk is sealed.
-        await new Promise((r) => setTimeout(r, 0));
+      const limits = await this.limitsOfRelays();
+      if (limits.size === 0) throw new SendError("No relays are set: add one under Relays.");
+      const maxPaddedAll = maxPaddedFor([...limits.values()]);
+      const inline = encodeMessage(this.me, to, { type: "kez-file-v2", mode: "inline", ...common }, bytes, id);
+      if (4 + inline.length <= maxPaddedAll) {
+        await store.updateMessage(id, (m) => ({ ...m, file: { ...m.file!, sha256: digest } }));
+        const recipient = parsePrimary(to)!;
+        return this.publish(wrap(seal(inline, recipient, undefined, undefined, maxPaddedAll), recipient));
       }
-      published.push(this.publish(this.event(to, { type: "kez-file-v1", mode: "pointer", ...common, chunks }, undefined, id)));
-      return published;
+      let plan;
+      try {
+        plan = planPieces(bytes.length, limits, await store.striping());
+      } catch (e) {
+        throw e instanceof FileSendError ? new SendError(e.message) : e;
+      }
+      const pieces = { k: plan.k, n: plan.n, pieceBytes: plan.pieceBytes };
+      await store.updateMessage(id, (m) => ({ ...m, file: { ...m.file!, sha256: digest, pieces }, received: 0 }));
+      this.changed();
+      const pointer = this.publish(
+        this.event(to, { type: "kez-file-v2", mode: "pieces", ...common, scheme: PIECE_SCHEME, piece_bytes: plan.pieceBytes, k: plan.k, n: plan.n }, undefined, id, maxPaddedAll),
+      );
+      settledLater(pointer);
+      let shown = 0;
+      const sent = publishPieces(fileId, await makePieces(bytes, plan), plan, this.relays, {
+        event: (body, data, maxPadded) => this.event(to, body, data, undefined, maxPadded),
+        progress: (accepted) => {
+          // A few updates per transfer, not one per piece.
+          if (accepted - shown < Math.max(1, plan.k / 20) && accepted < plan.k) return;
+          shown = accepted;
+          void store.updateMessage(id, (m) => ({ ...m, received: accepted })).then(() => this.changed());
+        },
+      }).catch((e) => {
+        throw e instanceof FileSendError ? new SendError(e.message) : e;
+      });
+      await Promise.all([pointer, sent]);
     });
   }
 
   /** Builds and publishes a message's events; its status follows: sent, or failed with why. */
-  private async track(id: string, build: () => Promise<void>[] | Promise<Promise<void>[]>) {
+  private async track(id: string, send: () => Promise<void>) {
     try {
-      await Promise.all(await build());
+      await send();
       await store.updateMessage(id, (m) => (m.status === "sending" || m.status === "failed" ? { ...m, status: "sent", error: undefined } : m));
     } catch (e) {
       const error = e instanceof SendError ? e.message : "It could not be sealed or sent.";
@@ -287,6 +353,23 @@ export class Messenger {
         this.nameSender(h.from);
         break;
       }
+      case "kez-file-v2":
+        if (h.mode === "inline") {
+          const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256 };
+          // The message first: a second message reusing this id cannot replace the bytes.
+          if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, at: now })) {
+            await store.putAttachment(fileKey(h.from, h.file_id), receivedBlob(data, h.mime));
+            this.receipt(h.from, h.id);
+          }
+        } else {
+          await this.pointerV2(h, now);
+        }
+        this.nameSender(h.from);
+        break;
+      case "kez-file-piece-v2":
+        await this.pieceV2(h, data, now);
+        this.nameSender(h.from);
+        break;
       case "kez-file-chunk-v1": {
         const key = fileKey(h.from, h.file_id);
         if ((await store.getMessage(incomingFileId(key)))?.status === "ready") break; // a late copy
@@ -312,6 +395,61 @@ export class Messenger {
     this.changed();
   }
 
+  /**
+   * A v2 pointer: the first one for a file fixes its pieces (k, n, size); pieces already kept
+   * that do not fit it are dropped.
+   */
+  private async pointerV2(h: Extract<Header, { type: "kez-file-v2"; mode: "pieces" }>, now: number) {
+    const key = fileKey(h.from, h.file_id);
+    const pieces = { k: h.k, n: h.n, pieceBytes: h.piece_bytes };
+    let fixed = false;
+    await store.upsertMessage(incomingFileId(key), (m) => {
+      if (m?.messageId || (m?.file?.chunks !== undefined && m.file.pieces === undefined)) return m!; // known already, or a v1 file
+      fixed = true;
+      const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256, pieces };
+      return { id: incomingFileId(key), messageId: h.id, peer: h.from, direction: "in", file, status: m?.status ?? "pending", received: 0, sentAt: h.sent_at, at: m?.at ?? now };
+    });
+    if (!fixed) return;
+    await store.deleteChunksUnless(key, (c) => fitsPointer(c, pieces));
+    await this.countPieces(key);
+    await this.finalize(h.from, h.file_id);
+  }
+
+  /** A v2 piece: kept if new and, once the pointer is known, if it fits it; dropped otherwise. */
+  private async pieceV2(h: Extract<Header, { type: "kez-file-piece-v2" }>, data: Uint8Array, now: number) {
+    const key = fileKey(h.from, h.file_id);
+    const bubble = await store.getMessage(incomingFileId(key));
+    if (bubble?.status === "ready") return; // a late piece
+    if (bubble?.file?.chunks !== undefined && bubble.file.pieces === undefined) return; // a v1 file of that id
+    const piece = { file: key, i: h.i, k: h.k, n: h.n, data: data.slice() };
+    if (bubble?.messageId && !fitsPointer(piece, bubble.file!.pieces!)) return; // not a piece of this file
+    if (!(await store.putChunkIfNew(piece))) return; // a duplicate
+    this.progressAt.set(key, now);
+    // Pieces may come before the pointer: show "Receiving N/k" from the first one.
+    await store.upsertMessage(incomingFileId(key), (m) =>
+      m
+        ? m.status === "ready" ? m : { ...m, status: "pending", error: undefined }
+        : {
+            id: incomingFileId(key),
+            peer: h.from,
+            direction: "in",
+            file: { fileId: h.file_id, name: "", mime: "", size: 0, sha256: "", pieces: { k: h.k, n: h.n, pieceBytes: data.length } },
+            status: "pending",
+            received: 0,
+            sentAt: h.sent_at,
+            at: now,
+          },
+    );
+    await this.countPieces(key);
+    await this.finalize(h.from, h.file_id);
+  }
+
+  /** Stores how many usable pieces of a file are kept, for "Receiving N/k". */
+  private async countPieces(key: string) {
+    const received = await store.countChunks(key);
+    await store.updateMessage(incomingFileId(key), (m) => (m.status === "ready" ? m : { ...m, received }));
+  }
+
   /** Assembles a file once the pointer and every chunk are here (one assembly at a time per file). */
   private async finalize(sender: string, fileId: string) {
     const key = fileKey(sender, fileId);
@@ -335,6 +473,7 @@ export class Messenger {
   private async assemble(sender: string, key: string) {
     const message = await store.getMessage(incomingFileId(key));
     const file = message?.file;
+    if (message?.messageId && file?.pieces && message.status !== "ready") return this.assemblePieces(sender, key, message);
     // Without the pointer (messageId) there is no name, size or hash to check against yet.
     if (!message?.messageId || !file?.chunks || message.status === "ready") return;
     const n = file.chunks;
@@ -351,6 +490,30 @@ export class Messenger {
     await store.updateMessage(message.id, (m) => ({ ...m, status: "ready", received: n, error: undefined }));
     await store.deleteChunks(key);
     this.receipt(sender, message.messageId);
+  }
+
+  /** A v2 file from any k of its pieces: erasure-decoded, cut to size, checked by SHA-256. */
+  private async assemblePieces(sender: string, key: string, message: store.StoredMessage) {
+    const file = message.file!;
+    const { k, n, pieceBytes } = file.pieces!;
+    if ((await store.countChunks(key)) < k) return;
+    const kept = (await store.getChunks(key)).filter((c) => fitsPointer(c, file.pieces!));
+    let bytes: Uint8Array | null = null;
+    try {
+      bytes = (await decodeSource(k, n, pieceBytes, new Map(kept.map((c) => [c.i, c.data])))).subarray(0, file.size);
+    } catch {
+      bytes = null; // not enough usable pieces after all
+    }
+    if (!bytes) return;
+    if ((await digestHex(bytes)) !== file.sha256) {
+      await store.updateMessage(message.id, (m) => ({ ...m, status: "failed", error: "The file arrived damaged (its SHA-256 does not match)." }));
+      await store.deleteChunks(key);
+      return;
+    }
+    await store.putAttachment(key, receivedBlob(bytes, file.mime));
+    await store.updateMessage(message.id, (m) => ({ ...m, status: "ready", received: k, error: undefined }));
+    await store.deleteChunks(key);
+    this.receipt(sender, message.messageId!);
   }
 
   private async markStalled() {
@@ -390,6 +553,11 @@ export class Messenger {
     await store.putPeer({ primary, fqhn, checkedAt: Date.now() });
     this.changed();
   }
+}
+
+/** Whether a kept piece belongs to the file its pointer describes (never checked against a constant). */
+function fitsPointer(c: store.StoredChunk, p: { k: number; n: number; pieceBytes: number }): boolean {
+  return c.k === p.k && c.n === p.n && c.i < p.n && c.data.length === p.pieceBytes;
 }
 
 /** Background work that failed (storage errors): reported, never an unhandled rejection. */

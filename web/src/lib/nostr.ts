@@ -29,18 +29,28 @@ export function eventId(e: Omit<NostrEvent, "id" | "sig">): string {
   return bytesToHex(sha256(utf8ToBytes(JSON.stringify([0, e.pubkey, e.created_at, e.kind, e.tags, e.content]))));
 }
 
-/** Wraps a sealed box for the holder of `recipient` (Ed25519 public key). */
-export function wrap(sealed: Uint8Array, recipient: Uint8Array, now = Date.now()): NostrEvent {
+/** Signs an event with a fresh random key, used for this event alone. */
+function signWithFreshKey(event: Pick<NostrEvent, "created_at" | "kind" | "tags" | "content">): NostrEvent {
   const secret = schnorr.utils.randomSecretKey();
-  const unsigned = {
-    pubkey: bytesToHex(schnorr.getPublicKey(secret)),
-    created_at: Math.floor(now / 1000),
-    kind: KIND,
-    tags: [["p", inboxTag(recipient)]],
-    content: base64.encode(sealed),
-  };
+  const unsigned = { pubkey: bytesToHex(schnorr.getPublicKey(secret)), ...event };
   const id = eventId(unsigned);
   return { ...unsigned, id, sig: bytesToHex(schnorr.sign(hexToBytes(id), secret)) };
+}
+
+/** Wraps a sealed box for the holder of `recipient` (Ed25519 public key). */
+export function wrap(sealed: Uint8Array, recipient: Uint8Array, now = Date.now()): NostrEvent {
+  return signWithFreshKey({ created_at: Math.floor(now / 1000), kind: KIND, tags: [["p", inboxTag(recipient)]], content: base64.encode(sealed) });
+}
+
+/** NIP-42 authentication kind. */
+export const AUTH_KIND = 22242;
+
+/**
+ * A NIP-42 AUTH event answering a relay's challenge, by a throwaway key: it proves nothing
+ * about who we are (relays that want a known key get none), only that a client answers.
+ */
+export function authEvent(relayUrl: string, challenge: string, now = Date.now()): NostrEvent {
+  return signWithFreshKey({ created_at: Math.floor(now / 1000), kind: AUTH_KIND, tags: [["relay", relayUrl], ["challenge", challenge]], content: "" });
 }
 
 /** Whether `id` is the NIP-01 hash of the event's other fields. */

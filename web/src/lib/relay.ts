@@ -1,7 +1,9 @@
 // A nostr relay connection (NIP-01) that keeps itself connected, never sends more than
-// 5 events per second, retries rejected or unanswered events, and re-subscribes after
-// every reconnect.
-import type { NostrEvent } from "./nostr";
+// 5 events per second, re-subscribes after every reconnect, and speaks the relay's answers:
+// NIP-01 `OK false` prefixes (rate-limited: waits; invalid:, blocked:, restricted:, pow: are
+// final refusals; others are retried), NIP-42 AUTH (by a throwaway key) for auth-required:,
+// CLOSED and NOTICE.
+import { type NostrEvent, authEvent } from "./nostr";
 
 /**
  * At most EVENTS_PER_WINDOW events in any RATE_WINDOW_MS: 5 per second, as a sliding
@@ -20,8 +22,26 @@ const MAX_ATTEMPTS = 6;
  */
 const BUFFER_POLL_MS = 20;
 const MAX_BACKOFF_MS = 8_000;
+/** After `rate-limited:`, sending pauses this long, doubling while it repeats (up to the max). */
+const RATE_LIMITED_PAUSE_MS = 1_000;
+const MAX_RATE_LIMITED_PAUSE_MS = 16_000;
+/** Rate-limited answers to one event before it is given up on this relay. */
+const MAX_RATE_LIMITED = 20;
+/** `OK false` prefixes that will not change by sending the same event again. */
+const FINAL_REFUSALS = ["invalid:", "blocked:", "restricted:", "pow:"];
 
 export type RelayState = "connecting" | "open" | "closed";
+
+/** Why a relay did not take an event: it said no for good, never answered, or it was withdrawn. */
+export class RelayRefusal extends Error {
+  constructor(
+    readonly url: string,
+    readonly reason: "refused" | "unanswered" | "withdrawn",
+    readonly detail: string,
+  ) {
+    super(`${url}: ${detail}`);
+  }
+}
 
 export interface Filter {
   kinds: number[];
@@ -40,6 +60,7 @@ interface Subscription {
 interface Pending {
   event: NostrEvent;
   attempts: number;
+  rateLimited: number;
   resolve: () => void;
   reject: (e: Error) => void;
   /** The OK timeout while in flight, or the retry delay while waiting to go again. */
@@ -48,7 +69,9 @@ interface Pending {
 
 export class Relay {
   state: RelayState = "connecting";
-  /** Called whenever `state` changes. */
+  /** The relay's last NOTICE or CLOSED reason, for people. */
+  notice = "";
+  /** Called whenever `state` (or `notice`) changes. */
   onstate: (state: RelayState) => void = () => {};
   private ws: WebSocket | null = null;
   private queue: Pending[] = [];
@@ -62,17 +85,42 @@ export class Relay {
   private backoff = 250;
   private subscriptions = new Map<string, Subscription>();
   private closedForGood = false;
+  /** No event goes out before this (performance.now()), after a rate-limited answer. */
+  private pausedUntil = 0;
+  private ratePause = RATE_LIMITED_PAUSE_MS;
+  /** The relay's NIP-42 challenge on this connection, and whether we answered it. */
+  private challenge: string | null = null;
+  private authSent = false;
+  /** Events and subscriptions waiting for our AUTH to be accepted. */
+  private awaitingAuth: Pending[] = [];
+  private subscriptionsAwaitingAuth = new Set<string>();
+  /** The id of our AUTH event awaiting its OK. */
+  private authId: string | null = null;
 
   constructor(readonly url: string) {
     this.connect();
   }
 
-  /** Resolves once the relay accepted the event (or already had it); rejects after MAX_ATTEMPTS. */
+  /**
+   * Resolves once the relay accepted the event (or already had it); rejects with a
+   * RelayRefusal on a final refusal, after MAX_ATTEMPTS unanswered sends, or when withdrawn.
+   */
   publish(event: NostrEvent): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ event, attempts: 0, resolve, reject });
+      this.queue.push({ event, attempts: 0, rateLimited: 0, resolve, reject });
       this.pump();
     });
+  }
+
+  /** Takes back events not sent yet (queued or waiting to retry); they reject as "withdrawn". */
+  withdraw(ids: Set<string>): void {
+    const taken = [...this.queue, ...this.delayed].filter((p) => ids.has(p.event.id));
+    this.queue = this.queue.filter((p) => !ids.has(p.event.id));
+    for (const p of taken) {
+      this.delayed.delete(p);
+      clearTimeout(p.timer);
+      p.reject(new RelayRefusal(this.url, "withdrawn", "moved to another relay"));
+    }
   }
 
   subscribe(id: string, filter: Filter, onevent: Subscription["onevent"], oneose: Subscription["oneose"] = () => {}): void {
@@ -85,13 +133,14 @@ export class Relay {
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.pumpTimer);
     this.ws?.close();
-    for (const p of [...this.queue, ...this.inflight.values(), ...this.delayed]) {
+    for (const p of [...this.queue, ...this.inflight.values(), ...this.delayed, ...this.awaitingAuth]) {
       clearTimeout(p.timer);
-      p.reject(new Error("relay removed"));
+      p.reject(new RelayRefusal(this.url, "withdrawn", "relay removed"));
     }
     this.queue = [];
     this.inflight.clear();
     this.delayed.clear();
+    this.awaitingAuth = [];
   }
 
   private setState(state: RelayState) {
@@ -111,6 +160,8 @@ export class Relay {
     this.ws = ws;
     ws.onopen = () => {
       this.backoff = 250;
+      this.challenge = null;
+      this.authSent = false;
       this.setState("open");
       for (const [id, s] of this.subscriptions) ws.send(JSON.stringify(["REQ", id, s.filter]));
       this.pump();
@@ -126,8 +177,12 @@ export class Relay {
       const unanswered = [...this.inflight.values()];
       this.inflight.clear();
       for (const p of unanswered) clearTimeout(p.timer);
-      for (const p of unanswered.filter((p) => p.attempts >= MAX_ATTEMPTS)) p.reject(new Error(`${this.url}: connection lost`));
-      this.queue.unshift(...unanswered.filter((p) => p.attempts < MAX_ATTEMPTS));
+      for (const p of unanswered.filter((p) => p.attempts >= MAX_ATTEMPTS)) p.reject(new RelayRefusal(this.url, "unanswered", "connection lost"));
+      // Events waiting for authentication go again too: the next connection gets a new challenge.
+      this.queue.unshift(...this.awaitingAuth, ...unanswered.filter((p) => p.attempts < MAX_ATTEMPTS));
+      this.awaitingAuth = [];
+      this.subscriptionsAwaitingAuth.clear();
+      this.authId = null;
       if (this.closedForGood) return;
       this.setState("closed");
       this.reconnectTimer = setTimeout(() => this.connect(), this.backoff);
@@ -138,7 +193,7 @@ export class Relay {
   private pump() {
     if (this.state !== "open" || this.queue.length === 0 || this.pumpTimer !== undefined) return;
     const now = performance.now();
-    let wait = this.ws!.bufferedAmount > 0 ? BUFFER_POLL_MS : 0;
+    let wait = Math.max(this.ws!.bufferedAmount > 0 ? BUFFER_POLL_MS : 0, this.pausedUntil - now);
     if (this.recentSends.length === EVENTS_PER_WINDOW) wait = Math.max(wait, this.recentSends[0] + RATE_WINDOW_MS - now);
     if (wait > 0) {
       this.pumpTimer = setTimeout(() => {
@@ -161,7 +216,7 @@ export class Relay {
     clearTimeout(p.timer);
     this.inflight.delete(p.event.id);
     if (p.attempts >= MAX_ATTEMPTS) {
-      p.reject(new Error(`${this.url}: ${why}`));
+      p.reject(new RelayRefusal(this.url, "unanswered", why));
       return;
     }
     this.delayed.add(p);
@@ -186,12 +241,92 @@ export class Relay {
     } else if (type === "EOSE" && typeof a === "string") {
       this.subscriptions.get(a)?.oneose();
     } else if (type === "OK" && typeof a === "string") {
-      const p = this.inflight.get(a);
-      if (!p) return;
-      clearTimeout(p.timer);
-      this.inflight.delete(a);
-      if (b === true || String(c).startsWith("duplicate:")) p.resolve();
-      else this.retry(p, String(c || "rejected"));
+      this.answer(a, b === true, typeof c === "string" ? c : "");
+    } else if (type === "AUTH" && typeof a === "string") {
+      this.challenge = a;
+      this.authSent = false;
+      if (this.awaitingAuth.length > 0 || this.subscriptionsAwaitingAuth.size > 0) this.authenticate();
+    } else if (type === "CLOSED" && typeof a === "string") {
+      const s = this.subscriptions.get(a);
+      if (!s) return;
+      const why = typeof b === "string" ? b : "";
+      if (why.startsWith("auth-required:")) {
+        this.subscriptionsAwaitingAuth.add(a);
+        this.authenticate();
+      } else {
+        this.setNotice(`subscription closed: ${why || "no reason given"}`);
+      }
+    } else if (type === "NOTICE" && typeof a === "string") {
+      this.setNotice(a);
     }
+  }
+
+  private setNotice(text: string) {
+    this.notice = text.slice(0, 300);
+    this.onstate(this.state);
+  }
+
+  /** The relay's OK for one of our events (or our AUTH). */
+  private answer(id: string, accepted: boolean, why: string) {
+    if (id === this.authId) {
+      this.authId = null;
+      const waiting = this.awaitingAuth;
+      this.awaitingAuth = [];
+      if (accepted) {
+        for (const sub of this.subscriptionsAwaitingAuth) {
+          const s = this.subscriptions.get(sub);
+          if (s) this.ws?.send(JSON.stringify(["REQ", sub, s.filter]));
+        }
+        this.queue.unshift(...waiting);
+        this.pump();
+      } else {
+        this.setNotice(`authentication refused: ${why}`);
+        for (const p of waiting) p.reject(new RelayRefusal(this.url, "refused", `auth-required: our authentication was refused (${why})`));
+      }
+      this.subscriptionsAwaitingAuth.clear();
+      return;
+    }
+    const p = this.inflight.get(id);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.inflight.delete(id);
+    if (accepted || why.startsWith("duplicate:")) {
+      this.ratePause = RATE_LIMITED_PAUSE_MS;
+      p.resolve();
+    } else if (why.startsWith("rate-limited:")) {
+      // Not the event's fault: it goes first once the pause is over, and the attempt does not count.
+      p.attempts -= 1;
+      p.rateLimited += 1;
+      if (p.rateLimited > MAX_RATE_LIMITED) {
+        p.reject(new RelayRefusal(this.url, "unanswered", why));
+        return;
+      }
+      this.pausedUntil = performance.now() + this.ratePause;
+      this.ratePause = Math.min(this.ratePause * 2, MAX_RATE_LIMITED_PAUSE_MS);
+      this.queue.unshift(p);
+      this.pump();
+    } else if (why.startsWith("auth-required:")) {
+      p.attempts -= 1;
+      if (this.authSent && this.authId === null) {
+        // We did authenticate on this connection and it still wants it: nothing more to try.
+        p.reject(new RelayRefusal(this.url, "refused", why));
+        return;
+      }
+      this.awaitingAuth.push(p);
+      this.authenticate();
+    } else if (FINAL_REFUSALS.some((prefix) => why.startsWith(prefix))) {
+      p.reject(new RelayRefusal(this.url, "refused", why));
+    } else {
+      this.retry(p, why || "rejected");
+    }
+  }
+
+  /** Answers the relay's NIP-42 challenge once per connection (the challenge comes first). */
+  private authenticate() {
+    if (!this.challenge || this.authSent || this.state !== "open") return;
+    this.authSent = true;
+    const auth = authEvent(this.url, this.challenge);
+    this.authId = auth.id;
+    this.ws!.send(JSON.stringify(["AUTH", auth]));
   }
 }

@@ -11,32 +11,45 @@ import { concatBytes, randomBytes, utf8ToBytes } from "@noble/hashes/utils.js";
 const SEAL_VERSION = 1;
 const INFO = utf8ToBytes("kez-seal-v1");
 /** version (1) + ephemeral X25519 key (32) + nonce (24) + Poly1305 tag (16). */
-const SEAL_OVERHEAD = 1 + 32 + 24 + 16;
+export const SEAL_OVERHEAD = 1 + 32 + 24 + 16;
 /** The most event content (base64 characters) a relay is sent: under the common 256 KiB limit. */
 export const CONTENT_CEILING = 256_000;
 /** The largest padded plaintext: its sealed form is exactly CONTENT_CEILING characters of base64. */
 export const MAX_PADDED = (CONTENT_CEILING / 4) * 3 - SEAL_OVERHEAD;
 /** Padded sizes: 512 B doubling to 128 KiB, then MAX_PADDED. */
 export const BUCKETS: readonly number[] = [...Array.from({ length: 9 }, (_, k) => 512 << k), MAX_PADDED];
+/**
+ * Every padded size is a multiple of this (or MAX_PADDED). Senders use the buckets, and the
+ * largest multiple that fits their tightest relay for what no bucket below it holds (§3.2).
+ */
+export const PAD_STEP = 512;
 
 export class SealError extends Error {}
 
-/** The bucket a message of `length` bytes is padded to (4 bytes of length prefix included). */
-export function bucketFor(length: number): number {
+/** Whether a padded plaintext may have this length. */
+export const isPaddedSize = (length: number) => length === MAX_PADDED || (length % PAD_STEP === 0 && length >= PAD_STEP && length < MAX_PADDED);
+
+/**
+ * The size a message of `length` bytes is padded to (4 bytes of length prefix included): the
+ * smallest bucket that holds it, unless that is over `maxPadded` (a multiple of PAD_STEP that
+ * the relays take), in which case `maxPadded` itself.
+ */
+export function bucketFor(length: number, maxPadded = MAX_PADDED): number {
   const bucket = BUCKETS.find((b) => b >= 4 + length);
-  if (bucket === undefined) throw new SealError(`a message of ${length} bytes does not fit in one event`);
-  return bucket;
+  if (bucket !== undefined && bucket <= maxPadded) return bucket;
+  if (4 + length <= maxPadded && isPaddedSize(maxPadded)) return maxPadded;
+  throw new SealError(`a message of ${length} bytes does not fit in one event`);
 }
 
-export function pad(message: Uint8Array): Uint8Array {
-  const out = new Uint8Array(bucketFor(message.length));
+export function pad(message: Uint8Array, maxPadded = MAX_PADDED): Uint8Array {
+  const out = new Uint8Array(bucketFor(message.length, maxPadded));
   new DataView(out.buffer).setUint32(0, message.length);
   out.set(message, 4);
   return out;
 }
 
 export function unpad(padded: Uint8Array): Uint8Array {
-  if (!BUCKETS.includes(padded.length)) throw new SealError("not a padding bucket size");
+  if (!isPaddedSize(padded.length)) throw new SealError("not a padded size");
   const length = new DataView(padded.buffer, padded.byteOffset, padded.byteLength).getUint32(0);
   if (length > padded.length - 4 || padded.subarray(4 + length).some((b) => b !== 0)) throw new SealError("bad padding");
   return padded.subarray(4, 4 + length);
@@ -56,12 +69,13 @@ export function seal(
   recipientEd25519: Uint8Array,
   ephemeralSecret: Uint8Array = x25519.utils.randomSecretKey(),
   nonce: Uint8Array = randomBytes(24),
+  maxPadded = MAX_PADDED,
 ): Uint8Array {
   const recipient = ed25519.utils.toMontgomery(recipientEd25519);
   const ephemeral = x25519.getPublicKey(ephemeralSecret);
   const key = keyFor(x25519.getSharedSecret(ephemeralSecret, recipient), ephemeral, recipient);
   const header = concatBytes(Uint8Array.of(SEAL_VERSION), ephemeral, nonce);
-  const ciphertext = xchacha20poly1305(key, nonce, concatBytes(Uint8Array.of(SEAL_VERSION), ephemeral, recipient)).encrypt(pad(message));
+  const ciphertext = xchacha20poly1305(key, nonce, concatBytes(Uint8Array.of(SEAL_VERSION), ephemeral, recipient)).encrypt(pad(message, maxPadded));
   return concatBytes(header, ciphertext);
 }
 

@@ -2,6 +2,7 @@
 // registered, saved contacts, and the messaging state (messages, files, chunks of files
 // being received, events already handled, relays). Nothing here is sent anywhere.
 import { type DBSchema, type IDBPDatabase, openDB } from "idb";
+import type { RelayLimits } from "./transfer";
 
 export interface Registration {
   handle: string;
@@ -25,8 +26,10 @@ export interface FileMeta {
   mime: string;
   size: number;
   sha256: string;
-  /** Chunk count; absent for inline files. */
+  /** v1 chunked files: the chunk count. */
   chunks?: number;
+  /** v2 files in pieces: k of n pieces of `pieceBytes` rebuild it. */
+  pieces?: { k: number; n: number; pieceBytes: number };
 }
 
 /** Outgoing: sending → sent → delivered (or failed). Incoming: received; files pending → ready or failed. */
@@ -53,12 +56,20 @@ export interface StoredMessage {
   error?: string;
 }
 
+/** A v1 chunk or a v2 piece (which also has `k`) of a file being received. */
 export interface StoredChunk {
   /** `<sender primary>/<file_id>` */
   file: string;
   i: number;
   n: number;
+  k?: number;
   data: Uint8Array;
+}
+
+/** A relay's NIP-11 limits as last fetched. */
+export interface RelayInfo {
+  limits: RelayLimits;
+  fetchedAt: number;
 }
 
 export interface Peer {
@@ -223,6 +234,24 @@ export async function putChunk(chunk: StoredChunk): Promise<void> {
   await (await open()).put("chunks", chunk);
 }
 
+/** Stores a piece unless one with its index is already here; true if it was new. */
+export async function putChunkIfNew(chunk: StoredChunk): Promise<boolean> {
+  const tx = (await open()).transaction("chunks", "readwrite");
+  const exists = (await tx.store.getKey([chunk.file, chunk.i])) !== undefined;
+  if (!exists) await tx.store.put(chunk);
+  await tx.done;
+  return !exists;
+}
+
+/** Deletes the pieces of a file that `keep` refuses. */
+export async function deleteChunksUnless(file: string, keep: (c: StoredChunk) => boolean): Promise<void> {
+  const tx = (await open()).transaction("chunks", "readwrite");
+  for (const chunk of await tx.store.index("file").getAll(file)) {
+    if (!keep(chunk)) await tx.store.delete([chunk.file, chunk.i]);
+  }
+  await tx.done;
+}
+
 export async function countChunks(file: string): Promise<number> {
   return (await open()).countFromIndex("chunks", "file", file);
 }
@@ -271,4 +300,24 @@ export async function saveRelays(relays: string[] | undefined): Promise<void> {
   const database = await open();
   if (relays) await database.put("settings", relays, "relays");
   else await database.delete("settings", "relays");
+}
+
+export async function getRelayInfo(relay: string): Promise<RelayInfo | undefined> {
+  return (await (await open()).get("settings", `nip11 ${relay}`)) as RelayInfo | undefined;
+}
+
+export async function putRelayInfo(relay: string, info: RelayInfo): Promise<void> {
+  await (await open()).put("settings", info, `nip11 ${relay}`);
+}
+
+/**
+ * Whether files are striped across relays (the default) or, for the transfer benchmark's
+ * baseline only, every piece is sent to every relay. Set by `setStriping(false)`, never by the UI.
+ */
+export async function striping(): Promise<boolean> {
+  return (await (await open()).get("settings", "striping")) !== false;
+}
+
+export async function setStriping(on: boolean): Promise<void> {
+  await (await open()).put("settings", on, "striping");
 }
