@@ -1,11 +1,29 @@
 // End-to-end encrypted messages and files over nostr relays: two local relays (PyPI
-// nostr-relay), the worker in workerd, and two headless Chromium profiles, alice and bob.
+// nostr-relay), one limited to 64 KiB like strfry's default and one to 256 KiB, the worker in
+// workerd, and two headless Chromium profiles, alice and bob. Files travel as protocol v2
+// pieces sized for the tighter relay; carol, a second client built from the app's protocol
+// code, sends v1 events (an older client) and v2 input the app never would.
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import path from "node:path";
 import { mkdirSync } from "node:fs";
 import { ARTIFACTS, openProfile } from "./support/browser.mjs";
+import {
+  attachFile,
+  attachmentHashes,
+  bmp,
+  bubbleWith,
+  image,
+  imageBubble,
+  openChat,
+  saveContact,
+  sendImageAndTime,
+  setUp as setUpPerson,
+  sha256,
+  statusOf,
+  typeAndSend,
+} from "./support/chat.mjs";
 import { freshEnvelope, identity as nodeIdentity, postRegister } from "./support/kez.mjs";
 import { loadProtocol, publishAll } from "./support/protocol.mjs";
 import { startRelay } from "./support/relay.mjs";
@@ -21,8 +39,36 @@ const plaintexts = [];
 /** The app's protocol code, for carol: a second client driven from Node. */
 let proto;
 let carol;
+/** Ids of the events carol published (v1 chunks are bigger than the 64 KiB relay takes). */
+const carolEvents = new Set();
+/** The strfry-like limit of the tighter relay: bytes of a whole EVENT message. */
+const TIGHT = 65_536;
 
-/** Events carrying `bytes` from carol to bob as chunks + pointer (`claimedSha256` may lie). */
+/** A sealed event from carol to bob. */
+function carolEvent(body, data, id, maxPadded) {
+  const to = proto.parsePrimary(people.bob);
+  return proto.wrap(proto.seal(proto.encodeMessage(carol, people.bob, body, data, id), to, undefined, undefined, maxPadded), to);
+}
+
+/**
+ * A v2 file from carol as the app would send it for the 64 KiB relay (pointer + all n pieces),
+ * plus the pieces' raw bytes, so tests can send variations.
+ */
+async function carolPieces(bytes, name, { relays = 2 } = {}) {
+  const maxPadded = proto.maxPaddedFor([proto.ASSUMED_LIMITS]);
+  const pieceBytes = proto.pieceBytesFor(maxPadded);
+  const { k, n } = proto.pieceCounts(bytes.length, pieceBytes, relays);
+  const source = new Uint8Array(k * pieceBytes);
+  source.set(bytes);
+  const recovery = await proto.encodeRecovery(k, n, pieceBytes, source);
+  const data = [...Array.from({ length: k }, (_, i) => source.subarray(i * pieceBytes, (i + 1) * pieceBytes)), ...recovery];
+  const file_id = proto.newId();
+  const pointerBody = { type: "kez-file-v2", mode: "pieces", file_id, name, mime: "image/bmp", size: bytes.length, sha256: sha256(bytes), scheme: "rs-leopard-gf16", piece_bytes: pieceBytes, k, n };
+  const piece = (i, body = {}, piece = data[i]) => carolEvent({ type: "kez-file-piece-v2", file_id, i, k, n, ...body }, piece, undefined, maxPadded);
+  return { k, n, pieceBytes, data, file_id, maxPadded, pointer: (body = {}) => carolEvent({ ...pointerBody, ...body }, undefined, undefined, maxPadded), piece };
+}
+
+/** Events carrying `bytes` from carol to bob as v1 chunks + pointer (`claimedSha256` may lie). */
 function carolFile(bytes, name, { claimedSha256 = sha256(bytes) } = {}) {
   const bob = proto.parsePrimary(people.bob);
   const wrapFor = (body, data, id) => proto.wrap(proto.seal(proto.encodeMessage(carol, people.bob, body, data, id), bob), bob);
@@ -35,7 +81,11 @@ function carolFile(bytes, name, { claimedSha256 = sha256(bytes) } = {}) {
   return { chunks, pointer };
 }
 
-const carolSends = (events) => Promise.all(relays.map((r) => publishAll(r.url, events)));
+/** Carol publishes to the 256 KiB relay (v1 chunks do not fit the other one). */
+async function carolSends(events) {
+  for (const e of events) carolEvents.add(e.id);
+  await publishAll(relays[1].url, events);
+}
 
 /** Waits until the relays' stored event count has not moved for a second, and returns it. */
 async function settledEventCount() {
@@ -49,89 +99,9 @@ async function settledEventCount() {
   return count;
 }
 
-/** An uncompressed 24-bit BMP of random pixels: a real image of a chosen size. */
-function bmp(width, height) {
-  const row = Math.ceil((width * 3) / 4) * 4;
-  const header = Buffer.alloc(54);
-  header.write("BM", 0);
-  header.writeUInt32LE(54 + row * height, 2);
-  header.writeUInt32LE(54, 10);
-  header.writeUInt32LE(40, 14);
-  header.writeInt32LE(width, 18);
-  header.writeInt32LE(height, 22);
-  header.writeUInt16LE(1, 26);
-  header.writeUInt16LE(24, 28);
-  header.writeUInt32LE(row * height, 34);
-  return Buffer.concat([header, randomBytes(row * height)]);
-}
-
-const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
-
-async function setUp(name) {
-  const p = await openProfile(name);
-  await p.page.goto(worker.url);
-  await p.page.getByRole("button", { name: "Create a new identity" }).click();
-  const primary = await p.page.getByTestId("primary").textContent();
-  const input = p.page.getByLabel("Handle", { exact: true });
-  await input.fill(name);
-  await input.press("Enter");
-  await p.page.getByTestId("registered").waitFor();
-  return { p, primary };
-}
-
-async function saveContact(p, handle) {
-  await p.page.getByLabel("Handle, handle@domain or key").fill(handle);
-  await p.page.getByRole("button", { name: "Look up" }).click();
-  await p.page.getByTestId("lookup-result").getByRole("button", { name: "Save contact" }).click();
-  await p.page.getByTestId("contacts").getByText(`${handle}@localhost`).waitFor();
-}
-
-async function openChat(p, name) {
-  await p.page.getByRole("button", { name: `Open chat with ${name}` }).click();
-  await p.page.locator("#chat-title").getByText(name, { exact: true }).waitFor();
-}
-
 async function sendText(p, text) {
   plaintexts.push(text);
-  const input = p.page.getByLabel("Message", { exact: true });
-  await input.fill(text);
-  await input.press("Enter");
-}
-
-/** The chat's bubble holding `text`, or the image named `name`. */
-const bubbleWith = (p, text) => p.page.getByTestId("bubble").filter({ hasText: text });
-const imageBubble = (p, name) => p.page.getByTestId("bubble").filter({ has: p.page.getByAltText(name, { exact: true }) });
-const image = (p, name) => p.page.getByAltText(name, { exact: true });
-
-async function statusOf(bubble, status) {
-  await bubble.and(bubble.page().locator(`[data-status=${status}]`)).waitFor({ timeout: 30_000 });
-}
-
-/** SHA-256 of every attachment stored in the page's IndexedDB. */
-function attachmentHashes(p) {
-  return p.page.evaluate(
-    () =>
-      new Promise((resolve, reject) => {
-        const request = indexedDB.open("kez-chat");
-        request.onerror = () => reject(request.error);
-        request.onsuccess = () => {
-          const all = request.result.transaction("attachments").objectStore("attachments").getAll();
-          all.onsuccess = async () => {
-            const hashes = [];
-            for (const blob of all.result) {
-              const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
-              hashes.push([...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join(""));
-            }
-            request.result.close();
-            resolve(hashes);
-          };
-        };
-      }),
-  );
-}
-
-async function attachFile(p, file) {
-  await p.page.getByTestId("file-input").setInputFiles(file);
+  await typeAndSend(p, text);
 }
 
 function storedEvents() {
@@ -139,10 +109,10 @@ function storedEvents() {
 }
 
 before(async () => {
-  relays = [await startRelay(), await startRelay()];
+  relays = [await startRelay({ maxEventSize: TIGHT, maxMessageLength: TIGHT }), await startRelay({ maxEventSize: 262_144, maxMessageLength: 262_144 })];
   worker = await startWorker(["--var", `NOSTR_RELAYS:${relays.map((r) => r.url).join(",")}`]);
-  ({ p: alice, primary: people.alice } = await setUp("alice"));
-  ({ p: bob, primary: people.bob } = await setUp("bob"));
+  ({ p: alice, primary: people.alice } = await setUpPerson(worker.url, "alice"));
+  ({ p: bob, primary: people.bob } = await setUpPerson(worker.url, "bob"));
   proto = await loadProtocol();
   const seed = nodeIdentity();
   carol = proto.identityFromSeed(Buffer.from(seed.seedHex, "hex"));
@@ -165,11 +135,15 @@ after(async () => {
 });
 
 describe("messages over nostr relays, in headless Chromium", () => {
-  test("both relays are used", async () => {
+  test("both relays are used, and the Relays card shows each one's limit from its NIP-11 document", async () => {
     for (const p of [alice, bob]) {
       for (const r of relays) await p.page.getByTestId("relays").getByText(r.url).waitFor();
       await p.page.getByTestId("relays").locator(".dot.open").nth(1).waitFor();
     }
+    const limitOf = (r) => alice.page.getByTestId("relay").filter({ hasText: r.url }).getByTestId("relay-limit");
+    await limitOf(relays[0]).getByText("takes 64 KB events", { exact: false }).waitFor();
+    await limitOf(relays[1]).getByText("takes 256 KB events", { exact: false }).waitFor();
+    assert.doesNotMatch(await limitOf(relays[0]).textContent(), /assumed/);
   });
 
   test("text both ways, each delivered with a receipt", async () => {
@@ -188,7 +162,20 @@ describe("messages over nostr relays, in headless Chromium", () => {
     await statusOf(bubbleWith(bob, "hi alice! ✓ 😀"), "delivered");
   });
 
-  test("a 50 KB image travels inline in one event and renders", async () => {
+  test("a 30 KB image fits one event on both relays and travels inline", async () => {
+    const small = bmp(100, 100);
+    assert.ok(small.length > 29_000 && small.length < 31_000);
+    const before = await settledEventCount();
+    await attachFile(alice, { name: "inline.bmp", mimeType: "image/bmp", buffer: small });
+    const received = image(bob, "inline.bmp");
+    await received.waitFor({ timeout: 30_000 });
+    assert.ok((await attachmentHashes(bob)).includes(sha256(small)));
+    await statusOf(imageBubble(alice, "inline.bmp"), "delivered");
+    // One event for the file on each relay, plus bob's receipt on each.
+    assert.equal((await settledEventCount()) - before, 2 * 2);
+  });
+
+  test("a 50 KB image is too big for one 64 KiB event: it travels in pieces, striped, and renders", async () => {
     const small = bmp(128, 128);
     assert.ok(small.length > 48_000 && small.length < 80 * 1024);
     const before = await settledEventCount();
@@ -199,39 +186,48 @@ describe("messages over nostr relays, in headless Chromium", () => {
     assert.equal(await received.evaluate(async (img) => (await img.decode(), img.naturalWidth)), 128);
     assert.ok((await attachmentHashes(bob)).includes(sha256(small)));
     await statusOf(imageBubble(alice, "small.bmp"), "delivered");
-    // One event for the file on each relay, plus bob's receipt on each.
-    assert.equal((await settledEventCount()) - before, 2 * 2);
+    // k = 2 pieces; with two relays each carries k (either alone rebuilds it): n = 4, one
+    // piece event each, + the pointer on each relay + bob's receipt on each.
+    assert.equal((await settledEventCount()) - before, 4 + 2 + 2);
   });
 
-  test("a 5 MB image is chunked, arrives byte-identical and renders", async () => {
+  test("a 500 KB image arrives byte-identical", async () => {
+    const medium = bmp(300, 560);
+    assert.ok(medium.length > 500_000 && medium.length < 510_000);
+    await attachFile(alice, { name: "medium.bmp", mimeType: "image/bmp", buffer: medium });
+    const received = image(bob, "medium.bmp");
+    await received.waitFor({ timeout: 60_000 });
+    assert.equal(await received.evaluate(async (img) => (await img.decode(), img.naturalWidth)), 300);
+    assert.ok((await attachmentHashes(bob)).includes(sha256(medium)));
+    await statusOf(imageBubble(alice, "medium.bmp"), "delivered");
+  });
+
+  test("a 5 MB image arrives byte-identical and renders", async () => {
     const big = bmp(1280, 1365);
     assert.ok(big.length > 5_000_000);
-    // End to end = from the moment alice's app has the picked file (the input's change event)
-    // to the moment bob's page has decoded the image; both clocks are this machine's.
-    await alice.page.getByTestId("file-input").evaluate((input) => input.addEventListener("change", () => (window.kezPickedAt = Date.now()), { once: true }));
-    const started = performance.now();
-    await attachFile(alice, { name: "big.bmp", mimeType: "image/bmp", buffer: big });
-    const pickedAt = await alice.page.evaluate(() => window.kezPickedAt);
-    await image(alice, "big.bmp").waitFor();
-    const echoedAt = await alice.page.evaluate(() => Date.now());
-    const received = image(bob, "big.bmp");
-    await received.waitFor({ timeout: 60_000 });
-    const [width, renderedAt] = await received.evaluate(async (img) => (await img.decode(), [img.naturalWidth, Date.now()]));
-    const wall = (performance.now() - started) / 1000;
+    const { seconds, width } = await sendImageAndTime(alice, bob, big, "big.bmp");
     assert.equal(width, 1280);
     assert.ok((await attachmentHashes(bob)).includes(sha256(big)));
     await statusOf(imageBubble(alice, "big.bmp"), "delivered");
     await alice.screenshot("7-chat-sent");
     await bob.screenshot("8-chat-received");
-    const chunks = Math.ceil(big.length / 191_400);
+    const plan = await carolPieces(big, "plan-only");
     console.log(
-      `# 5 MB image (${big.length} bytes, ${chunks} chunks + 1 pointer, 5 events/s per relay): ` +
-        `end to end ${((renderedAt - pickedAt) / 1000).toFixed(2)} s (alice's app has the file -> bob's page shows it); ` +
-        `local echo after ${((echoedAt - pickedAt) / 1000).toFixed(2)} s; ${wall.toFixed(2)} s including the test feeding the file into the page`,
+      `# 5 MB image over a 64 KiB and a 256 KiB relay (${big.length} bytes in pieces of ${plan.pieceBytes} bytes, k = ${plan.k}, n = ${plan.n}, ` +
+        `${plan.n / 2} pieces + 1 pointer per relay at 5 events/s): end to end ${seconds.toFixed(2)} s (alice's app has the file -> bob's page shows it)`,
     );
   });
 
-  test("a 120 KB non-image file travels as one chunk and a pointer, and shows as a download", async () => {
+  test("a 10 MB file arrives byte-identical and shows as a download", async () => {
+    const file = Buffer.concat([Buffer.from("%PDF-1.4\n"), randomBytes(10 * 1024 * 1024 - 9)]);
+    await attachFile(alice, { name: "ten.pdf", mimeType: "application/pdf", buffer: file });
+    const link = bob.page.getByRole("link", { name: "⬇ ten.pdf" });
+    await link.waitFor({ timeout: 120_000 });
+    assert.ok((await attachmentHashes(bob)).includes(sha256(file)));
+    await statusOf(alice.page.getByTestId("bubble").filter({ hasText: "ten.pdf" }), "delivered");
+  });
+
+  test("a 120 KB non-image file travels in pieces and shows as a download", async () => {
     const pdf = Buffer.concat([Buffer.from("%PDF-1.4\n"), randomBytes(120 * 1024)]);
     await attachFile(alice, { name: "notes.pdf", mimeType: "application/pdf", buffer: pdf });
     const link = bob.page.getByRole("link", { name: "⬇ notes.pdf" });
@@ -258,6 +254,10 @@ describe("messages over nostr relays, in headless Chromium", () => {
     await input.press("Enter");
     await alice.page.getByTestId("send-error").getByText("This message is too long for one message. Send it as a file instead.").waitFor();
     assert.equal((await input.inputValue()).length, long.length);
+    // 60,000 bytes is within the app's limit but not within one 64 KiB event of the tighter relay.
+    await input.fill("y".repeat(60_000));
+    await input.press("Enter");
+    await alice.page.getByTestId("send-error").getByText(/This message is too long for your relays \(\d+ KB at most\)\. Send it as a file instead\./).waitFor();
     await input.fill("");
     assert.equal(await settledEventCount(), before);
   });
@@ -297,10 +297,10 @@ describe("messages over nostr relays, in headless Chromium", () => {
     await image(bob, "resume.bmp").waitFor({ timeout: 60_000 });
     assert.ok((await attachmentHashes(bob)).includes(sha256(big)));
     await statusOf(imageBubble(alice, "resume.bmp"), "delivered");
-    console.log(`# reload mid-transfer with the relays down: ${had}/${total} chunks before the reload, ${kept}/${total} kept after it`);
+    console.log(`# reload mid-transfer with the relays down: ${had}/${total} pieces before the reload, ${kept}/${total} kept after it`);
   });
 
-  test("a file whose pointer comes first and chunks out of order still arrives", async () => {
+  test("v1 events from an older client still render: a pointer first, then chunks out of order", async () => {
     const picture = bmp(400, 400); // 480,054 bytes: 3 chunks
     const { chunks, pointer } = carolFile(picture, "pointer-first.bmp");
     assert.equal(chunks.length, 3);
@@ -311,7 +311,7 @@ describe("messages over nostr relays, in headless Chromium", () => {
     assert.ok((await attachmentHashes(bob)).includes(sha256(picture)));
   });
 
-  test("a file that does not match its SHA-256 is marked failed, with a red chip", async () => {
+  test("a v1 file that does not match its SHA-256 is marked failed, with a red chip", async () => {
     const picture = bmp(300, 300);
     const { chunks, pointer } = carolFile(picture, "tampered.bmp", { claimedSha256: sha256(Buffer.from("something else")) });
     await carolSends([...chunks, pointer]);
@@ -321,8 +321,45 @@ describe("messages over nostr relays, in headless Chromium", () => {
     assert.equal(await image(bob, "tampered.bmp").count(), 0);
   });
 
+  test("bad v2 input from a second client is dropped, and the file still arrives right", async () => {
+    await openChat(bob, "carol@localhost");
+    const errorsBefore = bob.errors.length;
+    const picture = bmp(300, 400); // 360,054 bytes: k = 8 pieces of the 64 KiB size
+    const f = await carolPieces(picture, "checked.bmp");
+    const other = await carolPieces(bmp(200, 200), "other.bmp");
+    // A pointer whose counts do not match its size is refused whole: no bubble ever shows it.
+    const lying = await carolPieces(bmp(150, 150), "lying.bmp");
+    const junk = (length) => new Uint8Array(length).fill(0xa5);
+    const events = [
+      lying.pointer({ k: lying.k + 1 }),
+      f.pointer(),
+      f.piece(0, {}, junk(f.pieceBytes + 2)), // the wrong size for this file's pointer
+      f.piece(1, { k: other.k, n: other.n }, other.data[1]), // a piece of another file's shape
+      f.piece(f.n, { n: f.n + 1 }), // more pieces than the pointer says
+      f.piece(2), // a good one ...
+      f.piece(2, {}, junk(f.pieceBytes)), // ... and a different piece under its index: a duplicate
+      // The rest: enough good pieces (source 3..k-1 and recovery pieces for 0 and 1).
+      ...Array.from({ length: f.k - 3 }, (_, j) => f.piece(3 + j)),
+      f.piece(f.k),
+      f.piece(f.k + 1),
+    ];
+    for (const e of events) carolEvents.add(e.id);
+    await Promise.all(relays.map((r) => publishAll(r.url, events)));
+    await image(bob, "checked.bmp").waitFor({ timeout: 30_000 });
+    assert.equal(await image(bob, "checked.bmp").evaluate(async (img) => (await img.decode(), img.naturalWidth)), 300);
+    assert.ok((await attachmentHashes(bob)).includes(sha256(picture)));
+    assert.equal(await bob.page.getByText("lying.bmp").count(), 0);
+    assert.equal(await bob.page.locator(".chip-failed").filter({ hasText: "checked.bmp" }).count(), 0);
+    assert.deepEqual(bob.errors.slice(errorsBefore), []);
+  });
+
   test("with one relay stopped, delivery still succeeds through the other; it catches up after", async () => {
     await openChat(bob, "alice@localhost");
+    // Texts, receipts and pointers go to every relay (file pieces are striped, so each relay
+    // has only its share of those): the small events relay one gets while two is down must
+    // reach two once it is back.
+    const small = (r) => new Set(r.events().filter((e) => e.content.length < 10_000).map((e) => e.id));
+    const before = small(relays[0]);
     await relays[1].stop();
     try {
       await sendText(alice, "only one relay is up");
@@ -333,14 +370,12 @@ describe("messages over nostr relays, in headless Chromium", () => {
     } finally {
       await relays[1].restart();
     }
-    // The events relay two missed were kept and sent again once it was back.
-    const ids = (r) => new Set(r.events().map((e) => e.id));
     const deadline = Date.now() + 30_000;
     let missing;
     do {
       await new Promise((r) => setTimeout(r, 500));
-      const two = ids(relays[1]);
-      missing = [...ids(relays[0])].filter((id) => !two.has(id));
+      const two = new Set(relays[1].events().map((e) => e.id));
+      missing = [...small(relays[0])].filter((id) => !before.has(id) && !two.has(id));
     } while (missing.length > 0 && Date.now() < deadline);
     assert.deepEqual(missing, [], "relay two got every event it missed");
   });
@@ -428,8 +463,21 @@ describe("messages over nostr relays, in headless Chromium", () => {
     }
   });
 
+  test("every EVENT the apps sent fits the tighter relay's 64 KiB, whole message counted", () => {
+    for (const p of [alice, bob]) {
+      const events = p.framesSent.filter((f) => f.data.startsWith('["EVENT"'));
+      const largest = Math.max(...events.map((f) => f.bytes));
+      assert.ok(largest <= TIGHT, `${p.name} sent an EVENT message of ${largest} bytes`);
+      console.log(`# ${p.name}: ${events.length} EVENT messages, the largest ${largest} bytes (limit ${TIGHT})`);
+    }
+    for (const e of relays[1].events().filter((e) => !carolEvents.has(e.id))) {
+      assert.ok(JSON.stringify(["EVENT", e]).length <= TIGHT);
+    }
+  });
+
   test("no page error, and no connection but the home server and the two relays", () => {
-    const allowed = new Set([new URL(worker.url).origin, ...relays.map((r) => new URL(r.url).origin)]);
+    // The relays' origins over WebSocket, and over http for their NIP-11 documents.
+    const allowed = new Set([new URL(worker.url).origin, ...relays.flatMap((r) => [new URL(r.url).origin, r.url.replace(/^ws/, "http")])]);
     for (const p of [alice, bob]) {
       assert.deepEqual(p.errors, [], `${p.name}: page errors`);
       assert.deepEqual(p.requests.filter((u) => !allowed.has(new URL(u).origin) && !u.startsWith("blob:")), []);

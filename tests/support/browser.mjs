@@ -43,7 +43,7 @@ export async function openProfile(name, { viewport = { width: 1000, height: 900 
     const urls = new Map();
     cdp.on("Network.webSocketCreated", ({ requestId, url }) => urls.set(requestId, url));
     cdp.on("Network.webSocketFrameSent", ({ requestId, timestamp, response }) =>
-      framesSent.push({ url: urls.get(requestId), connection: requestId, at: timestamp, data: response.payloadData.slice(0, 16) }),
+      framesSent.push({ url: urls.get(requestId), connection: requestId, at: timestamp, data: response.payloadData.slice(0, 16), bytes: Buffer.byteLength(response.payloadData) }),
     );
     await cdp.send("Network.enable");
     return page;
@@ -56,7 +56,7 @@ export async function openProfile(name, { viewport = { width: 1000, height: 900 
     errors,
     /** What the pages printed to their consoles (for diagnosing a failure). */
     console: consoleLines,
-    /** Every WebSocket frame sent: { url, connection (one per WebSocket), at (seconds, browser clock), data (its first 16 characters) }. */
+    /** Every WebSocket frame sent: { url, connection (one per WebSocket), at (seconds, browser clock), data (its first 16 characters), bytes (its UTF-8 length) }. */
     framesSent,
     /** Closes the current page (if still open) and opens a new one in the same profile (same IndexedDB). */
     async reopen() {

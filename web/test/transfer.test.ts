@@ -24,6 +24,8 @@ import {
   toleratedLosses,
 } from "../src/lib/transfer";
 
+const relaysNeeded = (relays: number) => relays - toleratedLosses(relays);
+
 const alice = newIdentity();
 const bob = newIdentity();
 const bytesOf = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 131 + 7) & 0xff);
@@ -75,14 +77,17 @@ describe("piece sizing", () => {
 });
 
 describe("counts and striping", () => {
-  it("with 5 relays, the pieces on any 3 are at least k", () => {
-    for (let k = 1; k <= 300; k++) {
-      const { n } = pieceCounts(k * 1000, 1000, 5);
-      const shares = stripe(n, [0, 1, 2, 3, 4]);
-      const sizes = [...shares.values()].map((s) => s.length).sort((a, b) => a - b);
-      expect(sizes[0] + sizes[1] + sizes[2]).toBeGreaterThanOrEqual(k);
-      expect(n).toBeGreaterThanOrEqual(k);
+  it("the pieces left after the tolerated losses are at least k (5 relays: any 3 of them)", () => {
+    for (const relays of [2, 3, 4, 5, 8, 20]) {
+      const survivors = relays - toleratedLosses(relays);
+      for (let k = 1; k <= 300; k++) {
+        const { n } = pieceCounts(k * 1000, 1000, relays);
+        const sizes = [...stripe(n, Array.from({ length: relays }, (_, r) => r)).values()].map((s) => s.length).sort((a, b) => a - b);
+        expect(sizes.slice(0, survivors).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(k);
+        expect(n).toBeGreaterThanOrEqual(k);
+      }
     }
+    expect(relaysNeeded(5)).toBe(3);
   });
 
   it("falls back: one relay gets every piece, two relays each carry the whole file", () => {
@@ -92,8 +97,10 @@ describe("counts and striping", () => {
     expect([...stripe(n, ["a", "b"]).values()].map((s) => s.length)).toEqual([10, 10]);
     expect(toleratedLosses(1)).toBe(0);
     expect(toleratedLosses(2)).toBe(1);
+    expect(toleratedLosses(3)).toBe(1);
+    expect(toleratedLosses(4)).toBe(1);
     expect(toleratedLosses(5)).toBe(2);
-    expect(toleratedLosses(20)).toBe(2);
+    expect(toleratedLosses(20)).toBe(8);
   });
 
   it("plans only over relays that take pieces; the naive plan sends every piece everywhere", () => {

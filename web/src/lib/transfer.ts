@@ -74,8 +74,11 @@ export function pieceBytesFor(maxPadded: number): number {
   return Math.max(0, (maxPadded - 8 - PIECE_HEADER_MAX) & ~1);
 }
 
-/** Relays (of `count`) whose loss a transfer survives: 2 of 3 or more, 1 of 2, none of 1. */
-export const toleratedLosses = (count: number) => Math.max(0, Math.min(2, count - 1));
+/**
+ * Relays (of `count`) whose loss a transfer survives: two fifths of them, rounded down, and at
+ * least one when there are two or more (2 of the default 5; 1 of 2, 3 or 4; none of 1).
+ */
+export const toleratedLosses = (count: number) => (count <= 1 ? 0 : Math.max(1, Math.floor((2 * count) / 5)));
 
 export interface PieceCounts {
   /** Source pieces: ⌈size / pieceBytes⌉ (at least 1). */

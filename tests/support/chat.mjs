@@ -1,0 +1,127 @@
+// Driving the web app's chat in headless Chromium: set up a person, save contacts, open a
+// chat, send texts and files, and read what the page shows and keeps. Shared by the messaging
+// and relay tests.
+import { createHash, randomBytes } from "node:crypto";
+import { openProfile } from "./browser.mjs";
+
+export const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
+
+/** An uncompressed 24-bit BMP of random pixels: a real image of a chosen size. */
+export function bmp(width, height) {
+  const row = Math.ceil((width * 3) / 4) * 4;
+  const header = Buffer.alloc(54);
+  header.write("BM", 0);
+  header.writeUInt32LE(54 + row * height, 2);
+  header.writeUInt32LE(54, 10);
+  header.writeUInt32LE(40, 14);
+  header.writeInt32LE(width, 18);
+  header.writeInt32LE(height, 22);
+  header.writeUInt16LE(1, 26);
+  header.writeUInt16LE(24, 28);
+  header.writeUInt32LE(row * height, 34);
+  return Buffer.concat([header, randomBytes(row * height)]);
+}
+
+/** A new profile with a new identity, registered as `name` on the worker at `url`. */
+export async function setUp(url, name) {
+  const p = await openProfile(name);
+  await p.page.goto(url);
+  await p.page.getByRole("button", { name: "Create a new identity" }).click();
+  const primary = await p.page.getByTestId("primary").textContent();
+  const input = p.page.getByLabel("Handle", { exact: true });
+  await input.fill(name);
+  await input.press("Enter");
+  await p.page.getByTestId("registered").waitFor();
+  return { p, primary };
+}
+
+export async function saveContact(p, handle) {
+  await p.page.getByLabel("Handle, handle@domain or key").fill(handle);
+  await p.page.getByRole("button", { name: "Look up" }).click();
+  await p.page.getByTestId("lookup-result").getByRole("button", { name: "Save contact" }).click();
+  await p.page.getByTestId("contacts").getByText(`${handle}@localhost`).waitFor();
+}
+
+export async function openChat(p, name) {
+  await p.page.getByRole("button", { name: `Open chat with ${name}` }).click();
+  await p.page.locator("#chat-title").getByText(name, { exact: true }).waitFor();
+}
+
+export async function typeAndSend(p, text) {
+  const input = p.page.getByLabel("Message", { exact: true });
+  await input.fill(text);
+  await input.press("Enter");
+}
+
+/** The chat's bubble holding `text`, or the image named `name`. */
+export const bubbleWith = (p, text) => p.page.getByTestId("bubble").filter({ hasText: text });
+export const imageBubble = (p, name) => p.page.getByTestId("bubble").filter({ has: p.page.getByAltText(name, { exact: true }) });
+export const image = (p, name) => p.page.getByAltText(name, { exact: true });
+
+export async function statusOf(bubble, status, timeout = 30_000) {
+  await bubble.and(bubble.page().locator(`[data-status=${status}]`)).waitFor({ timeout });
+}
+
+export async function attachFile(p, file) {
+  await p.page.getByTestId("file-input").setInputFiles(file);
+}
+
+/** SHA-256 of every attachment stored in the page's IndexedDB. */
+export function attachmentHashes(p) {
+  return p.page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const request = indexedDB.open("kez-chat");
+        request.onerror = () => reject(request.error);
+        request.onsuccess = () => {
+          const all = request.result.transaction("attachments").objectStore("attachments").getAll();
+          all.onsuccess = async () => {
+            const hashes = [];
+            for (const blob of all.result) {
+              const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+              hashes.push([...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join(""));
+            }
+            request.result.close();
+            resolve(hashes);
+          };
+        };
+      }),
+  );
+}
+
+/**
+ * Sends an image from `from` to `to` (whose chat with the sender is open) and waits until
+ * `to`'s page has decoded it. Returns seconds from the moment the sender's app had the picked
+ * file (the input's change event) to the moment the recipient's page showed it (both clocks
+ * are this machine's), and the decoded width.
+ */
+export async function sendImageAndTime(from, to, buffer, name, timeout = 120_000) {
+  await from.page.getByTestId("file-input").evaluate((input) => input.addEventListener("change", () => (window.kezPickedAt = Date.now()), { once: true }));
+  await attachFile(from, { name, mimeType: "image/bmp", buffer });
+  const pickedAt = await from.page.evaluate(() => window.kezPickedAt);
+  const received = image(to, name);
+  await received.waitFor({ timeout });
+  const [width, renderedAt] = await received.evaluate(async (img) => (await img.decode(), [img.naturalWidth, Date.now()]));
+  return { seconds: (renderedAt - pickedAt) / 1000, width };
+}
+
+/**
+ * Sets how the sender cuts files: striped (the default) or, for the benchmark's baseline only,
+ * every piece to every relay (the app's `striping` setting, store.ts).
+ */
+export function setStriping(p, on) {
+  return p.page.evaluate(
+    (on) =>
+      new Promise((resolve, reject) => {
+        const request = indexedDB.open("kez-chat");
+        request.onerror = () => reject(request.error);
+        request.onsuccess = () => {
+          const tx = request.result.transaction("settings", "readwrite");
+          tx.objectStore("settings").put(on, "striping");
+          tx.oncomplete = () => (request.result.close(), resolve());
+          tx.onerror = () => reject(tx.error);
+        };
+      }),
+    on,
+  );
+}
