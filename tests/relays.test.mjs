@@ -14,6 +14,7 @@ import {
   sendImageAndTime,
   setUp,
   sha256,
+  useRelays,
   statusOf,
   typeAndSend,
 } from "./support/chat.mjs";
@@ -25,14 +26,6 @@ let worker;
 let five = [];
 let alice;
 let bob;
-
-/** Sets a profile's relay list through the Relays card and waits until every one is open. */
-async function useRelays(p, urls) {
-  await p.page.getByRole("button", { name: "Edit relays" }).click();
-  await p.page.getByLabel("Relays, one per line").fill(urls.join("\n"));
-  await p.page.getByRole("button", { name: "Save relays" }).click();
-  for (const url of urls) await p.page.getByTestId("relay").filter({ hasText: url }).locator(".dot.open").waitFor({ timeout: 30_000 });
-}
 
 /** EVENT messages a profile sent to `url` so far. */
 const eventsSentTo = (p, url) => p.framesSent.filter((f) => f.url === url && f.data.startsWith('["EVENT"')).length;

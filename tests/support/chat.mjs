@@ -125,3 +125,11 @@ export function setStriping(p, on) {
     on,
   );
 }
+
+/** Sets a profile's relay list through the Relays card and waits until every one is open. */
+export async function useRelays(p, urls) {
+  await p.page.getByRole("button", { name: "Edit relays" }).click();
+  await p.page.getByLabel("Relays, one per line").fill(urls.join("\n"));
+  await p.page.getByRole("button", { name: "Save relays" }).click();
+  for (const url of urls) await p.page.getByTestId("relay").filter({ hasText: url }).locator(".dot.open").waitFor({ timeout: 30_000 });
+}
