@@ -3,6 +3,7 @@
 import { execFile, spawn } from "node:child_process";
 import { createHash, createPublicKey, sign, verify } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -78,7 +79,8 @@ function startProcess(bin, args) {
   let log = "";
   child.stdout.on("data", (d) => (log += d));
   child.stderr.on("data", (d) => (log += d));
-  const exited = new Promise((resolve) => child.once("exit", resolve));
+  // "close", not "exit": it comes once stdout and stderr are drained, so log() is complete.
+  const exited = new Promise((resolve) => child.once("close", resolve));
   return {
     child,
     log: () => log,
@@ -118,6 +120,8 @@ export async function startNats({ xkey } = {}) {
     keysDir,
     workerVars: devVars,
     issuerPublic: /issuer: (A[A-Z2-7]{55})/.exec(conf)[1],
+    /** `authorization.timeout` of nats.conf: how long nats-server waits for a callout answer. */
+    authTimeoutSeconds: Number(/^\s*timeout: (\d+)/m.exec(conf)[1]),
     server,
     bridgeSigningKey: keyFromSeed(readFileSync(path.join(keysDir, "bridge-http.seed"), "utf8")),
     async stop() {
@@ -143,6 +147,42 @@ export async function startBridge(nats, workerUrl, extraArgs = []) {
     await new Promise((r) => setTimeout(r, 50));
   }
   return bridge;
+}
+
+/**
+ * An HTTP proxy on 127.0.0.1 in front of `targetUrl` (the worker) that keeps every answer it
+ * passes back: point the bridge at `url` and read `answers` ({ path, status, body }) to see
+ * exactly what the worker issued (the authorization response JWTs).
+ */
+export async function recordingProxy(targetUrl) {
+  const answers = [];
+  const server = createServer(async (req, res) => {
+    try {
+      const chunks = [];
+      for await (const chunk of req) chunks.push(chunk);
+      const headers = Object.fromEntries(
+        Object.entries(req.headers).filter(([name]) => !["host", "connection", "content-length", "transfer-encoding", "keep-alive"].includes(name)),
+      );
+      const upstream = await fetch(new URL(req.url, targetUrl), {
+        method: req.method,
+        headers,
+        body: chunks.length > 0 ? Buffer.concat(chunks) : undefined,
+      });
+      const body = Buffer.from(await upstream.arrayBuffer());
+      answers.push({ path: req.url, status: upstream.status, body: body.toString() });
+      res.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "application/octet-stream" });
+      res.end(body);
+    } catch (e) {
+      res.writeHead(502, { "content-type": "text/plain" });
+      res.end(String(e));
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    answers,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
 }
 
 /** Parses the bridge's JSON log lines. */

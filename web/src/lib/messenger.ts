@@ -239,15 +239,18 @@ export class Messenger {
       const limits = await this.limitsOfRelays();
       if (limits.size === 0) throw new SendError("No relays are set: add one under Relays.");
       const maxPaddedAll = maxPaddedFor([...limits.values()]);
-      const inline = encodeMessage(this.me, to, { type: "kez-file-v2", mode: "inline", ...common }, bytes, id);
-      if (4 + inline.length <= maxPaddedAll) {
+      // Inline when the one event fits every relay (signing a file that cannot fit is skipped).
+      const inline = bytes.length < maxPaddedAll ? encodeMessage(this.me, to, { type: "kez-file-v2", mode: "inline", ...common }, bytes, id) : null;
+      if (inline && 4 + inline.length <= maxPaddedAll) {
         await store.updateMessage(id, (m) => ({ ...m, file: { ...m.file!, sha256: digest } }));
         const recipient = parsePrimary(to)!;
         return this.publish(wrap(seal(inline, recipient, undefined, undefined, maxPaddedAll), recipient));
       }
       let plan;
       try {
-        plan = planPieces(bytes.length, limits, await store.striping());
+        // A relay that is down right now would only hold its share back: plan over the others.
+        const reachable = new Map([...limits].filter(([url]) => this.relays.get(url)?.state !== "closed"));
+        plan = planPieces(bytes.length, reachable.size > 0 ? reachable : limits, await store.striping());
       } catch (e) {
         throw e instanceof FileSendError ? new SendError(e.message) : e;
       }
