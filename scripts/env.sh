@@ -3,14 +3,15 @@
 # is downloaded from anywhere else, at install time or at run time.
 #
 # Cached across runs and clones in $KEZ_TOOLS_DIR (default ~/.cache/kez-chat-server):
-# the cargo-installed worker-build and wasm-bindgen-cli, and nats-server and nostr-relay in
-# venvs. node_modules stays per clone; Chromium is Debian's package (kez_install_browser).
+# the cargo-installed worker-build, wasm-bindgen-cli and nostr-rs-relay, and nats-server and
+# nostr-relay in venvs. node_modules stays per clone; Chromium is Debian's package (kez_install_browser).
 
 KEZ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KEZ_TOOLS_DIR="${KEZ_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kez-chat-server}"
 WORKER_BUILD_VERSION="0.8.7"
 NATS_SERVER_VERSION="2.15.1"
 NOSTR_RELAY_VERSION="1.14"
+NOSTR_RS_RELAY_VERSION="0.8.12"
 # wasm-bindgen-cli must be exactly the wasm-bindgen version in Cargo.lock.
 WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print }' "$KEZ_ROOT/Cargo.lock")"
 
@@ -80,4 +81,30 @@ kez_install_relay() {
             -r "$KEZ_ROOT/tests/relay-requirements.txt"
     fi
     export KEZ_NOSTR_RELAY_BIN="$relay/bin/nostr-relay"
+}
+
+# A second, independent relay implementation for the tests: crates.io nostr-rs-relay, built
+# once (13 to 16 minutes on 2 cores) into $KEZ_TOOLS_DIR, with the sample config.toml that
+# the crate ships copied beside it (the tests start from it, without the network).
+kez_install_nostr_rs_relay() {
+    local dir="$KEZ_TOOLS_DIR/nostr-rs-relay-$NOSTR_RS_RELAY_VERSION"
+    if [ ! -x "$dir/bin/nostr-rs-relay" ] || [ ! -f "$dir/config.toml" ]; then
+        if ! command -v protoc >/dev/null; then
+            if [ "$(id -u)" != 0 ]; then
+                kez_log "building nostr-rs-relay needs protoc: sudo apt-get install -y protobuf-compiler"
+                return 1
+            fi
+            kez_log "installing protobuf-compiler (Debian package, once; nostr-rs-relay's build needs protoc)"
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null
+        fi
+        kez_log "installing nostr-rs-relay $NOSTR_RS_RELAY_VERSION (once; 13 to 16 minutes)"
+        # Not --locked: its Cargo.lock pins time 0.3.25, which current rustc refuses (E0282).
+        cargo install --root "$dir" nostr-rs-relay --version "$NOSTR_RS_RELAY_VERSION" || return 1
+        local src
+        src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"nostr-rs-relay-$NOSTR_RS_RELAY_VERSION" | head -n 1)"
+        cp "$src/config.toml" "$dir/config.toml" || return 1
+    fi
+    export KEZ_NOSTR_RS_RELAY_BIN="$dir/bin/nostr-rs-relay"
+    export KEZ_NOSTR_RS_RELAY_CONFIG="$dir/config.toml"
 }

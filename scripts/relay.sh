@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs a local nostr relay on ws://127.0.0.1:${1:-7447} until Ctrl-C (installs it once).
+# Runs local nostr relays on ws://127.0.0.1:PORT until Ctrl-C (installs nostr-relay once):
+#   ./scripts/relay.sh [PORT ...] [--max-event-size N] [--events-per-second N]
+# (default: one relay on 7447; see scripts/relay.mjs).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 kez_install_toolchain

@@ -3,12 +3,14 @@
 # (vitest), then black-box integration tests of the release worker in workerd (wrangler dev)
 # with a fresh local D1, over HTTP; of the NATS auth callout with a real nats-server and the
 # bridge; and of the web app in headless Chromium.
-# Installs the pinned toolchain and Chromium first if missing (cached for later runs).
+# Installs the pinned toolchain, Chromium and the local nostr relays first if missing (cached for
+# later runs; building nostr-rs-relay takes 13 to 16 minutes once).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 kez_install_toolchain
 kez_install_browser
 kez_install_relay
+kez_install_nostr_rs_relay
 cd "$KEZ_ROOT"
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
