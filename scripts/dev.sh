@@ -8,12 +8,17 @@
 # nostr-relay) on ws://127.0.0.1:7447, 7448 and 7449, limited like strfry's default (64 KiB
 # of event content), and points the app at them; each keeps its events in a fresh temp dir
 # that is deleted when dev.sh stops (Ctrl-C or SIGTERM stops the relays too).
+#
+# Environment: PORT (default 8787); KEZ_RELAY_PORTS (default "7447 7448 7449");
+# KEZ_PERSIST_DIR keeps the local D1 there instead of .wrangler/ (the tests use a temp dir).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 kez_install_toolchain
 cd "$KEZ_ROOT"
 
-RELAY_PORTS=(7447 7448 7449)
+read -r -a RELAY_PORTS <<< "${KEZ_RELAY_PORTS:-7447 7448 7449}"
+persist=()
+if [ -n "${KEZ_PERSIST_DIR:-}" ]; then persist=(--persist-to "$KEZ_PERSIST_DIR"); fi
 
 # Did the user name the relays? (wrangler's --var takes NAME:VALUE words after it.)
 user_relays=no
@@ -32,11 +37,11 @@ if [ "$user_relays" = no ] && [ -f .dev.vars ] && grep -q '^NOSTR_RELAYS=' .dev.
 fi
 
 # Local only, so no need to confirm (CI=true keeps wrangler from prompting).
-CI=true wrangler d1 migrations apply DB --local
+CI=true wrangler d1 migrations apply DB --local "${persist[@]}"
 
 if [ "$user_relays" = yes ]; then
     # Extra arguments go to wrangler dev (for example --var NOSTR_RELAYS:ws://127.0.0.1:7447).
-    exec wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}" "${args[@]}"
+    exec wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}" "${persist[@]}" "${args[@]}"
 fi
 
 kez_install_relay
@@ -75,7 +80,7 @@ relays="$(cat "$ready_dir/ready")"
 
 # Not exec: dev.sh stays to stop the relays when wrangler ends. `<&0` keeps the terminal
 # as wrangler's input (its hotkeys) although it runs in the background.
-wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}" --var "NOSTR_RELAYS:$relays" "${args[@]}" <&0 &
+wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}" "${persist[@]}" --var "NOSTR_RELAYS:$relays" "${args[@]}" <&0 &
 wrangler_pid=$!
 set +e
 wait "$wrangler_pid"

@@ -1,9 +1,9 @@
 // Reed-Solomon erasure coding of file pieces (docs/PROTOCOL.md §9): reed-solomon-simd
 // (Leopard-RS over GF(2^16)) from crates/kez-erasure, compiled to a small wasm module that is
-// bundled with the app (no fetch). Pieces 0..k-1 are the source itself; k..n-1 are recovery
-// pieces; any k distinct pieces give back the source.
+// bundled with the app, in a chunk of its own loaded on the first file in pieces. Pieces
+// 0..k-1 are the source itself; k..n-1 are recovery pieces; any k distinct pieces give back
+// the source.
 import { base64 } from "@scure/base";
-import { ERASURE_WASM_BASE64 } from "./erasure-wasm.gen";
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -18,7 +18,8 @@ export class ErasureError extends Error {}
 let module: Promise<Exports> | undefined;
 
 function load(): Promise<Exports> {
-  module ??= WebAssembly.compile(base64.decode(ERASURE_WASM_BASE64) as Uint8Array<ArrayBuffer>)
+  module ??= import("./erasure-wasm.gen")
+    .then(({ ERASURE_WASM_BASE64 }) => WebAssembly.compile(base64.decode(ERASURE_WASM_BASE64) as Uint8Array<ArrayBuffer>))
     .then((compiled) => WebAssembly.instantiate(compiled))
     .then((instance) => instance.exports as unknown as Exports);
   return module;

@@ -33,6 +33,9 @@ const STALL_MS = 60_000;
 /** Subscriptions reach back this far before the last catch-up, for clocks that disagree. */
 const CATCH_UP_MARGIN_S = 3600;
 
+/** Listeners hear of changes at most this often (the first at once, the last never lost). */
+const CHANGE_INTERVAL_MS = 100;
+
 /** A key the directory did not name is asked about again after this long, not on every event. */
 const UNNAMED_RECHECK_MS = 10 * 60_000;
 
@@ -103,9 +106,27 @@ export class Messenger {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Tells the listeners, at most once per CHANGE_INTERVAL_MS: a file in pieces changes the
+   * store once per piece, and each notice makes the open chat read its messages again.
+   */
   private changed() {
+    if (this.changeTimer !== undefined) {
+      this.changePending = true;
+      return;
+    }
     for (const l of this.listeners) l();
+    this.changeTimer = setTimeout(() => {
+      this.changeTimer = undefined;
+      if (this.changePending) {
+        this.changePending = false;
+        this.changed();
+      }
+    }, CHANGE_INTERVAL_MS);
   }
+
+  private changeTimer: ReturnType<typeof setTimeout> | undefined;
+  private changePending = false;
 
   setRelays(urls: string[]): void {
     for (const [url, relay] of this.relays) {
@@ -167,6 +188,7 @@ export class Messenger {
 
   close(): void {
     clearInterval(this.stallTimer);
+    clearTimeout(this.changeTimer);
     for (const relay of this.relays.values()) relay.close();
     this.relays.clear();
   }
@@ -426,25 +448,24 @@ export class Messenger {
     if (bubble?.file?.chunks !== undefined && bubble.file.pieces === undefined) return; // a v1 file of that id
     const piece = { file: key, i: h.i, k: h.k, n: h.n, data: data.slice() };
     if (bubble?.messageId && !fitsPointer(piece, bubble.file!.pieces!)) return; // not a piece of this file
-    if (!(await store.putChunkIfNew(piece))) return; // a duplicate
-    this.progressAt.set(key, now);
-    // Pieces may come before the pointer: show "Receiving N/k" from the first one.
-    await store.upsertMessage(incomingFileId(key), (m) =>
+    // Pieces may come before the pointer: "Receiving N/k" shows from the first one.
+    const received = await store.addPiece(piece, incomingFileId(key), (m, received) =>
       m
-        ? m.status === "ready" ? m : { ...m, status: "pending", error: undefined }
+        ? m.status === "ready" ? m : { ...m, received, status: "pending", error: undefined }
         : {
             id: incomingFileId(key),
             peer: h.from,
             direction: "in",
             file: { fileId: h.file_id, name: "", mime: "", size: 0, sha256: "", pieces: { k: h.k, n: h.n, pieceBytes: data.length } },
             status: "pending",
-            received: 0,
+            received,
             sentAt: h.sent_at,
             at: now,
           },
     );
-    await this.countPieces(key);
-    await this.finalize(h.from, h.file_id);
+    if (received === null) return; // a duplicate
+    this.progressAt.set(key, now);
+    if (bubble?.messageId && received >= bubble.file!.pieces!.k) await this.finalize(h.from, h.file_id);
   }
 
   /** Stores how many usable pieces of a file are kept, for "Receiving N/k". */

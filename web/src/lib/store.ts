@@ -234,13 +234,23 @@ export async function putChunk(chunk: StoredChunk): Promise<void> {
   await (await open()).put("chunks", chunk);
 }
 
-/** Stores a piece unless one with its index is already here; true if it was new. */
-export async function putChunkIfNew(chunk: StoredChunk): Promise<boolean> {
-  const tx = (await open()).transaction("chunks", "readwrite");
-  const exists = (await tx.store.getKey([chunk.file, chunk.i])) !== undefined;
-  if (!exists) await tx.store.put(chunk);
+/**
+ * Keeps a piece unless one with its index is already kept, and updates its file's entry with
+ * the new count of kept pieces, in one transaction. Returns that count, or null for a duplicate.
+ */
+export async function addPiece(chunk: StoredChunk, entryId: string, change: (m: StoredMessage | undefined, received: number) => StoredMessage): Promise<number | null> {
+  const tx = (await open()).transaction(["chunks", "messages"], "readwrite");
+  const chunks = tx.objectStore("chunks");
+  if ((await chunks.getKey([chunk.file, chunk.i])) !== undefined) {
+    await tx.done;
+    return null;
+  }
+  await chunks.put(chunk);
+  const received = await chunks.index("file").count(chunk.file);
+  const messages = tx.objectStore("messages");
+  await messages.put(change(await messages.get(entryId), received));
   await tx.done;
-  return !exists;
+  return received;
 }
 
 /** Deletes the pieces of a file that `keep` refuses. */

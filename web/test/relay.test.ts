@@ -1,0 +1,191 @@
+// The relay connection's answers to relays (relay.ts), with a scripted WebSocket and fake
+// timers: rate-limited: waits and sends again, final refusals reject at once, auth-required:
+// is answered with a NIP-42 AUTH by a throwaway key and the event sent again, CLOSED and
+// NOTICE reach the person.
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { AUTH_KIND, type NostrEvent } from "../src/lib/nostr";
+import { Relay, RelayRefusal } from "../src/lib/relay";
+
+/** A WebSocket whose server side is the test: it records what the client sent. */
+class ScriptedSocket {
+  static last: ScriptedSocket;
+  sent: unknown[] = [];
+  bufferedAmount = 0;
+  onopen: (() => void) | null = null;
+  onmessage: ((m: { data: string }) => void) | null = null;
+  onclose: (() => void) | null = null;
+  constructor(readonly url: string) {
+    ScriptedSocket.last = this;
+    setTimeout(() => this.onopen?.(), 0);
+  }
+  send(data: string) {
+    this.sent.push(JSON.parse(data));
+  }
+  close() {
+    this.onclose?.();
+  }
+  /** The relay says something. */
+  say(...message: unknown[]) {
+    this.onmessage?.({ data: JSON.stringify(message) });
+  }
+  events(): NostrEvent[] {
+    return this.sent.filter((m): m is ["EVENT", NostrEvent] => Array.isArray(m) && m[0] === "EVENT").map((m) => m[1]);
+  }
+}
+
+const URL = "wss://relay.example";
+let n = 0;
+const event = (): NostrEvent => ({ id: (++n).toString(16).padStart(64, "0"), pubkey: "0".repeat(64), created_at: 1, kind: 4260, tags: [], content: "", sig: "0".repeat(128) });
+
+/** Publishes and records how it settles. */
+function publish(relay: Relay, e: NostrEvent) {
+  const outcome: { value?: "accepted" | RelayRefusal } = {};
+  relay.publish(e).then(
+    () => (outcome.value = "accepted"),
+    (err: RelayRefusal) => (outcome.value = err),
+  );
+  return outcome;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  vi.stubGlobal("WebSocket", ScriptedSocket);
+});
+afterEach(() => {
+  vi.useRealTimers();
+  vi.unstubAllGlobals();
+});
+
+describe("relay answers", () => {
+  it("rate-limited: pauses, sends the same event again, and it is accepted", async () => {
+    const relay = new Relay(URL);
+    await vi.advanceTimersByTimeAsync(1);
+    const socket = ScriptedSocket.last;
+    const e = event();
+    const outcome = publish(relay, e);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(socket.events()).toHaveLength(1);
+    socket.say("OK", e.id, false, "rate-limited: slow down");
+    // During the pause nothing goes to this relay, not even a new event.
+    const later = event();
+    const laterOutcome = publish(relay, later);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(socket.events()).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(600);
+    // Then the rate-limited event goes first, the new one after it.
+    expect(socket.events().map((x) => x.id)).toEqual([e.id, e.id, later.id]);
+    socket.say("OK", e.id, true, "");
+    socket.say("OK", later.id, true, "");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(outcome.value).toBe("accepted");
+    expect(laterOutcome.value).toBe("accepted");
+    relay.close();
+  });
+
+  it("invalid:, blocked:, restricted:, pow: are final: no retry, a refusal naming the reason", async () => {
+    const relay = new Relay(URL);
+    await vi.advanceTimersByTimeAsync(1);
+    const socket = ScriptedSocket.last;
+    for (const reason of ["invalid: too big", "blocked: no", "restricted: members only", "pow: difficulty 20"]) {
+      const e = event();
+      const outcome = publish(relay, e);
+      await vi.advanceTimersByTimeAsync(300);
+      socket.say("OK", e.id, false, reason);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(outcome.value).toBeInstanceOf(RelayRefusal);
+      expect((outcome.value as RelayRefusal).reason).toBe("refused");
+      expect((outcome.value as RelayRefusal).detail).toBe(reason);
+      expect(socket.events().filter((x) => x.id === e.id)).toHaveLength(1);
+    }
+    relay.close();
+  });
+
+  it("auth-required: answers the challenge with a kind-22242 event by a throwaway key, then sends the event again", async () => {
+    const relay = new Relay(URL);
+    await vi.advanceTimersByTimeAsync(1);
+    const socket = ScriptedSocket.last;
+    socket.say("AUTH", "challenge-123");
+    const e = event();
+    const outcome = publish(relay, e);
+    await vi.advanceTimersByTimeAsync(1);
+    socket.say("OK", e.id, false, "auth-required: who are you?");
+    await vi.advanceTimersByTimeAsync(1);
+    const auth = socket.sent.find((m): m is ["AUTH", NostrEvent] => Array.isArray(m) && m[0] === "AUTH")?.[1];
+    expect(auth?.kind).toBe(AUTH_KIND);
+    expect(auth?.tags).toEqual([
+      ["relay", URL],
+      ["challenge", "challenge-123"],
+    ]);
+    expect(auth?.pubkey).toMatch(/^[0-9a-f]{64}$/);
+    expect(socket.events()).toHaveLength(1); // waits for the AUTH to be accepted
+    socket.say("OK", auth!.id, true, "");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(socket.events().map((x) => x.id)).toEqual([e.id, e.id]);
+    socket.say("OK", e.id, true, "");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(outcome.value).toBe("accepted");
+    relay.close();
+  });
+
+  it("an event the relay still refuses after our AUTH was accepted fails there", async () => {
+    const relay = new Relay(URL);
+    await vi.advanceTimersByTimeAsync(1);
+    const socket = ScriptedSocket.last;
+    socket.say("AUTH", "c");
+    const e = event();
+    const outcome = publish(relay, e);
+    await vi.advanceTimersByTimeAsync(1);
+    socket.say("OK", e.id, false, "auth-required: members only");
+    const auth = (socket.sent.find((m) => Array.isArray(m) && m[0] === "AUTH") as ["AUTH", NostrEvent])[1];
+    socket.say("OK", auth.id, true, "");
+    await vi.advanceTimersByTimeAsync(1);
+    socket.say("OK", e.id, false, "auth-required: members only");
+    await vi.advanceTimersByTimeAsync(1);
+    expect((outcome.value as RelayRefusal).reason).toBe("refused");
+    relay.close();
+  });
+
+  it("a CLOSED subscription asking for auth is sent again after AUTH; NOTICE and other CLOSED reasons are kept for people", async () => {
+    const relay = new Relay(URL);
+    relay.subscribe("sub", { kinds: [4260], "#p": ["ab"] }, () => {});
+    await vi.advanceTimersByTimeAsync(1);
+    const socket = ScriptedSocket.last;
+    const reqs = () => socket.sent.filter((m) => Array.isArray(m) && m[0] === "REQ").length;
+    expect(reqs()).toBe(1);
+    socket.say("CLOSED", "sub", "auth-required: log in first");
+    socket.say("AUTH", "c2");
+    const auth = (socket.sent.find((m) => Array.isArray(m) && m[0] === "AUTH") as ["AUTH", NostrEvent])[1];
+    socket.say("OK", auth.id, true, "");
+    expect(reqs()).toBe(2);
+    socket.say("NOTICE", "slow down a bit");
+    expect(relay.notice).toBe("slow down a bit");
+    socket.say("CLOSED", "sub", "error: shutting down");
+    expect(relay.notice).toBe("subscription closed: error: shutting down");
+    relay.close();
+  });
+
+  it("a relay that never answers costs the event its attempts, then it fails as unanswered", async () => {
+    const relay = new Relay(URL);
+    await vi.advanceTimersByTimeAsync(1);
+    const e = event();
+    const outcome = publish(relay, e);
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    expect((outcome.value as RelayRefusal).reason).toBe("unanswered");
+    expect(ScriptedSocket.last.events()).toHaveLength(6);
+    relay.close();
+  });
+
+  it("withdraws queued events, which reject as withdrawn", async () => {
+    const relay = new Relay(URL);
+    await vi.advanceTimersByTimeAsync(1);
+    const events = Array.from({ length: 8 }, event);
+    const outcomes = events.map((e) => publish(relay, e));
+    await vi.advanceTimersByTimeAsync(1); // a burst of 5 goes out; 3 wait
+    relay.withdraw(new Set(events.slice(5).map((e) => e.id)));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(outcomes.slice(5).map((o) => (o.value as RelayRefusal).reason)).toEqual(["withdrawn", "withdrawn", "withdrawn"]);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(ScriptedSocket.last.events()).toHaveLength(5);
+    relay.close();
+  });
+});
