@@ -12,6 +12,8 @@ WORKER_BUILD_VERSION="0.8.7"
 NATS_SERVER_VERSION="2.15.1"
 NOSTR_RELAY_VERSION="1.14"
 NOSTR_RS_RELAY_VERSION="0.8.12"
+# sha256 of nostr-rs-relay-0.8.12.crate (the crates.io index cksum).
+NOSTR_RS_RELAY_SHA256="79642781fa96050951c1821e047fb97ab98158a4ee2cd759f587f834dd84ec86"
 # wasm-bindgen-cli must be exactly the wasm-bindgen version in Cargo.lock.
 WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print }' "$KEZ_ROOT/Cargo.lock")"
 
@@ -86,6 +88,8 @@ kez_install_relay() {
 # A second, independent relay implementation for the tests: crates.io nostr-rs-relay, built
 # once (13 to 16 minutes on 2 cores) into $KEZ_TOOLS_DIR, with the sample config.toml that
 # the crate ships copied beside it (the tests start from it, without the network).
+# Built --locked from tests/nostr-rs-relay/Cargo.lock (the crate's own lock pins time 0.3.25,
+# which current rustc refuses with E0282; see the README.md there), so every version is pinned.
 kez_install_nostr_rs_relay() {
     local dir="$KEZ_TOOLS_DIR/nostr-rs-relay-$NOSTR_RS_RELAY_VERSION"
     if [ ! -x "$dir/bin/nostr-rs-relay" ] || [ ! -f "$dir/config.toml" ]; then
@@ -99,11 +103,21 @@ kez_install_nostr_rs_relay() {
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null
         fi
         kez_log "installing nostr-rs-relay $NOSTR_RS_RELAY_VERSION (once; 13 to 16 minutes)"
-        # Not --locked: its Cargo.lock pins time 0.3.25, which current rustc refuses (E0282).
-        cargo install --root "$dir" nostr-rs-relay --version "$NOSTR_RS_RELAY_VERSION" || return 1
-        local src
-        src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"nostr-rs-relay-$NOSTR_RS_RELAY_VERSION" | head -n 1)"
-        cp "$src/config.toml" "$dir/config.toml" || return 1
+        local tmp rc=0
+        tmp="$(mktemp -d)" || return 1
+        # The .crate from crates.io's download host, checked against the registry index's cksum.
+        (
+            cd "$tmp" \
+                && curl -sSfL -o src.crate \
+                    "https://static.crates.io/crates/nostr-rs-relay/nostr-rs-relay-$NOSTR_RS_RELAY_VERSION.crate" \
+                && echo "$NOSTR_RS_RELAY_SHA256  src.crate" | sha256sum -c --quiet - \
+                && tar -xzf src.crate \
+                && cp "$KEZ_ROOT/tests/nostr-rs-relay/Cargo.lock" "nostr-rs-relay-$NOSTR_RS_RELAY_VERSION/Cargo.lock" \
+                && cargo install --locked --root "$dir" --path "nostr-rs-relay-$NOSTR_RS_RELAY_VERSION" \
+                && cp "nostr-rs-relay-$NOSTR_RS_RELAY_VERSION/config.toml" "$dir/config.toml"
+        ) || rc=1
+        rm -rf "$tmp"
+        [ "$rc" = 0 ] || return 1
     fi
     export KEZ_NOSTR_RS_RELAY_BIN="$dir/bin/nostr-rs-relay"
     export KEZ_NOSTR_RS_RELAY_CONFIG="$dir/config.toml"
