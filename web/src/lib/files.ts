@@ -28,6 +28,16 @@ export interface PieceSink {
   progress(accepted: number, k: number): void;
 }
 
+/** A file's pieces on their way. */
+export interface PieceTransfer {
+  /** Resolves once k distinct pieces were accepted; rejects (FileSendError) if that cannot happen. */
+  enough: Promise<void>;
+  /** Takes back every piece still queued: the recipient has the file, nobody needs them. */
+  withdraw(): void;
+  /** Resolves when no piece is on its way any more. */
+  done: Promise<void>;
+}
+
 export interface PiecePlan {
   k: number;
   n: number;
@@ -73,13 +83,7 @@ export async function makePieces(bytes: Uint8Array, plan: PiecePlan): Promise<Ui
  * moves to the other relays. If everything settled short of k, the pieces no relay took go once
  * more to the relays that took some; then it fails.
  */
-export async function publishPieces(
-  fileId: string,
-  pieces: Uint8Array[],
-  plan: PiecePlan,
-  relays: Map<string, Relay>,
-  sink: PieceSink,
-): Promise<void> {
+export function publishPieces(fileId: string, pieces: Uint8Array[], plan: PiecePlan, relays: Map<string, Relay>, sink: PieceSink): PieceTransfer {
   const { k, n } = plan;
   const accepted = new Set<number>();
   const tookSome = new Set<string>();
@@ -87,12 +91,13 @@ export async function publishPieces(
   /** Event ids given to each relay and not settled yet, by piece index: to withdraw a share. */
   const outstanding = new Map<string, Map<string, number>>();
   const running: Promise<void>[] = [];
+  let delivered = false;
   let enough: () => void = () => {};
   const enoughAccepted = new Promise<void>((resolve) => (enough = resolve));
 
   const send = (url: string, i: number) => {
     const relay = relays.get(url);
-    if (!relay) return;
+    if (!relay || delivered) return;
     const event = sink.event({ type: "kez-file-piece-v2", file_id: fileId, i, k, n }, pieces[i], plan.maxPadded);
     const mine = outstanding.get(url) ?? new Map<string, number>();
     outstanding.set(url, mine);
@@ -114,6 +119,13 @@ export async function publishPieces(
     );
   };
 
+  /** The relays still taking pieces, taken in turn for pieces moved off a refusing relay. */
+  let turn = 0;
+  const anotherRelay = (): string | undefined => {
+    const others = [...plan.shares.keys()].filter((u) => !refusing.has(u));
+    return others.length > 0 ? others[turn++ % others.length] : undefined;
+  };
+
   /** The refusing relay's unsent pieces (and the refused one) go to the others, round-robin. */
   const moveShare = (url: string, refused: number) => {
     if (refusing.has(url)) return;
@@ -121,20 +133,11 @@ export async function publishPieces(
     const unsent = outstanding.get(url) ?? new Map<string, number>();
     const indices = [refused, ...unsent.values()];
     relays.get(url)?.withdraw(new Set(unsent.keys()));
-    const others = [...plan.shares.keys()].filter((u) => !refusing.has(u));
-    indices.forEach((i, j) => {
-      if (others.length > 0 && !accepted.has(i)) send(others[j % others.length], i);
-    });
+    for (const i of indices) {
+      const other = anotherRelay();
+      if (other && !accepted.has(i)) send(other, i);
+    }
   };
-
-  // Interleaved by index, so every relay starts at once; yield between pieces so the relays'
-  // send loops run while the next piece is sealed.
-  const order = [...plan.shares].flatMap(([url, share]) => share.map((i, turn) => ({ url, i, turn }))).sort((a, b) => a.turn - b.turn || a.i - b.i);
-  for (const { url, i } of order) {
-    if (refusing.has(url)) continue;
-    send(url, i);
-    await yieldToEventLoop();
-  }
 
   const settled = async () => {
     // Settling can start more sends (moved shares): wait until none is left.
@@ -144,14 +147,35 @@ export async function publishPieces(
       await Promise.allSettled(batch);
     }
   };
-  const outcome = await Promise.race([enoughAccepted.then(() => "enough" as const), settled().then(() => "settled" as const)]);
-  if (outcome === "enough") return;
-  // Short of k: what no relay took goes once more to the relays that did take pieces.
-  const helpers = [...tookSome].filter((u) => !refusing.has(u));
-  const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !accepted.has(i));
-  missing.slice(0, (k - accepted.size) * 2).forEach((i, j) => {
-    if (helpers.length > 0) send(helpers[j % helpers.length], i);
-  });
-  await Promise.race([enoughAccepted, settled()]);
-  if (accepted.size < k) throw new FileSendError(`Only ${accepted.size} of the ${k} pieces needed reached a relay.`);
+  const run = async () => {
+    // Interleaved by index, so every relay starts at once; yield between pieces so the relays'
+    // send loops run while the next piece is sealed.
+    const order = [...plan.shares].flatMap(([url, share]) => share.map((i, turn) => ({ url, i, turn }))).sort((a, b) => a.turn - b.turn || a.i - b.i);
+    for (const { url, i } of order) {
+      if (delivered) break;
+      // A piece of a relay that refused one meanwhile goes to another relay.
+      const target = refusing.has(url) ? anotherRelay() : url;
+      if (target) send(target, i);
+      await yieldToEventLoop();
+    }
+    const outcome = await Promise.race([enoughAccepted.then(() => "enough" as const), settled().then(() => "settled" as const)]);
+    if (outcome === "enough") return;
+    // Short of k: what no relay took goes once more to the relays that did take pieces.
+    const helpers = [...tookSome].filter((u) => !refusing.has(u));
+    const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !accepted.has(i));
+    missing.slice(0, (k - accepted.size) * 2).forEach((i, j) => {
+      if (helpers.length > 0) send(helpers[j % helpers.length], i);
+    });
+    await Promise.race([enoughAccepted, settled()]);
+    if (accepted.size < k) throw new FileSendError(`Only ${accepted.size} of the ${k} pieces needed reached a relay.`);
+  };
+  const enoughPieces = run();
+  return {
+    enough: enoughPieces,
+    withdraw() {
+      delivered = true;
+      for (const [url, mine] of outstanding) relays.get(url)?.withdraw(new Set(mine.keys()));
+    },
+    done: enoughPieces.catch(() => {}).then(settled),
+  };
 }

@@ -88,6 +88,8 @@ export class Messenger {
   private readonly subscription = `kez-${newId().slice(0, 8)}`;
   /** When each incoming file last got a chunk (since this page loaded). */
   private progressAt = new Map<string, number>();
+  /** Files whose pieces are on their way, by message id: withdrawn when the receipt comes. */
+  private sendingPieces = new Map<string, () => void>();
   private readonly startedAt = Date.now();
 
   constructor(
@@ -224,7 +226,9 @@ export class Messenger {
     if (new TextEncoder().encode(text).length > TEXT_MAX) {
       throw new SendError("This message is too long for one message. Send it as a file instead.");
     }
-    const maxPadded = maxPaddedFor([...(await this.limitsOfRelays()).values()]);
+    // Limits as known now (a relay whose NIP-11 is still on its way counts as 64 KiB): a text
+    // never waits for a relay's web server.
+    const maxPadded = maxPaddedFor([...this.relays.keys()].map((url) => this.relayLimits.get(url) ?? relayLimitsFallback));
     const id = newId();
     let event: NostrEvent;
     try {
@@ -284,7 +288,7 @@ export class Messenger {
       );
       settledLater(pointer);
       let shown = 0;
-      const sent = publishPieces(fileId, await makePieces(bytes, plan), plan, this.relays, {
+      const transfer = publishPieces(fileId, await makePieces(bytes, plan), plan, this.relays, {
         event: (body, data, maxPadded) => this.event(to, body, data, undefined, maxPadded),
         progress: (accepted) => {
           // A few updates per transfer, not one per piece.
@@ -292,7 +296,10 @@ export class Messenger {
           shown = accepted;
           void store.updateMessage(id, (m) => ({ ...m, received: accepted })).then(() => this.changed());
         },
-      }).catch((e) => {
+      });
+      this.sendingPieces.set(id, () => transfer.withdraw());
+      void transfer.done.then(() => this.sendingPieces.delete(id));
+      const sent = transfer.enough.catch((e) => {
         throw e instanceof FileSendError ? new SendError(e.message) : e;
       });
       await Promise.all([pointer, sent]);
@@ -413,7 +420,9 @@ export class Messenger {
       }
       case "receipt":
         for (const id of h.of) {
-          await store.updateMessage(id, (m) => (m.direction === "out" && m.peer === h.from ? { ...m, status: "delivered", error: undefined } : m));
+          let ours = false;
+          await store.updateMessage(id, (m) => (m.direction === "out" && m.peer === h.from ? ((ours = true), { ...m, status: "delivered", error: undefined }) : m));
+          if (ours) this.sendingPieces.get(id)?.();
         }
         break;
     }
