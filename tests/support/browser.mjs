@@ -31,6 +31,20 @@ export async function openProfile(name, { viewport = { width: 1000, height: 900 
   const errors = [];
   const consoleLines = [];
   const framesSent = [];
+  const eventSends = [];
+  // The moment the app hands each EVENT to its WebSocket, on the page's own clock (what its
+  // rate limit governs; the network's frame times add their own jitter).
+  await context.exposeBinding("kezEventSent", (_source, send) => eventSends.push(send));
+  await context.addInitScript(() => {
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+      if (typeof data === "string" && data.startsWith('["EVENT"')) {
+        this.kezConnection ??= crypto.randomUUID();
+        window.kezEventSent({ url: this.url, connection: this.kezConnection, at: performance.timeOrigin + performance.now() });
+      }
+      return send.call(this, data);
+    };
+  });
 
   /** Records what a page does; every page of the profile gets this. */
   async function watch(page) {
@@ -58,6 +72,8 @@ export async function openProfile(name, { viewport = { width: 1000, height: 900 
     console: consoleLines,
     /** Every WebSocket frame sent: { url, connection (one per WebSocket), at (seconds, browser clock), data (its first 16 characters), bytes (its UTF-8 length) }. */
     framesSent,
+    /** Every EVENT the app's code sent: { url, connection (one per WebSocket), at (ms, the page's clock when it called send) }. */
+    eventSends,
     /** Closes the current page (if still open) and opens a new one in the same profile (same IndexedDB). */
     async reopen() {
       if (!profile.page.isClosed()) await profile.page.close();
