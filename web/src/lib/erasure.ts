@@ -25,6 +25,13 @@ function load(): Promise<Exports> {
   return module;
 }
 
+/** Loads the module ahead of the first file, so that file does not wait for it. */
+export function preloadErasure(): void {
+  void load().catch(() => {
+    module = undefined; // tried again when a file needs it
+  });
+}
+
 /** Copies `bytes` into the module's memory; returns the pointer (free with `len = bytes.length`). */
 function copyIn(w: Exports, bytes: Uint8Array): number {
   const ptr = w.kez_alloc(bytes.length);

@@ -12,13 +12,14 @@ import { type RelayLimits, maxPaddedFor, pieceBytesFor, pieceCounts, stripe, tak
 export class FileSendError extends Error {}
 
 /**
- * Lets timers and sockets run. `scheduler.yield()` where there is one: a chain of
- * `setTimeout(0)` is clamped to 4 ms per step, which over hundreds of pieces adds up.
+ * Pieces sealed ahead of what a relay has sent: enough for its burst of 5, no more, so that
+ * sealing (about 15 ms a piece) keeps pace with the relays instead of holding the page's main
+ * thread (and with it the sockets' buffers, timers and OKs) for seconds.
  */
-function yieldToEventLoop(): Promise<void> {
-  const scheduler = (globalThis as { scheduler?: { yield?: () => Promise<void> } }).scheduler;
-  return scheduler?.yield ? scheduler.yield() : new Promise((r) => setTimeout(r, 0));
-}
+const SEALED_AHEAD = 6;
+
+/** Lets timers and sockets run between pieces (a plain task: no priority over them). */
+const yieldToEventLoop = () => new Promise<void>((r) => setTimeout(r, 0));
 
 /** What the sender needs from the messenger: sealing and signing an event for the recipient. */
 export interface PieceSink {
@@ -147,18 +148,23 @@ export function publishPieces(fileId: string, pieces: Uint8Array[], plan: PieceP
       await Promise.allSettled(batch);
     }
   };
-  const run = async () => {
-    // Interleaved by index, so every relay starts at once; yield between pieces so the relays'
-    // send loops run while the next piece is sealed.
-    const order = [...plan.shares].flatMap(([url, share]) => share.map((i, turn) => ({ url, i, turn }))).sort((a, b) => a.turn - b.turn || a.i - b.i);
-    for (const { url, i } of order) {
-      if (delivered) break;
+  /** Seals and queues one relay's share as fast as that relay sends, in index order. */
+  const feed = async (url: string, share: number[]) => {
+    const relay = relays.get(url);
+    for (const i of share) {
+      if (!refusing.has(url)) await relay?.roomFor(SEALED_AHEAD);
+      if (delivered) return;
       // A piece of a relay that refused one meanwhile goes to another relay.
       const target = refusing.has(url) ? anotherRelay() : url;
       if (target) send(target, i);
       await yieldToEventLoop();
     }
-    const outcome = await Promise.race([enoughAccepted.then(() => "enough" as const), settled().then(() => "settled" as const)]);
+  };
+  // Every relay's feeder at once: a relay that is slow or down holds back only its own share.
+  const feeding = Promise.all([...plan.shares].map(([url, share]) => feed(url, share)));
+
+  const run = async () => {
+    const outcome = await Promise.race([enoughAccepted.then(() => "enough" as const), feeding.then(settled).then(() => "settled" as const)]);
     if (outcome === "enough") return;
     // Short of k: what no relay took goes once more to the relays that did take pieces.
     const helpers = [...tookSome].filter((u) => !refusing.has(u));
@@ -176,6 +182,9 @@ export function publishPieces(fileId: string, pieces: Uint8Array[], plan: PieceP
       delivered = true;
       for (const [url, mine] of outstanding) relays.get(url)?.withdraw(new Set(mine.keys()));
     },
-    done: enoughPieces.catch(() => {}).then(settled),
+    done: enoughPieces
+      .catch(() => {})
+      .then(() => feeding)
+      .then(settled),
   };
 }

@@ -7,7 +7,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, concatBytes } from "@noble/hashes/utils.js";
 import { lookupPrimary } from "./api";
 import { type Identity, parsePrimary } from "./identity";
-import { decodeSource } from "./erasure";
+import { decodeSource, preloadErasure } from "./erasure";
 import { FileSendError, makePieces, planPieces, publishPieces } from "./files";
 import { type Body, FILE_MAX, type Header, type Message, PIECE_SCHEME, decodeMessage, encodeMessage, newId, sendableMime, sendableName } from "./message";
 import { KIND, type NostrEvent, hasValidId, inboxTag, unwrap, wrap } from "./nostr";
@@ -99,6 +99,7 @@ export class Messenger {
   ) {
     this.setRelays(relayUrls);
     this.stallTimer = setInterval(() => void this.markStalled().catch(report), 5_000);
+    preloadErasure();
     void this.failInterrupted().catch(report);
   }
 
@@ -388,9 +389,9 @@ export class Messenger {
       case "kez-file-v2":
         if (h.mode === "inline") {
           const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256 };
-          // The message first: a second message reusing this id cannot replace the bytes.
+          // Neither a second message with this id nor one reusing the file id replaces the bytes.
           if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, at: now })) {
-            await store.putAttachment(fileKey(h.from, h.file_id), receivedBlob(data, h.mime));
+            await store.putAttachmentIfNew(fileKey(h.from, h.file_id), receivedBlob(data, h.mime));
             this.receipt(h.from, h.id);
           }
         } else {
@@ -543,10 +544,12 @@ export class Messenger {
       await store.deleteChunks(key);
       return;
     }
-    await store.putAttachment(key, receivedBlob(bytes, file.mime));
+    await store.putAttachmentIfNew(key, receivedBlob(bytes, file.mime));
     await store.updateMessage(message.id, (m) => ({ ...m, status: "ready", received: k, error: undefined }));
-    await store.deleteChunks(key);
+    // Shown and acknowledged first (the receipt also stops the sender's redundant pieces), tidied after.
+    this.changed();
     this.receipt(sender, message.messageId!);
+    await store.deleteChunks(key);
   }
 
   private async markStalled() {

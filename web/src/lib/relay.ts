@@ -96,6 +96,8 @@ export class Relay {
   private subscriptionsAwaitingAuth = new Set<string>();
   /** The id of our AUTH event awaiting its OK. */
   private authId: string | null = null;
+  /** Producers waiting for the queue to shrink below a size (see roomFor). */
+  private roomWaiters: { below: number; resolve: () => void }[] = [];
 
   constructor(readonly url: string) {
     this.connect();
@@ -112,6 +114,24 @@ export class Relay {
     });
   }
 
+  /**
+   * Resolves once fewer than `below` events wait in the queue (at once if so now, or if the
+   * relay is closed for good): producers make events only as fast as the relay takes them,
+   * which keeps the page's main thread free for the sockets and timers.
+   */
+  roomFor(below: number): Promise<void> {
+    if (this.closedForGood || this.queue.length < below) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push({ below, resolve }));
+  }
+
+  private wakeRoomWaiters() {
+    this.roomWaiters = this.roomWaiters.filter((w) => {
+      if (!this.closedForGood && this.queue.length >= w.below) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
   /** Takes back events not sent yet (queued or waiting to retry); they reject as "withdrawn". */
   withdraw(ids: Set<string>): void {
     const taken = [...this.queue, ...this.delayed].filter((p) => ids.has(p.event.id));
@@ -121,6 +141,7 @@ export class Relay {
       clearTimeout(p.timer);
       p.reject(new RelayRefusal(this.url, "withdrawn", "moved to another relay"));
     }
+    this.wakeRoomWaiters();
   }
 
   subscribe(id: string, filter: Filter, onevent: Subscription["onevent"], oneose: Subscription["oneose"] = () => {}): void {
@@ -141,6 +162,7 @@ export class Relay {
     this.inflight.clear();
     this.delayed.clear();
     this.awaitingAuth = [];
+    this.wakeRoomWaiters();
   }
 
   private setState(state: RelayState) {
@@ -204,6 +226,7 @@ export class Relay {
     }
     if (this.recentSends.length === EVENTS_PER_WINDOW) this.recentSends.shift();
     const p = this.queue.shift()!;
+    this.wakeRoomWaiters();
     p.attempts += 1;
     this.recentSends.push(now);
     this.inflight.set(p.event.id, p);

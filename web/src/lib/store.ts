@@ -226,6 +226,13 @@ export async function putAttachment(key: string, blob: Blob): Promise<void> {
   await (await open()).put("attachments", blob, key);
 }
 
+/** Stores a file unless one is already stored under `key`: a file, once shown, never changes. */
+export async function putAttachmentIfNew(key: string, blob: Blob): Promise<void> {
+  const tx = (await open()).transaction("attachments", "readwrite");
+  if ((await tx.store.getKey(key)) === undefined) await tx.store.put(blob, key);
+  await tx.done;
+}
+
 export async function getAttachment(key: string): Promise<Blob | undefined> {
   return (await open()).get("attachments", key);
 }
