@@ -1,7 +1,7 @@
 // Publishing a file's pieces (files.ts) over relays whose answers the test decides: striping,
 // a relay that refuses pieces for good losing its share to the others, silent relays covered
 // by the redundancy, the top-up when too few pieces got through, and withdrawing on delivery.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { type PiecePlan, publishPieces } from "../src/lib/files";
 import type { Body } from "../src/lib/message";
 import type { NostrEvent } from "../src/lib/nostr";
@@ -128,5 +128,24 @@ describe("publishing pieces", () => {
     expect(fakes.reduce((sum, f) => sum + f.got.length, 0)).toBe(given);
     await expect(transfer.enough).rejects.toThrow();
     await transfer.done;
+  });
+
+  it("fails when no relay takes a piece for two minutes (relays that never answer)", async () => {
+    vi.useFakeTimers();
+    try {
+      const { transfer } = setUp(["silent", "silent", "silent"], 4);
+      let result = "";
+      const outcome = transfer.enough.then(
+        () => (result = "sent"),
+        (e: Error) => (result = e.message),
+      );
+      await vi.advanceTimersByTimeAsync(115_000);
+      expect(result).toBe(""); // still waiting
+      await vi.advanceTimersByTimeAsync(15_000);
+      await outcome;
+      expect(result).toBe("No relay took a piece for 2 minutes.");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

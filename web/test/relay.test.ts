@@ -188,4 +188,18 @@ describe("relay answers", () => {
     expect(ScriptedSocket.last.events()).toHaveLength(5);
     relay.close();
   });
+
+  it("roomFor lets a producer wait until the queue is short again", async () => {
+    const relay = new Relay(URL);
+    await vi.advanceTimersByTimeAsync(1);
+    for (let i = 0; i < 9; i++) void relay.publish(event()).catch(() => {});
+    // 5 went out at once (the burst); 4 wait in the queue.
+    let room = false;
+    void relay.roomFor(3).then(() => (room = true));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(room).toBe(false);
+    await vi.advanceTimersByTimeAsync(1_100); // the window lets 2 more go: 2 left
+    expect(room).toBe(true);
+    relay.close();
+  });
 });

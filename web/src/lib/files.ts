@@ -18,6 +18,9 @@ export class FileSendError extends Error {}
  */
 const SEALED_AHEAD = 6;
 
+/** A transfer that no relay has taken a piece of for this long has failed (relays down or silent). */
+const STALLED_MS = 120_000;
+
 /** Lets timers and sockets run between pieces (a plain task: no priority over them). */
 const yieldToEventLoop = () => new Promise<void>((r) => setTimeout(r, 0));
 
@@ -95,6 +98,7 @@ export function publishPieces(fileId: string, pieces: Uint8Array[], plan: PieceP
   let delivered = false;
   let enough: () => void = () => {};
   const enoughAccepted = new Promise<void>((resolve) => (enough = resolve));
+  let lastAcceptedAt = Date.now();
 
   const send = (url: string, i: number) => {
     const relay = relays.get(url);
@@ -109,6 +113,7 @@ export function publishPieces(fileId: string, pieces: Uint8Array[], plan: PieceP
           mine.delete(event.id);
           tookSome.add(url);
           accepted.add(i);
+          lastAcceptedAt = Date.now();
           sink.progress(Math.min(accepted.size, k), k);
           if (accepted.size >= k) enough();
         },
@@ -163,8 +168,20 @@ export function publishPieces(fileId: string, pieces: Uint8Array[], plan: PieceP
   // Every relay's feeder at once: a relay that is slow or down holds back only its own share.
   const feeding = Promise.all([...plan.shares].map(([url, share]) => feed(url, share)));
 
+  /** Rejects once no piece has been accepted for STALLED_MS (relays that never answer or connect). */
+  let finished = false;
+  const stalled = new Promise<never>((_, reject) => {
+    const check = () => {
+      if (finished) return;
+      if (Date.now() - lastAcceptedAt > STALLED_MS) reject(new FileSendError(`No relay took a piece for ${STALLED_MS / 60_000} minutes.`));
+      else setTimeout(check, 5_000);
+    };
+    setTimeout(check, 5_000);
+  });
+  stalled.catch(() => {}); // raced below; never an unhandled rejection
+
   const run = async () => {
-    const outcome = await Promise.race([enoughAccepted.then(() => "enough" as const), feeding.then(settled).then(() => "settled" as const)]);
+    const outcome = await Promise.race([enoughAccepted.then(() => "enough" as const), feeding.then(settled).then(() => "settled" as const), stalled]);
     if (outcome === "enough") return;
     // Short of k: what no relay took goes once more to the relays that did take pieces.
     const helpers = [...tookSome].filter((u) => !refusing.has(u));
@@ -172,10 +189,10 @@ export function publishPieces(fileId: string, pieces: Uint8Array[], plan: PieceP
     missing.slice(0, (k - accepted.size) * 2).forEach((i, j) => {
       if (helpers.length > 0) send(helpers[j % helpers.length], i);
     });
-    await Promise.race([enoughAccepted, settled()]);
+    await Promise.race([enoughAccepted, settled(), stalled]);
     if (accepted.size < k) throw new FileSendError(`Only ${accepted.size} of the ${k} pieces needed reached a relay.`);
   };
-  const enoughPieces = run();
+  const enoughPieces = run().finally(() => (finished = true));
   return {
     enough: enoughPieces,
     withdraw() {
