@@ -84,6 +84,16 @@ process.once("exit", () => {
 });
 
 const hex = (bytes) => Buffer.from(bytes).toString("hex");
+
+/** The rows of a query on a relay's SQLite file (read-only: the relay keeps writing; WAL). */
+function readRows(file, sql) {
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    return db.prepare(sql).all();
+  } finally {
+    db.close();
+  }
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves true once a WebSocket to `url` opens (then closes it), false on error. */
@@ -332,23 +342,15 @@ export async function startRelay(options = {}) {
      * The database is in WAL mode; reading while the relay runs sees committed events.
      */
     events() {
-      const db = new DatabaseSync(dbFile, { readOnly: true });
-      try {
-        return db
-          .prepare("SELECT id, pubkey, created_at, kind, tags, content, sig FROM events ORDER BY created_at, id")
-          .all()
-          .map((row) => ({
-            id: hex(row.id),
-            pubkey: hex(row.pubkey),
-            created_at: Number(row.created_at),
-            kind: Number(row.kind),
-            tags: JSON.parse(row.tags),
-            content: row.content,
-            sig: hex(row.sig),
-          }));
-      } finally {
-        db.close();
-      }
+      return readRows(dbFile, "SELECT id, pubkey, created_at, kind, tags, content, sig FROM events ORDER BY created_at, id").map((row) => ({
+        id: hex(row.id),
+        pubkey: hex(row.pubkey),
+        created_at: Number(row.created_at),
+        kind: Number(row.kind),
+        tags: JSON.parse(row.tags),
+        content: row.content,
+        sig: hex(row.sig),
+      }));
     },
     /**
      * How many EVENTs were answered `rate-limited:` so far (counted from the relay's log line
@@ -448,15 +450,7 @@ export async function startNostrRsRelay({ port: fixedPort } = {}) {
      *   plus user_verification, account, invoice. WAL mode.
      */
     events() {
-      const db = new DatabaseSync(dbFile, { readOnly: true });
-      try {
-        return db
-          .prepare("SELECT content FROM event WHERE hidden IS NOT TRUE ORDER BY created_at, id")
-          .all()
-          .map((row) => JSON.parse(row.content));
-      } finally {
-        db.close();
-      }
+      return readRows(dbFile, "SELECT content FROM event WHERE hidden IS NOT TRUE ORDER BY created_at, id").map((row) => JSON.parse(row.content));
     },
     /** Stops the relay (idempotent); the database stays, for restart(). */
     stop: proc.stop,
