@@ -295,7 +295,10 @@ export class Messenger {
           // A few updates per transfer, not one per piece.
           if (accepted - shown < Math.max(1, plan.k / 20) && accepted < plan.k) return;
           shown = accepted;
-          void store.updateMessage(id, (m) => ({ ...m, received: accepted })).then(() => this.changed());
+          void store
+            .updateMessage(id, (m) => ({ ...m, received: accepted }))
+            .then(() => this.changed())
+            .catch(report);
         },
       });
       this.sendingPieces.set(id, () => transfer.withdraw());

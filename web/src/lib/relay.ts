@@ -139,7 +139,7 @@ export class Relay {
     for (const p of taken) {
       this.delayed.delete(p);
       clearTimeout(p.timer);
-      p.reject(new RelayRefusal(this.url, "withdrawn", "moved to another relay"));
+      p.reject(new RelayRefusal(this.url, "withdrawn", "taken back by the sender"));
     }
     this.wakeRoomWaiters();
   }
