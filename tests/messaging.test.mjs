@@ -54,20 +54,19 @@ function carolEvent(body, data, id, maxPadded) {
   return proto.wrap(proto.seal(proto.encodeMessage(carol, people.bob, body, data, id), to, undefined, undefined, maxPadded), to);
 }
 
+/** The app's own plan for `size` bytes over the two relays (no NIP-11 limits counted: 64 KiB). */
+const planFor = (size) => proto.planPieces(size, new Map(relays.map((r) => [r.url, proto.ASSUMED_LIMITS])), true);
+
 /**
  * A v2 file from carol as the app would send it for the 64 KiB relay (pointer + all n pieces),
  * plus the pieces' raw bytes, so tests can send variations.
  */
-async function carolPieces(bytes, name, { relays = 2 } = {}) {
-  const maxPadded = proto.maxPaddedFor([proto.ASSUMED_LIMITS]);
-  const pieceBytes = proto.pieceBytesFor(maxPadded);
-  const { k, n } = proto.pieceCounts(bytes.length, pieceBytes, relays);
-  const source = new Uint8Array(k * pieceBytes);
-  source.set(bytes);
-  const recovery = await proto.encodeRecovery(k, n, pieceBytes, source);
-  const data = [...Array.from({ length: k }, (_, i) => source.subarray(i * pieceBytes, (i + 1) * pieceBytes)), ...recovery];
+async function carolPieces(bytes, name) {
+  const plan = planFor(bytes.length);
+  const { k, n, pieceBytes, maxPadded } = plan;
+  const data = await proto.makePieces(bytes, plan);
   const file_id = proto.newId();
-  const pointerBody = { type: "kez-file-v2", mode: "pieces", file_id, name, mime: "image/bmp", size: bytes.length, sha256: sha256(bytes), scheme: "rs-leopard-gf16", piece_bytes: pieceBytes, k, n };
+  const pointerBody = { type: "kez-file-v2", mode: "pieces", file_id, name, mime: "image/bmp", size: bytes.length, sha256: sha256(bytes), scheme: proto.PIECE_SCHEME, piece_bytes: pieceBytes, k, n };
   const piece = (i, body = {}, piece = data[i]) => carolEvent({ type: "kez-file-piece-v2", file_id, i, k, n, ...body }, piece, undefined, maxPadded);
   return { k, n, pieceBytes, data, file_id, maxPadded, pointer: (body = {}) => carolEvent({ ...pointerBody, ...body }, undefined, undefined, maxPadded), piece };
 }
@@ -217,7 +216,7 @@ describe("messages over nostr relays, in headless Chromium", () => {
     await statusOf(imageBubble(alice, "big.bmp"), "delivered");
     await alice.screenshot("7-chat-sent");
     await bob.screenshot("8-chat-received");
-    const plan = await carolPieces(big, "plan-only");
+    const plan = planFor(big.length);
     console.log(
       `# 5 MB image over a 64 KiB and a 256 KiB relay (${big.length} bytes in pieces of ${plan.pieceBytes} bytes, k = ${plan.k}, n = ${plan.n}, ` +
         `${plan.n / 2} pieces + 1 pointer per relay at 5 events/s): end to end ${seconds.toFixed(2)} s (alice's app has the file -> bob's page shows it)`,

@@ -12,7 +12,7 @@ const LIB = path.resolve(import.meta.dirname, "../../web/src/lib");
 export async function loadProtocol() {
   const result = await build({
     stdin: {
-      contents: ["identity", "message", "seal", "nostr", "transfer", "erasure"].map((m) => `export * from "./${m}";`).join("\n"),
+      contents: ["identity", "message", "seal", "nostr", "transfer", "erasure", "files"].map((m) => `export * from "./${m}";`).join("\n"),
       resolveDir: LIB,
       loader: "ts",
     },

@@ -206,6 +206,27 @@ function relayProcess({ name, bin, args, cwd, url, env = {} }) {
   return { start, stop, log: () => log };
 }
 
+/**
+ * What every relay handle has: stop (the store stays), restart (same port, same store) and
+ * close (stops, then `cleanUp`, which deletes the temp dir and anything in front).
+ */
+function lifecycle(proc, cleanUp) {
+  return {
+    /** Stops the relay (idempotent); the database stays, for restart(). */
+    stop: proc.stop,
+    /** Starts the stopped relay again: same port, same database. */
+    async restart() {
+      await proc.stop();
+      await proc.start();
+    },
+    /** Stops the relay and deletes its temp dir (database included). */
+    async close() {
+      await proc.stop();
+      await cleanUp();
+    },
+  };
+}
+
 function nostrRelayConfig({ port, dbFile, maxEventSize, eventsPerSecond }) {
   // nostr-relay reads `validators` under `storage:` (a top-level `validators:` key is
   // silently ignored and only is_signed runs). YAML strings are JSON-quoted.
@@ -359,19 +380,10 @@ export async function startRelay(options = {}) {
     rateLimitedAnswers() {
       return (proc.log().match(/Rate limiting \S+ for EVENT /g) ?? []).length;
     },
-    /** Stops the relay (idempotent); the database stays, for restart(). */
-    stop: proc.stop,
-    /** Starts the stopped relay again: same port, same database. */
-    async restart() {
-      await proc.stop();
-      await proc.start();
-    },
-    /** Stops the relay and deletes its temp dir (database included). */
-    async close() {
+    ...lifecycle(proc, async () => {
       await front?.close();
-      await proc.stop();
       rmSync(dir, { recursive: true, force: true });
-    },
+    }),
   };
 }
 
@@ -452,18 +464,7 @@ export async function startNostrRsRelay({ port: fixedPort } = {}) {
     events() {
       return readRows(dbFile, "SELECT content FROM event WHERE hidden IS NOT TRUE ORDER BY created_at, id").map((row) => JSON.parse(row.content));
     },
-    /** Stops the relay (idempotent); the database stays, for restart(). */
-    stop: proc.stop,
-    /** Starts the stopped relay again: same port, same database. */
-    async restart() {
-      await proc.stop();
-      await proc.start();
-    },
-    /** Stops the relay and deletes its temp dir (database included). */
-    async close() {
-      await proc.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    ...lifecycle(proc, () => rmSync(dir, { recursive: true, force: true })),
   };
 }
 
