@@ -1,12 +1,15 @@
 // The NATS auth callout for real: nats-server 2.15 (configured with the nats.conf that
 // `kez-nats-bridge keygen` prints), the bridge, and the worker in workerd with a local D1.
 import assert from "node:assert/strict";
-import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from "node:crypto";
+import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { connect } from "@nats-io/transport-node";
+import canonicalize from "canonicalize";
 import { startWorker } from "./support/worker.mjs";
-import { errorCode, freshEnvelope, getJson, identity, postRegister } from "./support/kez.mjs";
+import { errorCode, freshEnvelope, getJson, identity, postRegister, registrationPayload } from "./support/kez.mjs";
 import { bridgeHeaders, kezAuthenticator, logLines, nkeyFor, rawPublic, recordingProxy, signJwt, startBridge, startNats, verifiedClaims } from "./support/nats.mjs";
+import { checkNatsNonce } from "../scripts/lib/nats.mjs";
 
 const SERVER = "localhost";
 
@@ -376,5 +379,85 @@ describe("encrypted callouts (xkey)", () => {
     const refused = lines.find((l) => l.msg === "refused (empty reply)");
     assert.ok(refused, "the bridge logged the refusal");
     assert.match(refused.reason, /xkey/);
+  });
+});
+
+/**
+ * A fake NATS server on loopback: its INFO carries `nonce` (left out when undefined); it
+ * answers PING with PONG and records everything the client writes.
+ */
+async function fakeNats(nonce) {
+  let received = "";
+  const sockets = new Set();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => {});
+    socket.on("data", (d) => {
+      received += d;
+      if (received.endsWith("PING\r\n")) socket.write("PONG\r\n");
+    });
+    socket.write(`INFO ${JSON.stringify({ server_id: "x", version: "2.15.1", proto: 1, headers: true, max_payload: 1048576, auth_required: true, nonce })}\r\n`);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `nats://127.0.0.1:${server.address().port}`,
+    received: () => received,
+    close() {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe("NATS nonce guard", () => {
+  const alice = identity();
+  // Bytes the identity key signs elsewhere, passed off as nonces.
+  const crafted = {
+    "a message header's signed bytes": `kez-msg-v1\u0000${canonicalize({ from: alice.primary, type: "text", text: "hi", v: 1 })}`,
+    "a registration payload": canonicalize(registrationPayload({ handle: "alice", primary: alice.primary, server: "localhost" })),
+    "a 65-character string": "A".repeat(65),
+    "a 10-character string": "AAAAAAAAAA",
+    "padded base64": "AAAAAAAAAAAAAAA=",
+    nothing: undefined,
+  };
+
+  test("the nonce guard accepts what nats-server sends and refuses the rest", () => {
+    // Nonces seen from nats-server 2.15.1, and its recipe: 11 random bytes, base64 RawURLEncoding.
+    for (const nonce of ["DrZHljg68Mn1ZYk", "9MymgZZ-qhXP_7E", "-UfLsRgGr22fLNc"]) assert.equal(checkNatsNonce(nonce), nonce);
+    for (let i = 0; i < 100; i++) checkNatsNonce(randomBytes(11).toString("base64url"));
+    for (const [what, nonce] of Object.entries(crafted)) {
+      assert.throws(() => checkNatsNonce(nonce), /refusing to sign a NATS nonce that does not look like one/, what);
+    }
+    assert.throws(() => checkNatsNonce(12345678901234), /refusing to sign/);
+  });
+
+  for (const [what, nonce] of Object.entries(crafted)) {
+    test(`a server offering ${what} as a nonce gets no signature`, async () => {
+      const server = await fakeNats(nonce);
+      try {
+        await assert.rejects(
+          connect({ servers: server.url, reconnect: false, authenticator: kezAuthenticator(alice) }),
+          /refusing to sign a NATS nonce/,
+        );
+        assert.doesNotMatch(server.received(), /CONNECT|"sig"/, "nothing was sent, let alone a signature");
+      } finally {
+        await server.close();
+      }
+    });
+  }
+
+  test("a real-looking nonce is signed, and the signature covers exactly the nonce bytes", async () => {
+    const nonce = randomBytes(11).toString("base64url");
+    const server = await fakeNats(nonce);
+    try {
+      const nc = await connect({ servers: server.url, reconnect: false, authenticator: kezAuthenticator(alice) });
+      await nc.close().catch(() => {});
+      const line = server.received().split("\r\n").find((l) => l.startsWith("CONNECT "));
+      const sent = JSON.parse(line.slice("CONNECT ".length));
+      assert.equal(sent.nkey, nkeyFor("user", rawPublic(alice.privateKey)));
+      assert.ok(verify(null, Buffer.from(nonce, "utf8"), createPublicKey(alice.privateKey), Buffer.from(sent.sig, "base64url")));
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -49,12 +49,35 @@ export function nkeyFor(type, raw) {
   return base32(Buffer.concat([body, Buffer.from([crc & 255, crc >> 8])]));
 }
 
-/** An authenticator that logs in with a KEZ identity's key used directly as a user nkey. */
-export function kezAuthenticator(identity, signWith = identity.privateKey) {
-  const nkey = nkeyFor("user", Buffer.from(identity.primary.slice("ed25519:".length), "hex"));
-  return (nonce) => ({ nkey, sig: sign(null, Buffer.from(nonce ?? ""), signWith).toString("base64url") });
+/**
+ * What a NATS nonce looks like: URL-safe base64 without padding, 11 to 64 characters.
+ * nats-server 2.x sends 11 random bytes as base64 RawURLEncoding, 15 characters
+ * (server/nkey.go: nonceRawLen = 11, nonceLen = 15).
+ *
+ * The identity key signs nonces directly, so this is its domain separation: such a string
+ * can never be a message header's signed bytes (they start with "kez-msg-v1" and a NUL byte)
+ * nor a registration payload (JCS JSON, which starts with "{"). A NATS server, or whoever
+ * sits on a plain ws:// path, cannot get either signed by passing it off as a nonce.
+ */
+export const NATS_NONCE = /^[A-Za-z0-9_-]{11,64}$/;
+
+/** `nonce` if it looks like a NATS nonce (NATS_NONCE); throws otherwise. */
+export function checkNatsNonce(nonce) {
+  if (typeof nonce !== "string" || !NATS_NONCE.test(nonce)) {
+    const shown = typeof nonce === "string" ? JSON.stringify(nonce.length > 80 ? `${nonce.slice(0, 80)}…` : nonce) : String(nonce);
+    throw new Error(`refusing to sign a NATS nonce that does not look like one (11-64 URL-safe base64 characters): ${shown}`);
+  }
+  return nonce;
 }
 
+/**
+ * An authenticator that logs in with a KEZ identity's key used directly as a user nkey.
+ * It signs only nonces that pass checkNatsNonce; anything else fails the connection.
+ */
+export function kezAuthenticator(identity, signWith = identity.privateKey) {
+  const nkey = nkeyFor("user", Buffer.from(identity.primary.slice("ed25519:".length), "hex"));
+  return (nonce) => ({ nkey, sig: sign(null, Buffer.from(checkNatsNonce(nonce), "utf8"), signWith).toString("base64url") });
+}
 
 /** An nkey seed (`SU…`, `SA…`) for 32 raw Ed25519 seed bytes. */
 export function seedFor(type, raw) {
