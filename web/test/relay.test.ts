@@ -189,6 +189,21 @@ describe("relay answers", () => {
     relay.close();
   });
 
+  it("events published `later` (receipts) wait behind every other event, however late those come", async () => {
+    const relay = new Relay(URL);
+    await vi.advanceTimersByTimeAsync(1);
+    const burst = Array.from({ length: 5 }, event);
+    for (const e of burst) void relay.publish(e).catch(() => {});
+    await vi.advanceTimersByTimeAsync(1); // the burst fills the window: the rest wait
+    const receipts = Array.from({ length: 3 }, event);
+    for (const e of receipts) void relay.publish(e, true).catch(() => {});
+    const own = Array.from({ length: 2 }, event);
+    for (const e of own) void relay.publish(e).catch(() => {});
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(ScriptedSocket.last.events().map((e) => e.id)).toEqual([...burst, ...own, ...receipts].map((e) => e.id));
+    relay.close();
+  });
+
   it("roomFor lets a producer wait until the queue is short again", async () => {
     const relay = new Relay(URL);
     await vi.advanceTimersByTimeAsync(1);

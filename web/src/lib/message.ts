@@ -88,10 +88,22 @@ const isPieceBytes = (x: unknown) => isInt(x, MIN_PIECE_BYTES, MAX_PADDED) && (x
 const isCounts = (k: unknown, n: unknown) => isInt(k, 1, MAX_SOURCE_PIECES) && isInt(n, k as number, (k as number) + MAX_RECOVERY_PIECES);
 const isName = (x: unknown): x is string => typeof x === "string" && x.length >= 1 && x.length <= NAME_MAX && !NAME_FORBIDDEN.test(x);
 
-/** A picked file's name made sendable: forbidden characters become "_", cut without splitting a pair. */
+/**
+ * Characters that change how a name reads without being visible: Unicode format characters
+ * (`\p{Cf}`: bidi overrides and isolates, zero-width joiners, ...) and C1 controls.
+ * `invoice\u202Efdp.exe` would otherwise show as "invoiceexe.pdf".
+ */
+const NAME_DECEPTIVE = /[\p{Cf}\u0080-\u009f]/gu;
+
+/** A received file name as shown and offered for download: what is left once deceptive characters go. */
+export function displayName(name: string): string {
+  return name.replace(NAME_DECEPTIVE, "") || "file";
+}
+
+/** A picked file's name made sendable: deceptive characters go, forbidden ones become "_", cut without splitting a pair. */
 export function sendableName(name: string): string {
   let out = "";
-  for (const c of name.replace(NAME_FORBIDDEN_ALL, "_")) {
+  for (const c of name.replace(NAME_DECEPTIVE, "").replace(NAME_FORBIDDEN_ALL, "_")) {
     if (out.length + c.length > NAME_MAX) break;
     out += c;
   }

@@ -6,6 +6,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, concatBytes } from "@noble/hashes/utils.js";
 import { lookupPrimary } from "./api";
+import { find, parseQuery } from "./directory";
 import { type Identity, parsePrimary } from "./identity";
 import { decodeSource, preloadErasure } from "./erasure";
 import { FileSendError, makePieces, planPieces, publishPieces } from "./files";
@@ -14,8 +15,10 @@ import { KIND, type NostrEvent, hasValidId, inboxTag, unwrap, wrap } from "./nos
 import { Relay, type RelayState } from "./relay";
 import { relayLimits } from "./relay-info";
 import { open as openSealed, SealError, seal } from "./seal";
+import { notice } from "./pins";
 import { verifyUserBody } from "./registration";
 import * as store from "./store";
+import { type Arrival, type Decision, decide, held } from "./trust";
 import { ASSUMED_LIMITS, type RelayLimits, maxPaddedFor } from "./transfer";
 
 /** Until a relay's NIP-11 document is read (or if reading it fails): the assumed limits. */
@@ -38,6 +41,21 @@ const CHANGE_INTERVAL_MS = 100;
 
 /** A key the directory did not name is asked about again after this long, not on every event. */
 const UNNAMED_RECHECK_MS = 10 * 60_000;
+
+/** The first subscription to a relay (no `since`) asks for at most this many stored events. */
+const FIRST_SUBSCRIPTION_LIMIT = 1_000;
+
+/** Receipts wait this long to go out together (up to RECEIPT_IDS_MAX ids in one receipt). */
+const RECEIPT_BATCH_MS = 200;
+const RECEIPT_IDS_MAX = 100;
+
+/** Handled event ids are remembered this long (a replay after that is deduplicated by message id). */
+const SEEN_KEEP_MS = 30 * 24 * 3600_000;
+
+/** A message whose signed time is this far from its arrival is shown as delayed. */
+export const DELAYED_MS = 24 * 3600_000;
+
+export const isDelayed = (m: { direction: string; sentAt: number; at: number }) => m.direction === "in" && Math.abs(m.at - m.sentAt) > DELAYED_MS;
 
 /**
  * Received files shown inline: raster images only. Anything else (SVG, HTML, ...) is offered
@@ -64,8 +82,9 @@ function checkFileSize(size: number, name: string): void {
 const fileKey = (sender: string, fileId: string) => `${sender}/${fileId}`;
 /** The local id of an incoming chunked file's bubble (made before the pointer, whose id it learns later). */
 const incomingFileId = (key: string) => `in:${key}`;
-/** A received file as stored: its type only if it is shown inline, otherwise plain bytes. */
-const receivedBlob = (bytes: Uint8Array, mime: string) => new Blob([bytes.slice()], { type: INLINE_IMAGE_TYPES.has(mime) ? mime : "application/octet-stream" });
+/** The type a file is kept under: its own only if it is a raster image shown inline, otherwise plain bytes. */
+const keptType = (mime: string) => (INLINE_IMAGE_TYPES.has(mime) ? mime : "application/octet-stream");
+const receivedBlob = (bytes: Uint8Array, mime: string) => new Blob([bytes.slice()], { type: keptType(mime) });
 /** Marks a promise as handled now (it is awaited later), so an early rejection is not "unhandled". */
 const settledLater = <T>(p: Promise<T>): Promise<T> => (p.catch(() => {}), p);
 
@@ -91,6 +110,11 @@ export class Messenger {
   /** Files whose pieces are on their way, by message id: withdrawn when the receipt comes. */
   private sendingPieces = new Map<string, () => void>();
   private readonly startedAt = Date.now();
+  /** Receipts waiting to go out together, by recipient. */
+  private pendingReceipts = new Map<string, string[]>();
+  private receiptTimer: ReturnType<typeof setTimeout> | undefined;
+  /** All requests held now (trust.ts), read from the store when first needed. */
+  private requestTotals: Promise<{ senders: number; bytes: number }> | undefined;
 
   constructor(
     private readonly me: Identity,
@@ -101,6 +125,7 @@ export class Messenger {
     this.stallTimer = setInterval(() => void this.markStalled().catch(report), 5_000);
     preloadErasure();
     void this.failInterrupted().catch(report);
+    void store.pruneSeen(Date.now() - SEEN_KEEP_MS).catch(report);
   }
 
   /** Calls `listener` after anything stored changes; returns the unsubscribe. */
@@ -177,7 +202,8 @@ export class Messenger {
     const subscribedAt = Date.now();
     relay.subscribe(
       this.subscription,
-      { kinds: [KIND], "#p": [inbox], ...(since === undefined ? {} : { since }) },
+      // The first time, everything stored could be a flood: the newest events only.
+      { kinds: [KIND], "#p": [inbox], ...(since === undefined ? { limit: FIRST_SUBSCRIPTION_LIMIT } : { since }) },
       (e) => void this.receive(e).catch(report),
       () => void this.afterStored(url, inbox, subscribedAt).catch(report),
     );
@@ -192,19 +218,20 @@ export class Messenger {
   close(): void {
     clearInterval(this.stallTimer);
     clearTimeout(this.changeTimer);
+    clearTimeout(this.receiptTimer);
     for (const relay of this.relays.values()) relay.close();
     this.relays.clear();
   }
 
-  /** Publishes to every relay; resolves when at least one accepted. */
-  private publish(event: NostrEvent): Promise<void> {
+  /** Publishes to every relay; resolves when at least one accepted. Receipts go `later`, after our own messages. */
+  private publish(event: NostrEvent, later = false): Promise<void> {
     const relays = [...this.relays.values()];
     if (relays.length === 0) return Promise.reject(new SendError("No relays are set: add one under Relays."));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new SendError("No relay accepted it within 2 minutes.")), PUBLISH_DEADLINE_MS);
     });
-    const accepted = Promise.any(relays.map((r) => r.publish(event))).catch(() => {
+    const accepted = Promise.any(relays.map((r) => r.publish(event, later))).catch(() => {
       throw new SendError("No relay accepted it.");
     });
     return Promise.race([accepted, deadline]).finally(() => clearTimeout(timer));
@@ -231,14 +258,15 @@ export class Messenger {
     // never waits for a relay's web server.
     const maxPadded = maxPaddedFor([...this.relays.keys()].map((url) => this.relayLimits.get(url) ?? relayLimitsFallback));
     const id = newId();
+    const now = Date.now();
     let event: NostrEvent;
     try {
-      event = this.event(to, { type: "text", text }, undefined, id, maxPadded);
+      event = wrap(seal(encodeMessage(this.me, to, { type: "text", text }, undefined, id, now), parsePrimary(to)!, undefined, undefined, maxPadded), parsePrimary(to)!);
     } catch (e) {
       if (!(e instanceof SealError)) throw e;
       throw new SendError(`This message is too long for your relays (${Math.floor(maxPadded / 1024)} KB at most). Send it as a file instead.`);
     }
-    const now = Date.now();
+    await this.wroteTo(to);
     await store.putMessage({ id, peer: to, direction: "out", text, status: "sending", sentAt: now, at: now });
     this.changed();
     await this.track(id, () => this.publish(event));
@@ -255,8 +283,11 @@ export class Messenger {
     const mime = sendableMime(file.type);
     const id = newId();
     const now = Date.now();
-    // The local echo first: the picked file itself is the attachment (no copy, no hashing yet).
-    await store.putAttachment(fileKey(this.me.primary, fileId), file.slice(0, file.size, mime));
+    // The local echo first: the picked file itself is the attachment (no copy, no hashing yet),
+    // typed as plain bytes unless it is a raster image: a sent HTML or SVG file must not
+    // become a same-origin page when its blob: URL is opened.
+    await this.wroteTo(to);
+    await store.putAttachment(fileKey(this.me.primary, fileId), file.slice(0, file.size, keptType(mime)));
     await store.putMessage({ id, peer: to, direction: "out", file: { fileId, name, mime, size: file.size, sha256: "" }, status: "sending", sentAt: now, at: now });
     this.changed();
     await this.track(id, async () => {
@@ -355,25 +386,56 @@ export class Messenger {
         message = null; // not for us, altered, or forged: dropped
       }
     }
-    if (message) await this.handle(message);
+    if (message) {
+      const arrival = arrivalOf(message);
+      const { decision, known } = await this.decide(message.header.from, arrival);
+      if (decision !== "drop") await this.handle(message, decision === "accept");
+      if (decision === "request") await this.hold(message.header.from, arrival, !known);
+    }
     await store.markSeen(event.id);
   }
 
-  private async handle({ header: h, data }: Message) {
+  /** Whether a message from `from` is taken, held as a request, or dropped (trust.ts). */
+  private async decide(from: string, arrival: Arrival): Promise<{ decision: Decision; known: boolean }> {
+    const [contact, peer] = await Promise.all([store.getContact(from), store.getPeer(from)]);
+    this.requestTotals ??= store.peersWithStanding("request").then((ps) => ({ senders: ps.length, bytes: ps.reduce((sum, p) => sum + p.held.bytes, 0) }));
+    const requests = await this.requestTotals;
+    const decision = decide(arrival, { contact: contact !== undefined, standing: peer?.standing, held: peer?.held ?? { messages: 0, bytes: 0 }, requests });
+    return { decision, known: peer !== undefined };
+  }
+
+  /** Counts what a request keeps against its quota and all requests' totals. */
+  private async hold(from: string, arrival: Arrival, newSender: boolean) {
+    await store.updatePeer(from, (p) => ({ ...p, held: held(p.held, arrival) }));
+    const totals = await this.requestTotals!;
+    totals.bytes += arrival.bytes;
+    if (newSender) totals.senders += 1;
+  }
+
+  /** We wrote to this key: it is accepted (a blocked key stays blocked). */
+  private async wroteTo(primary: string) {
+    const before = await store.getPeer(primary);
+    if (before?.standing === "accepted" || before?.standing === "blocked") return;
+    await store.updatePeer(primary, (p) => ({ ...p, standing: p.standing === "blocked" ? "blocked" : "accepted" }));
+    this.requestTotals = undefined;
+  }
+
+  /** `accepted`: a known sender, acknowledged and named; otherwise a request: kept, nothing sent or asked. */
+  private async handle({ header: h, data }: Message, accepted: boolean) {
     const now = Date.now();
+    const acknowledge = (id: string) => accepted && this.receipt(h.from, id);
     switch (h.type) {
       case "text":
-        if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", text: h.text, status: "received", sentAt: h.sent_at, at: now })) {
-          this.nameSender(h.from);
-          this.receipt(h.from, h.id);
-        }
+        if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", text: h.text, status: "received", sentAt: h.sent_at, at: now })) acknowledge(h.id);
         break;
       case "kez-file-v1": {
         const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256 };
         if (h.mode === "inline") {
-          await store.putAttachment(fileKey(h.from, h.file_id), receivedBlob(data, h.mime));
+          // A file id already used by this sender, or a message id already seen, changes nothing.
+          if (await store.fileIdUsed(fileKey(h.from, h.file_id))) break;
           if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, at: now })) {
-            this.receipt(h.from, h.id);
+            await store.putAttachmentIfNew(fileKey(h.from, h.file_id), receivedBlob(data, h.mime));
+            acknowledge(h.id);
           }
         } else {
           // The bubble may already be there, made by the first chunk.
@@ -386,25 +448,23 @@ export class Messenger {
           );
           await this.finalize(h.from, h.file_id);
         }
-        this.nameSender(h.from);
         break;
       }
       case "kez-file-v2":
         if (h.mode === "inline") {
           const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256 };
           // Neither a second message with this id nor one reusing the file id replaces the bytes.
+          if (await store.fileIdUsed(fileKey(h.from, h.file_id))) break;
           if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, at: now })) {
             await store.putAttachmentIfNew(fileKey(h.from, h.file_id), receivedBlob(data, h.mime));
-            this.receipt(h.from, h.id);
+            acknowledge(h.id);
           }
         } else {
           await this.pointerV2(h, now);
         }
-        this.nameSender(h.from);
         break;
       case "kez-file-piece-v2":
         await this.pieceV2(h, data, now);
-        this.nameSender(h.from);
         break;
       case "kez-file-chunk-v1": {
         const key = fileKey(h.from, h.file_id);
@@ -419,7 +479,6 @@ export class Messenger {
             : { id: incomingFileId(key), peer: h.from, direction: "in", file: { fileId: h.file_id, name: "", mime: "", size: 0, sha256: "", chunks: h.n }, status: "pending", received, sentAt: h.sent_at, at: now },
         );
         await this.finalize(h.from, h.file_id);
-        this.nameSender(h.from);
         break;
       }
       case "receipt":
@@ -430,6 +489,7 @@ export class Messenger {
         }
         break;
     }
+    if (accepted && h.type !== "receipt") this.nameSender(h.from);
     this.changed();
   }
 
@@ -526,7 +586,7 @@ export class Messenger {
     await store.putAttachment(key, receivedBlob(bytes, file.mime));
     await store.updateMessage(message.id, (m) => ({ ...m, status: "ready", received: n, error: undefined }));
     await store.deleteChunks(key);
-    this.receipt(sender, message.messageId);
+    await this.acknowledgeIfAccepted(sender, message.messageId);
   }
 
   /** A v2 file from any k of its pieces: erasure-decoded, cut to size, checked by SHA-256. */
@@ -551,7 +611,7 @@ export class Messenger {
     await store.updateMessage(message.id, (m) => ({ ...m, status: "ready", received: k, error: undefined }));
     // Shown and acknowledged first (the receipt also stops the sender's redundant pieces), tidied after.
     this.changed();
-    this.receipt(sender, message.messageId!);
+    await this.acknowledgeIfAccepted(sender, message.messageId!);
     await store.deleteChunks(key);
   }
 
@@ -561,14 +621,104 @@ export class Messenger {
       const last = Math.max(this.progressAt.get(fileKey(m.peer, m.file!.fileId)) ?? 0, m.at, this.startedAt);
       if (now - last > STALL_MS) {
         await store.updateMessage(m.id, (x) => (x.status === "pending" ? { ...x, status: "failed", error: "The transfer stalled." } : x));
+        // What came of it is not kept: a failed transfer holds no pieces.
+        await store.deleteChunks(fileKey(m.peer, m.file!.fileId));
         this.changed();
       }
     }
   }
 
-  /** Acknowledges a message; a lost receipt only leaves the sender at "sent". */
+  /**
+   * Acknowledges a message: receipts to one person wait RECEIPT_BATCH_MS to go out together,
+   * after our own messages. A lost receipt only leaves the sender at "sent".
+   */
   private receipt(to: string, id: string) {
-    this.publish(this.event(to, { type: "receipt", of: [id] })).catch(() => {});
+    this.pendingReceipts.set(to, [...(this.pendingReceipts.get(to) ?? []), id]);
+    this.receiptTimer ??= setTimeout(() => this.sendReceipts(), RECEIPT_BATCH_MS);
+  }
+
+  private sendReceipts() {
+    this.receiptTimer = undefined;
+    for (const [to, ids] of this.pendingReceipts) {
+      for (let i = 0; i < ids.length; i += RECEIPT_IDS_MAX) {
+        this.publish(this.event(to, { type: "receipt", of: ids.slice(i, i + RECEIPT_IDS_MAX) }), true).catch(() => {});
+      }
+    }
+    this.pendingReceipts.clear();
+  }
+
+  private async acknowledgeIfAccepted(sender: string, id: string) {
+    if ((await store.getContact(sender)) || (await store.getPeer(sender))?.standing === "accepted") this.receipt(sender, id);
+  }
+
+  /**
+   * Accepts a request: its messages are acknowledged now, and the directory is asked who the
+   * key is (pinning the handle if it is new).
+   */
+  async accept(primary: string): Promise<void> {
+    await store.updatePeer(primary, (p) => ({ ...p, standing: "accepted", held: { messages: 0, bytes: 0 } }));
+    this.requestTotals = undefined;
+    for (const m of await store.listMessages(primary)) {
+      if (m.direction === "in" && (m.status === "received" || m.status === "ready")) this.receipt(primary, m.messageId ?? m.id);
+    }
+    this.changed();
+    await this.lookUp(primary, true);
+  }
+
+  /** Blocks a key: what it sent goes, and whatever it sends later is dropped on arrival. */
+  async block(primary: string): Promise<void> {
+    await store.updatePeer(primary, (p) => ({ ...p, standing: "blocked", held: { messages: 0, bytes: 0 } }));
+    await store.deleteConversation(primary);
+    this.requestTotals = undefined;
+    this.changed();
+  }
+
+  /** Deletes a request: its messages and the key's record go (it may write again, as a new request). */
+  async deleteRequest(primary: string): Promise<void> {
+    await store.deleteConversation(primary);
+    await store.deletePeer(primary);
+    this.requestTotals = undefined;
+    this.changed();
+  }
+
+  /**
+   * Asks the directory who a key is, now (a request being opened, or an accepted sender): a
+   * binding that checks out names it, unless its handle is pinned to another key, which is then
+   * flagged on that contact. An `accepted` key gets its handle pinned when nothing was pinned.
+   */
+  async lookUp(primary: string, accepted: boolean): Promise<void> {
+    let fqhn: string | null = null;
+    try {
+      const user = verifyUserBody(await lookupPrimary(primary), { server: this.home, primary });
+      fqhn = user.fqhn;
+      await notice(user, accepted);
+    } catch {
+      // Not registered here, or a binding that does not verify: the key stays unnamed.
+    }
+    await store.updatePeer(primary, (p) => ({ ...p, fqhn, checkedAt: Date.now() }), accepted ? "accepted" : "request");
+    this.changed();
+  }
+
+  /**
+   * Looks a contact's handle up again: if the directory now gives another key, the contact
+   * is flagged (messages still go to the pinned key until the person accepts the new one).
+   */
+  async recheckContact(primary: string): Promise<void> {
+    const contact = await store.getContact(primary);
+    if (!contact) return;
+    try {
+      await notice(await find(parseQuery(contact.fqhn, this.home), this.home), false);
+    } catch {
+      return; // offline, gone, or a binding that does not verify: nothing to compare
+    }
+    this.changed();
+  }
+
+  /** Safety numbers with this key were compared and matched. */
+  async markCompared(primary: string): Promise<void> {
+    const initial = (await store.getContact(primary)) ? "accepted" : "request";
+    await store.updatePeer(primary, (p) => ({ ...p, comparedAt: new Date().toISOString() }), initial);
+    this.changed();
   }
 
   /** Names a sender only once the directory's signed binding for the key checks out. */
@@ -583,14 +733,22 @@ export class Messenger {
   private async lookUpSender(primary: string) {
     const known = await store.getPeer(primary);
     if (known?.fqhn || (known && Date.now() - known.checkedAt < UNNAMED_RECHECK_MS)) return;
-    let fqhn: string | null = null;
-    try {
-      fqhn = verifyUserBody(await lookupPrimary(primary), { server: this.home, primary }).fqhn;
-    } catch {
-      // Not registered here, or a binding that does not verify: the key stays unnamed.
-    }
-    await store.putPeer({ primary, fqhn, checkedAt: Date.now() });
-    this.changed();
+    await this.lookUp(primary, true);
+  }
+}
+
+/** A decoded message as trust.ts weighs it: what kind, and how many bytes it would keep here. */
+function arrivalOf({ header: h, data }: Message): Arrival {
+  switch (h.type) {
+    case "receipt":
+      return { kind: "receipt", bytes: 0 };
+    case "text":
+      return { kind: "message", bytes: new TextEncoder().encode(h.text).length };
+    case "kez-file-chunk-v1":
+    case "kez-file-piece-v2":
+      return { kind: "piece", bytes: data.length };
+    default:
+      return { kind: "message", bytes: data.length };
   }
 }
 

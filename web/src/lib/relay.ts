@@ -48,6 +48,8 @@ export interface Filter {
   "#p": string[];
   /** Only events created at or after this (Unix seconds). */
   since?: number;
+  /** At most this many stored events (the newest). */
+  limit?: number;
 }
 
 interface Subscription {
@@ -59,6 +61,8 @@ interface Subscription {
 
 interface Pending {
   event: NostrEvent;
+  /** Goes after every event that is not (receipts wait for our own messages). */
+  later: boolean;
   attempts: number;
   rateLimited: number;
   resolve: () => void;
@@ -107,9 +111,13 @@ export class Relay {
    * Resolves once the relay accepted the event (or already had it); rejects with a
    * RelayRefusal on a final refusal, after MAX_ATTEMPTS unanswered sends, or when withdrawn.
    */
-  publish(event: NostrEvent): Promise<void> {
+  publish(event: NostrEvent, later = false): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ event, attempts: 0, rateLimited: 0, resolve, reject });
+      const p = { event, later, attempts: 0, rateLimited: 0, resolve, reject };
+      // Ahead of the first `later` event waiting, unless it is one itself.
+      const at = later ? -1 : this.queue.findIndex((q) => q.later);
+      if (at < 0) this.queue.push(p);
+      else this.queue.splice(at, 0, p);
       this.pump();
     });
   }

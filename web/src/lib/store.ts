@@ -11,6 +11,10 @@ export interface Registration {
   registeredAt: string;
 }
 
+/**
+ * A saved contact, which is also a pin: `fqhn` is bound to `primary` from when it was saved
+ * (trust on first use) until the person accepts another key for that handle (pins.ts).
+ */
 export interface Contact {
   primary: string;
   fqhn: string;
@@ -18,6 +22,8 @@ export interface Contact {
   server: string;
   fingerprint: string;
   savedAt: string;
+  /** The directory (or a message) showed another key for `fqhn`, not accepted yet. */
+  keyChange?: { primary: string; seenAt: string };
 }
 
 export interface FileMeta {
@@ -72,57 +78,110 @@ export interface RelayInfo {
   fetchedAt: number;
 }
 
+/** How messages from a key are taken (trust.ts): held as a request, accepted, or dropped. */
+export type Standing = "request" | "accepted" | "blocked";
+
+/** What a key not accepted yet has stored here: counted against the request quota. */
+export interface Held {
+  messages: number;
+  bytes: number;
+}
+
+/** Everything known about a key that wrote to us or that we wrote to. */
 export interface Peer {
   primary: string;
-  /** handle@server once checked against the directory; null when it could not be. */
+  /** handle@server once checked against the directory; null when it could not be, or not yet. */
   fqhn: string | null;
+  /** When the directory was last asked (ms); 0 if never. */
   checkedAt: number;
+  standing: Standing;
+  held: Held;
+  /** When safety numbers with this key were compared and matched (ISO time). */
+  comparedAt?: string;
+}
+
+export interface StoredIdentity {
+  seed: Uint8Array;
+  createdAt: string;
+  /** When the person proved they wrote the phrase down, or exported the file (ISO time). */
+  backedUpAt?: string;
 }
 
 interface KezDb extends DBSchema {
-  identity: { key: "self"; value: { seed: Uint8Array; createdAt: string } };
+  identity: { key: "self"; value: StoredIdentity };
   registration: { key: "self"; value: Registration };
-  contacts: { key: string; value: Contact };
+  contacts: { key: string; value: Contact; indexes: { fqhn: string } };
   messages: { key: string; value: StoredMessage; indexes: { peer: string; status: MessageStatus } };
   /** Files sent or received, as Blobs, by `<sender primary>/<file_id>`. */
   attachments: { key: string; value: Blob };
   chunks: { key: [string, number]; value: StoredChunk; indexes: { file: string } };
   /** Nostr event ids already handled, so replays from relays cost nothing. */
   seen: { key: string; value: number };
-  peers: { key: string; value: Peer };
+  peers: { key: string; value: Peer; indexes: { standing: Standing } };
   settings: { key: string; value: unknown };
 }
 
 let db: Promise<IDBPDatabase<KezDb>> | undefined;
 
+/**
+ * Opens the database, upgrading it step by step from whatever version this browser has.
+ * It holds the only copy of the seed: a step may add stores, indexes and fields, never drop
+ * or rename a store.
+ */
 function open(): Promise<IDBPDatabase<KezDb>> {
-  db ??= openDB<KezDb>("kez-chat", 1, {
-    upgrade(database) {
-      database.createObjectStore("identity");
-      database.createObjectStore("registration");
-      database.createObjectStore("contacts", { keyPath: "primary" });
-      const messages = database.createObjectStore("messages", { keyPath: "id" });
-      messages.createIndex("peer", "peer");
-      // The stall check and the start-up check read only pending or sending messages.
-      messages.createIndex("status", "status");
-      database.createObjectStore("attachments");
-      database.createObjectStore("chunks", { keyPath: ["file", "i"] }).createIndex("file", "file");
-      database.createObjectStore("seen");
-      database.createObjectStore("peers", { keyPath: "primary" });
-      database.createObjectStore("settings");
+  db ??= openDB<KezDb>("kez-chat", 2, {
+    async upgrade(database, oldVersion, _newVersion, tx) {
+      if (oldVersion < 1) {
+        database.createObjectStore("identity");
+        database.createObjectStore("registration");
+        database.createObjectStore("contacts", { keyPath: "primary" });
+        const messages = database.createObjectStore("messages", { keyPath: "id" });
+        messages.createIndex("peer", "peer");
+        // The stall check and the start-up check read only pending or sending messages.
+        messages.createIndex("status", "status");
+        database.createObjectStore("attachments");
+        database.createObjectStore("chunks", { keyPath: ["file", "i"] }).createIndex("file", "file");
+        database.createObjectStore("seen");
+        database.createObjectStore("peers", { keyPath: "primary" });
+        database.createObjectStore("settings");
+      }
+      if (oldVersion < 2) {
+        // Pins are looked up by handle; requests are counted by standing.
+        tx.objectStore("contacts").createIndex("fqhn", "fqhn");
+        const peers = tx.objectStore("peers");
+        peers.createIndex("standing", "standing");
+        // Keys that wrote before requests existed were already conversations: accepted.
+        for (let c = await peers.openCursor(); c; c = await c.continue()) {
+          await c.update({ ...c.value, standing: c.value.standing ?? "accepted", held: c.value.held ?? { messages: 0, bytes: 0 } });
+        }
+      }
     },
   });
   return db;
 }
 
-export async function loadSeed(): Promise<Uint8Array | undefined> {
-  return (await (await open()).get("identity", "self"))?.seed;
+export async function loadIdentity(): Promise<StoredIdentity | undefined> {
+  return (await open()).get("identity", "self");
 }
 
-/** Replaces the identity; the old registration belonged to the old key, so it goes too. */
-export async function saveSeed(seed: Uint8Array): Promise<void> {
+/**
+ * Replaces the identity; the old registration belonged to the old key, so it goes too. A
+ * restored identity is backed up already (it came from the phrase or the file).
+ */
+export async function saveSeed(seed: Uint8Array, backedUp: boolean): Promise<StoredIdentity> {
+  const now = new Date().toISOString();
+  const value: StoredIdentity = { seed, createdAt: now, ...(backedUp ? { backedUpAt: now } : {}) };
   const tx = (await open()).transaction(["identity", "registration"], "readwrite");
-  await Promise.all([tx.objectStore("identity").put({ seed, createdAt: new Date().toISOString() }, "self"), tx.objectStore("registration").delete("self"), tx.done]);
+  await Promise.all([tx.objectStore("identity").put(value, "self"), tx.objectStore("registration").delete("self"), tx.done]);
+  return value;
+}
+
+/** Records that the identity is backed up (phrase confirmed, or file exported). */
+export async function markBackedUp(): Promise<void> {
+  const tx = (await open()).transaction("identity", "readwrite");
+  const current = await tx.store.get("self");
+  if (current && !current.backedUpAt) await tx.store.put({ ...current, backedUpAt: new Date().toISOString() }, "self");
+  await tx.done;
 }
 
 /** Removes the identity and everything that came with it; only the relay list (a device setting) stays. */
@@ -164,6 +223,18 @@ export async function removeContact(primary: string): Promise<void> {
   contactEvents.dispatchEvent(new Event("change"));
 }
 
+/** The contacts saved under a handle: its pin (normally one). */
+export async function contactsByFqhn(fqhn: string): Promise<Contact[]> {
+  return (await open()).getAllFromIndex("contacts", "fqhn", fqhn);
+}
+
+/** Moves a pin: the old key's contact goes and the new one's comes, in one transaction. */
+export async function replaceContact(old: string, contact: Contact): Promise<void> {
+  const tx = (await open()).transaction("contacts", "readwrite");
+  await Promise.all([tx.store.delete(old), tx.store.put(contact), tx.done]);
+  contactEvents.dispatchEvent(new Event("change"));
+}
+
 export async function putMessage(message: StoredMessage): Promise<void> {
   await (await open()).put("messages", message);
 }
@@ -185,9 +256,25 @@ export async function updateMessage(id: string, change: (m: StoredMessage) => St
   await tx.done;
 }
 
+/** A conversation in the order its messages were written: by the signed `sentAt`, then arrival. */
 export async function listMessages(peer: string): Promise<StoredMessage[]> {
   const all = await (await open()).getAllFromIndex("messages", "peer", peer);
-  return all.sort((a, b) => a.at - b.at || a.sentAt - b.sentAt);
+  return all.sort((a, b) => a.sentAt - b.sentAt || a.at - b.at);
+}
+
+/** Deletes a conversation: its messages, the files it brought and pieces of files on their way. */
+export async function deleteConversation(peer: string): Promise<void> {
+  const tx = (await open()).transaction(["messages", "attachments", "chunks"], "readwrite");
+  const messages = tx.objectStore("messages");
+  for (const m of await messages.index("peer").getAll(peer)) {
+    await messages.delete(m.id);
+    if (m.file && m.direction === "in") {
+      const key = `${peer}/${m.file.fileId}`;
+      await tx.objectStore("attachments").delete(key);
+      for (const k of await tx.objectStore("chunks").index("file").getAllKeys(key)) await tx.objectStore("chunks").delete(k);
+    }
+  }
+  await tx.done;
 }
 
 /** Everyone there is a conversation with. */
@@ -231,6 +318,12 @@ export async function putAttachmentIfNew(key: string, blob: Blob): Promise<void>
   const tx = (await open()).transaction("attachments", "readwrite");
   if ((await tx.store.getKey(key)) === undefined) await tx.store.put(blob, key);
   await tx.done;
+}
+
+/** Whether a sender's file id is taken: by a kept file, or by a file on its way (`in:<key>`). */
+export async function fileIdUsed(key: string): Promise<boolean> {
+  const database = await open();
+  return (await database.getKey("attachments", key)) !== undefined || (await database.getKey("messages", `in:${key}`)) !== undefined;
 }
 
 export async function getAttachment(key: string): Promise<Blob | undefined> {
@@ -295,8 +388,41 @@ export async function getPeer(primary: string): Promise<Peer | undefined> {
   return (await open()).get("peers", primary);
 }
 
-export async function putPeer(peer: Peer): Promise<void> {
-  await (await open()).put("peers", peer);
+/** A key never seen before: a request until the person accepts it. */
+export const newPeer = (primary: string, standing: Standing = "request"): Peer => ({ primary, fqhn: null, checkedAt: 0, standing, held: { messages: 0, bytes: 0 } });
+
+/** Creates (with `initial` standing) or changes what is known about a key, in one transaction. */
+export async function updatePeer(primary: string, change: (p: Peer) => Peer, initial: Standing = "request"): Promise<Peer> {
+  const tx = (await open()).transaction("peers", "readwrite");
+  const next = change((await tx.store.get(primary)) ?? newPeer(primary, initial));
+  await Promise.all([tx.store.put(next), tx.done]);
+  return next;
+}
+
+export async function allPeers(): Promise<Peer[]> {
+  return (await open()).getAll("peers");
+}
+
+export async function deletePeer(primary: string): Promise<void> {
+  await (await open()).delete("peers", primary);
+}
+
+export async function peersWithStanding(standing: Standing): Promise<Peer[]> {
+  return (await open()).getAllFromIndex("peers", "standing", standing);
+}
+
+/** Event ids handled before `before` (ms) are forgotten (docs/PROTOCOL.md §10.4). */
+export async function pruneSeen(before: number): Promise<number> {
+  const tx = (await open()).transaction("seen", "readwrite");
+  let pruned = 0;
+  for (let c = await tx.store.openCursor(); c; c = await c.continue()) {
+    if (c.value < before) {
+      await c.delete();
+      pruned += 1;
+    }
+  }
+  await tx.done;
+  return pruned;
 }
 
 /** When a relay last handed over all it stored for an inbox (ms), if ever. */

@@ -1,0 +1,51 @@
+// Pinning, used by the directory and the messenger alike: the first key seen for a handle is
+// kept (trust on first use). A later lookup or message that shows another key for that handle
+// never switches it silently: the contact carries a warning and messages keep going to the
+// pinned key until the person accepts the new one.
+import { fingerprint } from "./identity";
+import type { VerifiedUser } from "./registration";
+import * as store from "./store";
+
+export type PinCheck =
+  | { kind: "unpinned" }
+  | { kind: "pinned"; contact: store.Contact }
+  /** The handle is pinned to another key. */
+  | { kind: "changed"; pinned: store.Contact };
+
+/** How a verified directory answer compares with what is pinned for its handle. */
+export async function checkPin(user: { fqhn: string; primary: string }): Promise<PinCheck> {
+  const pins = await store.contactsByFqhn(user.fqhn);
+  const same = pins.find((c) => c.primary === user.primary);
+  if (same) return { kind: "pinned", contact: same };
+  return pins.length > 0 ? { kind: "changed", pinned: pins[0] } : { kind: "unpinned" };
+}
+
+const contactOf = (user: VerifiedUser): store.Contact => ({
+  primary: user.primary,
+  fqhn: user.fqhn,
+  handle: user.handle,
+  server: user.server,
+  fingerprint: fingerprint(user.publicKey),
+  savedAt: new Date().toISOString(),
+});
+
+/**
+ * Looks at a verified answer: pins it if the handle is new (when `pinIfNew`), and marks the
+ * pinned contact when the answer shows another key. Returns what it found.
+ */
+export async function notice(user: VerifiedUser, pinIfNew: boolean): Promise<PinCheck> {
+  const check = await checkPin(user);
+  if (check.kind === "unpinned" && pinIfNew) {
+    await store.saveContact(contactOf(user));
+    await store.updatePeer(user.primary, (p) => ({ ...p, standing: p.standing === "blocked" ? p.standing : "accepted" }));
+  } else if (check.kind === "changed" && check.pinned.keyChange?.primary !== user.primary) {
+    await store.saveContact({ ...check.pinned, keyChange: { primary: user.primary, seenAt: new Date().toISOString() } });
+  }
+  return check;
+}
+
+/** Pins a handle to a new key the person accepted; the old key's conversation stays, unnamed. */
+export async function acceptNewKey(pinned: store.Contact, user: VerifiedUser): Promise<void> {
+  await store.replaceContact(pinned.primary, contactOf(user));
+  await store.updatePeer(user.primary, (p) => ({ ...p, standing: "accepted", fqhn: user.fqhn, checkedAt: Date.now() }));
+}

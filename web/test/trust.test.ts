@@ -1,0 +1,78 @@
+// Who may write to us (trust.ts), safety numbers (safety.ts) and names shown for files.
+import { describe, expect, it } from "vitest";
+import { displayName, sendableName } from "../src/lib/message";
+import { identityFromSeed } from "../src/lib/identity";
+import { groupedDigits, safetyHalf, safetyNumber, sameSafetyNumber } from "../src/lib/safety";
+import { type Arrival, REQUESTS_MAX, REQUEST_QUOTA, type SenderFacts, decide, held } from "../src/lib/trust";
+
+const stranger: SenderFacts = { contact: false, standing: undefined, held: { messages: 0, bytes: 0 }, requests: { senders: 0, bytes: 0 } };
+const text: Arrival = { kind: "message", bytes: 100 };
+
+describe("decide: accept, request or drop", () => {
+  it("contacts and accepted keys are accepted, whatever they send; blocked keys are dropped, even contacts", () => {
+    for (const arrival of [text, { kind: "piece", bytes: 48_000 } as const, { kind: "receipt", bytes: 0 } as const]) {
+      expect(decide(arrival, { ...stranger, contact: true })).toBe("accept");
+      expect(decide(arrival, { ...stranger, standing: "accepted", held: { messages: 500, bytes: 9e9 } })).toBe("accept");
+      expect(decide(arrival, { ...stranger, contact: true, standing: "blocked" })).toBe("drop");
+    }
+  });
+
+  it("a new key's message is a request; its receipts are dropped (we never wrote to it)", () => {
+    expect(decide(text, stranger)).toBe("request");
+    expect(decide({ kind: "receipt", bytes: 0 }, stranger)).toBe("drop");
+    expect(decide({ kind: "receipt", bytes: 0 }, { ...stranger, standing: "request" })).toBe("drop");
+  });
+
+  it("a request keeps at most REQUEST_QUOTA messages and bytes: the one over it is dropped", () => {
+    const full = { ...stranger, standing: "request" as const, held: { messages: REQUEST_QUOTA.messages - 1, bytes: 0 } };
+    expect(decide(text, full)).toBe("request");
+    expect(decide(text, { ...full, held: held(full.held, text) })).toBe("drop");
+    // Pieces add bytes, not messages.
+    const bytes = { ...stranger, standing: "request" as const, held: { messages: 1, bytes: REQUEST_QUOTA.bytes - 48_000 } };
+    expect(decide({ kind: "piece", bytes: 48_000 }, bytes)).toBe("request");
+    expect(decide({ kind: "piece", bytes: 48_001 }, bytes)).toBe("drop");
+    expect(held(bytes.held, { kind: "piece", bytes: 10 })).toEqual({ messages: 1, bytes: REQUEST_QUOTA.bytes - 47_990 });
+  });
+
+  it("once REQUESTS_MAX keys wait, new keys are dropped; those already waiting keep their quota", () => {
+    const crowded = { senders: REQUESTS_MAX.senders, bytes: 0 };
+    expect(decide(text, { ...stranger, requests: crowded })).toBe("drop");
+    expect(decide(text, { ...stranger, standing: "request", held: { messages: 1, bytes: 10 }, requests: crowded })).toBe("request");
+    expect(decide(text, { ...stranger, requests: { senders: 1, bytes: REQUESTS_MAX.bytes - 50 } })).toBe("drop");
+  });
+});
+
+describe("safety numbers", () => {
+  const key = (byte: number) => identityFromSeed(new Uint8Array(32).fill(byte)).publicKey;
+  const [alice, bob, carol] = [key(1), key(2), key(3)];
+
+  it("are 60 digits, the same from both sides, and differ for another pair", () => {
+    const n = safetyNumber(alice, bob);
+    expect(n).toMatch(/^\d{60}$/);
+    expect(safetyNumber(bob, alice)).toBe(n);
+    expect(safetyNumber(alice, carol)).not.toBe(n);
+    expect(safetyNumber(carol, bob)).not.toBe(n);
+    expect(n).toBe([safetyHalf(alice), safetyHalf(bob)].sort().join(""));
+    expect(groupedDigits(n)).toHaveLength(12);
+  });
+
+  it("match what a person types with spaces or dashes, and nothing else", () => {
+    const n = safetyNumber(alice, bob);
+    expect(sameSafetyNumber(n, groupedDigits(n).join(" "))).toBe(true);
+    expect(sameSafetyNumber(n, groupedDigits(n).join("-"))).toBe(true);
+    expect(sameSafetyNumber(n, n.slice(0, 59))).toBe(false);
+    expect(sameSafetyNumber(n, safetyNumber(alice, carol))).toBe(false);
+    expect(sameSafetyNumber(n, "")).toBe(false);
+  });
+});
+
+describe("file names", () => {
+  it("lose bidi overrides, other format characters and C1 controls when shown or sent", () => {
+    expect(displayName("invoice\u202Efdp.exe")).toBe("invoicefdp.exe");
+    expect(displayName("a\u200Bb\u2066c\u2069\u0085d\u009F.png")).toBe("abcd.png");
+    expect(displayName("\u202E\u200F")).toBe("file");
+    expect(displayName("résumé 😀.pdf")).toBe("résumé 😀.pdf");
+    expect(sendableName("invoice\u202Efdp.exe")).toBe("invoicefdp.exe");
+    expect(sendableName("x\u0090y/z.txt")).toBe("xy_z.txt");
+  });
+});
