@@ -16,7 +16,9 @@ import {
   bubbleWith,
   image,
   imageBubble,
+  acceptRequest,
   openChat,
+  openRequest,
   saveContact,
   sendImageAndTime,
   setUp as setUpPerson,
@@ -119,13 +121,16 @@ before(async () => {
   ({ p: alice, primary: people.alice } = await setUpPerson(worker.url, "alice"));
   ({ p: bob, primary: people.bob } = await setUpPerson(worker.url, "bob"));
   proto = await loadProtocol();
+  people.aliceFingerprint = proto.fingerprint(proto.parsePrimary(people.alice));
   const seed = nodeIdentity();
   carol = proto.identityFromSeed(Buffer.from(seed.seedHex, "hex"));
   assert.equal((await postRegister(worker.url, freshEnvelope("localhost", { handle: "carol", id: seed }).envelope)).status, 201);
   // Started now, checked by the last test: a transfer that never completes (one of two chunks).
   const stalled = carolFile(bmp(256, 300), "never-complete.bmp");
   await carolSends([stalled.pointer, stalled.chunks[0]]);
-  // Only alice saves a contact: bob learns who wrote to him from the directory.
+  // bob knows carol (her files are bigger than a request may hold); he does not know alice:
+  // her first message is a request he accepts.
+  await saveContact(bob, "carol");
   await saveContact(alice, "bob");
   await openChat(alice, "bob@localhost");
 });
@@ -155,10 +160,13 @@ describe("messages over nostr relays, in headless Chromium", () => {
     await sendText(alice, "hello bob, this is alice");
     const mine = bubbleWith(alice, "hello bob, this is alice");
     await mine.waitFor(); // local echo
-    // bob has not saved alice: her name appears once the directory's signed binding checks out.
-    await bob.page.getByRole("button", { name: "Open chat with alice@localhost" }).waitFor({ timeout: 30_000 });
-    await openChat(bob, "alice@localhost");
+    // bob has not saved alice: she is a request, unacknowledged until he accepts. Opening it
+    // asks the directory, whose signed binding names her.
+    await openRequest(bob, `Unverified key ${people.aliceFingerprint}`);
+    await bob.page.locator("#chat-title").getByText("alice@localhost", { exact: true }).waitFor({ timeout: 30_000 });
     await bubbleWith(bob, "hello bob, this is alice").waitFor({ timeout: 30_000 });
+    assert.equal(await mine.getAttribute("data-status"), "sent");
+    await acceptRequest(bob);
     await statusOf(mine, "delivered");
     assert.equal(await mine.getByTestId("status").textContent(), "Delivered");
 
@@ -394,9 +402,9 @@ describe("messages over nostr relays, in headless Chromium", () => {
       await saveContact(mallory, "bob");
       await openChat(mallory, "bob@localhost");
       await sendText(mallory, "trust me, I am alice");
-      await bob.page.getByRole("button", { name: `Open chat with Unverified key ${fingerprint}` }).waitFor({ timeout: 30_000 });
-      await openChat(bob, `Unverified key ${fingerprint}`);
+      await openRequest(bob, `Unverified key ${fingerprint}`);
       await bubbleWith(bob, "trust me, I am alice").waitFor();
+      await bob.page.getByTestId("request").waitFor();
     } finally {
       await mallory.close();
     }

@@ -47,6 +47,19 @@ export async function openChat(p, name) {
   await p.page.locator("#chat-title").getByText(name, { exact: true }).waitFor();
 }
 
+/** Opens the request from `name` (waiting for it to arrive). */
+export async function openRequest(p, name, timeout = 30_000) {
+  await p.page.getByRole("button", { name: `Open request from ${name}` }).click({ timeout });
+  await p.page.getByTestId("request").waitFor();
+}
+
+/** Accepts the open request: the composer appears. */
+export async function acceptRequest(p) {
+  await p.page.getByTestId("request").getByRole("button", { name: "Accept", exact: true }).click();
+  await p.page.getByTestId("request").waitFor({ state: "detached" });
+  await p.page.getByLabel("Message", { exact: true }).waitFor();
+}
+
 export async function typeAndSend(p, text) {
   const input = p.page.getByLabel("Message", { exact: true });
   await input.fill(text);

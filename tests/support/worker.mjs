@@ -83,6 +83,18 @@ export async function startWorker(extraArgs = [], port = undefined) {
         db.close();
       }
     },
+    /**
+     * Writes to the worker's local D1 behind its back: what a dishonest operator (or anyone
+     * with the Cloudflare account) can do. Returns the statement's changes.
+     */
+    tamper(sql, ...params) {
+      const db = new DatabaseSync(d1File(persist));
+      try {
+        return db.prepare(sql).run(...params);
+      } finally {
+        db.close();
+      }
+    },
     async stop() {
       try {
         process.kill(-child.pid, "SIGTERM");

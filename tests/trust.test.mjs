@@ -1,0 +1,358 @@
+// The client's trust and safety, in headless Chromium with the worker and a local relay, and
+// carol (a second client built from the app's protocol code) acting as an attacker: message
+// requests and their quota under a flood from fresh keys, pinned keys when the home server
+// swaps one, safety numbers, no silent replacement of a file on screen, deceptive file names,
+// signed times, and keeping the identity (storage.persist, the backup reminder).
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { ARTIFACTS, openProfile } from "./support/browser.mjs";
+import { acceptRequest, attachmentHashes, bmp, bubbleWith, image, openChat, openRequest, saveContact, setUp, sha256, statusOf, typeAndSend } from "./support/chat.mjs";
+import { freshEnvelope, identity as nodeIdentity, postRegister } from "./support/kez.mjs";
+import { loadProtocol } from "./support/protocol.mjs";
+import { startRelay } from "./support/relay.mjs";
+import { startWorker } from "./support/worker.mjs";
+
+let worker;
+let relay;
+let alice;
+let bob;
+const people = {};
+let proto;
+/** carol: registered, driven from Node with the app's own protocol code. */
+let carol;
+
+/** A sealed event from `sender` (a protocol identity) to `to` (a primary key). */
+function eventFrom(sender, to, body, data = undefined, { id = undefined, sentAt = undefined } = {}) {
+  const recipient = proto.parsePrimary(to);
+  return proto.wrap(proto.seal(proto.encodeMessage(sender, to, body, data, id, sentAt), recipient), recipient);
+}
+
+/** Publishes events as fast as the relay answers (no pacing: an attacker's script), waiting for every OK. */
+async function flood(events) {
+  const ws = new WebSocket(relay.url);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = () => reject(new Error(`cannot connect to ${relay.url}`));
+  });
+  const waiting = new Map();
+  ws.onmessage = (m) => {
+    const [type, id, ok, why] = JSON.parse(m.data);
+    if (type === "OK") waiting.get(id)?.(ok ? null : why);
+  };
+  const answers = events.map((e) => new Promise((resolve) => waiting.set(e.id, resolve)));
+  for (const e of events) ws.send(JSON.stringify(["EVENT", e]));
+  const refusals = (await Promise.all(answers)).filter((why) => why !== null);
+  ws.close();
+  assert.deepEqual(refusals, [], "the relay took every event");
+}
+
+const fresh = () => proto.identityFromSeed(randomBytes(32));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const eventFrames = (p, from = 0) => p.framesSent.slice(from).filter((f) => f.data.startsWith('["EVENT"'));
+
+/** What the page keeps in IndexedDB's `store`, read directly. */
+function readStore(p, storeName) {
+  return p.page.evaluate(
+    (name) =>
+      new Promise((resolve, reject) => {
+        const request = indexedDB.open("kez-chat");
+        request.onerror = () => reject(request.error);
+        request.onsuccess = () => {
+          const tx = request.result.transaction(name);
+          const keys = tx.objectStore(name).getAllKeys();
+          const values = tx.objectStore(name).getAll();
+          tx.oncomplete = () => {
+            request.result.close();
+            resolve(keys.result.map((key, i) => ({ key, value: values.result[i] instanceof Blob ? { type: values.result[i].type, size: values.result[i].size } : values.result[i] })));
+          };
+        };
+      }),
+    storeName,
+  );
+}
+
+before(async () => {
+  relay = await startRelay({ maxEventSize: 65_536 });
+  worker = await startWorker(["--var", `NOSTR_RELAYS:${relay.url}`]);
+  ({ p: alice, primary: people.alice } = await setUp(worker.url, "alice"));
+  ({ p: bob, primary: people.bob } = await setUp(worker.url, "bob"));
+  proto = await loadProtocol();
+  const seed = nodeIdentity();
+  carol = proto.identityFromSeed(Buffer.from(seed.seedHex, "hex"));
+  people.carol = carol.primary;
+  assert.equal((await postRegister(worker.url, freshEnvelope("localhost", { handle: "carol", id: seed }).envelope)).status, 201);
+});
+
+after(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  for (const p of [alice, bob]) await p?.page.screenshot({ path: path.join(ARTIFACTS, `trust-${p.name}.png`), fullPage: true });
+  await alice?.close();
+  await bob?.close();
+  await worker?.stop();
+  await relay?.close();
+});
+
+describe("trust and safety in the web app", () => {
+  test("a first message from someone new is a request: no receipt, no lookup until opened; first-contact and later latency", async () => {
+    await saveContact(alice, "bob");
+    await openChat(alice, "bob@localhost");
+    const aliceFingerprint = proto.fingerprint(proto.parsePrimary(people.alice));
+    const bobRequestsBefore = bob.requests.length;
+
+    let start = Date.now();
+    await typeAndSend(alice, "first contact");
+    const request = bob.page.getByRole("button", { name: `Open request from Unverified key ${aliceFingerprint}` });
+    await request.waitFor({ timeout: 60_000 });
+    const first = Date.now() - start;
+    await bob.page.getByTestId("request-count").getByText("(1)").waitFor();
+    // Nothing sent back and nothing asked about alice's key before bob opens the request.
+    await statusOf(bubbleWith(alice, "first contact"), "sent");
+    assert.deepEqual(bob.requests.slice(bobRequestsBefore).filter((u) => u.includes("/v1/by-primary/")), [], "no lookup before opening");
+    assert.equal(eventFrames(bob).length, 0, "bob sent no event");
+
+    await openRequest(bob, `Unverified key ${aliceFingerprint}`);
+    // Opening asks the directory: the signed binding names her, as a claim, not yet a contact.
+    await bob.page.locator("#chat-title").getByText("alice@localhost", { exact: true }).waitFor({ timeout: 30_000 });
+    assert.equal(await bob.page.getByLabel("Message", { exact: true }).count(), 0, "no composer before accepting");
+    await acceptRequest(bob);
+    await statusOf(bubbleWith(alice, "first contact"), "delivered");
+    // Accepting pins her handle: she is a contact now.
+    await bob.page.getByTestId("contacts").getByText("alice@localhost").waitFor();
+
+    const later = [];
+    for (let i = 0; i < 5; i++) {
+      start = Date.now();
+      await typeAndSend(alice, `later message ${i}`);
+      await bubbleWith(bob, `later message ${i}`).waitFor({ timeout: 30_000 });
+      later.push(Date.now() - start);
+    }
+    console.log(`# first contact: ${first} ms from alice pressing Enter to bob's Requests showing her; later messages: p50 ${median(later)} ms (${later.join(", ")} ms) to the open chat`);
+  });
+
+  test("safety numbers: equal on both sides, different for a third person, verified only after comparing", async () => {
+    await alice.page.getByRole("button", { name: "Safety number" }).click();
+    await bob.page.getByRole("button", { name: "Safety number" }).click();
+    const numberOf = async (p) => (await p.page.getByTestId("safety-number").textContent()).replace(/\s/g, "");
+    const aliceSees = await numberOf(alice);
+    assert.match(aliceSees, /^\d{60}$/);
+    assert.equal(await numberOf(bob), aliceSees);
+    for (const p of [alice, bob]) {
+      assert.equal((await p.page.getByTestId("safety-state").textContent()).trim(), "Not compared yet.");
+      assert.equal((await p.page.getByTestId("trust-state").textContent()).trim(), "Not compared");
+    }
+
+    // A wrong number is refused and changes nothing.
+    const wrong = aliceSees.slice(0, 59) + ((Number(aliceSees[59]) + 1) % 10);
+    await alice.page.getByLabel("Their safety number").fill(wrong);
+    await alice.page.getByRole("button", { name: "Compare" }).click();
+    await alice.page.getByTestId("safety-error").getByText("These numbers do not match", { exact: false }).waitFor();
+    assert.equal((await alice.page.getByTestId("safety-state").textContent()).trim(), "Not compared yet.");
+
+    // alice scans a picture of bob's code: the QR holds exactly the number.
+    const qr = await bob.page.locator(".qr").screenshot();
+    await alice.page.getByTestId("safety-scan").setInputFiles({ name: "bob-code.png", mimeType: "image/png", buffer: qr });
+    await alice.page.getByTestId("safety-state").getByText("✓ Verified", { exact: false }).waitFor();
+    assert.equal((await alice.page.getByTestId("trust-state").textContent()).trim(), "✓ Verified");
+    // bob types what alice's screen shows, grouped as people read it.
+    await bob.page.getByLabel("Their safety number").fill(aliceSees.match(/\d{5}/g).join(" "));
+    await bob.page.getByRole("button", { name: "Compare" }).click();
+    await bob.page.getByTestId("safety-state").getByText("✓ Verified", { exact: false }).waitFor();
+
+    // With carol, alice has another number.
+    await saveContact(alice, "carol");
+    await openChat(alice, "carol@localhost");
+    await alice.page.getByRole("button", { name: "Safety number" }).click();
+    const withCarol = await numberOf(alice);
+    assert.match(withCarol, /^\d{60}$/);
+    assert.notEqual(withCarol, aliceSees);
+    assert.equal((await alice.page.getByTestId("trust-state").textContent()).trim(), "Not compared");
+    await openChat(alice, "bob@localhost");
+  });
+
+  test("a sender cannot replace a file already shown: same message id, or the same file id, with other bytes", async () => {
+    await saveContact(bob, "carol");
+    const original = bmp(40, 40);
+    const swapped = bmp(40, 40);
+    const id = proto.newId();
+    const file_id = proto.newId();
+    const body = (bytes, type = "kez-file-v2") => ({ type, mode: "inline", file_id, name: "photo.bmp", mime: "image/bmp", size: bytes.length, sha256: sha256(bytes) });
+    await flood([eventFrom(carol, people.bob, body(original), original, { id })]);
+    await openChat(bob, "carol@localhost");
+    await image(bob, "photo.bmp").waitFor({ timeout: 30_000 });
+    await flood([
+      eventFrom(carol, people.bob, body(swapped), swapped, { id }), // the same message again, other bytes
+      eventFrom(carol, people.bob, body(swapped), swapped), // a new message reusing the file id
+      eventFrom(carol, people.bob, body(swapped, "kez-file-v1"), swapped), // the same, as an older client
+      eventFrom(carol, people.bob, { type: "text", text: "did it change?" }),
+    ]);
+    await bubbleWith(bob, "did it change?").waitFor({ timeout: 30_000 });
+    await bob.page.reload();
+    await openChat(bob, "carol@localhost");
+    await image(bob, "photo.bmp").waitFor();
+    const hashes = await attachmentHashes(bob);
+    assert.ok(hashes.includes(sha256(original)), "the original is kept");
+    assert.ok(!hashes.includes(sha256(swapped)), "the other bytes were never stored");
+    assert.equal(await image(bob, "photo.bmp").count(), 1, "one bubble");
+    // The bubble shows the one file kept under carol's file id: the original.
+    const photos = (await readStore(bob, "attachments")).filter((a) => a.key.endsWith(`/${file_id}`));
+    assert.deepEqual(photos.map((a) => a.value.size), [original.length]);
+  });
+
+  test("file names lose bidi overrides and C1 controls; a sent HTML file is kept as plain bytes", async () => {
+    const pdf = Buffer.from("%PDF-1.4 not really\n");
+    const body = { type: "kez-file-v2", mode: "inline", file_id: proto.newId(), name: "invoice\u202Efdp.exe\u0085", mime: "application/pdf", size: pdf.length, sha256: sha256(pdf) };
+    await flood([eventFrom(carol, people.bob, body, pdf)]);
+    const link = bob.page.getByTestId("download").filter({ hasText: "invoice" });
+    await link.waitFor({ timeout: 30_000 });
+    assert.equal((await link.textContent()).trim(), "⬇ invoicefdp.exe");
+    assert.equal(await link.getAttribute("download"), "invoicefdp.exe");
+
+    await alice.page.getByTestId("file-input").setInputFiles({ name: "page.html", mimeType: "text/html", buffer: Buffer.from("<script>alert(1)</script>") });
+    await alice.page.getByTestId("bubble").filter({ hasText: "page.html" }).getByTestId("status").getByText("Delivered").waitFor({ timeout: 30_000 });
+    const kept = (await readStore(alice, "attachments")).map((a) => a.value.type);
+    assert.ok(kept.length >= 1);
+    assert.ok(kept.every((t) => t === "application/octet-stream" || t.startsWith("image/")), `kept as ${kept}`);
+    assert.ok(kept.includes("application/octet-stream"));
+  });
+
+  test("each bubble shows the signed time, the chat is ordered by it, and a message two days late is flagged", async () => {
+    const twoDaysAgo = Date.now() - 2 * 24 * 3600_000;
+    await flood([eventFrom(carol, people.bob, { type: "text", text: "written two days ago" }, undefined, { sentAt: twoDaysAgo })]);
+    const late = bubbleWith(bob, "written two days ago");
+    await late.waitFor({ timeout: 30_000 });
+    assert.equal(await late.getByTestId("sent-at").getAttribute("datetime"), new Date(twoDaysAgo).toISOString());
+    await late.getByTestId("delayed").waitFor();
+    // Ordered by its signed time: before everything carol sent today, though it arrived last.
+    const texts = await bob.page.getByTestId("bubble").allTextContents();
+    assert.match(texts[0], /written two days ago/);
+    assert.equal(await bubbleWith(bob, "did it change?").getByTestId("delayed").count(), 0);
+  });
+
+  test("500 messages from 500 fresh keys land in Requests: no receipts, no lookups, alice's own message still goes; the quota holds", async () => {
+    // bob's chat with alice is open; alice's with bob too.
+    await openChat(bob, "alice@localhost");
+    const strangers = Array.from({ length: 500 }, fresh);
+    const events = strangers.map((s, i) => eventFrom(s, people.alice, { type: "text", text: `buy now ${i}` }));
+    const framesBefore = alice.framesSent.length;
+    const requestsBefore = alice.requests.length;
+    const flooding = flood(events);
+    const start = Date.now();
+    await typeAndSend(alice, "sent during the flood");
+    await bubbleWith(bob, "sent during the flood").waitFor({ timeout: 60_000 });
+    const delivered = Date.now() - start;
+    await statusOf(bubbleWith(alice, "sent during the flood"), "delivered", 60_000);
+    await flooding;
+    await alice.page.getByTestId("request-count").getByText("(500)").waitFor({ timeout: 120_000 });
+    console.log(`# flood: alice's message reached bob in ${delivered} ms while 500 messages from 500 fresh keys arrived; all 500 in Requests after ${Date.now() - start} ms`);
+
+    // One more key sends 60 messages: 50 are kept (REQUEST_QUOTA), the rest dropped.
+    const pushy = fresh();
+    await flood(Array.from({ length: 60 }, (_, i) => eventFrom(pushy, people.alice, { type: "text", text: `again ${i}` })));
+    await alice.page.getByTestId("request-count").getByText("(501)").waitFor({ timeout: 60_000 });
+    // Its messages are handled in order: the last kept one is #49; wait for the store to settle.
+    let kept = [];
+    for (let tries = 0; tries < 100; tries++) {
+      kept = (await readStore(alice, "messages")).filter((m) => m.value.peer === pushy.primary);
+      const peer = (await readStore(alice, "peers")).find((p) => p.key === pushy.primary);
+      if (peer?.value.held.messages === 50 && kept.length === 50) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(kept.length, 50);
+    assert.deepEqual(kept.map((m) => m.value.text).sort(), Array.from({ length: 50 }, (_, i) => `again ${i}`).sort());
+
+    // alice sent only her own message (one event to the one relay), nothing to any stranger,
+    // and asked the directory about none of them.
+    assert.equal(eventFrames(alice, framesBefore).length, 1);
+    const strangerKeys = [...strangers, pushy].map((s) => s.primary.slice(8));
+    assert.deepEqual(alice.requests.slice(requestsBefore).filter((u) => strangerKeys.some((k) => u.includes(k))), []);
+
+    // Block: the key's messages go and what it sends later is dropped.
+    await openRequest(alice, `Unverified key ${proto.fingerprint(pushy.publicKey)}`);
+    await alice.page.getByTestId("request").getByRole("button", { name: "Block…" }).click();
+    await alice.page.getByTestId("request").getByRole("button", { name: "Block", exact: true }).click();
+    await alice.page.getByTestId("request-count").getByText("(500)").waitFor();
+    await flood([eventFrom(pushy, people.alice, { type: "text", text: "after the block" })]);
+    await flood([eventFrom(carol, people.alice, { type: "text", text: "a marker after the block" })]);
+    await alice.page.getByRole("button", { name: "Open request from carol@localhost" }).or(alice.page.getByRole("button", { name: "Open chat with carol@localhost" })).first().waitFor();
+    for (let tries = 0; tries < 50 && !(await readStore(alice, "messages")).some((m) => m.value.text === "a marker after the block"); tries++) await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await readStore(alice, "messages")).filter((m) => m.value.peer === pushy.primary).length, 0);
+    await openChat(alice, "bob@localhost");
+  });
+
+  test("the seed survives a reload, persist() is asked for, and the backup reminder stays until two words are re-typed", async () => {
+    const erin = await openProfile("erin");
+    try {
+      await erin.page.context().addInitScript(() => {
+        const persist = navigator.storage.persist.bind(navigator.storage);
+        window.kezPersistCalls = 0;
+        navigator.storage.persist = () => ((window.kezPersistCalls += 1), persist());
+      });
+      await erin.page.goto(worker.url);
+      await erin.page.getByRole("button", { name: "Create a new identity" }).click();
+      const primary = await erin.page.getByTestId("primary").textContent();
+      await erin.page.getByTestId("backup-reminder").waitFor();
+      assert.ok((await erin.page.evaluate(() => window.kezPersistCalls)) >= 1, "persist() was requested");
+      await erin.page.getByTestId("backup-state").getByText(/This browser (keeps|may clear)/).waitFor();
+      await erin.page.reload();
+      assert.equal(await erin.page.getByTestId("primary").textContent(), primary);
+      await erin.page.getByTestId("backup-reminder").waitFor();
+
+      await erin.page.getByRole("button", { name: "Show recovery phrase" }).click();
+      const words = await erin.page.getByTestId("phrase").locator("li").allTextContents();
+      assert.equal(words.length, 24);
+      await erin.page.getByRole("button", { name: "I wrote the phrase down" }).click();
+      const quiz = erin.page.getByTestId("backup-quiz");
+      const position = async (i) => Number((await quiz.locator("label").nth(i).textContent()).replace("Word ", ""));
+      const [a, b] = [await position(0), await position(1)];
+      await erin.page.getByLabel(`Word ${a}`, { exact: true }).fill(words[a - 1]);
+      await erin.page.getByLabel(`Word ${b}`, { exact: true }).fill(words[a - 1] === words[b - 1] ? "wrong" : words[a - 1]);
+      await quiz.getByRole("button", { name: "Confirm backup" }).click();
+      await quiz.getByText("That is not what the phrase says", { exact: false }).waitFor();
+      await erin.page.getByTestId("backup-reminder").waitFor();
+      await erin.page.getByLabel(`Word ${b}`, { exact: true }).fill(` ${words[b - 1].toUpperCase()} `);
+      await quiz.getByRole("button", { name: "Confirm backup" }).click();
+      await erin.page.getByTestId("backup-reminder").waitFor({ state: "detached" });
+      await erin.page.reload();
+      assert.equal(await erin.page.getByTestId("primary").textContent(), primary);
+      await erin.page.getByTestId("backup-state").getByText("✓ Backed up.").waitFor();
+      assert.equal(await erin.page.getByTestId("backup-reminder").count(), 0);
+    } finally {
+      await erin.close();
+    }
+  });
+
+  test("a home server that swaps bob's key after alice pinned it: alice is warned, and her message still goes to the pinned key", async () => {
+    const inboxOf = (primary) => proto.inboxTag(proto.parsePrimary(primary));
+    const bobInbox = inboxOf(people.bob);
+    // The operator rewrites the registry: bob@localhost now names a key the operator holds.
+    const impostor = nodeIdentity();
+    worker.tamper("DELETE FROM registrations WHERE handle = 'bob'");
+    assert.equal((await postRegister(worker.url, freshEnvelope("localhost", { handle: "bob", id: impostor }).envelope)).status, 201);
+    const impostorInbox = inboxOf(impostor.primary);
+
+    // Opening the chat looks the handle up again: the pin holds, with a warning.
+    await alice.page.getByRole("button", { name: "Close" }).click();
+    await openChat(alice, "bob@localhost");
+    const warning = alice.page.getByTestId("key-change");
+    await warning.waitFor({ timeout: 30_000 });
+    assert.match(await warning.textContent(), new RegExp(proto.fingerprint(proto.parsePrimary(impostor.primary))));
+    await alice.page.getByTestId("chat-key-change").waitFor();
+    // The directory card says so too, and does not offer to save the new key as if it were new.
+    await alice.page.getByLabel("Handle, handle@domain or key").fill("bob");
+    await alice.page.getByRole("button", { name: "Look up" }).click();
+    await alice.page.getByTestId("lookup-key-change").waitFor();
+    assert.equal(await alice.page.getByTestId("lookup-result").getByRole("button", { name: "Save contact" }).count(), 0);
+
+    const before = new Set(relay.events().map((e) => e.id));
+    await typeAndSend(alice, "to the key I pinned");
+    await bubbleWith(bob, "to the key I pinned").waitFor({ timeout: 30_000 });
+    const sent = relay.events().filter((e) => !before.has(e.id) && e.tags[0][1] !== inboxOf(people.alice));
+    assert.ok(sent.length >= 1);
+    assert.ok(sent.every((e) => e.tags[0][1] === bobInbox && e.tags[0][1] !== impostorInbox), "every event went to bob's pinned key");
+    // Still verified: the comparison was with the pinned key, which is still the one in use.
+    assert.equal((await alice.page.getByTestId("trust-state").textContent()).trim(), "✓ Verified");
+  });
+});
