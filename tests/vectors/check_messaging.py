@@ -49,3 +49,14 @@ box = b'\x01' + E + N + ct
 assert box.hex() == s['box_hex'], "box differs"
 assert base64.b64encode(box).decode() == s['content_base64']
 print("independent check passed:", len(msg), "byte message,", len(box), "byte box")
+# Safety numbers (PROTOCOL.md 2.3).
+def safety_half(pk):
+    h = hashlib.sha512(b"kez-safety-number-v1" + pk).digest()
+    for _ in range(5199):
+        h = hashlib.sha512(h + pk).digest()
+    return "".join("%05d" % (int.from_bytes(h[i:i + 5], 'big') % 100000) for i in range(0, 30, 5))
+s = o['safety_number']
+halves = [safety_half(pub_of(o[w]['seed_hex'])) for w in ("alice", "bob")]
+assert halves == [s['alice_half'], s['bob_half']], "safety number halves differ"
+assert s['number'] == "".join(sorted(halves)), "safety number differs"
+print("safety number: ok")

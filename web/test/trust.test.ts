@@ -1,5 +1,7 @@
 // Who may write to us (trust.ts), safety numbers (safety.ts) and names shown for files.
 import { describe, expect, it } from "vitest";
+import { hexToBytes } from "@noble/hashes/utils.js";
+import fixed from "../../tests/vectors/messaging.json";
 import { displayName, sendableName } from "../src/lib/message";
 import { identityFromSeed } from "../src/lib/identity";
 import { groupedDigits, safetyHalf, safetyNumber, sameSafetyNumber } from "../src/lib/safety";
@@ -54,6 +56,13 @@ describe("safety numbers", () => {
     expect(safetyNumber(carol, bob)).not.toBe(n);
     expect(n).toBe([safetyHalf(alice), safetyHalf(bob)].sort().join(""));
     expect(groupedDigits(n)).toHaveLength(12);
+  });
+
+  it("match the fixed vector (tests/vectors/messaging.json, also checked in Python)", () => {
+    const [a, b] = [fixed.alice.seed_hex, fixed.bob.seed_hex].map((seed) => identityFromSeed(hexToBytes(seed)).publicKey);
+    expect(safetyHalf(a)).toBe(fixed.safety_number.alice_half);
+    expect(safetyHalf(b)).toBe(fixed.safety_number.bob_half);
+    expect(safetyNumber(a, b)).toBe(fixed.safety_number.number);
   });
 
   it("match what a person types with spaces or dashes, and nothing else", () => {
