@@ -323,6 +323,53 @@ describe("trust and safety in the web app", () => {
     }
   });
 
+  test("a database from before requests (version 1) upgrades in place: same seed, its conversations accepted", async () => {
+    const frank = await openProfile("frank");
+    try {
+      // The page's origin, without the app: version 1's schema, as the previous release made it.
+      await frank.page.goto(`${worker.url}/v1/healthz`);
+      const seedHex = randomBytes(32).toString("hex");
+      const old = fresh();
+      await frank.page.evaluate(
+        ({ seedHex, peer }) =>
+          new Promise((resolve, reject) => {
+            const request = indexedDB.open("kez-chat", 1);
+            request.onupgradeneeded = () => {
+              const db = request.result;
+              for (const name of ["identity", "registration", "attachments", "seen", "settings"]) db.createObjectStore(name);
+              db.createObjectStore("contacts", { keyPath: "primary" });
+              const messages = db.createObjectStore("messages", { keyPath: "id" });
+              messages.createIndex("peer", "peer");
+              messages.createIndex("status", "status");
+              db.createObjectStore("chunks", { keyPath: ["file", "i"] }).createIndex("file", "file");
+              db.createObjectStore("peers", { keyPath: "primary" });
+            };
+            request.onerror = () => reject(request.error);
+            request.onsuccess = () => {
+              const db = request.result;
+              const tx = db.transaction(["identity", "peers", "messages"], "readwrite");
+              tx.objectStore("identity").put({ seed: Uint8Array.from(seedHex.match(/../g).map((h) => parseInt(h, 16))), createdAt: "2026-11-01T00:00:00.000Z" }, "self");
+              tx.objectStore("peers").put({ primary: peer, fqhn: null, checkedAt: 1 });
+              tx.objectStore("messages").put({ id: "0".repeat(32), peer, direction: "in", text: "from before the upgrade", status: "received", sentAt: Date.now(), at: Date.now() });
+              tx.oncomplete = () => (db.close(), resolve());
+            };
+          }),
+        { seedHex, peer: old.primary },
+      );
+      await frank.page.goto(worker.url);
+      assert.equal(await frank.page.getByTestId("primary").textContent(), proto.identityFromSeed(Buffer.from(seedHex, "hex")).primary);
+      // An identity from before backups were confirmed is reminded of it.
+      await frank.page.getByTestId("backup-reminder").waitFor();
+      // The old conversation is a chat, not a request.
+      await frank.page.getByRole("button", { name: `Open chat with Unverified key ${proto.fingerprint(old.publicKey)}` }).waitFor();
+      assert.equal(await frank.page.getByTestId("requests").count(), 0);
+      const [peer] = (await readStore(frank, "peers")).map((p) => p.value);
+      assert.deepEqual({ standing: peer.standing, held: peer.held }, { standing: "accepted", held: { messages: 0, bytes: 0 } });
+    } finally {
+      await frank.close();
+    }
+  });
+
   test("a home server that swaps bob's key after alice pinned it: alice is warned, and her message still goes to the pinned key", async () => {
     const inboxOf = (primary) => proto.inboxTag(proto.parsePrimary(primary));
     const bobInbox = inboxOf(people.bob);

@@ -151,7 +151,7 @@ describe("web app in headless Chromium", () => {
     await error.getByText(/not a valid key/).waitFor();
   });
 
-  test("a server that swaps bob's key is caught", async () => {
+  test("an answer whose key is not the one its signed registration names is refused (a key of the server's own making is the pins' job: trust.test.mjs)", async () => {
     const alice = profiles[0];
     const mallory = freshEnvelope("localhost", { handle: "mallory" });
     // The real answer for bob, with the key in the body swapped for mallory's.

@@ -64,8 +64,10 @@ export class BindingError extends Error {}
 
 /**
  * Trusts a lookup body only if its stored envelope is signed by the key it names, over the
- * same handle, key and server: a server that swapped a key (or a handle) is caught here.
- * `expect` pins what the person asked for.
+ * same handle, key and server: a server that swapped the envelope of one binding into another
+ * answer is caught here. A server that signs a new binding with a key of its own is not (the
+ * signature checks out): pins.ts and safety numbers are what notice that. `expect` holds what
+ * the person asked for.
  */
 export function verifyUserBody(body: unknown, expect: { server: string; handle?: string; primary?: string }): VerifiedUser {
   const b = body as Partial<UserBody> | null;
