@@ -278,6 +278,14 @@ describe("trust and safety in the web app", () => {
     await alice.page.getByRole("button", { name: "Open request from carol@localhost" }).or(alice.page.getByRole("button", { name: "Open chat with carol@localhost" })).first().waitFor();
     for (let tries = 0; tries < 50 && !(await readStore(alice, "messages")).some((m) => m.value.text === "a marker after the block"); tries++) await new Promise((r) => setTimeout(r, 200));
     assert.equal((await readStore(alice, "messages")).filter((m) => m.value.peer === pushy.primary).length, 0);
+
+    // After a flood, one click clears Requests; the chats stay.
+    await alice.page.getByRole("button", { name: "Delete all requests…" }).click();
+    await alice.page.getByRole("alertdialog").getByRole("button", { name: "Delete all", exact: true }).click();
+    await alice.page.getByTestId("requests").waitFor({ state: "detached", timeout: 60_000 });
+    const left = new Set((await readStore(alice, "messages")).map((m) => m.value.peer));
+    assert.ok(strangers.every((s) => !left.has(s.primary)), "no stranger's message is left");
+    assert.ok(left.has(people.bob));
     await openChat(alice, "bob@localhost");
   });
 
@@ -400,5 +408,16 @@ describe("trust and safety in the web app", () => {
     assert.ok(sent.every((e) => e.tags[0][1] === bobInbox && e.tags[0][1] !== impostorInbox), "every event went to bob's pinned key");
     // Still verified: the comparison was with the pinned key, which is still the one in use.
     assert.equal((await alice.page.getByTestId("trust-state").textContent()).trim(), "✓ Verified");
+
+    // Only alice moves the pin, after a confirmation; the new key starts "not compared".
+    await warning.getByRole("button", { name: "Accept the new key…" }).click();
+    await warning.getByRole("button", { name: "Use the new key" }).click();
+    await alice.page.getByTestId("key-change").waitFor({ state: "detached" });
+    await alice.page.locator("#chat-title").getByText("bob@localhost", { exact: true }).waitFor();
+    assert.equal((await alice.page.getByTestId("trust-state").textContent()).trim(), "Not compared");
+    const contacts = (await readStore(alice, "contacts")).filter((c) => c.value.fqhn === "bob@localhost");
+    assert.deepEqual(contacts.map((c) => c.key), [impostor.primary]);
+    // The old key's conversation stays, named by its fingerprint only.
+    await alice.page.getByRole("button", { name: `Open chat with Unverified key ${proto.fingerprint(proto.parsePrimary(people.bob))}` }).waitFor();
   });
 });

@@ -49,6 +49,9 @@ const FIRST_SUBSCRIPTION_LIMIT = 1_000;
 const RECEIPT_BATCH_MS = 200;
 const RECEIPT_IDS_MAX = 100;
 
+/** Event ids remembered in memory before the memo starts over (IndexedDB keeps them all). */
+const SEEN_MEMO_MAX = 10_000;
+
 /** Handled event ids are remembered this long (a replay after that is deduplicated by message id). */
 const SEEN_KEEP_MS = 30 * 24 * 3600_000;
 
@@ -375,6 +378,9 @@ export class Messenger {
     // Only an id that is the hash of the event may mark it handled: otherwise one relay could
     // suppress a real event by sending garbage under its id.
     if (!hasValidId(event)) return;
+    // A memo in front of the "seen" store (the same event comes from every relay), kept small:
+    // a flood must not grow the page's memory without bound.
+    if (this.seen.size >= SEEN_MEMO_MAX) this.seen.clear();
     this.seen.add(event.id);
     if (await store.wasSeen(event.id)) return;
     const sealed = unwrap(event);
@@ -669,6 +675,17 @@ export class Messenger {
   async block(primary: string): Promise<void> {
     await store.updatePeer(primary, (p) => ({ ...p, standing: "blocked", held: { messages: 0, bytes: 0 } }));
     await store.deleteConversation(primary);
+    this.requestTotals = undefined;
+    this.changed();
+  }
+
+  /** Deletes every request at once (after a flood); those keys may write again, as new requests. */
+  async deleteAllRequests(): Promise<void> {
+    for (const peer of await store.peersWithStanding("request")) {
+      if (await store.getContact(peer.primary)) continue;
+      await store.deleteConversation(peer.primary);
+      await store.deletePeer(peer.primary);
+    }
     this.requestTotals = undefined;
     this.changed();
   }
