@@ -83,6 +83,8 @@ kez_install_relay() {
             -r "$KEZ_ROOT/tests/relay-requirements.txt"
     fi
     export KEZ_NOSTR_RELAY_BIN="$relay/bin/nostr-relay"
+    # The same pinned environment has `cryptography`, which the independent vector check uses.
+    export KEZ_VECTOR_PYTHON="$relay/bin/python"
 }
 
 # A second, independent relay implementation for the tests: crates.io nostr-rs-relay, built

@@ -18,6 +18,9 @@ trap 'rm -rf "$logs"' EXIT
 kez_log "unit tests (cargo test, native: worker logic, NATS callout, bridge)"
 cargo test --quiet --workspace 2>&1 | tee "$logs/unit"
 
+kez_log "fixed vectors, checked independently in Python (cryptography, no project code)"
+"$KEZ_VECTOR_PYTHON" tests/vectors/check_messaging.py tests/vectors/messaging.json
+
 kez_log "web app: type check (svelte-check) and unit tests (vitest)"
 bash scripts/build-erasure.sh
 svelte-check --tsconfig ./tsconfig.json --workspace web --output human --fail-on-warnings

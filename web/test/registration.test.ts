@@ -1,7 +1,7 @@
-import { hexToBytes } from "@noble/hashes/utils.js";
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { describe, expect, it } from "vitest";
 import fixed from "../../tests/vectors/registration.json";
-import { identityFromSeed, newIdentity } from "../src/lib/identity";
+import { identityFromSeed, newIdentity, sign } from "../src/lib/identity";
 import {
   BindingError,
   type Envelope,
@@ -83,6 +83,16 @@ describe("checking a lookup's binding", () => {
     // Mallory signs alice's handle with her own key: valid, but not the key asked for.
     const own = signRegistration(mallory, registrationPayload("alice", mallory.primary, "kez.lat"));
     expect(() => verifyUserBody(bodyFor(own), { server: "kez.lat", primary: fixed.primary })).toThrow(/someone else/);
+  });
+
+  it("refuses a signed handle outside the handle alphabet (a lookalike of a pinned one)", () => {
+    const id = newIdentity();
+    for (const handle of ["bоb", "bob\u200b", "Bob", "b\u202eob"]) {
+      // Signed by the key it names: only the handle rule stops it.
+      const signed = { kez: "handle_registration", payload: { ...registrationPayload("bob", id.primary, "kez.lat"), handle }, signature: { alg: "ed25519-sha512-jcs", key: id.primary, sig: "" } } as Envelope;
+      signed.signature.sig = bytesToHex(sign(id, canonicalBytes(signed.payload)));
+      expect(() => verifyUserBody(bodyFor(signed), { server: "kez.lat", primary: id.primary })).toThrow(/not a valid handle/);
+    }
   });
 
   it("catches a changed handle, server, signature or a missing envelope", () => {

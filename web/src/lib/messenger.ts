@@ -49,6 +49,9 @@ const FIRST_SUBSCRIPTION_LIMIT = 1_000;
 const RECEIPT_BATCH_MS = 200;
 const RECEIPT_IDS_MAX = 100;
 
+/** How long after start-up old event ids are pruned. */
+const PRUNE_DELAY_MS = 30_000;
+
 /** Event ids remembered in memory before the memo starts over (IndexedDB keeps them all). */
 const SEEN_MEMO_MAX = 10_000;
 
@@ -128,8 +131,16 @@ export class Messenger {
     this.stallTimer = setInterval(() => void this.markStalled().catch(report), 5_000);
     preloadErasure();
     void this.failInterrupted().catch(report);
-    void store.pruneSeen(Date.now() - SEEN_KEEP_MS).catch(report);
+    // Pruning scans the whole store: not while the first events come in.
+    this.pruneTimer = setTimeout(() => void store.pruneSeen(Date.now() - SEEN_KEEP_MS).catch(report), PRUNE_DELAY_MS);
+    store.contactEvents.addEventListener("change", this.contactsChanged);
   }
+
+  /** A contact saved or moved (a request may have become a contact): totals are read afresh. */
+  private readonly contactsChanged = () => {
+    this.requestTotals = undefined;
+  };
+  private pruneTimer: ReturnType<typeof setTimeout>;
 
   /** Calls `listener` after anything stored changes; returns the unsubscribe. */
   onchange(listener: () => void): () => void {
@@ -222,6 +233,8 @@ export class Messenger {
     clearInterval(this.stallTimer);
     clearTimeout(this.changeTimer);
     clearTimeout(this.receiptTimer);
+    clearTimeout(this.pruneTimer);
+    store.contactEvents.removeEventListener("change", this.contactsChanged);
     for (const relay of this.relays.values()) relay.close();
     this.relays.clear();
   }
@@ -393,12 +406,34 @@ export class Messenger {
       }
     }
     if (message) {
-      const arrival = arrivalOf(message);
+      const arrival = await this.arrivalOf(message);
       const { decision, known } = await this.decide(message.header.from, arrival);
       if (decision !== "drop") await this.handle(message, decision === "accept");
       if (decision === "request") await this.hold(message.header.from, arrival, !known);
     }
     await store.markSeen(event.id);
+  }
+
+  /**
+   * A decoded message as trust.ts weighs it: what kind, how many bytes it would keep here, and
+   * whether it is a version 1 file body. A piece or chunk that would start a new file entry
+   * counts as a message, so a request cannot make endless entries from one-byte pieces.
+   */
+  private async arrivalOf({ header: h, data }: Message): Promise<Arrival> {
+    const legacy = h.type === "kez-file-v1" || h.type === "kez-file-chunk-v1";
+    switch (h.type) {
+      case "receipt":
+        return { kind: "receipt", bytes: 0, legacy };
+      case "text":
+        return { kind: "message", bytes: new TextEncoder().encode(h.text).length, legacy };
+      case "kez-file-chunk-v1":
+      case "kez-file-piece-v2": {
+        const known = (await store.getMessage(incomingFileId(fileKey(h.from, h.file_id)))) !== undefined;
+        return { kind: known ? "piece" : "message", bytes: data.length, legacy };
+      }
+      default:
+        return { kind: "message", bytes: data.length, legacy };
+    }
   }
 
   /** Whether a message from `from` is taken, held as a request, or dropped (trust.ts). */
@@ -413,7 +448,10 @@ export class Messenger {
   /** Counts what a request keeps against its quota and all requests' totals. */
   private async hold(from: string, arrival: Arrival, newSender: boolean) {
     await store.updatePeer(from, (p) => ({ ...p, held: held(p.held, arrival) }));
-    const totals = await this.requestTotals!;
+    // Reset meanwhile (a request accepted, blocked or deleted): it is read afresh next time.
+    const loaded = this.requestTotals;
+    if (!loaded) return;
+    const totals = await loaded;
     totals.bytes += arrival.bytes;
     if (newSender) totals.senders += 1;
   }
@@ -430,6 +468,9 @@ export class Messenger {
   private async handle({ header: h, data }: Message, accepted: boolean) {
     const now = Date.now();
     const acknowledge = (id: string) => accepted && this.receipt(h.from, id);
+    // A transfer (pointer, chunk or piece) under a file id an inline file already took is
+    // dropped: it must not become a second bubble or, once assembled, replace those bytes.
+    if ("file_id" in h && !("mode" in h && h.mode === "inline") && (await store.takenByInlineFile(fileKey(h.from, h.file_id)))) return;
     switch (h.type) {
       case "text":
         if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", text: h.text, status: "received", sentAt: h.sent_at, at: now })) acknowledge(h.id);
@@ -589,7 +630,7 @@ export class Messenger {
       await store.deleteChunks(key);
       return;
     }
-    await store.putAttachment(key, receivedBlob(bytes, file.mime));
+    await store.putAttachmentIfNew(key, receivedBlob(bytes, file.mime));
     await store.updateMessage(message.id, (m) => ({ ...m, status: "ready", received: n, error: undefined }));
     await store.deleteChunks(key);
     await this.acknowledgeIfAccepted(sender, message.messageId);
@@ -662,39 +703,66 @@ export class Messenger {
    * key is (pinning the handle if it is new).
    */
   async accept(primary: string): Promise<void> {
-    await store.updatePeer(primary, (p) => ({ ...p, standing: "accepted", held: { messages: 0, bytes: 0 } }));
-    this.requestTotals = undefined;
-    for (const m of await store.listMessages(primary)) {
-      if (m.direction === "in" && (m.status === "received" || m.status === "ready")) this.receipt(primary, m.messageId ?? m.id);
-    }
+    await this.betweenEvents(async () => {
+      await store.updatePeer(primary, (p) => ({ ...p, standing: "accepted", held: { messages: 0, bytes: 0 } }));
+      this.requestTotals = undefined;
+      for (const m of await store.listMessages(primary)) {
+        if (m.direction === "in" && (m.status === "received" || m.status === "ready")) this.receipt(primary, m.messageId ?? m.id);
+      }
+    });
     this.changed();
     await this.lookUp(primary, true);
   }
 
+  /**
+   * Runs a change of standing between two incoming events, never during one: a message
+   * decided as a request just before a block must not be stored after the block deleted.
+   */
+  private betweenEvents(work: () => Promise<void>): Promise<void> {
+    const done = this.receiving.then(work);
+    this.receiving = done.catch(report);
+    return done;
+  }
+
   /** Blocks a key: what it sent goes, and whatever it sends later is dropped on arrival. */
   async block(primary: string): Promise<void> {
-    await store.updatePeer(primary, (p) => ({ ...p, standing: "blocked", held: { messages: 0, bytes: 0 } }));
-    await store.deleteConversation(primary);
-    this.requestTotals = undefined;
+    await this.betweenEvents(async () => {
+      await store.updatePeer(primary, (p) => ({ ...p, standing: "blocked", held: { messages: 0, bytes: 0 } }));
+      await store.deleteConversation(primary);
+      this.requestTotals = undefined;
+    });
+    this.changed();
+  }
+
+  /** Unblocks a key: it is a request again (nothing it sent while blocked was kept). */
+  async unblock(primary: string): Promise<void> {
+    await this.betweenEvents(async () => {
+      await store.deletePeer(primary);
+      this.requestTotals = undefined;
+    });
     this.changed();
   }
 
   /** Deletes every request at once (after a flood); those keys may write again, as new requests. */
   async deleteAllRequests(): Promise<void> {
-    for (const peer of await store.peersWithStanding("request")) {
-      if (await store.getContact(peer.primary)) continue;
-      await store.deleteConversation(peer.primary);
-      await store.deletePeer(peer.primary);
-    }
-    this.requestTotals = undefined;
+    await this.betweenEvents(async () => {
+      for (const peer of await store.peersWithStanding("request")) {
+        if (await store.getContact(peer.primary)) continue;
+        await store.deleteConversation(peer.primary);
+        await store.deletePeer(peer.primary);
+      }
+      this.requestTotals = undefined;
+    });
     this.changed();
   }
 
   /** Deletes a request: its messages and the key's record go (it may write again, as a new request). */
   async deleteRequest(primary: string): Promise<void> {
-    await store.deleteConversation(primary);
-    await store.deletePeer(primary);
-    this.requestTotals = undefined;
+    await this.betweenEvents(async () => {
+      await store.deleteConversation(primary);
+      await store.deletePeer(primary);
+      this.requestTotals = undefined;
+    });
     this.changed();
   }
 
@@ -748,24 +816,11 @@ export class Messenger {
   }
 
   private async lookUpSender(primary: string) {
+    // A contact's name is its pin; asking by key could only rename it (2.2).
+    if (await store.getContact(primary)) return;
     const known = await store.getPeer(primary);
     if (known?.fqhn || (known && Date.now() - known.checkedAt < UNNAMED_RECHECK_MS)) return;
     await this.lookUp(primary, true);
-  }
-}
-
-/** A decoded message as trust.ts weighs it: what kind, and how many bytes it would keep here. */
-function arrivalOf({ header: h, data }: Message): Arrival {
-  switch (h.type) {
-    case "receipt":
-      return { kind: "receipt", bytes: 0 };
-    case "text":
-      return { kind: "message", bytes: new TextEncoder().encode(h.text).length };
-    case "kez-file-chunk-v1":
-    case "kez-file-piece-v2":
-      return { kind: "piece", bytes: data.length };
-    default:
-      return { kind: "message", bytes: data.length };
   }
 }
 

@@ -17,7 +17,7 @@ export interface Person {
   standing: store.Standing;
   contact: boolean;
   /** The directory (or a message) showed another key for this contact's handle. */
-  keyChange?: { primary: string; fingerprint: string; seenAt: string };
+  keyChange?: { primary: string; fingerprint: string; seenAt: string; kept: boolean };
   /** The directory names this key with a handle that is pinned to another key. */
   claims?: string;
 }
@@ -32,10 +32,11 @@ function describe(primary: string, contact: store.Contact | undefined, peer: sto
   const base = { primary, fingerprint: print, verified: !!peer?.comparedAt, standing } as const;
   if (contact) {
     const change = contact.keyChange;
-    const keyChange = change ? { primary: change.primary, fingerprint: printOf(change.primary), seenAt: change.seenAt } : undefined;
+    const keyChange = change ? { primary: change.primary, fingerprint: printOf(change.primary), seenAt: change.seenAt, kept: !!change.kept } : undefined;
     return { ...base, name: contact.fqhn, named: true, contact: true, keyChange };
   }
-  const unnamed = { ...base, name: `Unverified key ${print}`, named: false, contact: false };
+  // "Unverified" is about the name: a key compared by safety numbers but with no name is not that.
+  const unnamed = { ...base, name: `${base.verified ? "Verified" : "Unverified"} key ${print}`, named: false, contact: false };
   if (!peer?.fqhn) return unnamed;
   if (pinnedForClaim.some((p) => p !== primary)) return { ...unnamed, claims: peer.fqhn };
   return { ...unnamed, name: peer.fqhn, named: true };

@@ -30,18 +30,27 @@ const contactOf = (user: VerifiedUser): store.Contact => ({
 });
 
 /**
- * Looks at a verified answer: pins it if the handle is new (when `pinIfNew`), and marks the
- * pinned contact when the answer shows another key. Returns what it found.
+ * Looks at a verified answer: pins it if the handle is new (when `pinIfNew`: the person saved
+ * it, or accepted the key), and flags the pinned contact when the answer shows another key; an
+ * answer showing the pinned key again clears that flag. A key already pinned under another
+ * handle keeps its pin: a second binding signed by the same key never renames a contact.
  */
 export async function notice(user: VerifiedUser, pinIfNew: boolean): Promise<PinCheck> {
   const check = await checkPin(user);
-  if (check.kind === "unpinned" && pinIfNew) {
+  if (check.kind === "unpinned" && pinIfNew && !(await store.getContact(user.primary))) {
     await store.saveContact(contactOf(user));
-    await store.updatePeer(user.primary, (p) => ({ ...p, standing: p.standing === "blocked" ? p.standing : "accepted" }));
+    await store.updatePeer(user.primary, (p) => ({ ...p, standing: "accepted" }), "accepted");
   } else if (check.kind === "changed" && check.pinned.keyChange?.primary !== user.primary) {
     await store.saveContact({ ...check.pinned, keyChange: { primary: user.primary, seenAt: new Date().toISOString() } });
+  } else if (check.kind === "pinned" && check.contact.keyChange) {
+    await store.saveContact({ ...check.contact, keyChange: undefined });
   }
   return check;
+}
+
+/** The person keeps the pinned key: the warning goes until the directory shows yet another key. */
+export async function keepPinnedKey(contact: store.Contact): Promise<void> {
+  if (contact.keyChange) await store.saveContact({ ...contact, keyChange: { ...contact.keyChange, kept: true } });
 }
 
 /** Pins a handle to a new key the person accepted; the old key's conversation stays, unnamed. */

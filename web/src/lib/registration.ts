@@ -3,6 +3,7 @@
 import canonicalize from "canonicalize";
 import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils.js";
 import { type Identity, parsePrimary, sign, verify } from "./identity";
+import { checkHandle } from "./handle";
 
 export interface RegistrationPayload {
   type: "kez.chat.handle_registration";
@@ -78,6 +79,12 @@ export function verifyUserBody(body: unknown, expect: { server: string; handle?:
   }
   if (env.kez !== "handle_registration" || p.type !== "kez.chat.handle_registration" || p.version !== 1) {
     throw new BindingError("The signed registration is of an unknown kind.");
+  }
+  // A handle only in the server's alphabet: a signed `bоb` (Cyrillic о) or `bob\u200b` would
+  // look like a pinned `bob` without being it, and slip past the pin check.
+  const handle = typeof p.handle === "string" ? checkHandle(p.handle) : null;
+  if (!handle || !(handle.ok || handle.reason === "reserved")) {
+    throw new BindingError("The signed registration's handle is not a valid handle.");
   }
   const sameServer = typeof p.server === "string" && p.server.toLowerCase() === expect.server.toLowerCase();
   if (p.handle !== b.handle || p.primary !== b.primary || !sameServer || b.fqhn !== `${p.handle}@${expect.server.toLowerCase()}`) {

@@ -113,13 +113,16 @@ export class Relay {
    */
   publish(event: NostrEvent, later = false): Promise<void> {
     return new Promise((resolve, reject) => {
-      const p = { event, later, attempts: 0, rateLimited: 0, resolve, reject };
-      // Ahead of the first `later` event waiting, unless it is one itself.
-      const at = later ? -1 : this.queue.findIndex((q) => q.later);
-      if (at < 0) this.queue.push(p);
-      else this.queue.splice(at, 0, p);
+      this.enqueue({ event, later, attempts: 0, rateLimited: 0, resolve, reject });
       this.pump();
     });
+  }
+
+  /** Queues an event at the end, but ahead of the first `later` event waiting unless it is one. */
+  private enqueue(p: Pending) {
+    const at = p.later ? -1 : this.queue.findIndex((q) => q.later);
+    if (at < 0) this.queue.push(p);
+    else this.queue.splice(at, 0, p);
   }
 
   /**
@@ -253,7 +256,7 @@ export class Relay {
     this.delayed.add(p);
     p.timer = setTimeout(() => {
       this.delayed.delete(p);
-      this.queue.push(p);
+      this.enqueue(p);
       this.pump();
     }, 500 * 2 ** p.attempts);
   }

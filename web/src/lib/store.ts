@@ -22,8 +22,8 @@ export interface Contact {
   server: string;
   fingerprint: string;
   savedAt: string;
-  /** The directory (or a message) showed another key for `fqhn`, not accepted yet. */
-  keyChange?: { primary: string; seenAt: string };
+  /** The directory showed another key for `fqhn`, not accepted (`kept`: the person chose the pinned one). */
+  keyChange?: { primary: string; seenAt: string; kept?: boolean };
 }
 
 export interface FileMeta {
@@ -150,15 +150,32 @@ function open(): Promise<IDBPDatabase<KezDb>> {
         tx.objectStore("contacts").createIndex("fqhn", "fqhn");
         const peers = tx.objectStore("peers");
         peers.createIndex("standing", "standing");
-        // Keys that wrote before requests existed were already conversations: accepted.
+        // Keys that wrote before requests existed were already conversations: accepted,
+        // whether or not a lookup had left a record of them.
         for (let c = await peers.openCursor(); c; c = await c.continue()) {
           await c.update({ ...c.value, standing: c.value.standing ?? "accepted", held: c.value.held ?? { messages: 0, bytes: 0 } });
         }
+        const talkedTo = tx.objectStore("messages").index("peer");
+        for (let c = await talkedTo.openKeyCursor(null, "nextunique"); c; c = await c.continue()) {
+          if ((await peers.getKey(c.key)) === undefined) await peers.put(newPeer(c.key, "accepted"));
+        }
       }
+    },
+    // Another tab holds an older version open: it must close before this one can upgrade.
+    blocked() {
+      storageEvents.dispatchEvent(new Event("blocked"));
+    },
+    // This tab holds the database a newer version (another tab) wants to upgrade: step aside.
+    blocking() {
+      void db?.then((d) => d.close());
+      location.reload();
     },
   });
   return db;
 }
+
+/** Fires "blocked" while another tab's older version keeps the database from upgrading. */
+export const storageEvents = new EventTarget();
 
 export async function loadIdentity(): Promise<StoredIdentity | undefined> {
   return (await open()).get("identity", "self");
@@ -324,6 +341,12 @@ export async function putAttachmentIfNew(key: string, blob: Blob): Promise<void>
 export async function fileIdUsed(key: string): Promise<boolean> {
   const database = await open();
   return (await database.getKey("attachments", key)) !== undefined || (await database.getKey("messages", `in:${key}`)) !== undefined;
+}
+
+/** Whether an inline file took this file id: a file is kept under it, with no transfer entry (`in:<key>`). */
+export async function takenByInlineFile(key: string): Promise<boolean> {
+  const database = await open();
+  return (await database.getKey("attachments", key)) !== undefined && (await database.getKey("messages", `in:${key}`)) === undefined;
 }
 
 export async function getAttachment(key: string): Promise<Blob | undefined> {

@@ -19,6 +19,8 @@ export interface Arrival {
   kind: "message" | "piece" | "receipt";
   /** Bytes it would keep here (text in UTF-8, file data). */
   bytes: number;
+  /** A version 1 file body: no current client sends one, so only accepted senders may. */
+  legacy?: boolean;
 }
 
 export interface SenderFacts {
@@ -36,7 +38,7 @@ export function decide(arrival: Arrival, facts: SenderFacts): Decision {
   if (facts.standing === "blocked") return "drop";
   if (facts.contact || facts.standing === "accepted") return "accept";
   // We never wrote to this key: a receipt from it has nothing to confirm.
-  if (arrival.kind === "receipt") return "drop";
+  if (arrival.kind === "receipt" || arrival.legacy) return "drop";
   if (facts.standing === undefined && facts.requests.senders >= REQUESTS_MAX.senders) return "drop";
   const messages = facts.held.messages + (arrival.kind === "message" ? 1 : 0);
   const bytes = facts.held.bytes + arrival.bytes;
