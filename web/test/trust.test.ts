@@ -25,6 +25,13 @@ describe("decide: accept, request or drop", () => {
     expect(decide({ kind: "receipt", bytes: 0 }, { ...stranger, standing: "request" })).toBe("drop");
   });
 
+  it("version 1 file bodies (no current client sends them) come only from accepted senders", () => {
+    const legacy = { kind: "piece", bytes: 10, legacy: true } as const;
+    expect(decide(legacy, stranger)).toBe("drop");
+    expect(decide(legacy, { ...stranger, standing: "request" })).toBe("drop");
+    expect(decide(legacy, { ...stranger, contact: true })).toBe("accept");
+  });
+
   it("a request keeps at most REQUEST_QUOTA messages and bytes: the one over it is dropped", () => {
     const full = { ...stranger, standing: "request" as const, held: { messages: REQUEST_QUOTA.messages - 1, bytes: 0 } };
     expect(decide(text, full)).toBe("request");
