@@ -3,7 +3,7 @@
 
 use crate::api::{Config, Health, NatsConfig, UserRecord, UserView};
 use crate::domain::{encode_lower_hex, Handle, HandleError, PrimaryKey};
-use crate::error::ApiError;
+use crate::error::{ApiError, STORAGE_RETRY_AFTER_SECONDS};
 use crate::registration::{self, MAX_BODY_BYTES};
 use crate::request_url::RequestUrl;
 use crate::routes::{route, Route, READ_METHODS};
@@ -15,7 +15,7 @@ use std::cell::OnceCell;
 use std::sync::OnceLock;
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::Request;
+use worker::web_sys::{ReadableStreamDefaultReader, Request};
 use worker::{console_error, console_log, event, js_sys, Context, D1PreparedStatement, Date, Env, Response};
 
 const JSON: &str = "application/json";
@@ -121,18 +121,28 @@ async fn register(req: Request, env: &Env) -> ApiResult {
         registered_at: format_rfc3339_utc(now_ms),
         envelope: registration.envelope_jcs,
     };
-    // No read-before-write: the UNIQUE constraints decide races, and a loser gets 409.
-    prepared(env, |s| &s.insert)?
+    // No read-before-write: the UNIQUE constraints (handle, key, skeleton) decide races and
+    // lookalikes, and a loser gets 409.
+    let skeleton = registration.handle.skeleton();
+    let inserted = prepared(env, |s| &s.insert)?
         .bind(&[
             record.handle.as_str().into(),
             record.primary_key.as_str().into(),
             record.registered_at.as_str().into(),
             record.envelope.as_str().into(),
+            skeleton.as_str().into(),
         ])
         .map_err(internal)?
         .run()
         .await
-        .map_err(|e| ApiError::from_insert_failure(&error_detail(&e)))?;
+        .map_err(storage);
+    match inserted {
+        Ok(_) => {}
+        // SQLite names the newest index it checked first: the skeleton's, also when the very
+        // handle (or key) is taken. The winner is already decided; only the code is chosen here.
+        Err(ApiError::HandleConfusable) => return Err(skeleton_conflict(env, &skeleton, &record).await),
+        Err(e) => return Err(e),
+    }
     let user = UserView::from_record(&record, config).map_err(ApiError::Internal)?;
     json_response(201, JSON, user.to_json())
 }
@@ -174,6 +184,24 @@ async fn nats_auth(req: Request, env: &Env) -> ApiResult {
     json_response(200, "application/jwt", answer)
 }
 
+/// Which 409 a registration that lost on its skeleton gets: `handle_taken` or
+/// `key_already_registered` when the registration holding that skeleton has this very handle
+/// or key, `handle_confusable` when it only looks alike.
+async fn skeleton_conflict(env: &Env, skeleton: &str, ours: &UserRecord) -> ApiError {
+    let holder: Result<Option<UserRecord>, ApiError> =
+        match prepared(env, |s| &s.user_by_skeleton).and_then(|s| s.bind(&[skeleton.into()]).map_err(internal)) {
+            Ok(statement) => statement.first(None).await.map_err(storage),
+            Err(e) => Err(e),
+        };
+    match holder {
+        Ok(Some(holder)) => {
+            ApiError::conflict_with(&holder.handle, &holder.primary_key, &ours.handle, &ours.primary_key)
+        }
+        Ok(None) => ApiError::HandleConfusable,
+        Err(e) => e,
+    }
+}
+
 async fn find_handle_by_key(env: &Env, key: &[u8; 32]) -> Result<Option<String>, ApiError> {
     let primary = format!("ed25519:{}", encode_lower_hex(key));
     prepared(env, |s| &s.user_by_key)?
@@ -181,23 +209,36 @@ async fn find_handle_by_key(env: &Env, key: &[u8; 32]) -> Result<Option<String>,
         .map_err(internal)?
         .first(Some("handle"))
         .await
-        .map_err(internal)
+        .map_err(storage)
 }
 
-/// Reads a body of at most `MAX_BODY_BYTES`, refusing larger ones by their declared
-/// length before reading and by their real length after.
+/// Reads a body of at most `MAX_BODY_BYTES`: refused by its declared length before reading,
+/// and, with or without a declared length (a chunked body has none), as soon as the chunks
+/// read so far pass the cap; the rest is never read (the stream is cancelled).
 async fn read_body(req: &Request) -> Result<Vec<u8>, ApiError> {
     let too_large = ApiError::BodyTooLarge { limit: MAX_BODY_BYTES };
     let declared_length = req.headers().get("content-length").map_err(js_internal)?;
     if declared_length.and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(too_large);
     }
-    let buffer = JsFuture::from(req.array_buffer().map_err(js_internal)?).await.map_err(js_internal)?;
-    let buffer: js_sys::ArrayBuffer = buffer.dyn_into().map_err(js_internal)?;
-    if buffer.byte_length() as usize > MAX_BODY_BYTES {
-        return Err(too_large);
+    let Some(stream) = req.body() else { return Ok(Vec::new()) };
+    let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut body = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(js_internal)?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into()).map_err(js_internal)?;
+        if done.is_truthy() {
+            return Ok(body);
+        }
+        let value: js_sys::Uint8Array =
+            js_sys::Reflect::get(&chunk, &"value".into()).map_err(js_internal)?.unchecked_into();
+        if body.len() + value.length() as usize > MAX_BODY_BYTES {
+            // Nothing more is read; the runtime drops what the client still sends.
+            let _ = reader.cancel();
+            return Err(too_large);
+        }
+        body.extend_from_slice(&value.to_vec());
     }
-    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 /// How a user is looked up: by handle or by primary key (`ed25519:<hex>`).
@@ -212,7 +253,7 @@ async fn find_user(env: &Env, key: UserKey<'_>, config: &Config) -> Result<Optio
         UserKey::Primary(primary) => (prepared(env, |s| &s.user_by_key)?, primary),
     };
     let record: Option<UserRecord> =
-        statement.bind(&[value.into()]).map_err(internal)?.first(None).await.map_err(internal)?;
+        statement.bind(&[value.into()]).map_err(internal)?.first(None).await.map_err(storage)?;
     record.map(|r| UserView::from_record(&r, config).map_err(ApiError::Internal)).transpose()
 }
 
@@ -261,6 +302,7 @@ fn nats_config(env: &Env) -> Result<&'static NatsConfig, ApiError> {
 struct Statements {
     user_by_handle: D1PreparedStatement,
     user_by_key: D1PreparedStatement,
+    user_by_skeleton: D1PreparedStatement,
     insert: D1PreparedStatement,
 }
 
@@ -279,8 +321,11 @@ fn prepared(env: &Env, pick: impl Fn(&Statements) -> &D1PreparedStatement) -> Re
                 user_by_key: db.prepare(
                     "SELECT handle, primary_key, registered_at, envelope FROM registrations WHERE primary_key = ?1",
                 ),
+                user_by_skeleton: db.prepare(
+                    "SELECT handle, primary_key, registered_at, envelope FROM registrations WHERE skeleton = ?1",
+                ),
                 insert: db.prepare(
-                    "INSERT INTO registrations (handle, primary_key, registered_at, envelope) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO registrations (handle, primary_key, registered_at, envelope, skeleton) VALUES (?1, ?2, ?3, ?4, ?5)",
                 ),
             });
         }
@@ -303,20 +348,19 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 /// The error's JSON body with its status; a 5xx is logged with an incident reference
 /// that the client also sees, and its details never leave the log.
 fn error_response(error: &ApiError) -> Response {
-    let incident = match error {
-        ApiError::Internal(detail) => {
-            let incident = incident_reference();
-            console_error!("internal error, incident {incident}: {detail}");
-            Some(incident)
-        }
-        _ => None,
-    };
+    let incident = error.log_detail().map(|detail| {
+        let incident = incident_reference();
+        console_error!("{}, incident {incident}: {detail}", error.code());
+        incident
+    });
     let body = error.to_json(incident.as_deref()).into_bytes();
     let mut builder = Response::builder().with_status(error.status());
+    let retry_after = STORAGE_RETRY_AFTER_SECONDS.to_string();
     let mut headers = vec![("content-type", JSON)];
     match error {
         ApiError::MethodNotAllowed { allow } => headers.push(("allow", allow)),
         ApiError::Unauthorized => headers.push(("www-authenticate", "KezBridge")),
+        ApiError::StorageUnavailable(_) => headers.push(("retry-after", &retry_after)),
         _ => {}
     }
     for (name, value) in headers {
@@ -342,6 +386,11 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
 
 fn js_internal(error: worker::wasm_bindgen::JsValue) -> ApiError {
     ApiError::Internal(format!("{error:?}"))
+}
+
+/// A D1 failure, mapped once (`ApiError::from_storage`).
+fn storage(error: worker::Error) -> ApiError {
+    ApiError::from_storage(&error_detail(&error))
 }
 
 /// D1 puts the SQLite message (such as a UNIQUE violation) in the error's message and

@@ -29,6 +29,8 @@ pub enum ApiError {
         max_seconds: i64,
     },
     HandleTaken,
+    /// Another registered handle looks like this one (the same skeleton).
+    HandleConfusable,
     KeyAlreadyRegistered,
     UserNotFound,
     MissingResource,
@@ -43,8 +45,13 @@ pub enum ApiError {
     InvalidAuthorizationRequest(String),
     /// The NATS callout secrets are not set.
     NatsNotConfigured,
+    /// The database failed or timed out: worth retrying. The detail is for the log only.
+    StorageUnavailable(String),
     Internal(String),
 }
+
+/// Seconds a client is asked to wait before retrying after `storage_unavailable`.
+pub const STORAGE_RETRY_AFTER_SECONDS: u32 = 5;
 
 impl From<RequestError> for ApiError {
     fn from(error: RequestError) -> ApiError {
@@ -87,10 +94,10 @@ impl ApiError {
             ReservedHandle => 403,
             UserNotFound | NotFound => 404,
             MethodNotAllowed { .. } => 405,
-            HandleTaken | KeyAlreadyRegistered => 409,
+            HandleTaken | HandleConfusable | KeyAlreadyRegistered => 409,
             BodyTooLarge { .. } => 413,
             Internal(_) => 500,
-            NatsNotConfigured => 503,
+            NatsNotConfigured | StorageUnavailable(_) => 503,
         }
     }
 
@@ -113,6 +120,7 @@ impl ApiError {
             InvalidTimestamp => "invalid_timestamp",
             ClockSkew { .. } => "clock_skew",
             HandleTaken => "handle_taken",
+            HandleConfusable => "handle_confusable",
             KeyAlreadyRegistered => "key_already_registered",
             UserNotFound => "user_not_found",
             MissingResource => "missing_resource",
@@ -122,6 +130,7 @@ impl ApiError {
             Unauthorized => "unauthorized",
             InvalidAuthorizationRequest(_) => "invalid_authorization_request",
             NatsNotConfigured => "nats_not_configured",
+            StorageUnavailable(_) => "storage_unavailable",
             Internal(_) => "internal_error",
         }
     }
@@ -144,6 +153,7 @@ impl ApiError {
             InvalidTimestamp => "\"created_at\" must be an RFC 3339 timestamp, such as 2026-01-01T12:00:00Z.".into(),
             ClockSkew { max_seconds } => format!("\"created_at\" is more than {max_seconds} seconds away from the server's clock; check your device's time and sign again."),
             HandleTaken => "This handle is already registered.".into(),
+            HandleConfusable => "A registered handle looks like this one (0 and o, 1, i and l, rn and m, vv and w, cl and d, 5 and s, and \"-\" and \"_\" count as the same); choose another.".into(),
             KeyAlreadyRegistered => "This primary key already has a handle on this server.".into(),
             UserNotFound => "No user with this handle is registered here.".into(),
             MissingResource => "The \"resource\" query parameter is required.".into(),
@@ -153,6 +163,9 @@ impl ApiError {
             Unauthorized => "Only the NATS bridge may call this endpoint: a fresh, valid bridge signature is required.".into(),
             InvalidAuthorizationRequest(detail) => format!("The body is not a valid NATS authorization request: {detail}."),
             NatsNotConfigured => "The NATS auth callout is not configured on this server.".into(),
+            StorageUnavailable(_) => format!(
+                "The directory's storage is unavailable right now; nothing was written. Try again in {STORAGE_RETRY_AFTER_SECONDS} seconds."
+            ),
             Internal(_) => "The server hit an internal error; it has been logged.".into(),
         }
     }
@@ -168,9 +181,11 @@ impl ApiError {
             .expect("two strings always serialize")
     }
 
-    /// Maps a storage failure of the registration insert to the client error it means.
-    /// The database enforces uniqueness, so a lost race arrives here, never as a 500.
-    pub fn from_insert_failure(detail: &str) -> ApiError {
+    /// Maps a storage failure to the client error it means, in one place: the database
+    /// enforces uniqueness, so a lost registration race arrives here as a conflict; anything
+    /// else (the database down, timing out, or without its schema) is `storage_unavailable`,
+    /// never a 500.
+    pub fn from_storage(detail: &str) -> ApiError {
         if detail.contains("UNIQUE constraint failed") {
             if detail.contains("registrations.primary_key") {
                 return ApiError::KeyAlreadyRegistered;
@@ -178,8 +193,31 @@ impl ApiError {
             if detail.contains("registrations.handle") {
                 return ApiError::HandleTaken;
             }
+            if detail.contains("registrations.skeleton") {
+                return ApiError::HandleConfusable;
+            }
         }
-        ApiError::Internal(format!("registration insert failed: {detail}"))
+        ApiError::StorageUnavailable(detail.to_owned())
+    }
+
+    /// The 409 for a registration (`handle`, `key`) that lost to `holder` on their shared
+    /// skeleton: the same handle is taken, the same key already registered, else they look alike.
+    pub fn conflict_with(holder_handle: &str, holder_key: &str, handle: &str, key: &str) -> ApiError {
+        if holder_handle == handle {
+            ApiError::HandleTaken
+        } else if holder_key == key {
+            ApiError::KeyAlreadyRegistered
+        } else {
+            ApiError::HandleConfusable
+        }
+    }
+
+    /// Details for the log, if any (never sent to the client).
+    pub fn log_detail(&self) -> Option<&str> {
+        match self {
+            ApiError::Internal(detail) | ApiError::StorageUnavailable(detail) => Some(detail),
+            _ => None,
+        }
     }
 }
 
@@ -190,16 +228,27 @@ mod tests {
     #[test]
     fn unique_violations_become_conflicts() {
         assert_eq!(
-            ApiError::from_insert_failure(
-                "D1_ERROR: UNIQUE constraint failed: registrations.handle: SQLITE_CONSTRAINT"
-            ),
+            ApiError::from_storage("D1_ERROR: UNIQUE constraint failed: registrations.handle: SQLITE_CONSTRAINT"),
             ApiError::HandleTaken
         );
         assert_eq!(
-            ApiError::from_insert_failure("UNIQUE constraint failed: registrations.primary_key"),
+            ApiError::from_storage("UNIQUE constraint failed: registrations.primary_key"),
             ApiError::KeyAlreadyRegistered
         );
-        assert!(matches!(ApiError::from_insert_failure("D1_ERROR: no such table"), ApiError::Internal(_)));
+        assert_eq!(
+            ApiError::from_storage("D1_ERROR: UNIQUE constraint failed: registrations.skeleton: SQLITE_CONSTRAINT"),
+            ApiError::HandleConfusable
+        );
+        assert_eq!(ApiError::conflict_with("alice", "ed25519:aa", "alice", "ed25519:bb"), ApiError::HandleTaken);
+        assert_eq!(
+            ApiError::conflict_with("alice", "ed25519:aa", "a1ice", "ed25519:aa"),
+            ApiError::KeyAlreadyRegistered
+        );
+        assert_eq!(ApiError::conflict_with("alice", "ed25519:aa", "a1ice", "ed25519:bb"), ApiError::HandleConfusable);
+        let down = ApiError::from_storage("D1_ERROR: no such table: registrations");
+        assert!(matches!(down, ApiError::StorageUnavailable(_)));
+        assert_eq!((down.status(), down.code()), (503, "storage_unavailable"));
+        assert!(!down.to_json(None).contains("no such table"), "details stay in the log");
     }
 
     #[test]

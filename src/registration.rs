@@ -120,9 +120,10 @@ pub fn verify(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<
     Ok(Registration { handle, primary, envelope_jcs })
 }
 
-/// 128 hex digits (either case) to a signature; `None` otherwise.
+/// 128 lowercase hex digits to a signature; `None` otherwise. Lowercase only, as for
+/// `primary`: the envelope is stored exactly as verified, and every client rejects other hex.
 fn decode_signature(hex: &str) -> Option<Signature> {
-    let bytes: [u8; 64] = decode_lower_hex(&hex.to_ascii_lowercase())?.try_into().ok()?;
+    let bytes: [u8; 64] = decode_lower_hex(hex)?.try_into().ok()?;
     Some(Signature::from_bytes(&bytes))
 }
 

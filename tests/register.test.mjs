@@ -78,6 +78,38 @@ describe("conflicts", () => {
     assert.equal(rows[0].n, 0);
   });
 
+  test("a handle that looks like a registered one is 409 handle_confusable, decided by the database", async () => {
+    const base = uniqueHandle("al"); // "al" + 12 hex digits
+    const first = freshEnvelope(SERVER, { handle: `${base}ice` });
+    assert.equal((await postRegister(worker.url, first.envelope)).status, 201);
+    for (const lookalike of [`${base.replace("al", "a1")}ice`, `${base}-ice`, `${base}_lce`]) {
+      const other = freshEnvelope(SERVER, { handle: lookalike });
+      const response = await postRegister(worker.url, other.envelope);
+      assert.equal(response.status, 409, lookalike);
+      assert.equal(errorCode(response), "handle_confusable");
+      await assertNothingStored(lookalike, other.id.primary);
+    }
+    // The same handle again is still "taken" (checked before the skeleton), not "confusable".
+    assert.equal(errorCode(await postRegister(worker.url, freshEnvelope(SERVER, { handle: first.handle }).envelope)), "handle_taken");
+    // Racing lookalikes: exactly one wins.
+    const race = uniqueHandle("rn");
+    const attempts = [race, race.replace("rn", "m"), `${race.slice(0, 2)}-${race.slice(2)}`, `${race.slice(0, 2)}_${race.slice(2)}`].map((handle) => freshEnvelope(SERVER, { handle }));
+    const responses = await Promise.all(attempts.map((a) => postRegister(worker.url, a.envelope)));
+    assert.deepEqual(responses.map((r) => r.status).sort(), [201, 409, 409, 409]);
+    const rows = worker.query("SELECT handle FROM registrations WHERE handle IN (?, ?, ?, ?)", ...attempts.map((a) => a.handle));
+    assert.deepEqual(rows.map((r) => r.handle), [attempts[responses.findIndex((r) => r.status === 201)].handle]);
+  });
+
+  test("a lookalike of a reserved name is 403 handle_reserved", async () => {
+    for (const handle of ["adm1n", "r00t", "kez-support", "5upport"]) {
+      const { id, envelope } = freshEnvelope(SERVER, { handle });
+      const response = await postRegister(worker.url, envelope);
+      assert.equal(response.status, 403, handle);
+      assert.equal(errorCode(response), "handle_reserved");
+      await assertNothingStored(handle, id.primary);
+    }
+  });
+
   test("a key that already has a handle is 409 key_already_registered", async () => {
     const first = freshEnvelope(SERVER);
     assert.equal((await postRegister(worker.url, first.envelope)).status, 201);
@@ -138,6 +170,7 @@ describe("every rule is checked, with its own code, and nothing is written", () 
     ["payload changed after signing", 400, "invalid_signature", (env) => ({ ...env, payload: { ...env.payload, created_at: minutes(1) } })],
     ["signature of the wrong length", 400, "invalid_signature", (env) => ({ ...env, signature: { ...env.signature, sig: env.signature.sig.slice(2) } })],
     ["signature that is not hex", 400, "invalid_signature", (env) => ({ ...env, signature: { ...env.signature, sig: "x".repeat(128) } })],
+    ["signature in uppercase hex (it would be stored as sent)", 400, "invalid_signature", (env) => ({ ...env, signature: { ...env.signature, sig: env.signature.sig.toUpperCase() } })],
     ["wrong server", 400, "wrong_server", resign((p) => (p.server = "kez.lat"))],
     ["handle too short", 400, "invalid_handle", resign((p) => (p.handle = "ab"))],
     ["handle too long", 400, "invalid_handle", resign((p) => (p.handle = "a".repeat(33)))],
@@ -254,6 +287,27 @@ describe("malformed and oversized bodies", () => {
     assert.equal(chunked.status, 413);
     assert.equal(errorCode(chunked), "body_too_large");
     await assertNothingStored(handle, id.primary);
+  });
+
+  test("a chunked body that never ends is refused once it passes 16 KiB, without reading the rest", async () => {
+    // 1 KiB chunks for as long as anyone reads them: a worker that reads the whole body first
+    // would never answer. (The stream gives up after 64 MiB so that such a worker fails the test.)
+    let sent = 0;
+    const endless = new ReadableStream({
+      async pull(controller) {
+        if (sent >= 64 * 1024 * 1024) return controller.close();
+        await new Promise((r) => setTimeout(r, 1));
+        sent += 1024;
+        controller.enqueue(new Uint8Array(1024).fill(0x20));
+      },
+    });
+    const response = await fetch(`${worker.url}/v1/register`, { method: "POST", headers: { "content-type": "application/json" }, duplex: "half", body: endless });
+    assert.equal(response.status, 413);
+    assert.equal((await response.json()).error, "body_too_large");
+    // Answered before the stream ended: the worker did not wait for the rest.
+    assert.ok(sent < 64 * 1024 * 1024, `the worker answered only after all ${sent} bytes were offered`);
+    console.log(`# endless chunked body: 413 after ${sent} bytes were offered (the cap is 16 KiB)`);
+    await endless.cancel().catch(() => {});
   });
 
   test("wrong methods on /v1/register are 405 with Allow: POST", async () => {

@@ -116,17 +116,33 @@ const RESERVED: &[&str] = &[
     "kez-lat",
 ];
 
+/// How a handle is reduced to its skeleton: what it looks like, whatever the characters
+/// (UTS #39's idea, for this alphabet). Applied in this order, each as a global replace of
+/// non-overlapping occurrences from the left, exactly as SQLite's `replace()` does, so the
+/// migration computes the same skeletons for handles registered before it. The separators
+/// go, then digits and letters that pass for others (UTS #39 confusables: `0`→`o`, `1`→`l`,
+/// `i`→`l` as `I`, and `5`→`s`), then pairs that pass for one letter (`rn`, `vv`, `cl`).
+/// `web/src/lib/handle-skeleton.json` is this list (a test checks it).
+pub const SKELETON_STEPS: &[(&str, &str)] =
+    &[("-", ""), ("_", ""), ("0", "o"), ("1", "l"), ("i", "l"), ("5", "s"), ("rn", "m"), ("vv", "w"), ("cl", "d")];
+
+/// The skeleton of a well-formed handle: two handles with the same skeleton look alike.
+pub fn skeleton(handle: &str) -> String {
+    SKELETON_STEPS.iter().fold(handle.to_owned(), |s, (from, to)| s.replace(from, to))
+}
+
 /// Why a string is not a handle. Each maps to its own API error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandleError {
     /// Wrong length, characters outside `a-z0-9_-`, or a bad first character.
     Invalid,
-    /// Well formed, but on the reserved list.
+    /// Well formed, but on the reserved list, or looking like a name on it (same skeleton).
     Reserved,
 }
 
 /// A registrable handle: 3-32 characters of `a-z0-9_-`, starting with a letter or
-/// digit, and not reserved. `parse` is the only way to build one.
+/// digit, and neither reserved nor looking like a reserved name. `parse` (or `parse_lookup`,
+/// for lookups) is the only way to build one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Handle(String);
 
@@ -140,17 +156,31 @@ impl Handle {
         if !is_well_formed(s) {
             return Err(HandleError::Invalid);
         }
-        if RESERVED.contains(&s) {
+        if RESERVED.contains(&s) || looks_reserved(&skeleton(s)) {
             return Err(HandleError::Reserved);
         }
         Ok(Handle(s.to_owned()))
     }
 
-    /// Parses a handle someone is looking up, where case does not matter
-    /// (`Alice` finds `alice`). Reserved names are never registered, so they
-    /// are reported like any unknown handle.
+    /// Parses a handle someone is looking up, where case does not matter (`Alice` finds
+    /// `alice`). Reserved names are never registered, so they are reported like any unknown
+    /// handle; lookalikes of them may have been registered before they were refused, so they
+    /// are looked up.
     pub fn parse_lookup(s: &str) -> Result<Handle, HandleError> {
-        Handle::parse(&s.to_ascii_lowercase())
+        let s = s.to_ascii_lowercase();
+        if !is_well_formed(&s) {
+            return Err(HandleError::Invalid);
+        }
+        if RESERVED.contains(&s.as_str()) {
+            return Err(HandleError::Reserved);
+        }
+        Ok(Handle(s))
+    }
+
+    /// What the handle looks like (`skeleton`): UNIQUE in the database, so no two
+    /// registered handles look alike.
+    pub fn skeleton(&self) -> String {
+        skeleton(&self.0)
     }
 
     pub fn as_str(&self) -> &str {
@@ -162,6 +192,20 @@ impl fmt::Display for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The project's names, which must not be combined with a reserved one (`kez-support`).
+const BRANDS: &[&str] = &["kezchat", "kez"];
+
+/// Whether a skeleton is that of a reserved name, alone or next to a brand (`kez-admin`,
+/// `support_kez`): what an impersonator of the operator would register.
+fn looks_reserved(looks_like: &str) -> bool {
+    let reserved = |s: &str| RESERVED.iter().any(|name| skeleton(name) == s);
+    reserved(looks_like)
+        || BRANDS.iter().map(|b| skeleton(b)).any(|brand| {
+            let rest = looks_like.strip_prefix(&brand).or_else(|| looks_like.strip_suffix(&brand));
+            rest.is_some_and(|rest| !rest.is_empty() && reserved(rest))
+        })
 }
 
 fn is_well_formed(s: &str) -> bool {
@@ -238,6 +282,69 @@ mod tests {
         assert_eq!(Handle::parse_lookup("AliCE").unwrap().as_str(), "alice");
         assert_eq!(Handle::parse("AliCE"), Err(HandleError::Invalid));
         assert_eq!(Handle::parse_lookup("ADMIN"), Err(HandleError::Reserved));
+    }
+
+    #[test]
+    fn lookalikes_of_reserved_names_are_reserved() {
+        for lookalike in [
+            "adm1n",
+            "r00t",
+            "ro0t",
+            "kez-support",
+            "support_kez",
+            "kezchat-adm1n",
+            "sup-port",
+            "5upport",
+            "adrnin",
+            "a_d_m_i_n",
+            "adm-in",
+            "sys_admin",
+        ] {
+            assert_eq!(Handle::parse(lookalike), Err(HandleError::Reserved), "{lookalike}");
+        }
+        // Not lookalikes: other letters, or different skeletons.
+        for fine in ["admins", "rooted", "alice", "kezia", "supporter", "kezhelpers"] {
+            assert!(Handle::parse(fine).is_ok(), "{fine}");
+        }
+        // Registered before lookalikes were refused: still found.
+        assert_eq!(Handle::parse_lookup("R00T").unwrap().as_str(), "r00t");
+    }
+
+    #[test]
+    fn skeletons_fold_what_looks_alike() {
+        for (a, b) in [
+            ("alice", "a1ice"),
+            ("alice", "al-ice"),
+            ("alice", "aiice"),
+            ("modern", "modem"),
+            ("vvill", "will"),
+            ("clean", "dean"),
+            ("s0ng", "song"),
+            ("bob_5", "bobs"),
+        ] {
+            assert_eq!(skeleton(a), skeleton(b), "{a} ~ {b}");
+        }
+        for (a, b) in [("alice", "alike"), ("bob", "rob"), ("m0m", "mam")] {
+            assert_ne!(skeleton(a), skeleton(b), "{a} !~ {b}");
+        }
+    }
+
+    /// The migration computes skeletons of handles registered before it in SQL: the same steps.
+    #[test]
+    fn migration_computes_the_same_skeleton() {
+        let sql = include_str!("../../migrations/0002_handle_skeletons.sql");
+        let expression =
+            SKELETON_STEPS.iter().fold("handle".to_owned(), |e, (from, to)| format!("replace({e}, '{from}', '{to}')"));
+        assert!(sql.contains(&expression), "the migration must compute {expression}");
+    }
+
+    /// The web app checks handles before sending them; its rules must be these.
+    #[test]
+    fn web_app_skeleton_steps_are_these() {
+        let web: Vec<(String, String)> =
+            serde_json::from_str(include_str!("../../web/src/lib/handle-skeleton.json")).unwrap();
+        let ours: Vec<(String, String)> = SKELETON_STEPS.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        assert_eq!(web, ours);
     }
 
     /// The web app checks handles before sending them; its copy of the list must be this one.

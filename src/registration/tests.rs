@@ -242,11 +242,18 @@ fn non_canonical_signature_scalar_is_refused() {
 }
 
 #[test]
-fn uppercase_signature_hex_and_server_case_are_accepted() {
+fn server_case_is_accepted_but_uppercase_signature_hex_is_not() {
     let mut envelope = signed(&signing_key(6), |p| p["server"] = json!("KEZ.lat"));
-    let upper = envelope["signature"]["sig"].as_str().unwrap().to_uppercase();
-    envelope["signature"]["sig"] = json!(upper);
     assert!(check(&envelope).is_ok());
+    // Stored as sent, uppercase hex would burn the handle and key: every client rejects it.
+    let sig = envelope["signature"]["sig"].as_str().unwrap().to_owned();
+    let letter = sig.find(|c: char| c.is_ascii_alphabetic()).expect("128 hex digits of this key hold a letter");
+    let mut one_upper = sig.clone();
+    one_upper.replace_range(letter..=letter, &sig[letter..=letter].to_uppercase());
+    for changed in [sig.to_uppercase(), one_upper] {
+        envelope["signature"]["sig"] = json!(changed);
+        assert_eq!(check(&envelope).unwrap_err(), ApiError::InvalidSignature);
+    }
 }
 
 #[test]

@@ -34,12 +34,13 @@ function d1File(persist) {
 /**
  * Starts the worker; `extraArgs` go to `wrangler dev` (for example `--var` overrides).
  * `port` is a free one unless given (a test that needs the URL in a var picks it first).
+ * `migrate: false` leaves the local D1 without its schema: a real storage fault.
  */
-export async function startWorker(extraArgs = [], port = undefined) {
+export async function startWorker(extraArgs = [], port = undefined, { migrate = true } = {}) {
   const persist = mkdtempSync(path.join(tmpdir(), "kez-d1-"));
   // The tests build the worker once beforehand; wrangler's [build] would redo it.
   const env = { ...process.env, KEZ_SKIP_BUILD: "1", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" };
-  await run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], { cwd: ROOT, env });
+  if (migrate) await run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], { cwd: ROOT, env });
   port ??= await freePort();
   const inspectorPort = await freePort();
   const child = spawn(

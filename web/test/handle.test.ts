@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkHandle } from "../src/lib/handle";
+import { checkHandle, skeleton } from "../src/lib/handle";
 
 // The same cases as the server's src/domain/handle.rs tests.
 describe("handle rules", () => {
@@ -19,6 +19,19 @@ describe("handle rules", () => {
     expect(checkHandle("Alice")).toMatchObject({ ok: false, message: "Use lowercase letters only." });
     expect(checkHandle("_alice")).toMatchObject({ message: "Start with a letter or a digit." });
     expect(checkHandle("ab")).toMatchObject({ message: "At least 3 characters." });
+  });
+
+  it("refuses lookalikes of reserved names, as the server does (the same skeleton steps)", () => {
+    for (const name of ["adm1n", "r00t", "ro0t", "kez-support", "support_kez", "kezchat-adm1n", "sup-port", "5upport", "adrnin", "a_d_m_i_n", "adm-in", "sys_admin"]) {
+      expect(checkHandle(name), name).toMatchObject({ ok: false, reason: "reserved" });
+    }
+    for (const name of ["admins", "rooted", "alice", "kezia", "supporter", "kezhelpers"]) {
+      expect(checkHandle(name), name).toMatchObject({ ok: true });
+    }
+    for (const [a, b] of [["alice", "a1ice"], ["alice", "al-ice"], ["modern", "modem"], ["vvill", "will"], ["clean", "dean"], ["bob_5", "bobs"]]) {
+      expect(skeleton(a)).toBe(skeleton(b));
+    }
+    expect(skeleton("alice")).not.toBe(skeleton("alike"));
   });
 
   it("knows the reserved names", () => {
