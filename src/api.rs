@@ -16,6 +16,17 @@ pub struct Config {
     pub relays: Vec<String>,
 }
 
+/// `REGISTRATION_RATE_LIMITS`: `on` (the default, also when unset) or `off` (for a server that
+/// limits registrations in front of the worker, and for tests that register many handles from
+/// one address). How many per period is the `[[ratelimits]]` bindings' own configuration.
+pub fn parse_rate_limits(value: Option<&str>) -> Result<bool, String> {
+    match value.map(str::trim) {
+        None | Some("") | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(format!("REGISTRATION_RATE_LIMITS: {other:?} is neither \"on\" nor \"off\"")),
+    }
+}
+
 /// At most this many default relays: each costs every client a connection.
 const MAX_RELAYS: usize = 20;
 
@@ -190,6 +201,17 @@ mod tests {
     fn config() -> Config {
         Config::parse("kez.lat", "http://localhost:7878/", "wss://relay.one, wss://relay.two/path\nws://127.0.0.1:7000")
             .unwrap()
+    }
+
+    #[test]
+    fn rate_limits_are_on_unless_turned_off() {
+        for on in [None, Some(""), Some("on"), Some(" on ")] {
+            assert_eq!(parse_rate_limits(on), Ok(true), "{on:?}");
+        }
+        assert_eq!(parse_rate_limits(Some("off")), Ok(false));
+        for bad in ["yes", "false", "0", "OFF"] {
+            assert!(parse_rate_limits(Some(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

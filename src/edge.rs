@@ -1,7 +1,7 @@
 //! The worker glue: reads the request, calls the pure code, writes the response.
 //! Only this module touches `worker` types; it exists only on wasm32.
 
-use crate::api::{Config, Health, NatsConfig, UserRecord, UserView};
+use crate::api::{parse_rate_limits, Config, Health, NatsConfig, UserRecord, UserView};
 use crate::domain::{encode_lower_hex, Handle, HandleError, PrimaryKey};
 use crate::error::{ApiError, STORAGE_RETRY_AFTER_SECONDS};
 use crate::registration::{self, MAX_BODY_BYTES};
@@ -112,9 +112,19 @@ async fn handle(route: Route<'_>, req: Request, url: &RequestUrl<'_>, env: &Env)
 
 async fn register(req: Request, env: &Env) -> ApiResult {
     let config = config(env)?;
+    let limits = rate_limits(env)?;
+    // Before reading anything: a client over its limit costs no parsing or verification.
+    if limits {
+        let address = req.headers().get("cf-connecting-ip").ok().flatten().unwrap_or_default();
+        check_rate_limit(env, REGISTRATIONS_BY_ADDRESS, address).await?;
+    }
     let body = read_body(&req).await?;
     let now_ms = Date::now().as_millis() as i64;
-    let registration = registration::verify(registration::parse_envelope(&body)?, &config.server, now_ms)?;
+    let envelope = registration::parse_envelope(&body)?;
+    if limits {
+        check_rate_limit(env, REGISTRATIONS_BY_KEY, envelope.payload.primary.clone()).await?;
+    }
+    let registration = registration::verify(envelope, &config.server, now_ms)?;
     let record = UserRecord {
         handle: registration.handle.to_string(),
         primary_key: registration.primary.to_string(),
@@ -145,6 +155,40 @@ async fn register(req: Request, env: &Env) -> ApiResult {
     }
     let user = UserView::from_record(&record, config).map_err(ApiError::Internal)?;
     json_response(201, JSON, user.to_json())
+}
+
+/// Rate limit bindings (`[[ratelimits]]` in wrangler.toml) for registrations, keyed by the
+/// client's address (`CF-Connecting-IP`, set by Cloudflare) and by the registering key.
+const REGISTRATIONS_BY_ADDRESS: &str = "REGISTRATIONS_BY_ADDRESS";
+const REGISTRATIONS_BY_KEY: &str = "REGISTRATIONS_BY_KEY";
+/// The bindings' period: a refused client is told to wait that long.
+const RATE_LIMIT_PERIOD_SECONDS: u32 = 60;
+
+static RATE_LIMITS: OnceLock<Result<bool, String>> = OnceLock::new();
+
+fn rate_limits(env: &Env) -> Result<bool, ApiError> {
+    RATE_LIMITS
+        .get_or_init(|| parse_rate_limits(env.var("REGISTRATION_RATE_LIMITS").ok().map(|v| v.to_string()).as_deref()))
+        .clone()
+        .map_err(ApiError::Internal)
+}
+
+/// One count against a limit; over it, 429 `rate_limited`. A binding that is missing or
+/// fails is a configuration or platform fault: logged, and the request goes on (registration
+/// must not depend on the limiter being up).
+async fn check_rate_limit(env: &Env, binding: &str, key: String) -> Result<(), ApiError> {
+    let outcome = match env.rate_limiter(binding) {
+        Ok(limiter) => limiter.limit(key).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(outcome) if outcome.success => Ok(()),
+        Ok(_) => Err(ApiError::RateLimited { retry_after: RATE_LIMIT_PERIOD_SECONDS }),
+        Err(e) => {
+            console_error!("rate limit {binding}: {e}");
+            Ok(())
+        }
+    }
 }
 
 /// The NATS auth callout, called by the bridge with nats-server's request JWT as the body.
@@ -356,11 +400,16 @@ fn error_response(error: &ApiError) -> Response {
     let body = error.to_json(incident.as_deref()).into_bytes();
     let mut builder = Response::builder().with_status(error.status());
     let retry_after = STORAGE_RETRY_AFTER_SECONDS.to_string();
+    let rate_retry_after = match error {
+        ApiError::RateLimited { retry_after } => retry_after.to_string(),
+        _ => String::new(),
+    };
     let mut headers = vec![("content-type", JSON)];
     match error {
         ApiError::MethodNotAllowed { allow } => headers.push(("allow", allow)),
         ApiError::Unauthorized => headers.push(("www-authenticate", "KezBridge")),
         ApiError::StorageUnavailable(_) => headers.push(("retry-after", &retry_after)),
+        ApiError::RateLimited { .. } => headers.push(("retry-after", &rate_retry_after)),
         _ => {}
     }
     for (name, value) in headers {

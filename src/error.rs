@@ -45,6 +45,10 @@ pub enum ApiError {
     InvalidAuthorizationRequest(String),
     /// The NATS callout secrets are not set.
     NatsNotConfigured,
+    /// Too many registrations from one address or for one key; retry after `retry_after` seconds.
+    RateLimited {
+        retry_after: u32,
+    },
     /// The database failed or timed out: worth retrying. The detail is for the log only.
     StorageUnavailable(String),
     Internal(String),
@@ -95,6 +99,7 @@ impl ApiError {
             UserNotFound | NotFound => 404,
             MethodNotAllowed { .. } => 405,
             HandleTaken | HandleConfusable | KeyAlreadyRegistered => 409,
+            RateLimited { .. } => 429,
             BodyTooLarge { .. } => 413,
             Internal(_) => 500,
             NatsNotConfigured | StorageUnavailable(_) => 503,
@@ -131,6 +136,7 @@ impl ApiError {
             InvalidAuthorizationRequest(_) => "invalid_authorization_request",
             NatsNotConfigured => "nats_not_configured",
             StorageUnavailable(_) => "storage_unavailable",
+            RateLimited { .. } => "rate_limited",
             Internal(_) => "internal_error",
         }
     }
@@ -163,6 +169,9 @@ impl ApiError {
             Unauthorized => "Only the NATS bridge may call this endpoint: a fresh, valid bridge signature is required.".into(),
             InvalidAuthorizationRequest(detail) => format!("The body is not a valid NATS authorization request: {detail}."),
             NatsNotConfigured => "The NATS auth callout is not configured on this server.".into(),
+            RateLimited { retry_after } => {
+                format!("Too many registrations from this address or for this key; nothing was written. Try again in {retry_after} seconds.")
+            }
             StorageUnavailable(_) => format!(
                 "The directory's storage is unavailable right now; nothing was written. Try again in {STORAGE_RETRY_AFTER_SECONDS} seconds."
             ),

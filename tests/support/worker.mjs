@@ -35,8 +35,10 @@ function d1File(persist) {
  * Starts the worker; `extraArgs` go to `wrangler dev` (for example `--var` overrides).
  * `port` is a free one unless given (a test that needs the URL in a var picks it first).
  * `migrate: false` leaves the local D1 without its schema: a real storage fault.
+ * Registration rate limits are off unless `rateLimits` (tests register dozens of handles a
+ * minute from one address); tests/limits.test.mjs runs them as configured in wrangler.toml.
  */
-export async function startWorker(extraArgs = [], port = undefined, { migrate = true } = {}) {
+export async function startWorker(extraArgs = [], port = undefined, { migrate = true, rateLimits = false } = {}) {
   const persist = mkdtempSync(path.join(tmpdir(), "kez-d1-"));
   // The tests build the worker once beforehand; wrangler's [build] would redo it.
   const env = { ...process.env, KEZ_SKIP_BUILD: "1", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" };
@@ -45,7 +47,7 @@ export async function startWorker(extraArgs = [], port = undefined, { migrate = 
   const inspectorPort = await freePort();
   const child = spawn(
     WRANGLER,
-    ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persist, ...extraArgs],
+    ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persist, ...(rateLimits ? [] : ["--var", "REGISTRATION_RATE_LIMITS:off"]), ...extraArgs],
     { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
   let log = "";
