@@ -162,7 +162,11 @@ function natsRequest() {
   };
   return signJwt(claims, serverKey);
 }
-const natsToken = natsRequest();
+/** One callout as the bridge sends it: a fresh request each time (the worker accepts each bridge signature once). */
+function natsCallout() {
+  const token = natsRequest();
+  return { path: "/internal/nats/auth", init: { method: "POST", body: token, headers: { "content-type": "application/jwt", ...bridgeHeaders(bridgeKey, token) } } };
+}
 
 const get = (p) => () => ({ path: p, init: undefined });
 const scenarios = [
@@ -173,7 +177,7 @@ const scenarios = [
   { name: "POST /v1/register (fresh key)", expect: 201, request: (t) => registrationRequests(t.name, 12000), targets: [js, rust] },
   {
     name: "POST /internal/nats/auth", expect: 200, targets: [rust],
-    request: () => () => ({ path: "/internal/nats/auth", init: { method: "POST", body: natsToken, headers: { "content-type": "application/jwt", ...bridgeHeaders(bridgeKey, natsToken) } } }),
+    request: () => natsCallout,
   },
 ];
 
@@ -243,7 +247,7 @@ const mix = [
   get("/v1/u/nobody-here"),
   get("/.well-known/webfinger?resource=acct:benchalice@localhost"),
   get("/v1/healthz"),
-  () => ({ path: "/internal/nats/auth", init: { method: "POST", body: natsToken, headers: bridgeHeaders(bridgeKey, natsToken) } }),
+  natsCallout,
 ];
 /** `count` requests of the mix, CONNECTIONS at a time; the js baseline has no NATS callout,
  * so it gets a second healthz in that slot. */

@@ -2,7 +2,7 @@
 
 use crate::domain::{Fqhn, Handle, PrimaryKey, ServerDomain};
 use ed25519_dalek::VerifyingKey;
-use kez_nats::callout::{Grant, Issuer};
+use kez_nats::callout::{Grant, Issuer, UserLimits};
 use kez_nats::nkey::{self, KeyType};
 use serde::{Deserialize, Serialize};
 
@@ -73,11 +73,24 @@ fn is_relay_url(url: &str) -> bool {
 }
 
 /// The NATS auth callout's configuration: the issuer account seed and the bridge's
-/// public key are secrets of the worker; the account and lifetime are plain vars.
+/// public key are secrets of the worker; the rest are plain vars.
 pub struct NatsConfig {
     pub issuer: Issuer,
     pub bridge_key: VerifyingKey,
     pub grant: Grant,
+    /// `NATS_SERVER_KEYS`: the only servers (`N…`) whose requests are answered; any if empty.
+    pub servers: Vec<String>,
+}
+
+/// The callout's plain `[vars]`, as read (unset ones `None`).
+#[derive(Default)]
+pub struct NatsVars<'a> {
+    pub account: &'a str,
+    pub ttl_seconds: &'a str,
+    pub server_keys: Option<&'a str>,
+    pub subs: Option<&'a str>,
+    pub payload_bytes: Option<&'a str>,
+    pub data_bytes: Option<&'a str>,
 }
 
 impl NatsConfig {
@@ -85,9 +98,9 @@ impl NatsConfig {
     pub fn parse(
         issuer_seed: Option<&str>,
         bridge_key: Option<&str>,
-        account: &str,
-        ttl_seconds: &str,
+        vars: &NatsVars,
     ) -> Result<Option<NatsConfig>, String> {
+        let (account, ttl_seconds) = (vars.account, vars.ttl_seconds);
         let (Some(issuer_seed), Some(bridge_key)) = (issuer_seed, bridge_key) else {
             return Ok(None);
         };
@@ -105,7 +118,19 @@ impl NatsConfig {
             .ok()
             .filter(|ttl| (1..=7 * 24 * 3600).contains(ttl))
             .ok_or(format!("NATS_USER_JWT_TTL_SECONDS {ttl_seconds:?} is not 1..604800"))?;
-        Ok(Some(NatsConfig { issuer, bridge_key, grant: Grant { account: account.to_owned(), ttl_seconds } }))
+        let servers = vars
+            .server_keys
+            .unwrap_or_default()
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|k| !k.is_empty())
+            .map(|k| match nkey::decode_public(KeyType::Server, k) {
+                Ok(_) => Ok(k.to_owned()),
+                Err(_) => Err(format!("NATS_SERVER_KEYS: {k:?} is not a server public nkey (N...)")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let limits = UserLimits::parse(vars.subs, vars.payload_bytes, vars.data_bytes)?;
+        let grant = Grant { account: account.to_owned(), ttl_seconds, limits };
+        Ok(Some(NatsConfig { issuer, bridge_key, grant, servers }))
     }
 }
 
@@ -281,16 +306,32 @@ mod tests {
             KeyType::User,
             ed25519_dalek::SigningKey::from_bytes(&[2; 32]).verifying_key().as_bytes(),
         );
-        assert!(NatsConfig::parse(None, Some(&bridge), "KEZ", "3600").unwrap().is_none());
-        assert!(NatsConfig::parse(Some(&seed), None, "KEZ", "3600").unwrap().is_none());
-        let config = NatsConfig::parse(Some(&seed), Some(&bridge), "KEZ", "3600").unwrap().unwrap();
+        let vars = |account, ttl_seconds| NatsVars { account, ttl_seconds, ..NatsVars::default() };
+        assert!(NatsConfig::parse(None, Some(&bridge), &vars("KEZ", "3600")).unwrap().is_none());
+        assert!(NatsConfig::parse(Some(&seed), None, &vars("KEZ", "3600")).unwrap().is_none());
+        let config = NatsConfig::parse(Some(&seed), Some(&bridge), &vars("KEZ", "3600")).unwrap().unwrap();
         assert_eq!(config.grant.ttl_seconds, 3600);
+        assert_eq!(config.grant.limits, UserLimits::DEFAULT);
+        assert!(config.servers.is_empty());
         assert!(config.issuer.public_nkey().starts_with('A'));
         // Keys swapped, bad lifetimes, bad account.
-        assert!(NatsConfig::parse(Some(&bridge), Some(&seed), "KEZ", "3600").is_err());
-        assert!(NatsConfig::parse(Some(&seed), Some(&bridge), "KEZ", "0").is_err());
-        assert!(NatsConfig::parse(Some(&seed), Some(&bridge), "KEZ", "1h").is_err());
-        assert!(NatsConfig::parse(Some(&seed), Some(&bridge), "", "3600").is_err());
+        assert!(NatsConfig::parse(Some(&bridge), Some(&seed), &vars("KEZ", "3600")).is_err());
+        assert!(NatsConfig::parse(Some(&seed), Some(&bridge), &vars("KEZ", "0")).is_err());
+        assert!(NatsConfig::parse(Some(&seed), Some(&bridge), &vars("KEZ", "1h")).is_err());
+        assert!(NatsConfig::parse(Some(&seed), Some(&bridge), &vars("", "3600")).is_err());
+        // Server keys and limits.
+        let server = kez_nats::nkey::encode_public(KeyType::Server, &[3; 32]);
+        let with =
+            NatsVars { server_keys: Some(&format!("{server}, {server}")), subs: Some("2"), ..vars("KEZ", "3600") };
+        let config = NatsConfig::parse(Some(&seed), Some(&bridge), &with).unwrap().unwrap();
+        assert_eq!(config.servers, [server.clone(), server.clone()]);
+        assert_eq!(config.grant.limits.subs, 2);
+        for bad in [
+            NatsVars { server_keys: Some(&bridge), ..vars("KEZ", "3600") },
+            NatsVars { data_bytes: Some("-1"), ..vars("KEZ", "3600") },
+        ] {
+            assert!(NatsConfig::parse(Some(&seed), Some(&bridge), &bad).is_err());
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The worker glue: reads the request, calls the pure code, writes the response.
 //! Only this module touches `worker` types; it exists only on wasm32.
 
-use crate::api::{parse_rate_limits, Config, Health, NatsConfig, UserRecord, UserView};
+use crate::api::{parse_rate_limits, Config, Health, NatsConfig, NatsVars, UserRecord, UserView};
 use crate::domain::{encode_lower_hex, Handle, HandleError, PrimaryKey};
 use crate::error::{ApiError, STORAGE_RETRY_AFTER_SECONDS};
 use crate::registration::{self, MAX_BODY_BYTES};
@@ -93,7 +93,7 @@ async fn handle(route: Route<'_>, req: Request, url: &RequestUrl<'_>, env: &Env)
             let user = find_user(env, UserKey::Handle(&handle), config).await?.ok_or(ApiError::UserNotFound)?;
             json_response(200, JRD, webfinger::jrd(&user, url.origin(), &rels))
         }
-        Route::NatsAuth => nats_auth(req, env).await,
+        Route::NatsAuth => nats_auth(req, url, env).await,
         Route::Preflight => {
             let response = Response::empty().map_err(internal)?.with_status(204);
             let headers = response.headers();
@@ -191,23 +191,42 @@ async fn check_rate_limit(env: &Env, binding: &str, key: String) -> Result<(), A
     }
 }
 
+thread_local! {
+    /// Bridge signatures accepted in the last two minutes, so each is accepted once. Per
+    /// isolate: a replay that reaches another isolate within the 60 s window is not caught
+    /// (it can only repeat the same callout, whose answer nats-server ties to one connection).
+    static BRIDGE_REPLAYS: std::cell::RefCell<bridge_auth::ReplayGuard> = std::cell::RefCell::new(bridge_auth::ReplayGuard::default());
+}
+
 /// The NATS auth callout, called by the bridge with nats-server's request JWT as the body.
-/// Answers 200 `application/jwt` with a signed allow or deny for every verifiable request.
-async fn nats_auth(req: Request, env: &Env) -> ApiResult {
+/// Answers 200 `application/jwt` with a signed allow or deny for every verifiable request
+/// from an allowed server.
+async fn nats_auth(req: Request, url: &RequestUrl<'_>, env: &Env) -> ApiResult {
     let nats = nats_config(env)?;
     let body = read_body(&req).await?;
     let now = (Date::now().as_millis() / 1000) as i64;
     let header = |name: &str| req.headers().get(name).ok().flatten();
-    bridge_auth::verify(
-        &nats.bridge_key,
-        header(bridge_auth::TIME_HEADER).as_deref(),
-        header(bridge_auth::SIGNATURE_HEADER).as_deref(),
-        &body,
-        now,
-    )
-    .map_err(|_| ApiError::Unauthorized)?;
+    let method = req.method();
+    let target = bridge_auth::Target { method: &method, path: url.path() };
+    BRIDGE_REPLAYS
+        .with(|replays| {
+            bridge_auth::verify(
+                &nats.bridge_key,
+                target,
+                header(bridge_auth::TIME_HEADER).as_deref(),
+                header(bridge_auth::SIGNATURE_HEADER).as_deref(),
+                &body,
+                now,
+                &mut replays.borrow_mut(),
+            )
+        })
+        .map_err(|_| ApiError::Unauthorized)?;
     let token = std::str::from_utf8(&body).map_err(|_| ApiError::InvalidAuthorizationRequest("not UTF-8".into()))?;
     let request = AuthRequest::verify(token)?;
+    if !request.from_allowed_server(&nats.servers) {
+        console_log!("nats callout: refused, server {} is not in NATS_SERVER_KEYS", request.server_id());
+        return Err(ApiError::UnknownNatsServer);
+    }
     let decision = match request.check_fresh(now).and_then(|()| request.client_key()) {
         Ok(key) => match find_handle_by_key(env, &key).await? {
             Some(handle) => Ok((handle, key)),
@@ -322,13 +341,25 @@ fn nats_config(env: &Env) -> Result<&'static NatsConfig, ApiError> {
     let config = NATS_CONFIG.get_or_init(|| {
         // Secrets, from `wrangler secret put` (or .dev.vars / --var locally).
         let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
-        let var =
-            |name: &str, default: &str| env.var(name).map(|v| v.to_string()).unwrap_or_else(|_| default.to_owned());
+        let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+        let (account, ttl) = (var("NATS_ACCOUNT"), var("NATS_USER_JWT_TTL_SECONDS"));
+        let (servers, subs, payload, data) = (
+            var("NATS_SERVER_KEYS"),
+            var("NATS_USER_SUBS"),
+            var("NATS_USER_PAYLOAD_BYTES"),
+            var("NATS_USER_DATA_BYTES"),
+        );
         NatsConfig::parse(
             secret("NATS_ISSUER_SEED").as_deref(),
             secret("NATS_BRIDGE_KEY").as_deref(),
-            &var("NATS_ACCOUNT", "KEZ"),
-            &var("NATS_USER_JWT_TTL_SECONDS", "3600"),
+            &NatsVars {
+                account: account.as_deref().unwrap_or("KEZ"),
+                ttl_seconds: ttl.as_deref().unwrap_or("3600"),
+                server_keys: servers.as_deref(),
+                subs: subs.as_deref(),
+                payload_bytes: payload.as_deref(),
+                data_bytes: data.as_deref(),
+            },
         )
     });
     match config {

@@ -45,6 +45,8 @@ pub enum ApiError {
     InvalidAuthorizationRequest(String),
     /// The NATS callout secrets are not set.
     NatsNotConfigured,
+    /// A callout from a NATS server not in `NATS_SERVER_KEYS`.
+    UnknownNatsServer,
     /// Too many registrations from one address or for one key; retry after `retry_after` seconds.
     RateLimited {
         retry_after: u32,
@@ -95,7 +97,7 @@ impl ApiError {
             | InvalidResource
             | InvalidAuthorizationRequest(_) => 400,
             Unauthorized => 401,
-            ReservedHandle => 403,
+            ReservedHandle | UnknownNatsServer => 403,
             UserNotFound | NotFound => 404,
             MethodNotAllowed { .. } => 405,
             HandleTaken | HandleConfusable | KeyAlreadyRegistered => 409,
@@ -135,6 +137,7 @@ impl ApiError {
             Unauthorized => "unauthorized",
             InvalidAuthorizationRequest(_) => "invalid_authorization_request",
             NatsNotConfigured => "nats_not_configured",
+            UnknownNatsServer => "unknown_nats_server",
             StorageUnavailable(_) => "storage_unavailable",
             RateLimited { .. } => "rate_limited",
             Internal(_) => "internal_error",
@@ -169,6 +172,7 @@ impl ApiError {
             Unauthorized => "Only the NATS bridge may call this endpoint: a fresh, valid bridge signature is required.".into(),
             InvalidAuthorizationRequest(detail) => format!("The body is not a valid NATS authorization request: {detail}."),
             NatsNotConfigured => "The NATS auth callout is not configured on this server.".into(),
+            UnknownNatsServer => "This NATS server is not one this worker answers for (NATS_SERVER_KEYS).".into(),
             RateLimited { retry_after } => {
                 format!("Too many registrations from this address or for this key; nothing was written. Try again in {retry_after} seconds.")
             }

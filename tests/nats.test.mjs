@@ -1,6 +1,10 @@
 // The NATS auth callout for real: nats-server 2.15 (configured with the nats.conf that
 // `kez-nats-bridge keygen` prints), the bridge, and the worker in workerd with a local D1.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from "node:crypto";
 import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
@@ -8,7 +12,7 @@ import { connect } from "@nats-io/transport-node";
 import canonicalize from "canonicalize";
 import { startWorker } from "./support/worker.mjs";
 import { errorCode, freshEnvelope, getJson, identity, postRegister, registrationPayload } from "./support/kez.mjs";
-import { bridgeHeaders, kezAuthenticator, logLines, nkeyFor, rawPublic, recordingProxy, signJwt, startBridge, startNats, verifiedClaims } from "./support/nats.mjs";
+import { BRIDGE_BIN, bridgeHeaders, kezAuthenticator, logLines, nkeyFor, rawPublic, recordingProxy, signJwt, startBridge, startNats, verifiedClaims } from "./support/nats.mjs";
 import { checkNatsNonce } from "../scripts/lib/nats.mjs";
 
 const SERVER = "localhost";
@@ -17,9 +21,9 @@ const SERVER = "localhost";
  * nats-server + worker (with the keygen secrets) + bridge. With `recordCallouts`, the bridge
  * reaches the worker through a recording proxy (`proxy.answers`: what the worker issued).
  */
-async function startStack({ ttlSeconds = 3600, xkey, recordCallouts = false } = {}) {
+async function startStack({ ttlSeconds = 3600, xkey, recordCallouts = false, extraVars = {} } = {}) {
   const nats = await startNats({ xkey });
-  const vars = Object.entries({ ...nats.workerVars, NATS_USER_JWT_TTL_SECONDS: String(ttlSeconds) }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
+  const vars = Object.entries({ ...nats.workerVars, NATS_USER_JWT_TTL_SECONDS: String(ttlSeconds), ...extraVars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
   const worker = await startWorker(vars);
   const proxy = recordCallouts ? await recordingProxy(worker.url) : null;
   const bridge = await startBridge(nats, proxy?.url ?? worker.url);
@@ -199,18 +203,19 @@ describe("POST /internal/nats/auth over HTTP", () => {
   });
 
   /** An authorization request like nats-server's, for `who` signing the nonce with `signer`. */
-  function authRequest({ who = alice, signer = who?.id.privateKey, exp = Math.floor(Date.now() / 1000) + 5, type = "authorization_request" } = {}) {
+  function authRequest({ who = alice, signer = who?.id.privateKey, exp = Math.floor(Date.now() / 1000) + 5, type = "authorization_request", server = serverKey } = {}) {
     const nonce = randomBytes(11).toString("base64url");
     const now = Math.floor(Date.now() / 1000);
     const userNkey = nkeyFor("user", randomBytes(32));
     const connectOpts = who
       ? { nkey: nkeyFor("user", Buffer.from(who.hex, "hex")), sig: sign(null, Buffer.from(nonce), signer).toString("base64url"), protocol: 1 }
       : { user: "x", pass: "y", protocol: 1 };
+    const iss = nkeyFor("server", rawPublic(server));
     const claims = {
-      aud: "nats-authorization-request", exp, iat: now, iss: serverNkey, jti: "X", sub: stack.nats.issuerPublic,
-      nats: { type, version: 2, user_nkey: userNkey, server_id: { id: serverNkey, name: "test", host: "127.0.0.1" }, client_info: { nonce, host: "127.0.0.1", kind: "Client", type: "nats" }, connect_opts: connectOpts },
+      aud: "nats-authorization-request", ...(exp === null ? {} : { exp }), iat: now, iss, jti: "X", sub: stack.nats.issuerPublic,
+      nats: { type, version: 2, user_nkey: userNkey, server_id: { id: iss, name: "test", host: "127.0.0.1" }, client_info: { nonce, host: "127.0.0.1", kind: "Client", type: "nats" }, connect_opts: connectOpts },
     };
-    return { token: signJwt(claims, serverKey), userNkey };
+    return { token: signJwt(claims, server), userNkey };
   }
 
   async function call(body, headers) {
@@ -235,6 +240,8 @@ describe("POST /internal/nats/auth over HTTP", () => {
     assert.equal(user.exp - user.iat, 3600);
     assert.deepEqual(user.nats.sub.allow, [`kez.inbox.${alice.hex}.>`]);
     assert.deepEqual(user.nats.pub.allow, [`kez.inbox.${alice.hex}.>`, `kez.inbox.*.${alice.hex}.>`]);
+    // Limited by default: a registration buys a connection, not a firehose.
+    assert.deepEqual({ subs: user.nats.subs, payload: user.nats.payload, data: user.nats.data }, { subs: 10, payload: 262_144, data: 4_194_304 });
   });
 
   test("denials are signed answers with a reason", async () => {
@@ -245,6 +252,7 @@ describe("POST /internal/nats/auth over HTTP", () => {
       [authRequest({ signer: identity().privateKey }), "nonce signature invalid"],
       [authRequest({ who: null }), "nkey authentication required"],
       [authRequest({ exp: Math.floor(Date.now() / 1000) - 60 }), "authorization request expired"],
+      [authRequest({ exp: null }), "authorization request has no exp"],
     ];
     for (const [{ token, userNkey }, reason] of cases) {
       const answer = await call(token);
@@ -287,6 +295,8 @@ describe("POST /internal/nats/auth over HTTP", () => {
       ["another key", bridgeHeaders(other, token)],
       ["signature for another body", bridgeHeaders(stack.nats.bridgeSigningKey, token + "x")],
       ["garbage signature", { ...good, "x-kez-bridge-signature": "not-a-signature" }],
+      ["signed for another path", bridgeHeaders(stack.nats.bridgeSigningKey, token, now, { path: "/internal/nats/other" })],
+      ["signed for another method", bridgeHeaders(stack.nats.bridgeSigningKey, token, now, { method: "PUT" })],
     ];
     for (const [name, headers] of variants) {
       const answer = await call(token, headers);
@@ -294,6 +304,52 @@ describe("POST /internal/nats/auth over HTTP", () => {
       assert.equal(JSON.parse(answer.text).error, "unauthorized", name);
       assert.equal(answer.headers.get("www-authenticate"), "KezBridge");
     }
+  });
+
+  test("a bridge signature is accepted once: a replay within its window is 401", async () => {
+    const { token } = authRequest();
+    const headers = bridgeHeaders(stack.nats.bridgeSigningKey, token);
+    assert.equal((await call(token, headers)).status, 200);
+    const replay = await call(token, headers);
+    assert.equal(replay.status, 401);
+    assert.equal(JSON.parse(replay.text).error, "unauthorized");
+  });
+});
+
+describe("NATS_SERVER_KEYS", () => {
+  let stack;
+  let listed;
+  before(async () => {
+    listed = generateKeyPairSync("ed25519").privateKey;
+    stack = await startStack({ extraVars: { NATS_SERVER_KEYS: nkeyFor("server", rawPublic(listed)), NATS_USER_SUBS: "3" } });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test("only listed servers are answered; a real nats-server not on the list gets its client refused", async () => {
+    const alice = await registered(stack.worker);
+    const request = (server) => {
+      const nonce = randomBytes(11).toString("base64url");
+      const now = Math.floor(Date.now() / 1000);
+      const iss = nkeyFor("server", rawPublic(server));
+      const connectOpts = { nkey: nkeyFor("user", Buffer.from(alice.hex, "hex")), sig: sign(null, Buffer.from(nonce), alice.id.privateKey).toString("base64url") };
+      const claims = { aud: "nats-authorization-request", exp: now + 5, iat: now, iss, jti: "X", sub: stack.nats.issuerPublic, nats: { type: "authorization_request", version: 2, user_nkey: nkeyFor("user", randomBytes(32)), server_id: { id: iss }, client_info: { nonce }, connect_opts: connectOpts } };
+      return signJwt(claims, server);
+    };
+    const post = async (token) => {
+      const response = await fetch(`${stack.worker.url}/internal/nats/auth`, { method: "POST", body: token, headers: bridgeHeaders(stack.nats.bridgeSigningKey, token) });
+      return { status: response.status, text: await response.text() };
+    };
+    const unlisted = await post(request(generateKeyPairSync("ed25519").privateKey));
+    assert.equal(unlisted.status, 403);
+    assert.equal(JSON.parse(unlisted.text).error, "unknown_nats_server");
+    const allowed = await post(request(listed));
+    assert.equal(allowed.status, 200);
+    const user = verifiedClaims(verifiedClaims(allowed.text, stack.nats.issuerPublic).nats.jwt, stack.nats.issuerPublic);
+    assert.equal(user.nats.subs, 3, "NATS_USER_SUBS");
+    // The stack's own nats-server is not listed: its callouts are refused, so is its client.
+    assert.match(await refusal(stack, { authenticator: kezAuthenticator(alice.id) }), /authorization violation|timeout/i);
   });
 });
 
@@ -458,6 +514,40 @@ describe("NATS nonce guard", () => {
       assert.ok(verify(null, Buffer.from(nonce, "utf8"), createPublicKey(alice.privateKey), Buffer.from(sent.sig, "base64url")));
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe("bridge setup", () => {
+  const runBridge = (args) =>
+    new Promise((resolve) => execFile(BRIDGE_BIN, args, (error, stdout, stderr) => resolve({ code: error?.code ?? 0, stdout, stderr })));
+
+  test("keygen writes the setup (with the issuer seed) to a 0600 file and prints only public keys", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "kez-keygen-"));
+    try {
+      const { code, stdout } = await runBridge(["keygen", "--out-dir", dir]);
+      assert.equal(code, 0);
+      const seeds = ["issuer.seed", "bridge-nats.seed", "bridge-http.seed"].map((f) => readFileSync(path.join(dir, f), "utf8").trim());
+      for (const seed of seeds) assert.ok(!stdout.includes(seed), "no seed on the terminal");
+      assert.doesNotMatch(stdout, /\bS[AU][A-Z2-7]{50,}/, "nothing shaped like a seed on the terminal");
+      const setup = path.join(dir, "setup.txt");
+      assert.equal(statSync(setup).mode & 0o777, 0o600);
+      assert.ok(readFileSync(setup, "utf8").includes(`NATS_ISSUER_SEED=${seeds[0]}`));
+      for (const f of ["issuer.seed", "bridge-nats.seed", "bridge-http.seed"]) assert.equal(statSync(path.join(dir, f)).mode & 0o777, 0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the bridge refuses a plain http:// worker URL that is not this machine", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "kez-keygen-"));
+    try {
+      await runBridge(["keygen", "--out-dir", dir]);
+      const { code, stdout, stderr } = await runBridge(["run", "--nats-url", "nats://127.0.0.1:1", "--nats-seed-file", path.join(dir, "bridge-nats.seed"), "--worker-url", "http://kez.example", "--signing-seed-file", path.join(dir, "bridge-http.seed")]);
+      assert.equal(code, 1);
+      assert.match(stdout + stderr, /plain http:\/\/ only to this machine/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

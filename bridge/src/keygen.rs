@@ -1,5 +1,6 @@
-//! `kez-nats-bridge keygen`: makes the three keys a deployment needs and prints where
-//! each one goes.
+//! `kez-nats-bridge keygen`: makes the three keys a deployment needs and writes where each
+//! one goes to a setup file readable by its owner only (it holds the issuer seed, for
+//! `.dev.vars`); the terminal gets only public keys and file names.
 
 use kez_nats::nkey::{self, KeyType};
 use std::io::Write;
@@ -28,15 +29,15 @@ fn generate(key_type: KeyType) -> Result<Key, String> {
     Ok(Key { seed: nkey::encode_seed(key_type, &seed), public: nkey::encode_public(key_type, public.as_bytes()) })
 }
 
-/// Writes a seed file readable by its owner only; never overwrites one.
-fn write_seed(path: &Path, seed: &str) -> Result<(), String> {
+/// Writes a file readable by its owner only; never overwrites one.
+fn write_secret(path: &Path, text: &str) -> Result<(), String> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("{}: {e} (keygen never overwrites a key)", path.display()))?;
-    writeln!(file, "{seed}").map_err(|e| format!("{}: {e}", path.display()))
+    file.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub fn run(args: KeygenArgs) -> Result<(), String> {
@@ -48,13 +49,13 @@ pub fn run(args: KeygenArgs) -> Result<(), String> {
     for (name, key) in
         [("issuer.seed", &issuer), ("bridge-nats.seed", &bridge_nats), ("bridge-http.seed", &bridge_http)]
     {
-        write_seed(&dir.join(name), &key.seed)?;
+        write_secret(&dir.join(name), &format!("{}\n", key.seed))?;
     }
     let d = dir.display();
     let account = &args.account;
-    print!(
-        r#"# Wrote {d}/issuer.seed, {d}/bridge-nats.seed and {d}/bridge-http.seed (mode 0600).
-# Keep them secret. Only public keys appear below, except in the worker secret commands.
+    let setup = format!(
+        r#"# Written by kez-nats-bridge keygen, mode 0600: the .dev.vars lines below hold the
+# issuer seed. The seeds are in {d}/issuer.seed, {d}/bridge-nats.seed and {d}/bridge-http.seed.
 
 # ---- nats.conf -------------------------------------------------------------
 listen: 127.0.0.1:4222
@@ -91,6 +92,15 @@ kez-nats-bridge run --nats-url nats://127.0.0.1:4222 --nats-seed-file {d}/bridge
         issuer_pub = issuer.public,
         issuer_seed = issuer.seed,
         bridge_http_pub = bridge_http.public,
+    );
+    write_secret(&dir.join("setup.txt"), &setup)?;
+    println!(
+        "Wrote {d}/issuer.seed, {d}/bridge-nats.seed, {d}/bridge-http.seed and {d}/setup.txt (mode 0600).\n\
+         {d}/setup.txt holds nats.conf, the worker's secrets and the bridge command.\n\
+         issuer (nats.conf auth_callout.issuer): {}\n\
+         bridge NATS user (auth_users): {}\n\
+         bridge HTTP key (the worker's NATS_BRIDGE_KEY): {}",
+        issuer.public, bridge_nats.public, bridge_http.public
     );
     Ok(())
 }

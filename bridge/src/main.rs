@@ -63,13 +63,42 @@ struct RunArgs {
     /// Queue group, so that several bridges share the callouts.
     #[arg(long, env = "KEZ_BRIDGE_QUEUE_GROUP", default_value = "kez-nats-bridge")]
     queue_group: String,
+    /// Callouts handled at once; the others wait (nats-server times them out if it takes too long).
+    #[arg(long, env = "KEZ_BRIDGE_MAX_CONCURRENT", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_concurrent: u32,
 }
 
 struct Bridge {
     nats: Client,
     http: reqwest::Client,
     endpoint: String,
+    /// The endpoint's path, which the bridge's signatures cover.
+    path: String,
     signing_key: SigningKey,
+}
+
+/// The worker URL's scheme and host allow it: `https://` anywhere, plain `http://` only to
+/// this machine (the callouts would otherwise cross a network in the clear).
+fn check_worker_url(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!("--worker-url {url:?}: use https:// (or http:// to this machine)"));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default().to_owned()
+    };
+    if matches!(host.as_str(), "localhost" | "[::1]")
+        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    {
+        Ok(())
+    } else {
+        Err(format!("--worker-url {url:?}: plain http:// only to this machine (localhost, 127.x, [::1]); use https://"))
+    }
 }
 
 #[tokio::main]
@@ -86,6 +115,7 @@ async fn main() {
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
+    check_worker_url(&args.worker_url)?;
     // reqwest is built without a default TLS provider: use ring, as async-nats does.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let nats_seed = read_secret(&args.nats_seed_file)?;
@@ -112,12 +142,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("subscribing to {AUTH_SUBJECT}: {e}"))?;
     nats.flush().await.map_err(|e| format!("flushing the subscription: {e}"))?;
-    let bridge = Arc::new(Bridge {
-        endpoint: format!("{}/internal/nats/auth", args.worker_url.trim_end_matches('/')),
-        nats,
-        http,
-        signing_key,
-    });
+    let endpoint = format!("{}/internal/nats/auth", args.worker_url.trim_end_matches('/'));
+    let path = reqwest::Url::parse(&endpoint).map_err(|e| format!("--worker-url: {e}"))?.path().to_owned();
+    let bridge = Arc::new(Bridge { endpoint, path, nats, http, signing_key });
+    let permits = Arc::new(tokio::sync::Semaphore::new(args.max_concurrent as usize));
     info(
         "ready",
         json!({
@@ -126,6 +154,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             "worker": bridge.endpoint,
             "queue_group": args.queue_group,
             "timeout_ms": args.timeout_ms,
+            "max_concurrent": args.max_concurrent,
         }),
     );
 
@@ -136,8 +165,14 @@ async fn run(args: RunArgs) -> Result<(), String> {
         tokio::select! {
             message = callouts.next() => match message {
                 Some(message) => {
+                    // At most max_concurrent at once: the next callout waits for a permit
+                    // here, so a flood of connections cannot spawn unbounded tasks.
+                    let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { break };
                     let bridge = Arc::clone(&bridge);
-                    in_flight.spawn(async move { bridge.handle(message).await });
+                    in_flight.spawn(async move {
+                        bridge.handle(message).await;
+                        drop(permit);
+                    });
                 }
                 None => return Err("the NATS subscription ended".into()),
             },
@@ -199,7 +234,15 @@ impl Bridge {
             .post(&self.endpoint)
             .header("content-type", "application/jwt")
             .header(bridge_auth::TIME_HEADER, now.to_string())
-            .header(bridge_auth::SIGNATURE_HEADER, bridge_auth::sign(&self.signing_key, now, token.as_bytes()))
+            .header(
+                bridge_auth::SIGNATURE_HEADER,
+                bridge_auth::sign(
+                    &self.signing_key,
+                    bridge_auth::Target { method: "POST", path: &self.path },
+                    now,
+                    token.as_bytes(),
+                ),
+            )
             .body(token.to_owned())
             .send()
             .await
@@ -221,4 +264,32 @@ fn elapsed_ms(since: Instant) -> f64 {
 
 fn read_secret(path: &PathBuf) -> Result<String, String> {
     std::fs::read_to_string(path).map(|s| s.trim().to_owned()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_worker_url;
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for ok in [
+            "https://kez.lat",
+            "http://127.0.0.1:8787",
+            "http://localhost:8787/",
+            "http://[::1]:8787",
+            "http://127.8.9.1",
+        ] {
+            assert_eq!(check_worker_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://kez.lat",
+            "http://10.0.0.2:8787",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example",
+            "ftp://x",
+            "kez.lat",
+        ] {
+            assert!(check_worker_url(bad).is_err(), "{bad}");
+        }
+    }
 }

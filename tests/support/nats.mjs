@@ -48,9 +48,9 @@ export function verifiedClaims(token, expectedIssuer) {
 }
 
 /** The bridge's headers for `body`, signed with `privateKey` at `time` (Unix seconds). */
-export function bridgeHeaders(privateKey, body, time = Math.floor(Date.now() / 1000)) {
+export function bridgeHeaders(privateKey, body, time = Math.floor(Date.now() / 1000), { method = "POST", path = "/internal/nats/auth" } = {}) {
   const digest = createHash("sha256").update(body).digest("hex");
-  const message = Buffer.from(`kez-nats-bridge-v1\n${time}\n${digest}`);
+  const message = Buffer.from(`kez-nats-bridge-v2\n${method}\n${path}\n${time}\n${digest}`);
   return {
     "x-kez-bridge-time": String(time),
     "x-kez-bridge-signature": sign(null, message, privateKey).toString("base64url"),
@@ -95,15 +95,16 @@ function startProcess(bin, args) {
 
 /**
  * Keys from the bridge's own `keygen`, a nats-server configured with the nats.conf that
- * keygen printed (ports changed; `xkey` added when given), and returns everything needed
+ * keygen wrote to its setup.txt (ports changed; `xkey` added when given), and returns everything needed
  * to start the bridge.
  */
 export async function startNats({ xkey } = {}) {
   if (!NATS_SERVER_BIN) throw new Error("KEZ_NATS_SERVER_BIN is not set (scripts/test.sh sets it)");
   const dir = mkdtempSync(path.join(tmpdir(), "kez-nats-"));
   const keysDir = path.join(dir, "keys");
-  const { stdout } = await run(BRIDGE_BIN, ["keygen", "--out-dir", keysDir]);
-  const section = (from, to) => stdout.slice(stdout.indexOf(from), stdout.indexOf(to));
+  await run(BRIDGE_BIN, ["keygen", "--out-dir", keysDir]);
+  const setup = readFileSync(path.join(keysDir, "setup.txt"), "utf8");
+  const section = (from, to) => setup.slice(setup.indexOf(from), setup.indexOf(to));
   const port = await freePort();
   const wsPort = await freePort();
   const conf = section("# ---- nats.conf", "# ---- worker secrets").replace("127.0.0.1:4222", `127.0.0.1:${port}`).replace("127.0.0.1:8443", `127.0.0.1:${wsPort}`)

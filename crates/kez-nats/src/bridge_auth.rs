@@ -1,6 +1,7 @@
 //! How the bridge proves a request to the worker is its own: an Ed25519 signature over
-//! the time and the SHA-256 of the body, checked against the bridge's public key.
-//! The worker stores only that public key; nothing secret sits in its configuration.
+//! the method, the path, the time and the SHA-256 of the body, checked against the bridge's
+//! public key, and accepted once. The worker stores only that public key; nothing secret
+//! sits in its configuration.
 
 use data_encoding::{BASE64URL_NOPAD, HEXLOWER};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
@@ -18,27 +19,70 @@ pub enum BridgeAuthError {
     Missing,
     Stale,
     BadSignature,
+    /// A signature already accepted within its window.
+    Replayed,
 }
 
-/// `kez-nats-bridge-v1\n<unix seconds>\n<hex sha256 of body>`.
-pub fn signed_message(unix_seconds: i64, body: &[u8]) -> Vec<u8> {
-    format!("kez-nats-bridge-v1\n{unix_seconds}\n{}", HEXLOWER.encode(&Sha256::digest(body))).into_bytes()
+/// The request a signature covers: a signature for one endpoint is worth nothing at another.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub method: &'a str,
+    /// The URL path, without the query.
+    pub path: &'a str,
 }
 
-/// The signature header value for a body sent at `unix_seconds`.
-pub fn sign(key: &SigningKey, unix_seconds: i64, body: &[u8]) -> String {
-    BASE64URL_NOPAD.encode(&key.sign(&signed_message(unix_seconds, body)).to_bytes())
+/// `kez-nats-bridge-v2\n<METHOD>\n<path>\n<unix seconds>\n<hex sha256 of body>`.
+pub fn signed_message(target: Target<'_>, unix_seconds: i64, body: &[u8]) -> Vec<u8> {
+    format!(
+        "kez-nats-bridge-v2\n{}\n{}\n{unix_seconds}\n{}",
+        target.method.to_ascii_uppercase(),
+        target.path,
+        HEXLOWER.encode(&Sha256::digest(body))
+    )
+    .into_bytes()
 }
 
-/// Checks the two headers of a request against the bridge's public key.
+/// The signature header value for a request sent at `unix_seconds`.
+pub fn sign(key: &SigningKey, target: Target<'_>, unix_seconds: i64, body: &[u8]) -> String {
+    BASE64URL_NOPAD.encode(&key.sign(&signed_message(target, unix_seconds, body)).to_bytes())
+}
+
+/// Remembers the signatures accepted within the last [`MAX_SKEW_SECONDS`] window (either way),
+/// so that each is accepted once. Older ones are refused as stale anyway, so they are
+/// forgotten: memory is bounded by what the bridge signs in two minutes.
+#[derive(Debug, Default)]
+pub struct ReplayGuard {
+    seen: std::collections::HashMap<String, i64>,
+}
+
+impl ReplayGuard {
+    /// Records a verified signature made at `time`; false if it was accepted before.
+    pub fn first_use(&mut self, signature: &str, time: i64, now_unix_seconds: i64) -> bool {
+        self.seen.retain(|_, at| at.abs_diff(now_unix_seconds) <= MAX_SKEW_SECONDS.unsigned_abs());
+        self.seen.insert(signature.trim().to_owned(), time).is_none()
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+/// Checks the two headers of a request against the bridge's public key and the request it
+/// was sent as, then that the signature is used for the first time.
 pub fn verify(
     bridge: &VerifyingKey,
+    target: Target<'_>,
     time_header: Option<&str>,
     signature_header: Option<&str>,
     body: &[u8],
     now_unix_seconds: i64,
+    replays: &mut ReplayGuard,
 ) -> Result<(), BridgeAuthError> {
-    let (Some(time), Some(signature)) = (time_header, signature_header) else {
+    let (Some(time), Some(signature_text)) = (time_header, signature_header) else {
         return Err(BridgeAuthError::Missing);
     };
     let time: i64 = time.trim().parse().map_err(|_| BridgeAuthError::Missing)?;
@@ -46,13 +90,17 @@ pub fn verify(
         return Err(BridgeAuthError::Stale);
     }
     let signature: [u8; 64] = BASE64URL_NOPAD
-        .decode(signature.trim().as_bytes())
+        .decode(signature_text.trim().as_bytes())
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or(BridgeAuthError::BadSignature)?;
     bridge
-        .verify_strict(&signed_message(time, body), &Signature::from_bytes(&signature))
-        .map_err(|_| BridgeAuthError::BadSignature)
+        .verify_strict(&signed_message(target, time, body), &Signature::from_bytes(&signature))
+        .map_err(|_| BridgeAuthError::BadSignature)?;
+    if !replays.first_use(signature_text, time, now_unix_seconds) {
+        return Err(BridgeAuthError::Replayed);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -65,32 +113,63 @@ mod tests {
         SigningKey::from_bytes(&[9; 32])
     }
 
+    const AUTH: Target<'static> = Target { method: "POST", path: "/internal/nats/auth" };
+
+    fn check(
+        sig: &str,
+        at: i64,
+        body: &[u8],
+        target: Target<'_>,
+        replays: &mut ReplayGuard,
+    ) -> Result<(), BridgeAuthError> {
+        verify(&bridge().verifying_key(), target, Some(&at.to_string()), Some(sig), body, NOW, replays)
+    }
+
     #[test]
-    fn accepts_its_own_signature_within_the_window() {
+    fn accepts_its_own_signature_within_the_window_once() {
+        let mut replays = ReplayGuard::default();
         for at in [NOW, NOW - 60, NOW + 60] {
-            let sig = sign(&bridge(), at, b"jwt");
-            assert_eq!(verify(&bridge().verifying_key(), Some(&at.to_string()), Some(&sig), b"jwt", NOW), Ok(()));
+            let sig = sign(&bridge(), AUTH, at, b"jwt");
+            assert_eq!(check(&sig, at, b"jwt", AUTH, &mut replays), Ok(()));
+            assert_eq!(check(&sig, at, b"jwt", AUTH, &mut replays), Err(BridgeAuthError::Replayed));
         }
+        // Forgotten once outside the window, where it is refused as stale anyway.
+        assert!(replays.first_use("x", NOW, NOW));
+        assert!(replays.first_use("y", NOW + 200, NOW + 200));
+        assert_eq!(replays.len(), 1);
+    }
+
+    #[test]
+    fn a_signature_covers_the_method_and_the_path() {
+        let mut replays = ReplayGuard::default();
+        let sig = sign(&bridge(), AUTH, NOW, b"jwt");
+        for other in
+            [Target { method: "PUT", path: AUTH.path }, Target { method: "POST", path: "/internal/nats/other" }]
+        {
+            assert_eq!(check(&sig, NOW, b"jwt", other, &mut replays), Err(BridgeAuthError::BadSignature));
+        }
+        // Method case does not matter; the path is exact.
+        assert_eq!(check(&sig, NOW, b"jwt", Target { method: "post", path: AUTH.path }, &mut replays), Ok(()));
     }
 
     #[test]
     fn refuses_missing_stale_and_forged() {
         let key = bridge().verifying_key();
-        let sig = sign(&bridge(), NOW, b"jwt");
+        let mut replays = ReplayGuard::default();
+        let sig = sign(&bridge(), AUTH, NOW, b"jwt");
         let now = NOW.to_string();
-        assert_eq!(verify(&key, None, Some(&sig), b"jwt", NOW), Err(BridgeAuthError::Missing));
-        assert_eq!(verify(&key, Some(&now), None, b"jwt", NOW), Err(BridgeAuthError::Missing));
-        assert_eq!(verify(&key, Some("soon"), Some(&sig), b"jwt", NOW), Err(BridgeAuthError::Missing));
-        let old = sign(&bridge(), NOW - 61, b"jwt");
-        assert_eq!(verify(&key, Some(&(NOW - 61).to_string()), Some(&old), b"jwt", NOW), Err(BridgeAuthError::Stale));
+        let mut v =
+            |time: Option<&str>, sig: Option<&str>, body: &[u8]| verify(&key, AUTH, time, sig, body, NOW, &mut replays);
+        assert_eq!(v(None, Some(&sig), b"jwt"), Err(BridgeAuthError::Missing));
+        assert_eq!(v(Some(&now), None, b"jwt"), Err(BridgeAuthError::Missing));
+        assert_eq!(v(Some("soon"), Some(&sig), b"jwt"), Err(BridgeAuthError::Missing));
+        let old = sign(&bridge(), AUTH, NOW - 61, b"jwt");
+        assert_eq!(v(Some(&(NOW - 61).to_string()), Some(&old), b"jwt"), Err(BridgeAuthError::Stale));
         // Another body, another time, another key, garbage.
-        assert_eq!(verify(&key, Some(&now), Some(&sig), b"jwt2", NOW), Err(BridgeAuthError::BadSignature));
-        assert_eq!(
-            verify(&key, Some(&(NOW + 1).to_string()), Some(&sig), b"jwt", NOW),
-            Err(BridgeAuthError::BadSignature)
-        );
-        let other = sign(&SigningKey::from_bytes(&[8; 32]), NOW, b"jwt");
-        assert_eq!(verify(&key, Some(&now), Some(&other), b"jwt", NOW), Err(BridgeAuthError::BadSignature));
-        assert_eq!(verify(&key, Some(&now), Some("AAAA"), b"jwt", NOW), Err(BridgeAuthError::BadSignature));
+        assert_eq!(v(Some(&now), Some(&sig), b"jwt2"), Err(BridgeAuthError::BadSignature));
+        assert_eq!(v(Some(&(NOW + 1).to_string()), Some(&sig), b"jwt"), Err(BridgeAuthError::BadSignature));
+        let other = sign(&SigningKey::from_bytes(&[8; 32]), AUTH, NOW, b"jwt");
+        assert_eq!(v(Some(&now), Some(&other), b"jwt"), Err(BridgeAuthError::BadSignature));
+        assert_eq!(v(Some(&now), Some("AAAA"), b"jwt"), Err(BridgeAuthError::BadSignature));
     }
 }

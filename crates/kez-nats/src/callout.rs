@@ -34,13 +34,47 @@ impl Issuer {
     }
 }
 
-/// Where allowed users land and for how long.
+/// Where allowed users land, for how long, and what they may use.
 #[derive(Debug, Clone)]
 pub struct Grant {
     /// The target account name (`aud` of the user JWT), e.g. `KEZ`.
     pub account: String,
     /// Lifetime of a user JWT. It bounds how long a removed key stays connected.
     pub ttl_seconds: i64,
+    pub limits: UserLimits,
+}
+
+/// The user JWT's limits (nats-server enforces them per connection). Never -1 (unlimited):
+/// every registration buys a connection, so a squatter must not buy a firehose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserLimits {
+    /// Subscriptions at once. A client needs one for its inbox.
+    pub subs: i64,
+    /// Bytes of one message.
+    pub payload: i64,
+    /// Bytes in flight to the client.
+    pub data: i64,
+}
+
+impl UserLimits {
+    pub const DEFAULT: UserLimits = UserLimits { subs: 10, payload: 262_144, data: 4_194_304 };
+
+    /// From `NATS_USER_SUBS`, `NATS_USER_PAYLOAD_BYTES`, `NATS_USER_DATA_BYTES`: each a positive
+    /// integer, or unset for the default.
+    pub fn parse(subs: Option<&str>, payload: Option<&str>, data: Option<&str>) -> Result<UserLimits, String> {
+        let one = |name: &str, value: Option<&str>, default: i64| match value.map(str::trim) {
+            None | Some("") => Ok(default),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("{name}: {v:?} is not a positive integer")),
+            },
+        };
+        Ok(UserLimits {
+            subs: one("NATS_USER_SUBS", subs, Self::DEFAULT.subs)?,
+            payload: one("NATS_USER_PAYLOAD_BYTES", payload, Self::DEFAULT.payload)?,
+            data: one("NATS_USER_DATA_BYTES", data, Self::DEFAULT.data)?,
+        })
+    }
 }
 
 /// Why a request cannot be answered at all (there is nobody trustworthy to answer to).
@@ -55,6 +89,8 @@ pub enum RequestError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denial {
     RequestExpired,
+    /// nats-server always sets `exp`; a request without one would stay valid for ever.
+    RequestWithoutExpiry,
     NkeyRequired,
     NonceSignatureInvalid,
     KeyNotRegistered,
@@ -64,6 +100,7 @@ impl Denial {
     pub fn reason(self) -> &'static str {
         match self {
             Denial::RequestExpired => "authorization request expired",
+            Denial::RequestWithoutExpiry => "authorization request has no exp",
             Denial::NkeyRequired => "nkey authentication required",
             Denial::NonceSignatureInvalid => "nonce signature invalid",
             Denial::KeyNotRegistered => "key not registered",
@@ -150,12 +187,20 @@ impl AuthRequest {
         &self.claims.nats.user_nkey
     }
 
-    /// Refuses requests past their `exp` (with [`EXPIRY_LEEWAY_SECONDS`]).
+    /// Refuses requests past their `exp` (with [`EXPIRY_LEEWAY_SECONDS`]), and requests
+    /// without one.
     pub fn check_fresh(&self, now_unix_seconds: i64) -> Result<(), Denial> {
         match self.claims.exp {
+            None => Err(Denial::RequestWithoutExpiry),
             Some(exp) if now_unix_seconds > exp + EXPIRY_LEEWAY_SECONDS => Err(Denial::RequestExpired),
-            _ => Ok(()),
+            Some(_) => Ok(()),
         }
+    }
+
+    /// Whether the asking server is one of `allowed` (`N…` keys); any server when `allowed`
+    /// is empty. The request is signed by its server, so this cannot be forged.
+    pub fn from_allowed_server(&self, allowed: &[String]) -> bool {
+        allowed.is_empty() || allowed.iter().any(|key| *key == self.claims.iss)
     }
 
     /// The client's own Ed25519 key, once it has proven it holds it: its signature over
@@ -264,9 +309,9 @@ pub fn allow(
         nats: UserNats {
             publish: Allow { allow: publish },
             subscribe: Allow { allow: subscribe },
-            subs: -1,
-            data: -1,
-            payload: -1,
+            subs: grant.limits.subs,
+            data: grant.limits.data,
+            payload: grant.limits.payload,
             kind: "user",
             version: 2,
         },

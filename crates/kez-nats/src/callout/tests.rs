@@ -36,7 +36,7 @@ fn issuer() -> Issuer {
 }
 
 fn grant() -> Grant {
-    Grant { account: "KEZ".into(), ttl_seconds: 3600 }
+    Grant { account: "KEZ".into(), ttl_seconds: 3600, limits: UserLimits::DEFAULT }
 }
 
 /// The captured claims, signed as if by our test server (everything else unchanged).
@@ -72,7 +72,13 @@ fn real_allow_request_passes_and_answers_like_the_captured_answer() {
     assert!(answer["nats"].get("error").is_none());
 
     let user: Value = jwt::decode_verified(answer["nats"]["jwt"].as_str().unwrap(), KeyType::Account).unwrap();
-    let expected = sample("user_claims");
+    let mut expected = sample("user_claims");
+    // The captured claims were unlimited (-1); ours carry the grant's limits.
+    let limits = UserLimits::DEFAULT;
+    for (field, value) in [("subs", limits.subs), ("payload", limits.payload), ("data", limits.data)] {
+        assert_eq!(expected["nats"][field], json!(-1));
+        expected["nats"][field] = json!(value);
+    }
     for field in ["aud", "name", "nats", "sub"] {
         assert_eq!(user[field], expected[field], "{field}");
     }
@@ -124,11 +130,34 @@ fn missing_nonce_or_signature_is_refused() {
 }
 
 #[test]
-fn expiry_is_checked_with_leeway() {
+fn expiry_is_checked_with_leeway_and_required() {
     let req = request("request_allow");
     let exp = sample("request_allow")["exp"].as_i64().unwrap();
     assert_eq!(req.check_fresh(exp + EXPIRY_LEEWAY_SECONDS), Ok(()));
     assert_eq!(req.check_fresh(exp + EXPIRY_LEEWAY_SECONDS + 1), Err(Denial::RequestExpired));
+    let mut without = sample("request_allow");
+    without.as_object_mut().unwrap().remove("exp");
+    assert_eq!(AuthRequest::verify(&token(without)).unwrap().check_fresh(NOW), Err(Denial::RequestWithoutExpiry));
+}
+
+#[test]
+fn only_listed_servers_when_a_list_is_set() {
+    let req = request("request_allow");
+    assert!(req.from_allowed_server(&[]));
+    assert!(req.from_allowed_server(&["NOTHER".into(), server_nkey()]));
+    assert!(!req.from_allowed_server(&["NOTHER".into()]));
+}
+
+#[test]
+fn user_limits_default_and_parse() {
+    assert_eq!(UserLimits::parse(None, None, None), Ok(UserLimits::DEFAULT));
+    assert_eq!(
+        UserLimits::parse(Some("3"), Some(" 1024 "), Some("")),
+        Ok(UserLimits { subs: 3, payload: 1024, data: UserLimits::DEFAULT.data })
+    );
+    for bad in ["-1", "0", "many", "1.5"] {
+        assert!(UserLimits::parse(Some(bad), None, None).is_err(), "{bad}");
+    }
 }
 
 #[test]
