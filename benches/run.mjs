@@ -5,7 +5,7 @@
 //   ./scripts/bench.sh [--duration 4] [--connections 8]
 import { execFile } from "node:child_process";
 import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -29,7 +29,13 @@ const DURATION_MS = Number(opts.duration) * 1000;
 const CONNECTIONS = Number(opts.connections);
 const SERVER = "localhost";
 const COMPAT_DATE = /compatibility_date = "(.+)"/.exec(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))[1];
-const MIGRATION = readFileSync(path.join(ROOT, "migrations/0001_registrations.sql"), "utf8").replace(/--.*$/gm, "");
+/** Every migration, in order, as single statements (D1's prepare takes one at a time). */
+const MIGRATIONS = readdirSync(path.join(ROOT, "migrations"))
+  .filter((f) => f.endsWith(".sql"))
+  .sort()
+  .flatMap((f) => readFileSync(path.join(ROOT, "migrations", f), "utf8").replace(/--.*$/gm, "").split(";"))
+  .map((statement) => statement.trim())
+  .filter(Boolean);
 const tmp = mkdtempSync(path.join(tmpdir(), "kez-bench-"));
 const log = (...a) => console.error("[bench]", ...a);
 
@@ -38,7 +44,9 @@ const issuerSeed = seedFor("account", randomBytes(32));
 const bridgeSeed = seedFor("user", randomBytes(32));
 const bridgeKey = keyFromSeed(bridgeSeed);
 const NATS_VARS = { NATS_ISSUER_SEED: issuerSeed, NATS_BRIDGE_KEY: nkeyFor("user", rawPublic(bridgeKey)), NATS_ACCOUNT: "KEZ", NATS_USER_JWT_TTL_SECONDS: "3600" };
-const VARS = { SERVER_DOMAIN: SERVER, SIG_SERVER_URL: "http://localhost:7878" };
+// Rate limits off: the bench registers thousands of handles a minute from one address, and the
+// js baseline has none (miniflare here has no [[ratelimits]] bindings either).
+const VARS = { SERVER_DOMAIN: SERVER, SIG_SERVER_URL: "http://localhost:7878", REGISTRATION_RATE_LIMITS: "off" };
 
 // ---------- the three workers ----------
 async function start(name, scriptPath, bindings = {}) {
@@ -57,13 +65,15 @@ async function start(name, scriptPath, bindings = {}) {
     port,
     inspectorPort,
     handleRuntimeStdio(stdout, stderr) {
-      stdout.resume(); // the worker's per-request logs would flood the report
-      stderr.resume();
+      // The worker's per-request logs would flood the report: only panics are counted.
+      for (const stream of [stdout, stderr]) stream.on("data", (chunk) => (target.panics += (String(chunk).match(/panicked at/g) ?? []).length));
     },
   });
+  const target = { name, mf, url: `http://127.0.0.1:${port}`, inspectorPort, panics: 0 };
   await mf.ready;
-  await (await mf.getD1Database("DB")).prepare(MIGRATION).run();
-  return { name, mf, url: `http://127.0.0.1:${port}`, inspectorPort };
+  const db = await mf.getD1Database("DB");
+  for (const statement of MIGRATIONS) await db.prepare(statement).run();
+  return target;
 }
 
 const jsBundle = path.join(tmp, "js-baseline.mjs");
@@ -274,6 +284,57 @@ const memory = await memorySeries(rustBench);
 const jsMemory = await memorySeries(js);
 log(`memory over 10,000 requests: rust ${memory.map((m) => `${m.done}: heap ${m.heap} B, wasm ${m.wasm} B`).join("; ")}; js heap ${jsMemory.map((m) => m.heap).join(", ")}`);
 
+// ---------- soak: good requests and every class of bad input, at full speed ----------
+const SOAK_REQUESTS = 100_000;
+const oversize = JSON.stringify({ padding: "x".repeat(17 * 1024) });
+const upperSig = (() => {
+  const id = identity();
+  const envelope = signEnvelope(id, registrationPayload({ handle: `soak${randomBytes(4).toString("hex")}`, primary: id.primary, server: SERVER }));
+  return JSON.stringify({ ...envelope, signature: { ...envelope.signature, sig: envelope.signature.sig.toUpperCase() } });
+})();
+const soakRegister = registrationRequests("soak", SOAK_REQUESTS / 20 + CONNECTIONS);
+const lookalike = (handle) => {
+  const id = identity();
+  return { path: "/v1/register", init: { method: "POST", body: JSON.stringify(signEnvelope(id, registrationPayload({ handle, primary: id.primary, server: SERVER }))), headers: { "content-type": "application/json" } } };
+};
+const replayed = natsCallout();
+const post = (p, body, headers = { "content-type": "application/json" }) => () => ({ path: p, init: { method: "POST", body, headers } });
+const soakMix = [
+  // good
+  get("/v1/u/benchalice"), get("/v1/u/nobody-here"), get("/.well-known/webfinger?resource=acct:benchalice@localhost"),
+  get(`/v1/by-primary/${encodeURIComponent(alice.primary)}`), get("/v1/healthz"), natsCallout, soakRegister,
+  () => ({ path: "/v1/u/benchalice", init: { method: "OPTIONS" } }),
+  // bad
+  post("/v1/register", "{"), post("/v1/register", "[]"), post("/v1/register", "null"), post("/v1/register", oversize),
+  post("/v1/register", '{"kez":"handle_registration","kez":"x"}'), post("/v1/register", upperSig), post("/v1/register", "\u0000\uffff"),
+  () => lookalike("adm1n"), () => lookalike("benchal1ce"), () => lookalike("Bad Handle"),
+  get("/v1/u/%ff%fe"), get("/v1/u/a"), get(`/v1/u/${"x".repeat(5000)}`), get("/v1/by-primary/ed25519:zz"), get(`/v1/by-primary/ed25519%3A${"f".repeat(64)}`),
+  get("/.well-known/webfinger"), get("/.well-known/webfinger?resource=mailto:x"), get("/.well-known/webfinger?resource=acct:%ff@"), get("/v1/nothing"), get("/internal/x"),
+  () => ({ path: "/v1/u/benchalice", init: { method: "DELETE" } }), () => ({ path: "/v1/register", init: { method: "PUT", body: "x" } }),
+  post("/internal/nats/auth", "not a jwt", { "content-type": "application/jwt" }),
+  () => ({ path: "/internal/nats/auth", init: { method: "POST", body: "x.y.z", headers: { "content-type": "application/jwt", ...bridgeHeaders(bridgeKey, "x.y.z") } } }),
+  () => replayed,
+];
+async function soak(target) {
+  const statuses = new Map();
+  let sent = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+    while (sent < SOAK_REQUESTS) {
+      const { path: p, init } = soakMix[sent++ % soakMix.length]();
+      const response = await fetch(target.url + p, init);
+      await response.arrayBuffer();
+      statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  const serverErrors = [...statuses].filter(([status]) => status >= 500).reduce((sum, [, n]) => sum + n, 0);
+  return { seconds, statuses: [...statuses].sort(([a], [b]) => a - b), serverErrors, heap: await heapUsed(target), wasm: await wasmMemory() };
+}
+log(`soak: ${SOAK_REQUESTS} requests of ${soakMix.length} kinds (8 good, the rest bad input) on the bench build`);
+const soaked = await soak(rustBench);
+log(`soak: ${soaked.seconds.toFixed(1)} s, statuses ${soaked.statuses.map(([s, n]) => `${s}×${n}`).join(" ")}; 5xx ${soaked.serverErrors}; panics ${rustBench.panics}; heap ${soaked.heap} B, wasm ${soaked.wasm} B`);
+
 // ---------- size and cold start ----------
 const wasm = readFileSync(path.join(ROOT, "build/index_bg.wasm"));
 const shim = readFileSync(path.join(ROOT, "build/index.js"));
@@ -327,6 +388,7 @@ const budgets = [
     return ["whole registration handler ≪ 10 ms CPU", verdict(perRequestMs < 10, `at most ${perRequestMs.toFixed(2)} ms of workerd time per request (1 / throughput), of which ${(registerUs / 1000).toFixed(2)} ms is the verification compute`)];
   })(),
   ["cold start (compile + instantiate) ≤ 10 ms", verdict(coldMs <= 10, `${coldMs.toFixed(2)} ms`)],
+  ["soak: no 5xx and no panic in 100,000 mixed requests", verdict(soaked.serverErrors === 0 && rustBench.panics === 0, `${soaked.serverErrors} 5xx, ${rustBench.panics} panics`)],
   ["no memory growth over 10,000 requests", verdict(memory.at(-1).wasm === memory[0].wasm, `wasm memory ${memory[0].wasm / 1024} → ${memory.at(-1).wasm / 1024} KiB; JS heap moves with GC, as the js baseline's does`)],
 ];
 const date = new Date().toISOString().slice(0, 10);
@@ -381,6 +443,22 @@ ${unexpected.length ? `\nUnexpected statuses: ${unexpected.map((r) => `${r.scena
 | isolate JS heap (after a GC request), every 2,000 of 10,000 mixed requests | ${memory.map((m) => (m.heap / 1024).toFixed(0)).join(" → ")} KiB |
 | wasm linear memory at the same points | ${memory.map((m) => (m.wasm / 1024).toFixed(0)).join(" → ")} KiB |
 | js baseline's isolate JS heap, same mix and points | ${jsMemory.map((m) => (m.heap / 1024).toFixed(0)).join(" → ")} KiB |
+
+## Soak (bench build; ${SOAK_REQUESTS.toLocaleString("en")} requests, ${CONNECTIONS} at a time, as fast as it answers)
+
+${soakMix.length} kinds of request in turn: 8 good (lookups by handle and key, a miss, WebFinger,
+healthz, a NATS callout, a fresh registration, a preflight) and every class of bad input the
+API refuses (bad, duplicate-key, oversized and uppercase-hex bodies, lookalike and reserved
+handles, malformed paths and keys, bad WebFinger resources, unknown paths, wrong methods,
+unsigned, garbage and replayed NATS callouts).
+
+| Figure | This run |
+|---|---|
+| time | ${soaked.seconds.toFixed(1)} s (${(SOAK_REQUESTS / soaked.seconds).toFixed(0)} req/s) |
+| statuses | ${soaked.statuses.map(([s, n]) => `${s}: ${n}`).join(", ")} |
+| 5xx | **${soaked.serverErrors}** |
+| panics (\`panicked at\` in workerd's output) | **${rustBench.panics}** |
+| memory at the end | JS heap ${(soaked.heap / 1024).toFixed(0)} KiB, wasm ${(soaked.wasm / 1024).toFixed(0)} KiB |
 
 The mix: lookup hit, lookup miss, WebFinger, healthz, NATS callout and a fresh registration,
 in turn, ${CONNECTIONS} at a time, after 1,000 warm-up requests (the js baseline, which has

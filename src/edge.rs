@@ -68,12 +68,7 @@ async fn handle(route: Route<'_>, req: Request, url: &RequestUrl<'_>, env: &Env)
         }
         Route::LookupPrimary(raw) => {
             let config = config(env)?;
-            // `:` may arrive percent-encoded.
-            let primary = match raw.get(..10) {
-                Some(prefix) if prefix.eq_ignore_ascii_case("ed25519%3a") => format!("ed25519:{}", &raw[10..]),
-                _ => raw.to_owned(),
-            };
-            PrimaryKey::stored_hex(&primary).ok_or(ApiError::InvalidPrimaryKey)?;
+            let primary = PrimaryKey::lookup_path_segment(raw).ok_or(ApiError::InvalidPrimaryKey)?;
             let user = find_user(env, UserKey::Primary(&primary), config).await?.ok_or(ApiError::UserNotFound)?;
             json_response(200, JSON, user.to_json())
         }

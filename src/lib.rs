@@ -16,5 +16,8 @@ pub mod webfinger;
 #[cfg(target_arch = "wasm32")]
 mod edge;
 
+#[cfg(test)]
+mod fuzz;
+
 #[cfg(all(target_arch = "wasm32", feature = "bench"))]
 mod bench;

@@ -7,6 +7,6 @@ mod primary_key;
 mod server_domain;
 
 pub use fqhn::{Fqhn, FqhnError};
-pub use handle::{Handle, HandleError};
+pub use handle::{skeleton, Handle, HandleError};
 pub use primary_key::{decode_lower_hex, encode_lower_hex, PrimaryKey, PrimaryKeyError};
 pub use server_domain::ServerDomain;

@@ -39,6 +39,17 @@ impl PrimaryKey {
         s.strip_prefix(PREFIX).filter(|hex| hex.len() == 64 && decode_lower_hex(hex).is_some())
     }
 
+    /// The stored form of a key as it appears in a lookup path, where the `:` may arrive
+    /// percent-encoded (`ed25519%3A…`); `None` unless it is then `ed25519:` + 64 lowercase hex.
+    pub fn lookup_path_segment(raw: &str) -> Option<String> {
+        let primary = match raw.get(..10) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("ed25519%3a") => format!("{PREFIX}{}", &raw[10..]),
+            _ => raw.to_owned(),
+        };
+        PrimaryKey::stored_hex(&primary)?;
+        Some(primary)
+    }
+
     pub fn verifying_key(&self) -> &VerifyingKey {
         &self.key
     }

@@ -6,3 +6,6 @@ pub mod bridge_auth;
 pub mod callout;
 pub mod jwt;
 pub mod nkey;
+
+#[cfg(test)]
+mod fuzz;
