@@ -389,7 +389,9 @@ const budgets = [
   })(),
   ["cold start (compile + instantiate) ≤ 10 ms", verdict(coldMs <= 10, `${coldMs.toFixed(2)} ms`)],
   ["soak: no 5xx and no panic in 100,000 mixed requests", verdict(soaked.serverErrors === 0 && rustBench.panics === 0, `${soaked.serverErrors} 5xx, ${rustBench.panics} panics`)],
-  ["no memory growth over 10,000 requests", verdict(memory.at(-1).wasm === memory[0].wasm, `wasm memory ${memory[0].wasm / 1024} → ${memory.at(-1).wasm / 1024} KiB; JS heap moves with GC, as the js baseline's does`)],
+  // The worker remembers the bridge signatures of the last two minutes (one entry per callout,
+  // a sixth of the mix): that much wasm memory may grow, and no more.
+  ["no memory growth over 10,000 requests beyond the replay window (≤ 2 wasm pages)", verdict(memory.at(-1).wasm - memory[0].wasm <= 2 * 65_536, `wasm memory ${memory[0].wasm / 1024} → ${memory.at(-1).wasm / 1024} KiB; JS heap moves with GC, as the js baseline's does`)],
 ];
 const date = new Date().toISOString().slice(0, 10);
 const machine = `${cpus().length} × ${cpus()[0].model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, workerd from miniflare ${JSON.parse(readFileSync(path.join(ROOT, "node_modules/miniflare/package.json"), "utf8")).version}`;

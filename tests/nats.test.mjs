@@ -21,12 +21,12 @@ const SERVER = "localhost";
  * nats-server + worker (with the keygen secrets) + bridge. With `recordCallouts`, the bridge
  * reaches the worker through a recording proxy (`proxy.answers`: what the worker issued).
  */
-async function startStack({ ttlSeconds = 3600, xkey, recordCallouts = false, extraVars = {} } = {}) {
+async function startStack({ ttlSeconds = 3600, xkey, recordCallouts = false, extraVars = {}, proxyDelayMs = 0, bridgeArgs = [] } = {}) {
   const nats = await startNats({ xkey });
   const vars = Object.entries({ ...nats.workerVars, NATS_USER_JWT_TTL_SECONDS: String(ttlSeconds), ...extraVars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
   const worker = await startWorker(vars);
-  const proxy = recordCallouts ? await recordingProxy(worker.url) : null;
-  const bridge = await startBridge(nats, proxy?.url ?? worker.url);
+  const proxy = recordCallouts ? await recordingProxy(worker.url, { delayMs: proxyDelayMs }) : null;
+  const bridge = await startBridge(nats, proxy?.url ?? worker.url, bridgeArgs);
   return {
     nats,
     worker,
@@ -515,6 +515,26 @@ describe("NATS nonce guard", () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe("bridge concurrency", () => {
+  let stack;
+  before(async () => {
+    // A worker that takes 300 ms per callout, and a bridge that may have 2 in flight.
+    stack = await startStack({ recordCallouts: true, proxyDelayMs: 300, bridgeArgs: ["--max-concurrent", "2"] });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test("--max-concurrent caps the callouts in flight; the others wait their turn and get in", async () => {
+    const users = await Promise.all(Array.from({ length: 6 }, () => registered(stack.worker)));
+    const clients = await Promise.all(users.map((u) => connect({ servers: stack.nats.url, reconnect: false, authenticator: kezAuthenticator(u.id) })));
+    assert.equal(clients.length, 6);
+    assert.equal(stack.proxy.answers.filter((a) => a.path === "/internal/nats/auth").length, 6);
+    assert.equal(stack.proxy.maxInFlight, 2);
+    await Promise.all(clients.map((nc) => nc.close()));
   });
 });
 

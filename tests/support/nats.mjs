@@ -155,10 +155,14 @@ export async function startBridge(nats, workerUrl, extraArgs = []) {
  * passes back: point the bridge at `url` and read `answers` ({ path, status, body }) to see
  * exactly what the worker issued (the authorization response JWTs).
  */
-export async function recordingProxy(targetUrl) {
+export async function recordingProxy(targetUrl, { delayMs = 0 } = {}) {
   const answers = [];
+  const flight = { now: 0, max: 0 };
   const server = createServer(async (req, res) => {
+    flight.max = Math.max(flight.max, ++flight.now);
     try {
+      // A slow worker, for tests of how many callouts the bridge has in flight at once.
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       const chunks = [];
       for await (const chunk of req) chunks.push(chunk);
       const headers = Object.fromEntries(
@@ -176,12 +180,18 @@ export async function recordingProxy(targetUrl) {
     } catch (e) {
       res.writeHead(502, { "content-type": "text/plain" });
       res.end(String(e));
+    } finally {
+      flight.now -= 1;
     }
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     answers,
+    /** Requests in flight through the proxy at once, at most so far. */
+    get maxInFlight() {
+      return flight.max;
+    },
     close: () => new Promise((resolve) => server.close(resolve)),
   };
 }

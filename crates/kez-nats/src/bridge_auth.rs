@@ -50,16 +50,19 @@ pub fn sign(key: &SigningKey, target: Target<'_>, unix_seconds: i64, body: &[u8]
 /// Remembers the signatures accepted within the last [`MAX_SKEW_SECONDS`] window (either way),
 /// so that each is accepted once. Older ones are refused as stale anyway, so they are
 /// forgotten: memory is bounded by what the bridge signs in two minutes.
+/// Each signature is kept as its first 16 bytes (32 bytes an entry with its time): Ed25519
+/// signatures of different messages do not share them by chance.
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
-    seen: std::collections::HashMap<String, i64>,
+    seen: std::collections::HashMap<u128, i64>,
 }
 
 impl ReplayGuard {
     /// Records a verified signature made at `time`; false if it was accepted before.
-    pub fn first_use(&mut self, signature: &str, time: i64, now_unix_seconds: i64) -> bool {
+    pub fn first_use(&mut self, signature: &[u8; 64], time: i64, now_unix_seconds: i64) -> bool {
         self.seen.retain(|_, at| at.abs_diff(now_unix_seconds) <= MAX_SKEW_SECONDS.unsigned_abs());
-        self.seen.insert(signature.trim().to_owned(), time).is_none()
+        let id = u128::from_le_bytes(signature[..16].try_into().expect("16 of 64 bytes"));
+        self.seen.insert(id, time).is_none()
     }
 
     pub fn len(&self) -> usize {
@@ -82,7 +85,7 @@ pub fn verify(
     now_unix_seconds: i64,
     replays: &mut ReplayGuard,
 ) -> Result<(), BridgeAuthError> {
-    let (Some(time), Some(signature_text)) = (time_header, signature_header) else {
+    let (Some(time), Some(signature)) = (time_header, signature_header) else {
         return Err(BridgeAuthError::Missing);
     };
     let time: i64 = time.trim().parse().map_err(|_| BridgeAuthError::Missing)?;
@@ -90,14 +93,14 @@ pub fn verify(
         return Err(BridgeAuthError::Stale);
     }
     let signature: [u8; 64] = BASE64URL_NOPAD
-        .decode(signature_text.trim().as_bytes())
+        .decode(signature.trim().as_bytes())
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or(BridgeAuthError::BadSignature)?;
     bridge
         .verify_strict(&signed_message(target, time, body), &Signature::from_bytes(&signature))
         .map_err(|_| BridgeAuthError::BadSignature)?;
-    if !replays.first_use(signature_text, time, now_unix_seconds) {
+    if !replays.first_use(&signature, time, now_unix_seconds) {
         return Err(BridgeAuthError::Replayed);
     }
     Ok(())
@@ -134,8 +137,8 @@ mod tests {
             assert_eq!(check(&sig, at, b"jwt", AUTH, &mut replays), Err(BridgeAuthError::Replayed));
         }
         // Forgotten once outside the window, where it is refused as stale anyway.
-        assert!(replays.first_use("x", NOW, NOW));
-        assert!(replays.first_use("y", NOW + 200, NOW + 200));
+        assert!(replays.first_use(&[1; 64], NOW, NOW));
+        assert!(replays.first_use(&[2; 64], NOW + 200, NOW + 200));
         assert_eq!(replays.len(), 1);
     }
 
