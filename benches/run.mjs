@@ -89,6 +89,20 @@ function percentile(sorted, p) {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN;
 }
 
+/**
+ * fetch, sent again once if the server had closed the idle keep-alive socket it went out on
+ * (undici's "other side closed"): building a pool of signed registrations blocks this process
+ * for seconds, long enough for workerd to close idle connections under the load's feet.
+ */
+async function send(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    if (e.cause?.code !== "UND_ERR_SOCKET") throw e;
+    return fetch(url, init);
+  }
+}
+
 /** Runs `makeRequest()` from CONNECTIONS loops for `durationMs`; returns rate and latencies. */
 async function load(base, makeRequest, expect, durationMs) {
   const latencies = [];
@@ -100,7 +114,7 @@ async function load(base, makeRequest, expect, durationMs) {
       while (performance.now() < deadline) {
         const { path: p, init } = makeRequest();
         const t0 = performance.now();
-        const response = await fetch(base + p, init);
+        const response = await send(base + p, init);
         await response.arrayBuffer();
         latencies.push(performance.now() - t0);
         if (response.status !== expect) unexpected++;
@@ -267,7 +281,7 @@ async function requests(target, count, startAt = 0) {
     await Promise.all(Array.from({ length: CONNECTIONS }, async (_, j) => {
       const k = (i + j) % 6;
       const { path: p, init } = k === 5 ? makeRegister() : k === 4 && target === js ? mix[3]() : mix[k]();
-      await (await fetch(target.url + p, init)).arrayBuffer();
+      await (await send(target.url + p, init)).arrayBuffer();
     }));
   }
 }
@@ -322,7 +336,7 @@ async function soak(target) {
   await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
     while (sent < SOAK_REQUESTS) {
       const { path: p, init } = soakMix[sent++ % soakMix.length]();
-      const response = await fetch(target.url + p, init);
+      const response = await send(target.url + p, init);
       await response.arrayBuffer();
       statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
     }
@@ -389,9 +403,10 @@ const budgets = [
   })(),
   ["cold start (compile + instantiate) ≤ 10 ms", verdict(coldMs <= 10, `${coldMs.toFixed(2)} ms`)],
   ["soak: no 5xx and no panic in 100,000 mixed requests", verdict(soaked.serverErrors === 0 && rustBench.panics === 0, `${soaked.serverErrors} 5xx, ${rustBench.panics} panics`)],
-  // The worker remembers the bridge signatures of the last two minutes (one entry per callout,
-  // a sixth of the mix): that much wasm memory may grow, and no more.
-  ["no memory growth over 10,000 requests beyond the replay window (≤ 2 wasm pages)", verdict(memory.at(-1).wasm - memory[0].wasm <= 2 * 65_536, `wasm memory ${memory[0].wasm / 1024} → ${memory.at(-1).wasm / 1024} KiB; JS heap moves with GC, as the js baseline's does`)],
+  // The worker remembers the bridge signatures of the last two minutes (one entry per callout),
+  // so its memory grows while the first window fills, and must then stop: the same after the
+  // 10,000 requests as after the 100,000 of the soak.
+  ["wasm memory stops growing: the same after 10,000 requests and after 100,000 more (soak)", verdict(soaked.wasm === memory.at(-1).wasm, `wasm memory ${memory[0].wasm / 1024} → ${memory.at(-1).wasm / 1024} KiB over the first 10,000 (the replay window filling), ${soaked.wasm / 1024} KiB after the soak; JS heap moves with GC, as the js baseline's does`)],
 ];
 const date = new Date().toISOString().slice(0, 10);
 const machine = `${cpus().length} × ${cpus()[0].model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, workerd from miniflare ${JSON.parse(readFileSync(path.join(ROOT, "node_modules/miniflare/package.json"), "utf8")).version}`;
