@@ -415,11 +415,9 @@ export async function getPeer(primary: string): Promise<Peer | undefined> {
 export const newPeer = (primary: string, standing: Standing = "request"): Peer => ({ primary, fqhn: null, checkedAt: 0, standing, held: { messages: 0, bytes: 0 } });
 
 /** Creates (with `initial` standing) or changes what is known about a key, in one transaction. */
-export async function updatePeer(primary: string, change: (p: Peer) => Peer, initial: Standing = "request"): Promise<Peer> {
+export async function updatePeer(primary: string, change: (p: Peer) => Peer, initial: Standing = "request"): Promise<void> {
   const tx = (await open()).transaction("peers", "readwrite");
-  const next = change((await tx.store.get(primary)) ?? newPeer(primary, initial));
-  await Promise.all([tx.store.put(next), tx.done]);
-  return next;
+  await Promise.all([tx.store.put(change((await tx.store.get(primary)) ?? newPeer(primary, initial))), tx.done]);
 }
 
 export async function allPeers(): Promise<Peer[]> {
@@ -435,17 +433,12 @@ export async function peersWithStanding(standing: Standing): Promise<Peer[]> {
 }
 
 /** Event ids handled before `before` (ms) are forgotten (docs/PROTOCOL.md §10.4). */
-export async function pruneSeen(before: number): Promise<number> {
+export async function pruneSeen(before: number): Promise<void> {
   const tx = (await open()).transaction("seen", "readwrite");
-  let pruned = 0;
   for (let c = await tx.store.openCursor(); c; c = await c.continue()) {
-    if (c.value < before) {
-      await c.delete();
-      pruned += 1;
-    }
+    if (c.value < before) await c.delete();
   }
   await tx.done;
-  return pruned;
 }
 
 /** When a relay last handed over all it stored for an inbox (ms), if ever. */
