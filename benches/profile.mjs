@@ -6,14 +6,17 @@
 //   node benches/profile.mjs [/v1/u/benchalice]
 import { Miniflare } from "miniflare";
 import { freePort } from "../tests/support/worker.mjs";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { identity, registrationPayload, signEnvelope } from "../scripts/lib/registration.mjs";
-const MIGRATION = readFileSync("migrations/0001_registrations.sql", "utf8").replace(/--.*$/gm, "");
+/** Every migration, in order, as single statements (D1's prepare takes one at a time). */
+const MIGRATIONS = readdirSync("migrations").filter((f) => f.endsWith(".sql")).sort()
+  .flatMap((f) => readFileSync(`migrations/${f}`, "utf8").replace(/--.*$/gm, "").split(";")).map((s) => s.trim()).filter(Boolean);
 const port = await freePort();
 const inspectorPort = await freePort();
 const mf = new Miniflare({ name: "rust", modules: true, scriptPath: "build-prof/index.js", modulesRoot: "build-prof", modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }], compatibilityDate: "2026-07-01", d1Databases: { DB: "x" }, bindings: { SERVER_DOMAIN: "localhost", SIG_SERVER_URL: "http://localhost:7878" }, host: "127.0.0.1", port, inspectorPort });
 await mf.ready;
-await (await mf.getD1Database("DB")).prepare(MIGRATION).run();
+const db = await mf.getD1Database("DB");
+for (const statement of MIGRATIONS) await db.prepare(statement).run();
 const id = identity();
 await fetch(`http://127.0.0.1:${port}/v1/register`, { method: "POST", body: JSON.stringify(signEnvelope(id, registrationPayload({ handle: "benchalice", primary: id.primary, server: "localhost" }))) });
 const list = await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json();

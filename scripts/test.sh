@@ -15,6 +15,10 @@ cd "$KEZ_ROOT"
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 
+kez_log "formatting and lints (cargo fmt --check, cargo clippy -D warnings)"
+cargo fmt --check -p kez-chat-server -p kez-nats -p kez-nats-bridge
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+
 kez_log "unit tests (cargo test, native: worker logic, NATS callout, bridge)"
 cargo test --quiet --workspace 2>&1 | tee "$logs/unit"
 

@@ -194,7 +194,8 @@ impl UserView {
     /// text form is checked; its curve point was checked when it was registered (decoding
     /// it again on every lookup would cost more than the rest of the request).
     pub fn from_record(record: &UserRecord, config: &Config) -> Result<UserView, String> {
-        let handle = Handle::parse(&record.handle).map_err(|e| format!("stored handle {:?}: {e:?}", record.handle))?;
+        let handle =
+            Handle::parse_stored(&record.handle).map_err(|e| format!("stored handle {:?}: {e:?}", record.handle))?;
         let hex = PrimaryKey::stored_hex(&record.primary_key)
             .ok_or_else(|| format!("stored key {:?}", record.primary_key))?;
         Ok(UserView {

@@ -11,7 +11,14 @@ use std::hint::black_box;
 use worker::web_sys::Request;
 use worker::{Date, Env, Response, Result};
 
-pub async fn handle(req: Request, url: &RequestUrl<'_>, env: &Env, nats: Option<&NatsConfig>) -> Result<Response> {
+/// `lookup_queries` is this isolate's count of D1 reads made by lookups (`/__bench/counters`).
+pub async fn handle(
+    req: Request,
+    url: &RequestUrl<'_>,
+    env: &Env,
+    nats: Option<&NatsConfig>,
+    lookup_queries: u32,
+) -> Result<Response> {
     let n: u32 = url.query_pairs().find(|(k, _)| k == "n").and_then(|(_, v)| v.parse().ok()).unwrap_or(1);
     let body = worker::Request::from(req).bytes().await?;
     let now_ms = Date::now().as_millis() as i64;
@@ -38,6 +45,7 @@ pub async fn handle(req: Request, url: &RequestUrl<'_>, env: &Env, nats: Option<
             }
         }
         "/__bench/memory" => {}
+        "/__bench/counters" => return Response::ok(format!(r#"{{"lookup_queries":{lookup_queries}}}"#)),
         _ => return Response::error("unknown bench route", 404),
     }
     let memory_bytes = core::arch::wasm32::memory_size(0) * 65536;

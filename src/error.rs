@@ -35,6 +35,8 @@ pub enum ApiError {
     UserNotFound,
     MissingResource,
     InvalidResource,
+    /// The `x-kez-bookmark` request header is not a D1 bookmark.
+    InvalidBookmark,
     NotFound,
     MethodNotAllowed {
         allow: &'static str,
@@ -95,6 +97,7 @@ impl ApiError {
             | ClockSkew { .. }
             | MissingResource
             | InvalidResource
+            | InvalidBookmark
             | InvalidAuthorizationRequest(_) => 400,
             Unauthorized => 401,
             ReservedHandle | UnknownNatsServer => 403,
@@ -132,6 +135,7 @@ impl ApiError {
             UserNotFound => "user_not_found",
             MissingResource => "missing_resource",
             InvalidResource => "invalid_resource",
+            InvalidBookmark => "invalid_bookmark",
             NotFound => "not_found",
             MethodNotAllowed { .. } => "method_not_allowed",
             Unauthorized => "unauthorized",
@@ -167,6 +171,7 @@ impl ApiError {
             UserNotFound => "No user with this handle is registered here.".into(),
             MissingResource => "The \"resource\" query parameter is required.".into(),
             InvalidResource => "\"resource\" must be an acct: URI such as acct:alice@example.org.".into(),
+            InvalidBookmark => "The x-kez-bookmark header must be a bookmark this server returned (hex groups joined by \"-\"), or be left out.".into(),
             NotFound => "There is no such API endpoint.".into(),
             MethodNotAllowed { allow } => format!("This endpoint only allows {allow}."),
             Unauthorized => "Only the NATS bridge may call this endpoint: a fresh, valid bridge signature is required.".into(),

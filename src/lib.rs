@@ -5,6 +5,7 @@
 //! natively; `edge` is the thin worker glue and exists only on wasm32.
 
 pub mod api;
+pub mod caching;
 pub mod domain;
 pub mod error;
 pub mod registration;

@@ -1,5 +1,6 @@
 //! Which handler a request goes to, decided from its method and path alone.
 
+use crate::caching::Freshness;
 use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,23 @@ impl Route<'_> {
             self,
             Route::Healthz | Route::LookupHandle(_) | Route::LookupPrimary(_) | Route::WebFinger | Route::Preflight
         )
+    }
+}
+
+impl Route<'_> {
+    /// The lookups: their answers are cached (`caching`) and vary with the bookmark.
+    pub fn is_lookup(&self) -> bool {
+        matches!(self, Route::LookupHandle(_) | Route::LookupPrimary(_) | Route::WebFinger)
+    }
+
+    /// How an error of this route may be cached: a lookup's 404 is a negative answer a
+    /// client may keep for a few seconds; every other error is never stored.
+    pub fn error_freshness(&self, error: &ApiError) -> Freshness {
+        if self.is_lookup() && *error == ApiError::UserNotFound {
+            Freshness::Negative
+        } else {
+            Freshness::NoStore
+        }
     }
 }
 
@@ -121,6 +139,24 @@ mod tests {
     fn everything_else_is_the_app() {
         for path in ["/", "/index.html", "/directory", "/v1", "/assets/app.js"] {
             assert_eq!(route("GET", path), Ok(Route::Assets), "{path}");
+        }
+    }
+
+    #[test]
+    fn only_lookups_are_cached_and_only_their_404() {
+        let lookups = [Route::LookupHandle("a"), Route::LookupPrimary("a"), Route::WebFinger];
+        for lookup in lookups {
+            assert!(lookup.is_lookup());
+            assert_eq!(lookup.error_freshness(&ApiError::UserNotFound), Freshness::Negative);
+            for error in
+                [ApiError::InvalidHandle, ApiError::StorageUnavailable("x".into()), ApiError::Internal("x".into())]
+            {
+                assert_eq!(lookup.error_freshness(&error), Freshness::NoStore, "{error:?}");
+            }
+        }
+        for other in [Route::Healthz, Route::Register, Route::NatsAuth, Route::Preflight, Route::Assets] {
+            assert!(!other.is_lookup());
+            assert_eq!(other.error_freshness(&ApiError::UserNotFound), Freshness::NoStore);
         }
     }
 

@@ -200,7 +200,7 @@ impl AuthRequest {
     /// Whether the asking server is one of `allowed` (`N…` keys); any server when `allowed`
     /// is empty. The request is signed by its server, so this cannot be forged.
     pub fn from_allowed_server(&self, allowed: &[String]) -> bool {
-        allowed.is_empty() || allowed.iter().any(|key| *key == self.claims.iss)
+        allowed.is_empty() || allowed.contains(&self.claims.iss)
     }
 
     /// The client's own Ed25519 key, once it has proven it holds it: its signature over

@@ -32,7 +32,8 @@ fn every_decoder(s: &str) {
 
 #[test]
 fn the_nasty_corpus_breaks_no_decoder() {
-    let corpus: serde_json::Value = serde_json::from_str(include_str!("../../../tests/vectors/nasty-inputs.json")).unwrap();
+    let corpus: serde_json::Value =
+        serde_json::from_str(include_str!("../../../tests/vectors/nasty-inputs.json")).unwrap();
     for s in corpus["strings"].as_array().unwrap() {
         every_decoder(s.as_str().unwrap());
     }

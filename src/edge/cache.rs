@@ -1,0 +1,114 @@
+//! The two cache layers of positive lookups: this isolate's `IsolateCache` in front of the
+//! data centre's cache (Cache API, `caches.default`). Both hold an answer only while it is
+//! younger than the TTL counted from its D1 read (`crate::caching`).
+
+use crate::api::UserView;
+use crate::caching::{etag, CacheSettings, IsolateCache, ISOLATE_CACHE_BYTES};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::JsValue;
+use worker::js_sys::{Array, JsString, Promise};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::Context;
+
+#[wasm_bindgen(module = "/src/edge/runtime.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = edgeCached)]
+    fn edge_cached(url: &str) -> Promise;
+    #[wasm_bindgen(js_name = edgeKeep)]
+    fn edge_keep(ctx: &Context, url: &str, body: &JsValue, etag: &JsValue, read_at_ms: f64, cache_control: &JsValue);
+}
+
+/// A found user, ready to serve: the lookup body and its ETag (as JS strings, so serving
+/// converts nothing), and the view WebFinger builds from, when it was read from D1 here.
+pub struct CachedUser {
+    pub view: Option<UserView>,
+    pub js_body: JsValue,
+    pub etag: String,
+    pub js_etag: JsValue,
+    /// About what it holds in memory (body, view and tag).
+    bytes: usize,
+}
+
+impl CachedUser {
+    pub fn new(view: UserView) -> CachedUser {
+        let body = view.to_json();
+        let tag = etag(body.as_bytes());
+        CachedUser {
+            js_body: body.as_str().into(),
+            js_etag: tag.as_str().into(),
+            bytes: 3 * body.len(),
+            view: Some(view),
+            etag: tag,
+        }
+    }
+}
+
+/// Where a lookup's answer is kept: its key in this isolate and its URL in the edge cache.
+pub struct CacheKey {
+    pub isolate: String,
+    pub edge_url: String,
+}
+
+thread_local! {
+    static ISOLATE: RefCell<Option<IsolateCache<Rc<CachedUser>>>> = const { RefCell::new(None) };
+}
+
+fn with_isolate<T>(settings: &CacheSettings, f: impl FnOnce(&mut IsolateCache<Rc<CachedUser>>) -> T) -> T {
+    ISOLATE.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        f(cache
+            .get_or_insert_with(|| IsolateCache::new(settings.isolate_entries, ISOLATE_CACHE_BYTES, settings.ttl_ms())))
+    })
+}
+
+/// The isolate's answer and when it was read, if it holds a fresh one.
+pub fn isolate_get(settings: &CacheSettings, key: &str, now_ms: i64) -> Option<(Rc<CachedUser>, i64)> {
+    if !settings.server_caching() || settings.isolate_entries == 0 {
+        return None;
+    }
+    with_isolate(settings, |cache| cache.get(key, now_ms).map(|(user, read_at)| (Rc::clone(user), read_at)))
+}
+
+fn isolate_put(settings: &CacheSettings, key: &str, user: &Rc<CachedUser>, read_at_ms: i64, now_ms: i64) {
+    if settings.isolate_entries > 0 {
+        with_isolate(settings, |cache| cache.insert(key, Rc::clone(user), user.bytes, read_at_ms, now_ms));
+    }
+}
+
+/// The data centre's answer, if it holds a fresh one; it is then kept in this isolate too,
+/// with its original read time. It comes as a body and an ETag, served as they are: only a
+/// user read from D1 carries the view WebFinger needs, so WebFinger does not ask the edge.
+pub async fn edge_get(settings: &CacheSettings, key: &CacheKey, now_ms: i64) -> Option<(Rc<CachedUser>, i64)> {
+    // Never rejects: a failing cache is a miss (runtime.js).
+    let hit = JsFuture::from(edge_cached(&key.edge_url)).await.ok()?;
+    if hit.is_undefined() {
+        return None;
+    }
+    let hit: Array = hit.into();
+    let read_at_ms = hit.get(2).as_f64()? as i64;
+    // An entry the edge kept past its TTL is a miss.
+    if now_ms < read_at_ms || now_ms - read_at_ms >= settings.ttl_ms() {
+        return None;
+    }
+    let js_body = hit.get(0);
+    let bytes = 2 * js_body.dyn_ref::<JsString>()?.length() as usize;
+    let user = Rc::new(CachedUser { view: None, etag: hit.get(1).as_string()?, js_etag: hit.get(1), js_body, bytes });
+    isolate_put(settings, &key.isolate, &user, read_at_ms, now_ms);
+    Some((user, read_at_ms))
+}
+
+/// Keeps a user just read from D1 in both layers (the edge after the response is sent).
+pub fn keep(
+    settings: &CacheSettings,
+    ctx: &Context,
+    key: &CacheKey,
+    user: &Rc<CachedUser>,
+    cache_control: &JsValue,
+    now_ms: i64,
+) {
+    isolate_put(settings, &key.isolate, user, now_ms, now_ms);
+    edge_keep(ctx, &key.edge_url, &user.js_body, &user.js_etag, now_ms as f64, cache_control);
+}

@@ -1,0 +1,93 @@
+//! The worker's configuration, read and checked once per isolate: vars and secrets cannot
+//! change without a new deployment, and deriving the issuer's public key costs a scalar
+//! multiplication.
+
+use crate::api::{parse_rate_limits, Config, NatsConfig, NatsVars};
+use crate::caching::CacheSettings;
+use crate::error::ApiError;
+use std::sync::OnceLock;
+use worker::{console_error, Env};
+
+static CONFIG: OnceLock<Result<Config, String>> = OnceLock::new();
+static NATS_CONFIG: OnceLock<Result<Option<NatsConfig>, String>> = OnceLock::new();
+static RATE_LIMITS: OnceLock<Result<bool, String>> = OnceLock::new();
+static CACHE: OnceLock<Result<CacheSettings, String>> = OnceLock::new();
+
+/// With the caching settings broken, answers are built as if caching were off.
+pub const CACHE_OFF: CacheSettings = CacheSettings { ttl_seconds: 0, isolate_entries: 0 };
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string())
+}
+
+pub fn config(env: &Env) -> Result<&'static Config, ApiError> {
+    CONFIG
+        .get_or_init(|| {
+            let required = |name: &str| var(env, name).ok_or(format!("{name} is not set"));
+            // NOSTR_RELAYS may be left out: the app then has no relays until its user adds some.
+            let relays = var(env, "NOSTR_RELAYS").unwrap_or_default();
+            Config::parse(&required("SERVER_DOMAIN")?, &required("SIG_SERVER_URL")?, &relays)
+        })
+        .as_ref()
+        .map_err(|e| ApiError::Internal(e.clone()))
+}
+
+/// `LOOKUP_CACHE_SECONDS` and `LOOKUP_CACHE_ENTRIES` (README, "Caching").
+pub fn cache_settings(env: &Env) -> Result<&'static CacheSettings, ApiError> {
+    CACHE
+        .get_or_init(|| {
+            CacheSettings::parse(
+                var(env, "LOOKUP_CACHE_SECONDS").as_deref(),
+                var(env, "LOOKUP_CACHE_ENTRIES").as_deref(),
+            )
+        })
+        .as_ref()
+        .map_err(|e| ApiError::Internal(e.clone()))
+}
+
+pub fn rate_limits(env: &Env) -> Result<bool, ApiError> {
+    RATE_LIMITS
+        .get_or_init(|| parse_rate_limits(var(env, "REGISTRATION_RATE_LIMITS").as_deref()))
+        .clone()
+        .map_err(ApiError::Internal)
+}
+
+pub fn nats_config(env: &Env) -> Result<&'static NatsConfig, ApiError> {
+    let config = NATS_CONFIG.get_or_init(|| {
+        // Secrets, from `wrangler secret put` (or .dev.vars / --var locally).
+        let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
+        let (account, ttl) = (var(env, "NATS_ACCOUNT"), var(env, "NATS_USER_JWT_TTL_SECONDS"));
+        let (servers, subs, payload, data) = (
+            var(env, "NATS_SERVER_KEYS"),
+            var(env, "NATS_USER_SUBS"),
+            var(env, "NATS_USER_PAYLOAD_BYTES"),
+            var(env, "NATS_USER_DATA_BYTES"),
+        );
+        NatsConfig::parse(
+            secret("NATS_ISSUER_SEED").as_deref(),
+            secret("NATS_BRIDGE_KEY").as_deref(),
+            &NatsVars {
+                account: account.as_deref().unwrap_or("KEZ"),
+                ttl_seconds: ttl.as_deref().unwrap_or("3600"),
+                server_keys: servers.as_deref(),
+                subs: subs.as_deref(),
+                payload_bytes: payload.as_deref(),
+                data_bytes: data.as_deref(),
+            },
+        )
+    });
+    match config {
+        Ok(Some(nats)) => Ok(nats),
+        Ok(None) => {
+            console_error!("nats callout called, but NATS_ISSUER_SEED and NATS_BRIDGE_KEY are not both set");
+            Err(ApiError::NatsNotConfigured)
+        }
+        Err(e) => Err(ApiError::Internal(e.clone())),
+    }
+}
+
+/// Only for the benchmark build: the NATS config if it is set.
+#[cfg(feature = "bench")]
+pub fn nats_config_if_set(env: &Env) -> Option<&'static NatsConfig> {
+    nats_config(env).ok()
+}

@@ -1,0 +1,211 @@
+//! Responses and request bodies: every response is built by one call into JS
+//! (`runtime.js`) with header values kept as JS strings per isolate.
+
+use crate::caching::{CacheSettings, Freshness, BOOKMARK_HEADER};
+use crate::domain::encode_lower_hex;
+use crate::error::{ApiError, STORAGE_RETRY_AFTER_SECONDS};
+use crate::registration::MAX_BODY_BYTES;
+use crate::routes::Route;
+use std::cell::OnceCell;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{ReadableStreamDefaultReader, Request, Response};
+use worker::{console_error, js_sys, Date};
+
+#[wasm_bindgen(module = "/src/edge/runtime.js")]
+extern "C" {
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        status: u16,
+        body: &JsValue,
+        content_type: &JsValue,
+        cache_control: &JsValue,
+        vary: &JsValue,
+        etag: &JsValue,
+        age: Option<u32>,
+        any_origin: bool,
+        extra_name: &JsValue,
+        extra_value: &JsValue,
+    ) -> Response;
+}
+
+/// The constant header values, made into JS strings once per isolate.
+pub struct HeaderValues {
+    pub json: JsValue,
+    pub jrd: JsValue,
+    pub jwt: JsValue,
+    pub positive: JsValue,
+    pub negative: JsValue,
+    pub no_store: JsValue,
+    /// `Vary` of every lookup: an answer read through a bookmark differs.
+    pub vary_bookmark: JsValue,
+    pub bookmark_header: JsValue,
+}
+
+thread_local! {
+    static HEADER_VALUES: OnceCell<HeaderValues> = const { OnceCell::new() };
+}
+
+/// Runs `f` with the isolate's header values, made from `settings` on first use.
+pub fn with_headers<T>(settings: &CacheSettings, f: impl FnOnce(&HeaderValues) -> T) -> T {
+    HEADER_VALUES.with(|cell| {
+        f(cell.get_or_init(|| HeaderValues {
+            json: "application/json".into(),
+            jrd: "application/jrd+json".into(),
+            jwt: "application/jwt".into(),
+            positive: settings.cache_control(Freshness::Positive).into(),
+            negative: settings.cache_control(Freshness::Negative).into(),
+            no_store: settings.cache_control(Freshness::NoStore).into(),
+            vary_bookmark: BOOKMARK_HEADER.into(),
+            bookmark_header: BOOKMARK_HEADER.into(),
+        }))
+    })
+}
+
+/// One response: status, body, and the headers that vary between answers.
+pub struct Reply<'a> {
+    pub status: u16,
+    /// A JS string, or `undefined` for no body (304, 204).
+    pub body: JsValue,
+    pub content_type: Option<&'a JsValue>,
+    pub cache_control: &'a JsValue,
+    pub vary: Option<&'a JsValue>,
+    pub etag: Option<&'a JsValue>,
+    pub age: Option<u32>,
+    pub any_origin: bool,
+    /// One more header (`x-kez-bookmark`, `allow`, `retry-after`, …).
+    pub extra: Option<(&'a JsValue, JsValue)>,
+}
+
+impl Reply<'_> {
+    pub fn send(self) -> Response {
+        let undefined = JsValue::UNDEFINED;
+        let (extra_name, extra_value) = match &self.extra {
+            Some((name, value)) => (*name, value),
+            None => (&undefined, &undefined),
+        };
+        respond(
+            self.status,
+            &self.body,
+            self.content_type.unwrap_or(&undefined),
+            self.cache_control,
+            self.vary.unwrap_or(&undefined),
+            self.etag.unwrap_or(&undefined),
+            self.age,
+            self.any_origin,
+            extra_name,
+            extra_value,
+        )
+    }
+}
+
+/// A JSON (or other `content_type`) body that is never cached.
+pub fn uncached(
+    settings: &CacheSettings,
+    status: u16,
+    body: &str,
+    any_origin: bool,
+    content_type: impl Fn(&HeaderValues) -> &JsValue,
+) -> Response {
+    with_headers(settings, |h| {
+        Reply {
+            status,
+            body: body.into(),
+            content_type: Some(content_type(h)),
+            cache_control: &h.no_store,
+            vary: None,
+            etag: None,
+            age: None,
+            any_origin,
+            extra: None,
+        }
+        .send()
+    })
+}
+
+/// The error's JSON body with its status; a 5xx is logged with an incident reference that
+/// the client also sees, and its details never leave the log. `route` is the route it
+/// answers, if the request got that far: it decides CORS and caching (`Route::error_freshness`).
+pub fn error_response(settings: &CacheSettings, error: &ApiError, route: Option<Route<'_>>) -> Response {
+    let incident = error.log_detail().map(|detail| {
+        let incident = incident_reference();
+        console_error!("{}, incident {incident}: {detail}", error.code());
+        incident
+    });
+    let body = error.to_json(incident.as_deref());
+    let lookup = route.is_some_and(|r| r.is_lookup());
+    let freshness = route.map_or(Freshness::NoStore, |r| r.error_freshness(error));
+    let extra = match error {
+        ApiError::MethodNotAllowed { allow } => Some(("allow", allow.to_string())),
+        ApiError::Unauthorized => Some(("www-authenticate", "KezBridge".to_owned())),
+        ApiError::StorageUnavailable(_) => Some(("retry-after", STORAGE_RETRY_AFTER_SECONDS.to_string())),
+        ApiError::RateLimited { retry_after } => Some(("retry-after", retry_after.to_string())),
+        _ => None,
+    };
+    let extra_name = extra.as_ref().map(|(name, _)| JsValue::from_str(name));
+    with_headers(settings, |h| {
+        Reply {
+            status: error.status(),
+            body: body.as_str().into(),
+            content_type: Some(&h.json),
+            cache_control: if freshness == Freshness::Negative { &h.negative } else { &h.no_store },
+            vary: lookup.then_some(&h.vary_bookmark),
+            etag: None,
+            age: None,
+            any_origin: route.is_some_and(|r| r.allows_any_origin()),
+            extra: extra_name.as_ref().zip(extra.map(|(_, value)| JsValue::from(value))),
+        }
+        .send()
+    })
+}
+
+fn incident_reference() -> String {
+    let mut bytes = [0u8; 6];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => encode_lower_hex(&bytes),
+        Err(_) => format!("t{}", Date::now().as_millis()),
+    }
+}
+
+/// A request header's value, if present.
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// Reads a body of at most `MAX_BODY_BYTES`: refused by its declared length before reading,
+/// and, with or without a declared length (a chunked body has none), as soon as the chunks
+/// read so far pass the cap; the rest is never read (the stream is cancelled).
+pub async fn read_body(req: &Request) -> Result<Vec<u8>, ApiError> {
+    let too_large = ApiError::BodyTooLarge { limit: MAX_BODY_BYTES };
+    let declared_length = req.headers().get("content-length").map_err(js_internal)?;
+    if declared_length.and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large);
+    }
+    let Some(stream) = req.body() else { return Ok(Vec::new()) };
+    let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut body = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(js_internal)?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into()).map_err(js_internal)?;
+        if done.is_truthy() {
+            return Ok(body);
+        }
+        let value: js_sys::Uint8Array =
+            js_sys::Reflect::get(&chunk, &"value".into()).map_err(js_internal)?.unchecked_into();
+        if body.len() + value.length() as usize > MAX_BODY_BYTES {
+            // Nothing more is read; the runtime drops what the client still sends.
+            let _ = reader.cancel();
+            return Err(too_large);
+        }
+        body.extend_from_slice(&value.to_vec());
+    }
+}
+
+pub fn internal(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(error.to_string())
+}
+
+pub fn js_internal(error: JsValue) -> ApiError {
+    ApiError::Internal(format!("{error:?}"))
+}

@@ -1,0 +1,141 @@
+//! The worker glue: reads the request, calls the pure code, writes the response. Only this
+//! module touches `worker` types; it exists only on wasm32. One file per capability:
+//! `registry` (lookups, registration), `nats` (the callout), `cache` (the two cache layers),
+//! `db` (D1 and its sessions), `http` (responses, bodies), `config` (vars and secrets).
+
+mod cache;
+mod config;
+mod db;
+mod http;
+mod nats;
+mod registry;
+
+use crate::api::Health;
+use crate::caching::{CacheSettings, BOOKMARK_HEADER};
+use crate::error::ApiError;
+use crate::request_url::RequestUrl;
+use crate::routes::{route, Route, READ_METHODS};
+use config::{cache_settings, config, CACHE_OFF};
+use http::{error_response, header, uncached};
+use registry::{Conditions, Lookup};
+use std::future::Future;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::future_to_promise;
+use worker::web_sys::{Request, Response};
+use worker::worker_sys::Context;
+use worker::{event, js_sys, Date, Env};
+
+#[wasm_bindgen(module = "/src/edge/runtime.js")]
+extern "C" {
+    /// The CORS preflight of the public read endpoints.
+    fn preflight(allow_methods: &str) -> Response;
+}
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// The fetch handler, exported under the name worker-build's shim calls. It takes the
+/// runtime's request as it is (converting it to `worker::Request` reads its `cf` object on
+/// every request), and answers without any future when it can: a lookup the isolate cache
+/// holds, healthz, a preflight and every error found before I/O are a `Response`, the rest a
+/// promise of one (the runtime takes either).
+#[wasm_bindgen]
+pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
+    let method = req.method();
+    let full_url = req.url();
+    let url = RequestUrl::split(&full_url);
+    #[cfg(feature = "bench")]
+    if url.path().starts_with("/__bench/") {
+        return bench(req, full_url, env);
+    }
+    let (settings, settings_error) = match cache_settings(&env) {
+        Ok(settings) => (settings, None),
+        Err(e) => (&CACHE_OFF, Some(e)),
+    };
+    let route = match route(&method, url.path()) {
+        Ok(Route::Assets) => return assets(req, &env, settings),
+        Ok(route) => route,
+        Err(error) => return error_response(settings, &error, None).into(),
+    };
+    let fail = |error: ApiError| JsValue::from(error_response(settings, &error, Some(route)));
+    if let Some(error) = settings_error {
+        return fail(error);
+    }
+    match route {
+        Route::Healthz => match config(&env) {
+            Ok(config) => uncached(
+                settings,
+                200,
+                &serde_json::to_string(&Health::new(config)).expect("plain strings"),
+                true,
+                |h| &h.json,
+            )
+            .into(),
+            Err(e) => fail(e),
+        },
+        Route::LookupHandle(_) | Route::LookupPrimary(_) | Route::WebFinger => {
+            let parsed = config(&env).and_then(|config| {
+                let lookup = Lookup::parse(route, &url, config)?;
+                let conditions = Conditions::read(header(&req, "if-none-match"), header(&req, BOOKMARK_HEADER))?;
+                Ok((lookup, conditions))
+            });
+            let (lookup, conditions) = match parsed {
+                Ok(parsed) => parsed,
+                Err(e) => return fail(e),
+            };
+            let key = lookup.cache_key(url.origin());
+            let now_ms = Date::now().as_millis() as i64;
+            if let Some(response) = lookup.answer_from_isolate(settings, &key, &conditions, now_ms) {
+                return response.into();
+            }
+            promise(async move {
+                let answer = lookup.answer_from_storage(&env, &ctx, settings, &key, &conditions).await;
+                // Every lookup route answers errors alike; this one outlives the request's URL.
+                answer.unwrap_or_else(|e| error_response(settings, &e, Some(Route::WebFinger)))
+            })
+        }
+        Route::Register => promise(async move {
+            registry::register(req, &env, settings)
+                .await
+                .unwrap_or_else(|e| error_response(settings, &e, Some(Route::Register)))
+        }),
+        Route::NatsAuth => promise(async move {
+            let url = RequestUrl::split(&full_url);
+            nats::auth(req, &url, &env, settings)
+                .await
+                .unwrap_or_else(|e| error_response(settings, &e, Some(Route::NatsAuth)))
+        }),
+        Route::Preflight => preflight(READ_METHODS).into(),
+        Route::Assets => unreachable!("assets are served above"),
+    }
+}
+
+/// A promise of the response `future` makes, for the runtime.
+fn promise(future: impl Future<Output = Response> + 'static) -> JsValue {
+    future_to_promise(async move { Ok(future.await.into()) }).into()
+}
+
+/// The single-page app's static assets: the request goes to the `ASSETS` binding as it is.
+fn assets(req: Request, env: &Env, settings: &CacheSettings) -> JsValue {
+    let fetched = js_sys::Reflect::get(env, &"ASSETS".into())
+        .and_then(|assets| Ok((js_sys::Reflect::get(&assets, &"fetch".into())?, assets)))
+        .and_then(|(fetch, assets)| js_sys::Function::from(fetch).call1(&assets, &req));
+    fetched.unwrap_or_else(|e| error_response(settings, &http::js_internal(e), None).into())
+}
+
+#[cfg(feature = "bench")]
+fn bench(req: Request, full_url: String, env: Env) -> JsValue {
+    promise(async move {
+        let url = RequestUrl::split(&full_url);
+        let nats = config::nats_config_if_set(&env);
+        match crate::bench::handle(req, &url, &env, nats, db::LOOKUP_QUERIES.load(std::sync::atomic::Ordering::Relaxed))
+            .await
+        {
+            Ok(response) => response.into(),
+            Err(e) => error_response(&CACHE_OFF, &ApiError::Internal(e.to_string()), None),
+        }
+    })
+}

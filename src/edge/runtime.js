@@ -1,0 +1,64 @@
+// The worker's few runtime calls that are made in one step from JS rather than call by call
+// from wasm. Header values arrive as JS strings the worker keeps per isolate (or per cached
+// answer), so no header costs a conversion or a call of its own; `undefined` leaves one out.
+
+/** A response in one call. */
+export function respond(status, body, contentType, cacheControl, vary, etag, age, anyOrigin, extraName, extraValue) {
+  const headers = { "cache-control": cacheControl };
+  if (contentType !== undefined) headers["content-type"] = contentType;
+  if (vary !== undefined) headers.vary = vary;
+  if (etag !== undefined) headers.etag = etag;
+  if (age !== undefined) headers.age = age;
+  if (anyOrigin) {
+    headers["access-control-allow-origin"] = "*";
+    headers["access-control-expose-headers"] = "etag, x-kez-bookmark";
+  }
+  if (extraName !== undefined) headers[extraName] = extraValue;
+  return new Response(body, { status, headers });
+}
+
+/** When the answer was read from D1 (ms since the epoch), kept beside it in the edge cache. */
+const READ_AT = "x-kez-read-at";
+
+/**
+ * The answer the data centre's cache holds for `url`: `[body, etag, readAtMs]`, or undefined.
+ * A cache that fails is a miss (and logged): the registry still answers.
+ */
+export async function edgeCached(url) {
+  try {
+    const hit = await caches.default.match(url);
+    if (hit === undefined) return undefined;
+    return [await hit.text(), hit.headers.get("etag"), Number(hit.headers.get(READ_AT))];
+  } catch (e) {
+    console.error("edge cache: match failed", url, String(e));
+    return undefined;
+  }
+}
+
+/** Keeps an answer in the data centre's cache after the response is sent. */
+export function edgeKeep(ctx, url, body, etag, readAtMs, cacheControl) {
+  const headers = { "content-type": "application/json", "cache-control": cacheControl, etag, [READ_AT]: String(readAtMs) };
+  const stored = caches.default.put(url, new Response(body, { headers })).catch((e) => console.error("edge cache: put failed", url, String(e)));
+  ctx.waitUntil(stored);
+}
+
+/** The answer to a CORS preflight of the public read endpoints. */
+export function preflight(allowMethods) {
+  const headers = {
+    "access-control-allow-origin": "*",
+    "access-control-allow-methods": allowMethods,
+    "access-control-allow-headers": "*",
+    "access-control-max-age": "86400",
+  };
+  return new Response(null, { status: 204, headers });
+}
+
+/**
+ * The first row of a prepared D1 statement bound to one value, as the values of `columns`
+ * in order (null when there is no row): one call and one promise, where binding, querying
+ * and reading each field from wasm would cost a call per step.
+ */
+export async function firstRow(statement, value, columns) {
+  const row = await statement.bind(value).first();
+  return row === null ? null : columns.map((column) => row[column]);
+}
