@@ -3,7 +3,7 @@
 // (wasm names included) and by file. Needs a build that keeps the names section:
 //
 //   source scripts/env.sh && kez_install_toolchain && worker-build --release --out-dir build-prof
-//   node benches/profile.mjs [/v1/u/benchalice]
+//   node benches/profile.mjs [/v1/u/benchalice | register]
 import { Miniflare } from "miniflare";
 import { freePort } from "../tests/support/worker.mjs";
 import { readFileSync, readdirSync } from "node:fs";
@@ -13,7 +13,7 @@ const MIGRATIONS = readdirSync("migrations").filter((f) => f.endsWith(".sql")).s
   .flatMap((f) => readFileSync(`migrations/${f}`, "utf8").replace(/--.*$/gm, "").split(";")).map((s) => s.trim()).filter(Boolean);
 const port = await freePort();
 const inspectorPort = await freePort();
-const mf = new Miniflare({ name: "rust", modules: true, scriptPath: "build-prof/index.js", modulesRoot: "build-prof", modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }], compatibilityDate: "2026-07-01", d1Databases: { DB: "x" }, bindings: { SERVER_DOMAIN: "localhost", SIG_SERVER_URL: "http://localhost:7878" }, host: "127.0.0.1", port, inspectorPort });
+const mf = new Miniflare({ name: "rust", modules: true, scriptPath: "build-prof/index.js", modulesRoot: "build-prof", modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }], compatibilityDate: "2026-07-01", d1Databases: { DB: "x" }, bindings: { SERVER_DOMAIN: "localhost", SIG_SERVER_URL: "http://localhost:7878", REGISTRATION_RATE_LIMITS: "off", ...Object.fromEntries((process.env.KEZ_PROFILE_VARS ?? "").split(",").filter(Boolean).map((kv) => kv.split("="))) }, host: "127.0.0.1", port, inspectorPort });
 await mf.ready;
 const db = await mf.getD1Database("DB");
 for (const statement of MIGRATIONS) await db.prepare(statement).run();
@@ -26,10 +26,18 @@ let n = 0; const pending = new Map();
 ws.onmessage = (e) => { const m = JSON.parse(e.data); if (pending.has(m.id)) { pending.get(m.id)(m.result); pending.delete(m.id); } };
 const call = (method, params = {}) => new Promise((r) => { const i = ++n; pending.set(i, r); ws.send(JSON.stringify({ id: i, method, params })); });
 const path = process.argv[2] ?? "/v1/u/benchalice";
-for (let i = 0; i < 300; i++) await (await fetch(`http://127.0.0.1:${port}${path}`)).arrayBuffer();
+// "register": fresh registrations, signed before the profile starts.
+const pool = path === "register" ? Array.from({ length: 20000 }, (_, i) => {
+  const key = identity();
+  return JSON.stringify(signEnvelope(key, registrationPayload({ handle: `prof${i.toString(36)}`, primary: key.primary, server: "localhost" })));
+}) : [];
+const send = () => path === "register"
+  ? fetch(`http://127.0.0.1:${port}/v1/register`, { method: "POST", body: pool.pop(), headers: { "content-type": "application/json" } })
+  : fetch(`http://127.0.0.1:${port}${path}`);
+for (let i = 0; i < 300; i++) await (await send()).arrayBuffer();
 await call("Profiler.enable"); await call("Profiler.setSamplingInterval", { interval: 50 }); await call("Profiler.start");
 const end = Date.now() + 4000; let count = 0;
-await Promise.all(Array.from({ length: 8 }, async () => { while (Date.now() < end) { await (await fetch(`http://127.0.0.1:${port}${path}`)).arrayBuffer(); count++; } }));
+await Promise.all(Array.from({ length: 8 }, async () => { while (Date.now() < end) { await (await send()).arrayBuffer(); count++; } }));
 const { profile } = await call("Profiler.stop");
 const self = new Map(); const total = profile.samples.length;
 const byId = new Map(profile.nodes.map((nd) => [nd.id, nd]));

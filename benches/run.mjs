@@ -23,6 +23,8 @@ const { values: opts } = parseArgs({
     duration: { type: "string", default: "3" },
     connections: { type: "string", default: "8" },
     out: { type: "string", default: path.join(ROOT, "BENCHMARKS.md") },
+    // Only the throughput table and its budgets, printed (for consecutive runs of the ratios).
+    "throughput-only": { type: "boolean", default: false },
   },
 });
 const DURATION_MS = Number(opts.duration) * 1000;
@@ -78,11 +80,20 @@ async function start(name, scriptPath, bindings = {}) {
 
 const jsBundle = path.join(tmp, "js-baseline.mjs");
 await build({ entryPoints: [path.join(import.meta.dirname, "js-baseline.mjs")], bundle: true, format: "esm", outfile: jsBundle, logLevel: "warning" });
-log("starting workerd (miniflare) for floor, js, rust, rust+bench");
+log("starting workerd (miniflare) for floor, js and rust (cached, uncached, edge cache only), rust+bench");
+// Caching as deployed (TTL 60 s), off (LOOKUP_CACHE_SECONDS=0: every lookup reads D1), and
+// the edge cache alone (LOOKUP_CACHE_ENTRIES=0: every lookup after the first is an edge hit).
+const UNCACHED = { LOOKUP_CACHE_SECONDS: "0" };
+const EDGE_ONLY = { LOOKUP_CACHE_ENTRIES: "0" };
 const floor = await start("floor", path.join(import.meta.dirname, "floor.mjs"));
 const js = await start("js", jsBundle);
 const rust = await start("rust", path.join(ROOT, "build/index.js"), NATS_VARS);
+const jsUncached = await start("jsuncached", jsBundle, UNCACHED);
+const rustUncached = await start("rustuncached", path.join(ROOT, "build/index.js"), { ...NATS_VARS, ...UNCACHED });
+const jsEdge = await start("jsedge", jsBundle, EDGE_ONLY);
+const rustEdge = await start("rustedge", path.join(ROOT, "build/index.js"), { ...NATS_VARS, ...EDGE_ONLY });
 const rustBench = await start("rustbench", path.join(ROOT, "build-bench/index.js"), NATS_VARS);
+const workers = [floor, js, rust, jsUncached, rustUncached, jsEdge, rustEdge, rustBench];
 
 // ---------- load ----------
 function percentile(sorted, p) {
@@ -165,7 +176,7 @@ function registrationRequests(target, count) {
 // A registered user for the lookups, on both D1s.
 const alice = identity();
 const aliceEnvelope = JSON.stringify(signEnvelope(alice, registrationPayload({ handle: "benchalice", primary: alice.primary, server: SERVER })));
-for (const target of [js, rust, rustBench]) {
+for (const target of [js, rust, jsUncached, rustUncached, jsEdge, rustEdge, rustBench]) {
   const r = await fetch(`${target.url}/v1/register`, { method: "POST", body: aliceEnvelope });
   if (r.status !== 201) throw new Error(`${target.name}: seeding failed with ${r.status}: ${await r.text()}`);
 }
@@ -193,17 +204,19 @@ function natsCallout() {
 }
 
 const get = (p) => () => ({ path: p, init: undefined });
+const WEBFINGER = "/.well-known/webfinger?resource=acct:benchalice@localhost";
+// `rust` and `js` are the two columns compared; `floor` and `uncached` (the same rust worker
+// with caching off) are the extra references some rows are measured against.
 const scenarios = [
-  { name: "GET /v1/healthz", expect: 200, request: () => get("/v1/healthz"), targets: [floor, js, rust] },
-  { name: "GET /v1/u/:handle (hit)", expect: 200, request: () => get("/v1/u/benchalice"), targets: [js, rust] },
-  { name: "GET /v1/u/:handle (miss)", expect: 404, request: () => get("/v1/u/nobody-here"), targets: [js, rust] },
-  { name: "GET /.well-known/webfinger", expect: 200, request: () => get("/.well-known/webfinger?resource=acct:benchalice@localhost"), targets: [js, rust] },
-  { name: "POST /v1/register (fresh key)", expect: 201, request: (t) => registrationRequests(t.name, 12000), targets: [js, rust] },
-  {
-    name: "POST /internal/nats/auth", expect: 200, targets: [rust],
-    request: () => natsCallout,
-  },
-];
+  { name: "GET /v1/healthz", expect: 200, request: () => get("/v1/healthz"), rust, js, floor },
+  { name: "GET /v1/u/:handle (cached: isolate hit)", expect: 200, request: () => get("/v1/u/benchalice"), rust, js, floor },
+  { name: "GET /v1/u/:handle (edge-cache hit)", expect: 200, request: () => get("/v1/u/benchalice"), rust: rustEdge, js: jsEdge, uncached: rustUncached },
+  { name: "GET /v1/u/:handle (uncached hit)", expect: 200, request: () => get("/v1/u/benchalice"), rust: rustUncached, js: jsUncached },
+  { name: "GET /v1/u/:handle (uncached miss)", expect: 404, request: () => get("/v1/u/nobody-here"), rust: rustUncached, js: jsUncached },
+  { name: "GET /.well-known/webfinger (uncached)", expect: 200, request: () => get(WEBFINGER), rust: rustUncached, js: jsUncached },
+  { name: "POST /v1/register (fresh key)", expect: 201, request: (t) => registrationRequests(t.name, 12000), rust, js },
+  { name: "POST /internal/nats/auth", expect: 200, request: () => natsCallout, rust },
+].map((s) => ({ ...s, targets: [s.floor, s.js, s.rust, s.uncached].filter(Boolean) }));
 
 const results = [];
 for (const scenario of scenarios) {
@@ -212,6 +225,55 @@ for (const scenario of scenarios) {
     results.push({ scenario: scenario.name, ...r, target: r.target.name });
   }
 }
+const byKey = new Map(results.map((r) => [`${r.scenario}|${r.target}`, r]));
+const measured = (scenario, target) => target && byKey.get(`${scenario.name}|${target.name}`);
+const fmt = (r) => (r ? `${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} / p99 ${r.p99.toFixed(2)} ms` : "–");
+const rows = scenarios.map((scenario) => {
+  const [ours, theirs, floorR, uncachedR] = [scenario.rust, scenario.js, scenario.floor, scenario.uncached].map((t) => measured(scenario, t));
+  const reference = floorR
+    ? `${(ours.rps / floorR.rps).toFixed(2)}× of floor (${floorR.rps.toFixed(0)} req/s)`
+    : uncachedR ? `${(ours.rps / uncachedR.rps).toFixed(2)}× of rust uncached (${uncachedR.rps.toFixed(0)} req/s)` : "";
+  return `| ${scenario.name} | ${fmt(ours)} | ${fmt(theirs)} | ${theirs ? (ours.rps / theirs.rps).toFixed(2) + "×" : "–"} | ${reference} |`;
+});
+const scenarioNamed = (name) => scenarios.find((s) => s.name === name);
+const ratio = (name, against = "js") => {
+  const scenario = scenarioNamed(name);
+  return measured(scenario, scenario.rust).rps / measured(scenario, scenario[against]).rps;
+};
+const verdict = (ok, text) => `${ok ? "holds" : "**misses**"}: ${text}`;
+const throughputBudgets = [
+  ["cached lookup (isolate hit) ≥ 0.9× floor", verdict(ratio("GET /v1/u/:handle (cached: isolate hit)", "floor") >= 0.9, `${ratio("GET /v1/u/:handle (cached: isolate hit)", "floor").toFixed(2)}×`)],
+  ["edge-cache hit ≥ 1.0× the uncached lookup", verdict(ratio("GET /v1/u/:handle (edge-cache hit)", "uncached") >= 1, `${ratio("GET /v1/u/:handle (edge-cache hit)", "uncached").toFixed(2)}×`)],
+  ...["GET /v1/u/:handle (uncached hit)", "GET /v1/u/:handle (uncached miss)", "GET /.well-known/webfinger (uncached)", "POST /v1/register (fresh key)", "GET /v1/healthz"].map((name) => [
+    `${name} ≥ 1.0× js`, verdict(ratio(name) >= 1, `${ratio(name).toFixed(2)}×`),
+  ]),
+];
+const throughputTable = `| Endpoint | rust (this worker) | js baseline | rust / js | rust / reference |
+|---|---|---|---|---|
+${rows.join("\n")}`;
+if (opts["throughput-only"]) {
+  console.log(`${throughputTable}\n\n| Budget | This run |\n|---|---|\n${throughputBudgets.map(([b, v]) => `| ${b} | ${v} |`).join("\n")}`);
+  for (const target of workers) await target.mf.dispose();
+  rmSync(tmp, { recursive: true, force: true });
+  process.exit(0);
+}
+
+// ---------- D1 queries per lookup (bench build's per-isolate counter) ----------
+const lookupQueries = async () => (await (await fetch(`${rustBench.url}/__bench/counters`, { method: "POST" })).json()).lookup_queries;
+const before = await lookupQueries();
+let lookupsDone = 0;
+await (await send(`${rustBench.url}/v1/u/benchalice`)).arrayBuffer(); // the first lookup fills the caches
+lookupsDone++;
+await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+  while (lookupsDone < 1001) {
+    lookupsDone++;
+    const response = await send(`${rustBench.url}/v1/u/benchalice`);
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`counted lookup: ${response.status}`);
+  }
+}));
+const queriesPerThousand = (await lookupQueries()) - before;
+log(`D1 queries for ${lookupsDone} lookups of one handle: ${queriesPerThousand}`);
 
 // ---------- compute per operation inside wasm (bench build, outside the HTTP path) ----------
 async function benchRoute(route, body, n) {
@@ -377,24 +439,12 @@ async function coldStart() {
 const coldMs = await coldStart();
 
 // ---------- report ----------
-const byKey = new Map(results.map((r) => [`${r.scenario}|${r.target}`, r]));
-const rows = [];
-for (const scenario of scenarios) {
-  const ours = byKey.get(`${scenario.name}|rust`);
-  const jsR = byKey.get(`${scenario.name}|js`);
-  const floorR = byKey.get(`${scenario.name}|floor`);
-  const fmt = (r) => (r ? `${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} / p99 ${r.p99.toFixed(2)} ms` : "–");
-  rows.push(`| ${scenario.name} | ${fmt(ours)} | ${fmt(jsR)} | ${jsR ? (ours.rps / jsR.rps).toFixed(2) + "×" : "–"} | ${floorR ? (ours.rps / floorR.rps).toFixed(2) + "× of floor (" + floorR.rps.toFixed(0) + " req/s)" : ""} |`);
-}
 const unexpected = results.filter((r) => r.unexpected > 0);
 const uploadGzipKiB = (gzipSync(wasm, { level: 9 }).length + gzipSync(shim, { level: 9 }).length) / 1024;
-const ratio = (name) => byKey.get(`${name}|rust`).rps / byKey.get(`${name}|js`).rps;
-const verdict = (ok, text) => `${ok ? "holds" : "**misses**"}: ${text}`;
 const budgets = [
   ["upload gzip (wasm + shim) ≤ 150 KiB", verdict(uploadGzipKiB <= 150, `${uploadGzipKiB.toFixed(1)} KiB`)],
-  ...["GET /v1/u/:handle (hit)", "GET /v1/u/:handle (miss)", "GET /.well-known/webfinger", "GET /v1/healthz"].map((name) => [
-    `${name} ≥ 1.0× js`, verdict(ratio(name) >= 1, `${ratio(name).toFixed(2)}×`),
-  ]),
+  ...throughputBudgets,
+  ["D1 queries for 1,000 lookups of one handle within the TTL ≤ 1 (bench build's counter)", verdict(queriesPerThousand <= 1, `${queriesPerThousand} for ${lookupsDone} lookups (the first fills the caches)`)],
   ["registration verification ≤ 500 µs in wasm", verdict(registerUs <= 500, `${registerUs.toFixed(0)} µs`)],
   (() => {
     // workerd runs a worker's requests on one thread, so 1 / throughput bounds the time each took.
@@ -441,9 +491,11 @@ shares the cores with workerd); compare ratios, not absolute rates.
 
 ## Throughput and latency (${CONNECTIONS} connections; ${ROUNDS} interleaved rounds of ${DURATION_MS / 1000} s per target after a 0.5 s warm-up; median round's rate, pooled latencies)
 
-| Endpoint | rust (this worker) | js baseline | rust / js | rust / floor |
-|---|---|---|---|---|
-${rows.join("\n")}
+Lookups run against three configurations of each worker: caching as deployed (60 s), the
+edge cache alone (\`LOOKUP_CACHE_ENTRIES=0\`), and no server caching (\`LOOKUP_CACHE_SECONDS=0\`,
+every lookup reads D1). The js baseline does the same caching, sessions and ETags.
+
+${throughputTable}
 ${unexpected.length ? `\nUnexpected statuses: ${unexpected.map((r) => `${r.scenario} on ${r.target}: ${r.unexpected}`).join("; ")}\n` : ""}
 ## Compute inside wasm (bench build, \`/__bench/*\` routes; time of N = 2000 minus N = 0, median of 7)
 
@@ -484,5 +536,5 @@ no callout, gets a second healthz instead).
 writeFileSync(opts.out, report);
 console.log(report);
 
-for (const target of [floor, js, rust, rustBench]) await target.mf.dispose();
+for (const target of workers) await target.mf.dispose();
 rmSync(tmp, { recursive: true, force: true });

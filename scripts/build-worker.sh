@@ -11,7 +11,10 @@ if [ "${KEZ_SKIP_BUILD:-0}" = 1 ] && [ -f "$KEZ_ROOT/$out/index.js" ]; then
 fi
 kez_install_toolchain
 cd "$KEZ_ROOT"
-worker-build --release --out-dir "$out" "$@"
+# Unminified, so that scripts/lib/plain-entry.mjs can give it a plain module export (and
+# minify it then).
+NO_MINIFY=1 worker-build --release --out-dir "$out" "$@"
+node "$KEZ_ROOT/scripts/lib/plain-entry.mjs" "$out/index.js"
 # Drop the names section that worker-build keeps (~90 KB raw, ~25 KB gzip): the worker
 # ships without it. Same feature set as worker-build's own wasm-opt run.
 wasm-opt "$out/index_bg.wasm" -o "$out/index_bg.wasm" --strip-debug \

@@ -9,7 +9,7 @@
 
 use crate::domain::encode_lower_hex;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// The request header that carries a D1 bookmark, and the response header that returns one.
 pub const BOOKMARK_HEADER: &str = "x-kez-bookmark";
@@ -133,10 +133,11 @@ struct Slot<V> {
 }
 
 /// The per-isolate cache of positive answers: least recently used out first, bounded in
-/// entries and bytes, and nothing served past the TTL counted from the D1 read.
+/// entries and bytes, and nothing served past the TTL counted from the D1 read. Eviction
+/// scans for the oldest use (a few thousand entries at most, about a microsecond each in
+/// wasm), which costs less upload than an ordered index.
 pub struct IsolateCache<V> {
     slots: HashMap<String, Slot<V>>,
-    recency: BTreeMap<u64, String>,
     clock: u64,
     bytes: usize,
     max_entries: usize,
@@ -148,7 +149,6 @@ impl<V> IsolateCache<V> {
     pub fn new(max_entries: usize, max_bytes: usize, ttl_ms: i64) -> IsolateCache<V> {
         IsolateCache {
             slots: HashMap::new(),
-            recency: BTreeMap::new(),
             clock: 0,
             bytes: 0,
             max_entries,
@@ -166,9 +166,7 @@ impl<V> IsolateCache<V> {
         }
         self.clock += 1;
         let slot = self.slots.get_mut(key).expect("present above");
-        self.recency.remove(&slot.used);
         slot.used = self.clock;
-        self.recency.insert(self.clock, key.to_owned());
         Some((&slot.value, slot.read_at_ms))
     }
 
@@ -181,20 +179,18 @@ impl<V> IsolateCache<V> {
             return;
         }
         while self.slots.len() >= self.max_entries || self.bytes + bytes > self.max_bytes {
-            let Some((_, oldest)) = self.recency.pop_first() else { break };
-            if let Some(slot) = self.slots.remove(&oldest) {
-                self.bytes -= slot.bytes;
-            }
+            let Some(oldest) = self.slots.iter().min_by_key(|(_, slot)| slot.used).map(|(k, _)| k.clone()) else {
+                break;
+            };
+            self.remove(&oldest);
         }
         self.clock += 1;
-        self.recency.insert(self.clock, key.to_owned());
         self.slots.insert(key.to_owned(), Slot { value, read_at_ms, bytes, used: self.clock });
         self.bytes += bytes;
     }
 
     pub fn remove(&mut self, key: &str) {
         if let Some(slot) = self.slots.remove(key) {
-            self.recency.remove(&slot.used);
             self.bytes -= slot.bytes;
         }
     }

@@ -46,10 +46,19 @@ impl CachedUser {
     }
 }
 
-/// Where a lookup's answer is kept: its key in this isolate and its URL in the edge cache.
+/// Where a lookup's answer is kept: its key in this isolate, and, in the edge cache, the URL
+/// of `path` on `origin` followed by the key's value (made only when the edge is asked).
 pub struct CacheKey {
     pub isolate: String,
-    pub edge_url: String,
+    pub origin: String,
+    pub path: &'static str,
+}
+
+impl CacheKey {
+    fn edge_url(&self) -> String {
+        let value = self.isolate.split_once('/').map_or("", |(_, value)| value);
+        [self.origin.as_str(), self.path, value].concat()
+    }
 }
 
 thread_local! {
@@ -83,7 +92,7 @@ fn isolate_put(settings: &CacheSettings, key: &str, user: &Rc<CachedUser>, read_
 /// user read from D1 carries the view WebFinger needs, so WebFinger does not ask the edge.
 pub async fn edge_get(settings: &CacheSettings, key: &CacheKey, now_ms: i64) -> Option<(Rc<CachedUser>, i64)> {
     // Never rejects: a failing cache is a miss (runtime.js).
-    let hit = JsFuture::from(edge_cached(&key.edge_url)).await.ok()?;
+    let hit = JsFuture::from(edge_cached(&key.edge_url())).await.ok()?;
     if hit.is_undefined() {
         return None;
     }
@@ -110,5 +119,5 @@ pub fn keep(
     now_ms: i64,
 ) {
     isolate_put(settings, &key.isolate, user, now_ms, now_ms);
-    edge_keep(ctx, &key.edge_url, &user.js_body, &user.js_etag, now_ms as f64, cache_control);
+    edge_keep(ctx, &key.edge_url(), &user.js_body, &user.js_etag, now_ms as f64, cache_control);
 }

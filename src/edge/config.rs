@@ -53,7 +53,18 @@ pub fn rate_limits(env: &Env) -> Result<bool, ApiError> {
 }
 
 pub fn nats_config(env: &Env) -> Result<&'static NatsConfig, ApiError> {
-    let config = NATS_CONFIG.get_or_init(|| {
+    match read_nats_config(env) {
+        Ok(Some(nats)) => Ok(nats),
+        Ok(None) => {
+            console_error!("nats callout called, but NATS_ISSUER_SEED and NATS_BRIDGE_KEY are not both set");
+            Err(ApiError::NatsNotConfigured)
+        }
+        Err(e) => Err(ApiError::Internal(e.clone())),
+    }
+}
+
+fn read_nats_config(env: &Env) -> &'static Result<Option<NatsConfig>, String> {
+    NATS_CONFIG.get_or_init(|| {
         // Secrets, from `wrangler secret put` (or .dev.vars / --var locally).
         let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
         let (account, ttl) = (var(env, "NATS_ACCOUNT"), var(env, "NATS_USER_JWT_TTL_SECONDS"));
@@ -75,19 +86,11 @@ pub fn nats_config(env: &Env) -> Result<&'static NatsConfig, ApiError> {
                 data_bytes: data.as_deref(),
             },
         )
-    });
-    match config {
-        Ok(Some(nats)) => Ok(nats),
-        Ok(None) => {
-            console_error!("nats callout called, but NATS_ISSUER_SEED and NATS_BRIDGE_KEY are not both set");
-            Err(ApiError::NatsNotConfigured)
-        }
-        Err(e) => Err(ApiError::Internal(e.clone())),
-    }
+    })
 }
 
 /// Only for the benchmark build: the NATS config if it is set.
 #[cfg(feature = "bench")]
 pub fn nats_config_if_set(env: &Env) -> Option<&'static NatsConfig> {
-    nats_config(env).ok()
+    read_nats_config(env).as_ref().ok().and_then(Option::as_ref)
 }

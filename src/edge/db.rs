@@ -62,8 +62,13 @@ struct Statements {
     /// On the isolate's `first-unconstrained` session.
     replica_by_handle: D1PreparedStatement,
     replica_by_key: D1PreparedStatement,
+    /// On the isolate's `first-primary` session, whose bookmark after a write is at least
+    /// as new as that write (newer if another registration in the isolate wrote since).
+    insert: D1PreparedStatement,
+    writes: D1DatabaseSession,
     /// On the database itself: the primary.
     primary_by_key: D1PreparedStatement,
+    primary_by_skeleton: D1PreparedStatement,
 }
 
 thread_local! {
@@ -83,10 +88,14 @@ fn statement(env: &Env, pick: impl Fn(&Statements) -> &D1PreparedStatement) -> R
         if cell.get().is_none() {
             let db = database(env)?;
             let replica = db.with_session(Some("first-unconstrained")).map_err(storage)?;
+            let writes = db.with_session(Some("first-primary")).map_err(storage)?;
             let _ = cell.set(Statements {
                 replica_by_handle: replica.prepare(BY_HANDLE),
                 replica_by_key: replica.prepare(BY_KEY),
+                insert: writes.prepare(INSERT),
+                writes,
                 primary_by_key: db.prepare(BY_KEY),
+                primary_by_skeleton: db.prepare(BY_SKELETON),
             });
         }
         Ok(pick(cell.get().expect("set above")).clone())
@@ -154,12 +163,10 @@ pub enum Inserted {
     SkeletonTaken { holder: Result<Option<UserRecord>, ApiError> },
 }
 
-/// Inserts a registration through a `first-primary` session. No read before the write: the
-/// UNIQUE constraints (handle, key, skeleton) decide races and lookalikes.
+/// Inserts a registration through the isolate's `first-primary` session. No read before the
+/// write: the UNIQUE constraints (handle, key, skeleton) decide races and lookalikes.
 pub async fn insert(env: &Env, record: &UserRecord, skeleton: &str) -> Result<Inserted, ApiError> {
-    let session = database(env)?.with_session(Some("first-primary")).map_err(storage)?;
-    let inserted = session
-        .prepare(INSERT)
+    let inserted = statement(env, |s| &s.insert)?
         .bind(&[
             record.handle.as_str().into(),
             record.primary_key.as_str().into(),
@@ -172,11 +179,12 @@ pub async fn insert(env: &Env, record: &UserRecord, skeleton: &str) -> Result<In
         .await
         .map_err(storage);
     match inserted {
-        Ok(_) => Ok(Inserted::Done { bookmark: latest_bookmark(&session) }),
+        Ok(_) => Ok(Inserted::Done { bookmark: STATEMENTS.with(|s| s.get().and_then(|s| latest_bookmark(&s.writes))) }),
         // SQLite names the newest index it checked first: the skeleton's, also when the very
-        // handle (or key) is taken. The caller picks the code from the holder.
+        // handle (or key) is taken. The caller picks the code from the holder, read from the
+        // primary, where the insert lost.
         Err(ApiError::HandleConfusable) => {
-            Ok(Inserted::SkeletonTaken { holder: first(session.prepare(BY_SKELETON), skeleton).await })
+            Ok(Inserted::SkeletonTaken { holder: first(statement(env, |s| &s.primary_by_skeleton)?, skeleton).await })
         }
         Err(e) => Err(e),
     }

@@ -10,8 +10,8 @@ use std::cell::OnceCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::{ReadableStreamDefaultReader, Request, Response};
-use worker::{console_error, js_sys, Date};
+use worker::web_sys::{Request, Response};
+use worker::{console_error, js_sys};
 
 #[wasm_bindgen(module = "/src/edge/runtime.js")]
 extern "C" {
@@ -28,6 +28,34 @@ extern "C" {
         extra_name: &JsValue,
         extra_value: &JsValue,
     ) -> Response;
+    #[wasm_bindgen(js_name = readBody)]
+    fn read_body_js(request: &Request, max: u32) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = requestHead)]
+    fn request_head(request: &Request) -> String;
+}
+
+/// What every request is read for: method, URL and the two caching headers.
+pub struct RequestHead {
+    text: String,
+}
+
+impl RequestHead {
+    pub fn read(req: &Request) -> RequestHead {
+        RequestHead { text: request_head(req) }
+    }
+
+    /// `(method, url, if-none-match, x-kez-bookmark)`, as `requestHead` in runtime.js wrote them.
+    pub fn parts(&self) -> (&str, &str, Option<&str>, Option<&str>) {
+        let mut lines = self.text.splitn(4, '\n');
+        let mut next = || lines.next().unwrap_or_default();
+        let (method, url, if_none_match, bookmark) = (next(), next(), next(), next());
+        (method, url, if_none_match.strip_prefix('+'), bookmark.strip_prefix('+'))
+    }
+}
+
+/// The clock, in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
 }
 
 /// The constant header values, made into JS strings once per isolate.
@@ -104,14 +132,14 @@ impl Reply<'_> {
 pub fn uncached(
     settings: &CacheSettings,
     status: u16,
-    body: &str,
+    body: JsValue,
     any_origin: bool,
     content_type: impl Fn(&HeaderValues) -> &JsValue,
 ) -> Response {
     with_headers(settings, |h| {
         Reply {
             status,
-            body: body.into(),
+            body,
             content_type: Some(content_type(h)),
             cache_control: &h.no_store,
             vary: None,
@@ -164,42 +192,19 @@ fn incident_reference() -> String {
     let mut bytes = [0u8; 6];
     match getrandom::fill(&mut bytes) {
         Ok(()) => encode_lower_hex(&bytes),
-        Err(_) => format!("t{}", Date::now().as_millis()),
+        Err(_) => format!("t{}", now_ms()),
     }
 }
 
-/// A request header's value, if present.
-pub fn header(req: &Request, name: &str) -> Option<String> {
-    req.headers().get(name).ok().flatten()
-}
-
-/// Reads a body of at most `MAX_BODY_BYTES`: refused by its declared length before reading,
-/// and, with or without a declared length (a chunked body has none), as soon as the chunks
-/// read so far pass the cap; the rest is never read (the stream is cancelled).
+/// Reads a body of at most `MAX_BODY_BYTES` (`readBody` in runtime.js): a larger one is
+/// refused by its declared length before reading, or, without one (chunked), as soon as the
+/// chunks read so far pass the cap.
 pub async fn read_body(req: &Request) -> Result<Vec<u8>, ApiError> {
-    let too_large = ApiError::BodyTooLarge { limit: MAX_BODY_BYTES };
-    let declared_length = req.headers().get("content-length").map_err(js_internal)?;
-    if declared_length.and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(too_large);
+    let body = JsFuture::from(read_body_js(req, MAX_BODY_BYTES as u32)).await.map_err(js_internal)?;
+    if body.is_null() {
+        return Err(ApiError::BodyTooLarge { limit: MAX_BODY_BYTES });
     }
-    let Some(stream) = req.body() else { return Ok(Vec::new()) };
-    let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
-    let mut body = Vec::new();
-    loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(js_internal)?;
-        let done = js_sys::Reflect::get(&chunk, &"done".into()).map_err(js_internal)?;
-        if done.is_truthy() {
-            return Ok(body);
-        }
-        let value: js_sys::Uint8Array =
-            js_sys::Reflect::get(&chunk, &"value".into()).map_err(js_internal)?.unchecked_into();
-        if body.len() + value.length() as usize > MAX_BODY_BYTES {
-            // Nothing more is read; the runtime drops what the client still sends.
-            let _ = reader.cancel();
-            return Err(too_large);
-        }
-        body.extend_from_slice(&value.to_vec());
-    }
+    Ok(body.unchecked_into::<js_sys::Uint8Array>().to_vec())
 }
 
 pub fn internal(error: impl std::fmt::Display) -> ApiError {

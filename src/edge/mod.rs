@@ -11,12 +11,12 @@ mod nats;
 mod registry;
 
 use crate::api::Health;
-use crate::caching::{CacheSettings, BOOKMARK_HEADER};
+use crate::caching::CacheSettings;
 use crate::error::ApiError;
 use crate::request_url::RequestUrl;
 use crate::routes::{route, Route, READ_METHODS};
 use config::{cache_settings, config, CACHE_OFF};
-use http::{error_response, header, uncached};
+use http::{error_response, now_ms, uncached, RequestHead};
 use registry::{Conditions, Lookup};
 use std::future::Future;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -24,7 +24,7 @@ use wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::future_to_promise;
 use worker::web_sys::{Request, Response};
 use worker::worker_sys::Context;
-use worker::{event, js_sys, Date, Env};
+use worker::{event, js_sys, Env};
 
 #[wasm_bindgen(module = "/src/edge/runtime.js")]
 extern "C" {
@@ -44,18 +44,18 @@ fn start() {
 /// promise of one (the runtime takes either).
 #[wasm_bindgen]
 pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
-    let method = req.method();
-    let full_url = req.url();
-    let url = RequestUrl::split(&full_url);
+    let head = RequestHead::read(&req);
+    let (method, full_url, if_none_match, bookmark) = head.parts();
+    let url = RequestUrl::split(full_url);
     #[cfg(feature = "bench")]
     if url.path().starts_with("/__bench/") {
-        return bench(req, full_url, env);
+        return bench(req, full_url.to_owned(), env);
     }
     let (settings, settings_error) = match cache_settings(&env) {
         Ok(settings) => (settings, None),
         Err(e) => (&CACHE_OFF, Some(e)),
     };
-    let route = match route(&method, url.path()) {
+    let route = match route(method, url.path()) {
         Ok(Route::Assets) => return assets(req, &env, settings),
         Ok(route) => route,
         Err(error) => return error_response(settings, &error, None).into(),
@@ -65,21 +65,14 @@ pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
         return fail(error);
     }
     match route {
-        Route::Healthz => match config(&env) {
-            Ok(config) => uncached(
-                settings,
-                200,
-                &serde_json::to_string(&Health::new(config)).expect("plain strings"),
-                true,
-                |h| &h.json,
-            )
-            .into(),
+        Route::Healthz => match health_body(&env) {
+            Ok(body) => uncached(settings, 200, body, true, |h| &h.json).into(),
             Err(e) => fail(e),
         },
         Route::LookupHandle(_) | Route::LookupPrimary(_) | Route::WebFinger => {
             let parsed = config(&env).and_then(|config| {
                 let lookup = Lookup::parse(route, &url, config)?;
-                let conditions = Conditions::read(header(&req, "if-none-match"), header(&req, BOOKMARK_HEADER))?;
+                let conditions = Conditions::read(if_none_match, bookmark)?;
                 Ok((lookup, conditions))
             });
             let (lookup, conditions) = match parsed {
@@ -87,8 +80,7 @@ pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
                 Err(e) => return fail(e),
             };
             let key = lookup.cache_key(url.origin());
-            let now_ms = Date::now().as_millis() as i64;
-            if let Some(response) = lookup.answer_from_isolate(settings, &key, &conditions, now_ms) {
+            if let Some(response) = lookup.answer_from_isolate(settings, &key, &conditions, now_ms()) {
                 return response.into();
             }
             promise(async move {
@@ -102,15 +94,31 @@ pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
                 .await
                 .unwrap_or_else(|e| error_response(settings, &e, Some(Route::Register)))
         }),
-        Route::NatsAuth => promise(async move {
-            let url = RequestUrl::split(&full_url);
-            nats::auth(req, &url, &env, settings)
-                .await
-                .unwrap_or_else(|e| error_response(settings, &e, Some(Route::NatsAuth)))
-        }),
+        Route::NatsAuth => {
+            // The future outlives the request head it was read from.
+            let full_url = full_url.to_owned();
+            promise(async move {
+                let url = RequestUrl::split(&full_url);
+                nats::auth(req, &url, &env, settings)
+                    .await
+                    .unwrap_or_else(|e| error_response(settings, &e, Some(Route::NatsAuth)))
+            })
+        }
         Route::Preflight => preflight(READ_METHODS).into(),
         Route::Assets => unreachable!("assets are served above"),
     }
+}
+
+thread_local! {
+    static HEALTH_BODY: std::cell::OnceCell<JsValue> = const { std::cell::OnceCell::new() };
+}
+
+/// The healthz body, made once per isolate: it only holds configuration.
+fn health_body(env: &Env) -> Result<JsValue, ApiError> {
+    let config = config(env)?;
+    Ok(HEALTH_BODY.with(|cell| {
+        cell.get_or_init(|| serde_json::to_string(&Health::new(config)).expect("plain strings").as_str().into()).clone()
+    }))
 }
 
 /// A promise of the response `future` makes, for the runtime.

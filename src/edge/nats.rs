@@ -2,14 +2,14 @@
 
 use super::config::nats_config;
 use super::db;
-use super::http::{read_body, uncached};
+use super::http::{now_ms, read_body, uncached};
 use crate::caching::CacheSettings;
 use crate::error::ApiError;
 use crate::request_url::RequestUrl;
 use kez_nats::bridge_auth;
 use kez_nats::callout::{self, AuthRequest, Denial};
 use worker::web_sys::{Request, Response};
-use worker::{console_log, Date, Env};
+use worker::{console_log, Env};
 
 thread_local! {
     /// Bridge signatures accepted in the last two minutes, so each is accepted once. Per
@@ -28,7 +28,7 @@ pub async fn auth(
 ) -> Result<Response, ApiError> {
     let nats = nats_config(env)?;
     let body = read_body(&req).await?;
-    let now = (Date::now().as_millis() / 1000) as i64;
+    let now = now_ms() / 1000;
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let method = req.method();
     let target = bridge_auth::Target { method: &method, path: url.path() };
@@ -68,5 +68,5 @@ pub async fn auth(
             callout::deny(&request, denial, &nats.issuer, now)
         }
     };
-    Ok(uncached(settings, 200, &answer, false, |h| &h.jwt))
+    Ok(uncached(settings, 200, answer.as_str().into(), false, |h| &h.jwt))
 }

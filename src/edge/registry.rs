@@ -3,7 +3,7 @@
 use super::cache::{self, CacheKey, CachedUser};
 use super::config::{config, rate_limits};
 use super::db::{self, Inserted, UserKey};
-use super::http::{internal, read_body, with_headers, Reply};
+use super::http::{internal, now_ms, read_body, with_headers, Reply};
 use crate::api::{Config, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
 use crate::domain::{Handle, HandleError, PrimaryKey};
@@ -18,7 +18,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{Request, Response};
 use worker::worker_sys::Context;
-use worker::{console_error, js_sys, Date, Env};
+use worker::{console_error, js_sys, Env};
 
 /// A lookup, parsed from its route: whom, and whether the answer is the user body or a
 /// WebFinger JRD.
@@ -40,12 +40,12 @@ pub struct Conditions {
 }
 
 impl Conditions {
-    pub fn read(if_none_match: Option<String>, bookmark: Option<String>) -> Result<Conditions, ApiError> {
+    pub fn read(if_none_match: Option<&str>, bookmark: Option<&str>) -> Result<Conditions, ApiError> {
         let bookmark = match bookmark {
-            Some(raw) => Some(Bookmark::parse(&raw).ok_or(ApiError::InvalidBookmark)?),
+            Some(raw) => Some(Bookmark::parse(raw).ok_or(ApiError::InvalidBookmark)?),
             None => None,
         };
-        Ok(Conditions { if_none_match, bookmark })
+        Ok(Conditions { if_none_match: if_none_match.map(str::to_owned), bookmark })
     }
 }
 
@@ -87,17 +87,15 @@ impl Lookup {
         }
     }
 
-    /// The answer's key in the isolate cache and URL in the edge cache. WebFinger shares the
-    /// by-handle entry: it is built from the same user.
+    /// The answer's key in the isolate cache and URL in the edge cache (the path that
+    /// answers it, on this origin). WebFinger shares the by-handle entry: it is built from
+    /// the same user.
     pub fn cache_key(&self, origin: &str) -> CacheKey {
-        match &self.key {
-            LookupKey::Handle(handle) => {
-                CacheKey { isolate: format!("u/{handle}"), edge_url: format!("{origin}/v1/u/{handle}") }
-            }
-            LookupKey::Primary(primary) => {
-                CacheKey { isolate: format!("p/{primary}"), edge_url: format!("{origin}/v1/by-primary/{primary}") }
-            }
-        }
+        let (isolate_prefix, path, value) = match &self.key {
+            LookupKey::Handle(handle) => ("u/", "/v1/u/", handle.as_str()),
+            LookupKey::Primary(primary) => ("p/", "/v1/by-primary/", primary.as_str()),
+        };
+        CacheKey { isolate: [isolate_prefix, value].concat(), origin: origin.to_owned(), path }
     }
 
     /// The isolate cache's answer, served with no I/O at all, if it holds a fresh one.
@@ -125,7 +123,7 @@ impl Lookup {
         key: &CacheKey,
         conditions: &Conditions,
     ) -> Result<Response, ApiError> {
-        let now_ms = Date::now().as_millis() as i64;
+        let now_ms = now_ms();
         let caching = settings.server_caching() && conditions.bookmark.is_none();
         if caching && self.webfinger.is_none() {
             if let Some((user, read_at)) = cache::edge_get(settings, key, now_ms).await {
@@ -223,7 +221,7 @@ pub async fn register(req: Request, env: &Env, settings: &CacheSettings) -> Resu
         check_rate_limit(env, REGISTRATIONS_BY_ADDRESS, address).await?;
     }
     let body = read_body(&req).await?;
-    let now_ms = Date::now().as_millis() as i64;
+    let now_ms = now_ms();
     let registration = registration::verify(registration::parse_envelope(&body)?, &config.server, now_ms);
     // Counted for every parsed envelope, verified or not: failed attempts count too. (Awaited
     // here, after the synchronous checks, rather than between parsing and verifying: holding

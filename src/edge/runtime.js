@@ -62,3 +62,49 @@ export async function firstRow(statement, value, columns) {
   const row = await statement.bind(value).first();
   return row === null ? null : columns.map((column) => row[column]);
 }
+
+/**
+ * The request body as bytes, or null when it is larger than `max`: refused by its declared
+ * length before anything is read; with a declared length (the framing bounds the body) read
+ * in one call; without one (chunked), read chunk by chunk and abandoned once past the cap.
+ */
+export async function readBody(request, max) {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && !(Number(declared) <= max)) return null;
+  if (request.body === null) return new Uint8Array(0);
+  if (declared !== null) return new Uint8Array(await request.arrayBuffer());
+  const reader = request.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      // Nothing more is read; the runtime drops what the client still sends.
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return body;
+}
+
+/**
+ * What the worker reads of every request, in one string (one call, one conversion): the
+ * method, the URL, then `If-None-Match` and `x-kez-bookmark`, each prefixed with "+" when
+ * present, on four lines (none of them can hold a line break).
+ */
+export function requestHead(request) {
+  const header = (name) => {
+    const value = request.headers.get(name);
+    return value === null ? "" : `+${value}`;
+  };
+  return `${request.method}\n${request.url}\n${header("if-none-match")}\n${header("x-kez-bookmark")}`;
+}
