@@ -147,14 +147,7 @@ pub struct IsolateCache<V> {
 
 impl<V> IsolateCache<V> {
     pub fn new(max_entries: usize, max_bytes: usize, ttl_ms: i64) -> IsolateCache<V> {
-        IsolateCache {
-            slots: HashMap::new(),
-            clock: 0,
-            bytes: 0,
-            max_entries,
-            max_bytes,
-            ttl_ms,
-        }
+        IsolateCache { slots: HashMap::new(), clock: 0, bytes: 0, max_entries, max_bytes, ttl_ms }
     }
 
     /// The value and when it was read, if it is still fresh; an expired entry is dropped.

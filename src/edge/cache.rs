@@ -9,14 +9,11 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
-use worker::js_sys::{Array, JsString, Promise};
-use worker::wasm_bindgen_futures::JsFuture;
+use worker::js_sys::{Array, JsString};
 use worker::worker_sys::Context;
 
 #[wasm_bindgen(module = "/src/edge/runtime.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = edgeCached)]
-    fn edge_cached(url: &str) -> Promise;
     #[wasm_bindgen(js_name = edgeKeep)]
     fn edge_keep(ctx: &Context, url: &str, body: &JsValue, etag: &JsValue, read_at_ms: f64, cache_control: &JsValue);
 }
@@ -55,7 +52,7 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    fn edge_url(&self) -> String {
+    pub fn edge_url(&self) -> String {
         let value = self.isolate.split_once('/').map_or("", |(_, value)| value);
         [self.origin.as_str(), self.path, value].concat()
     }
@@ -87,21 +84,13 @@ fn isolate_put(settings: &CacheSettings, key: &str, user: &Rc<CachedUser>, read_
     }
 }
 
-/// The data centre's answer, if it holds a fresh one; it is then kept in this isolate too,
-/// with its original read time. It comes as a body and an ETag, served as they are: only a
-/// user read from D1 carries the view WebFinger needs, so WebFinger does not ask the edge.
-pub async fn edge_get(settings: &CacheSettings, key: &CacheKey, now_ms: i64) -> Option<(Rc<CachedUser>, i64)> {
-    // Never rejects: a failing cache is a miss (runtime.js).
-    let hit = JsFuture::from(edge_cached(&key.edge_url())).await.ok()?;
-    if hit.is_undefined() {
-        return None;
-    }
-    let hit: Array = hit.into();
+/// The data centre's answer (`[body, etag, readAtMs]`, fresh: runtime.js's `lookUp` asked
+/// with the TTL), kept in this isolate too with its original read time. It is served as it
+/// is: only a user read from D1 carries the view WebFinger needs, so WebFinger does not ask
+/// the edge.
+pub fn from_edge(settings: &CacheSettings, key: &CacheKey, hit: JsValue, now_ms: i64) -> Option<(Rc<CachedUser>, i64)> {
+    let hit: Array = hit.dyn_into().ok()?;
     let read_at_ms = hit.get(2).as_f64()? as i64;
-    // An entry the edge kept past its TTL is a miss.
-    if now_ms < read_at_ms || now_ms - read_at_ms >= settings.ttl_ms() {
-        return None;
-    }
     let js_body = hit.get(0);
     let bytes = 2 * js_body.dyn_ref::<JsString>()?.length() as usize;
     let user = Rc::new(CachedUser { view: None, etag: hit.get(1).as_string()?, js_etag: hit.get(1), js_body, bytes });

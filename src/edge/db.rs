@@ -23,6 +23,38 @@ use worker::{D1Database, D1DatabaseSession, D1PreparedStatement, Env};
 extern "C" {
     #[wasm_bindgen(js_name = firstRow)]
     fn first_row(statement: &RawStatement, value: &str, columns: &Array) -> Promise;
+    #[wasm_bindgen(js_name = lookUp)]
+    fn look_up(
+        edge_url: Option<String>,
+        ttl_ms: f64,
+        statement: &RawStatement,
+        value: &str,
+        columns: &Array,
+        finish: &JsValue,
+    ) -> Promise;
+}
+
+/// How `lookUp` (runtime.js) ended, as `finish` receives it.
+pub enum LookupOutcome {
+    /// The edge cache's `[body, etag, readAtMs]`.
+    FromEdge(JsValue),
+    /// D1's row (or none).
+    FromD1(Option<UserRecord>),
+}
+
+impl LookupOutcome {
+    /// `kind` and `outcome` as runtime.js passes them (`FROM_EDGE`, `FROM_D1`, `FAILED`).
+    pub fn read(kind: u32, outcome: JsValue) -> Result<LookupOutcome, ApiError> {
+        match kind {
+            0 => Ok(LookupOutcome::FromEdge(outcome)),
+            1 => {
+                #[cfg(feature = "bench")]
+                LOOKUP_QUERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(LookupOutcome::FromD1(record_from_row(outcome)?))
+            }
+            _ => Err(storage_js(outcome)),
+        }
+    }
 }
 
 /// The columns of a registration row, in `UserRecord`'s order.
@@ -49,7 +81,7 @@ impl UserKey<'_> {
         }
     }
 
-    fn value(&self) -> &str {
+    pub fn value(&self) -> &str {
         match self {
             UserKey::Handle(v) | UserKey::Primary(v) => v,
         }
@@ -102,29 +134,53 @@ fn statement(env: &Env, pick: impl Fn(&Statements) -> &D1PreparedStatement) -> R
     })
 }
 
-/// A lookup: through the isolate's replica session, or, with a bookmark, through a session
-/// of its own at that bookmark, whose newest bookmark is returned with the row.
-pub async fn find_user(
+/// The statement a lookup reads with: on the isolate's replica session, or, with a
+/// bookmark, on a session of its own at that bookmark (returned, for its newest bookmark
+/// once the query has run).
+pub fn lookup_statement(
     env: &Env,
     key: UserKey<'_>,
     bookmark: Option<&Bookmark>,
-) -> Result<(Option<UserRecord>, Option<String>), ApiError> {
-    #[cfg(feature = "bench")]
-    LOOKUP_QUERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+) -> Result<(D1PreparedStatement, Option<D1DatabaseSession>), ApiError> {
     match bookmark {
         None => {
             let prepared = statement(env, |s| match key {
                 UserKey::Handle(_) => &s.replica_by_handle,
                 UserKey::Primary(_) => &s.replica_by_key,
             })?;
-            Ok((first(prepared, key.value()).await?, None))
+            Ok((prepared, None))
         }
         Some(bookmark) => {
             let session = database(env)?.with_session(Some(bookmark.as_str())).map_err(storage)?;
-            let record = first(session.prepare(key.sql()), key.value()).await?;
-            Ok((record, latest_bookmark(&session)))
+            Ok((session.prepare(key.sql()), Some(session)))
         }
     }
+}
+
+/// Starts a lookup's I/O (`lookUp` in runtime.js): the edge cache at `edge_url` if given
+/// (answers younger than `ttl_ms`), else `statement` bound to `value`. `finish(kind,
+/// outcome)` (see `LookupOutcome::read`) makes the response the promise resolves to.
+pub fn start_lookup(
+    edge_url: Option<String>,
+    ttl_ms: i64,
+    statement: &D1PreparedStatement,
+    value: &str,
+    finish: &JsValue,
+) -> Promise {
+    let columns: Array = RECORD_COLUMNS.iter().map(|c| JsValue::from_str(c)).collect();
+    look_up(edge_url, ttl_ms as f64, statement.inner(), value, &columns, finish)
+}
+
+/// A row `firstRow` read (null when there was none).
+fn record_from_row(row: JsValue) -> Result<Option<UserRecord>, ApiError> {
+    if row.is_null() {
+        return Ok(None);
+    }
+    let row: Array = row.dyn_into().map_err(|_| internal("a D1 row that is not an array"))?;
+    let text = |i: u32| {
+        row.get(i).as_string().ok_or_else(|| internal(format!("column {} is not text", RECORD_COLUMNS[i as usize])))
+    };
+    Ok(Some(UserRecord { handle: text(0)?, primary_key: text(1)?, registered_at: text(2)?, envelope: text(3)? }))
 }
 
 /// The first row of `statement` bound to `value`, as the strings of `columns`.
@@ -152,7 +208,7 @@ async fn first(statement: D1PreparedStatement, value: &str) -> Result<Option<Use
     }))
 }
 
-fn latest_bookmark(session: &D1DatabaseSession) -> Option<String> {
+pub fn latest_bookmark(session: &D1DatabaseSession) -> Option<String> {
     session.get_bookmark().ok().flatten()
 }
 

@@ -83,11 +83,7 @@ pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
             if let Some(response) = lookup.answer_from_isolate(settings, &key, &conditions, now_ms()) {
                 return response.into();
             }
-            promise(async move {
-                let answer = lookup.answer_from_storage(&env, &ctx, settings, &key, &conditions).await;
-                // Every lookup route answers errors alike; this one outlives the request's URL.
-                answer.unwrap_or_else(|e| error_response(settings, &e, Some(Route::WebFinger)))
-            })
+            lookup.answer_from_storage(env, ctx, settings, key, conditions).unwrap_or_else(fail)
         }
         Route::Register => promise(async move {
             registry::register(req, &env, settings)

@@ -2,7 +2,8 @@
 
 use super::cache::{self, CacheKey, CachedUser};
 use super::config::{config, rate_limits};
-use super::db::{self, Inserted, UserKey};
+use super::db::{self, Inserted, LookupOutcome, UserKey};
+use super::http::error_response;
 use super::http::{internal, now_ms, read_body, with_headers, Reply};
 use crate::api::{Config, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
@@ -14,11 +15,12 @@ use crate::routes::Route;
 use crate::timestamp::format_rfc3339_utc;
 use crate::webfinger;
 use std::rc::Rc;
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{Request, Response};
 use worker::worker_sys::Context;
-use worker::{console_error, js_sys, Env};
+use worker::{console_error, js_sys, D1DatabaseSession, Env};
 
 /// A lookup, parsed from its route: whom, and whether the answer is the user body or a
 /// WebFinger JRD.
@@ -114,32 +116,61 @@ impl Lookup {
     }
 
     /// The edge cache's answer, else D1's (kept in both caches); with a bookmark, D1's
-    /// through a session at that bookmark, kept nowhere.
-    pub async fn answer_from_storage(
+    /// through a session at that bookmark, kept nowhere. A promise of the response: the I/O
+    /// runs in JS as one promise (`lookUp` in runtime.js), which calls back once to make
+    /// the response.
+    pub fn answer_from_storage(
+        self,
+        env: Env,
+        ctx: Context,
+        settings: &'static CacheSettings,
+        key: CacheKey,
+        conditions: Conditions,
+    ) -> Result<JsValue, ApiError> {
+        let caching = settings.server_caching() && conditions.bookmark.is_none();
+        // WebFinger needs the view, which only a user read from D1 carries (cache.rs).
+        let edge_url = (caching && self.webfinger.is_none()).then(|| key.edge_url());
+        let (statement, session) = db::lookup_statement(&env, self.user_key(), conditions.bookmark.as_ref())?;
+        let value = self.user_key().value().to_owned();
+        let finish = Closure::once_into_js(move |kind: u32, outcome: JsValue| -> Response {
+            let settled = LookupOutcome::read(kind, outcome).and_then(|outcome| {
+                self.settle(&env, &ctx, settings, &key, &conditions, caching, session.as_ref(), outcome)
+            });
+            // Every lookup route answers errors alike.
+            settled.unwrap_or_else(|e| error_response(settings, &e, Some(Route::WebFinger)))
+        });
+        Ok(db::start_lookup(edge_url, settings.ttl_ms(), &statement, &value, &finish).into())
+    }
+
+    /// The response once the lookup's I/O is done.
+    #[allow(clippy::too_many_arguments)]
+    fn settle(
         &self,
         env: &Env,
         ctx: &Context,
         settings: &CacheSettings,
         key: &CacheKey,
         conditions: &Conditions,
+        caching: bool,
+        session: Option<&D1DatabaseSession>,
+        outcome: LookupOutcome,
     ) -> Result<Response, ApiError> {
         let now_ms = now_ms();
-        let caching = settings.server_caching() && conditions.bookmark.is_none();
-        if caching && self.webfinger.is_none() {
-            if let Some((user, read_at)) = cache::edge_get(settings, key, now_ms).await {
+        let record = match outcome {
+            LookupOutcome::FromEdge(hit) => {
+                let (user, read_at) =
+                    cache::from_edge(settings, key, hit, now_ms).ok_or_else(|| internal("edge entry"))?;
                 let served = Served::Cached { read_at_ms: read_at, now_ms };
                 return self.answer(settings, &user, served, conditions).ok_or_else(|| internal("edge answer"));
             }
-        }
-        let (record, bookmark) = db::find_user(env, self.user_key(), conditions.bookmark.as_ref()).await?;
-        let record = record.ok_or(ApiError::UserNotFound)?;
+            LookupOutcome::FromD1(record) => record.ok_or(ApiError::UserNotFound)?,
+        };
         let user = Rc::new(CachedUser::new(UserView::from_record(&record, config(env)?).map_err(ApiError::Internal)?));
         if caching {
             with_headers(settings, |h| cache::keep(settings, ctx, key, &user, &h.positive, now_ms));
         }
-        let served = match bookmark {
-            Some(bookmark) => Served::ThroughBookmark(bookmark),
-            None if conditions.bookmark.is_some() => Served::ThroughBookmark(String::new()),
+        let served = match session {
+            Some(session) => Served::ThroughBookmark(db::latest_bookmark(session).unwrap_or_default()),
             None => Served::Fresh,
         };
         self.answer(settings, &user, served, conditions).ok_or_else(|| internal("user without its view"))

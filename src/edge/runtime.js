@@ -21,18 +21,50 @@ export function respond(status, body, contentType, cacheControl, vary, etag, age
 const READ_AT = "x-kez-read-at";
 
 /**
- * The answer the data centre's cache holds for `url`: `[body, etag, readAtMs]`, or undefined.
+ * The answer the data centre's cache holds for `url`, read from D1 less than `ttlMs` ago:
+ * `[body, etag, readAtMs]`, or undefined (`caching::IsolateCache` applies the same bound).
  * A cache that fails is a miss (and logged): the registry still answers.
  */
-export async function edgeCached(url) {
+async function edgeCached(url, ttlMs) {
   try {
     const hit = await caches.default.match(url);
     if (hit === undefined) return undefined;
-    return [await hit.text(), hit.headers.get("etag"), Number(hit.headers.get(READ_AT))];
+    const readAt = Number(hit.headers.get(READ_AT));
+    const age = Date.now() - readAt;
+    if (!(age >= 0 && age < ttlMs)) return undefined;
+    return [await hit.text(), hit.headers.get("etag"), readAt];
   } catch (e) {
     console.error("edge cache: match failed", url, String(e));
     return undefined;
   }
+}
+
+/** What `lookUp` hands to `finish`. */
+const FROM_EDGE = 0;
+const FROM_D1 = 1;
+const FAILED = 2;
+
+/**
+ * A lookup's I/O as one promise: the edge cache (when `edgeUrl` is given), else the first
+ * row of `statement` bound to `value`; then `finish(kind, outcome)` (in wasm) makes the
+ * response. One promise and one call back, where awaiting each step from wasm costs a
+ * future, its task queue and two closures per step.
+ */
+export async function lookUp(edgeUrl, ttlMs, statement, value, columns, finish) {
+  let kind = FAILED;
+  let outcome;
+  try {
+    outcome = edgeUrl === undefined ? undefined : await edgeCached(edgeUrl, ttlMs);
+    if (outcome !== undefined) {
+      kind = FROM_EDGE;
+    } else {
+      outcome = await firstRow(statement, value, columns);
+      kind = FROM_D1;
+    }
+  } catch (e) {
+    outcome = e;
+  }
+  return finish(kind, outcome);
 }
 
 /** Keeps an answer in the data centre's cache after the response is sent. */
