@@ -27,10 +27,11 @@ pub async fn handle(
         "/__bench/register" => {
             let server =
                 ServerDomain::parse(&env.var("SERVER_DOMAIN")?.to_string()).map_err(worker::Error::RustError)?;
+            // What runs in wasm: every check but the Ed25519 equation (WebCrypto's).
             for _ in 0..n {
-                let verified = registration::parse_envelope(black_box(&body))
-                    .and_then(|e| registration::verify(e, &server, now_ms));
-                ok += u32::from(black_box(verified).is_ok());
+                let checked = registration::parse_envelope(black_box(&body))
+                    .and_then(|e| registration::check(e, &server, now_ms));
+                ok += u32::from(black_box(checked).is_ok());
             }
         }
         "/__bench/nats" => {

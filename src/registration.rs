@@ -6,6 +6,8 @@
 use crate::domain::{decode_lower_hex, Handle, HandleError, PrimaryKey, ServerDomain};
 use crate::error::ApiError;
 use crate::timestamp::parse_rfc3339_ms;
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::Scalar;
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
@@ -77,8 +79,68 @@ pub fn canonical_payload(payload: &Payload) -> Vec<u8> {
     serde_jcs::to_vec(payload).expect("strings and integers always canonicalize")
 }
 
-/// Runs the checks in the contract's order and returns the registration to store.
+/// Runs the checks in the contract's order and returns the registration to store, with
+/// ed25519-dalek's strict verification for the signature.
 pub fn verify(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<Registration, ApiError> {
+    check(envelope, server, now_ms)?.verify_natively()
+}
+
+/// An envelope that passed every check but the signature's equation: its strict rules
+/// (canonical `s`, an `R` that is a point not of small order, a key that is one) are checked.
+/// The equation is checked natively by ed25519-dalek (`verify_natively`), or, in the worker,
+/// by the runtime's Ed25519 (WebCrypto, `conclude`), several times faster there than Rust
+/// compiled for size. Checks 5 to 7 have run too, but their first failure is held: a bad
+/// signature must be reported before them.
+pub struct Signed {
+    primary: PrimaryKey,
+    signature: Signature,
+    message: Vec<u8>,
+    checked: Result<(Handle, String), ApiError>,
+}
+
+impl Signed {
+    /// The signed bytes: the JCS form of the payload.
+    pub fn message(&self) -> &[u8] {
+        &self.message
+    }
+
+    pub fn signature_bytes(&self) -> [u8; 64] {
+        self.signature.to_bytes()
+    }
+
+    pub fn key_bytes(&self) -> &[u8; 32] {
+        self.primary.verifying_key().as_bytes()
+    }
+
+    pub fn primary(&self) -> &PrimaryKey {
+        &self.primary
+    }
+
+    /// The registration, once the equation was checked elsewhere (`equation_holds`).
+    pub fn conclude(self, equation_holds: bool) -> Result<Registration, ApiError> {
+        if !equation_holds {
+            return Err(ApiError::InvalidSignature);
+        }
+        let (handle, envelope_jcs) = self.checked?;
+        Ok(Registration { handle, primary: self.primary, envelope_jcs })
+    }
+
+    /// ed25519-dalek's strict verification, rules and equation.
+    pub fn verify_natively(self) -> Result<Registration, ApiError> {
+        let holds = self.primary.verifying_key().verify_strict(&self.message, &self.signature).is_ok();
+        self.conclude(holds)
+    }
+}
+
+/// The strict rules of a signature, beyond its equation (as `verify_strict`): `s` below the
+/// group order (no malleable `s + L`), `R` a curve point not of small order.
+fn strict_signature(signature: &Signature) -> bool {
+    let s_canonical = bool::from(Scalar::from_canonical_bytes(*signature.s_bytes()).is_some());
+    s_canonical && CompressedEdwardsY(*signature.r_bytes()).decompress().is_some_and(|r| !r.is_small_order())
+}
+
+/// Runs the checks in the contract's order, all but the signature's equation (`Signed`).
+pub fn check(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<Signed, ApiError> {
     // (1) envelope tag
     if envelope.kez != ENVELOPE_TAG {
         return Err(ApiError::UnsupportedEnvelope);
@@ -97,27 +159,27 @@ pub fn verify(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<
         return Err(ApiError::UnsupportedAlgorithm);
     }
     let primary = PrimaryKey::parse(&payload.primary).map_err(|_| ApiError::InvalidPrimaryKey)?;
-    let signature = decode_signature(&envelope.signature.sig).ok_or(ApiError::InvalidSignature)?;
-    primary
-        .verifying_key()
-        .verify_strict(&canonical_payload(payload), &signature)
-        .map_err(|_| ApiError::InvalidSignature)?;
-    // (5) meant for this server
-    if !server.matches(&payload.server) {
-        return Err(ApiError::WrongServer { expected: server.to_string() });
-    }
-    // (6) handle rules
-    let handle = Handle::parse(&payload.handle).map_err(|e| match e {
-        HandleError::Invalid => ApiError::InvalidHandle,
-        HandleError::Reserved => ApiError::ReservedHandle,
-    })?;
-    // (7) fresh
-    let created_ms = parse_rfc3339_ms(&payload.created_at).ok_or(ApiError::InvalidTimestamp)?;
-    if created_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_SECONDS.unsigned_abs() * 1000 {
-        return Err(ApiError::ClockSkew { max_seconds: MAX_CLOCK_SKEW_SECONDS });
-    }
-    let envelope_jcs = serde_jcs::to_string(&envelope).expect("strings and integers always canonicalize");
-    Ok(Registration { handle, primary, envelope_jcs })
+    let signature =
+        decode_signature(&envelope.signature.sig).filter(strict_signature).ok_or(ApiError::InvalidSignature)?;
+    let message = canonical_payload(payload);
+    let checked = (|| {
+        // (5) meant for this server
+        if !server.matches(&payload.server) {
+            return Err(ApiError::WrongServer { expected: server.to_string() });
+        }
+        // (6) handle rules
+        let handle = Handle::parse(&payload.handle).map_err(|e| match e {
+            HandleError::Invalid => ApiError::InvalidHandle,
+            HandleError::Reserved => ApiError::ReservedHandle,
+        })?;
+        // (7) fresh
+        let created_ms = parse_rfc3339_ms(&payload.created_at).ok_or(ApiError::InvalidTimestamp)?;
+        if created_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_SECONDS.unsigned_abs() * 1000 {
+            return Err(ApiError::ClockSkew { max_seconds: MAX_CLOCK_SKEW_SECONDS });
+        }
+        Ok((handle, serde_jcs::to_string(&envelope).expect("strings and integers always canonicalize")))
+    })();
+    Ok(Signed { primary, signature, message, checked })
 }
 
 /// 128 lowercase hex digits to a signature; `None` otherwise. Lowercase only, as for

@@ -1,6 +1,8 @@
 // POST /v1/register against the built worker in workerd with a fresh local D1.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { createHash, createPublicKey, verify } from "node:crypto";
+import canonicalizeJcs from "canonicalize";
 import { startWorker } from "./support/worker.mjs";
 import { errorCode, freshEnvelope, getJson, identity, postRegister, registrationPayload, signEnvelope, uniqueHandle } from "./support/kez.mjs";
 
@@ -171,6 +173,10 @@ describe("every rule is checked, with its own code, and nothing is written", () 
     ["signature of the wrong length", 400, "invalid_signature", (env) => ({ ...env, signature: { ...env.signature, sig: env.signature.sig.slice(2) } })],
     ["signature that is not hex", 400, "invalid_signature", (env) => ({ ...env, signature: { ...env.signature, sig: "x".repeat(128) } })],
     ["signature in uppercase hex (it would be stored as sent)", 400, "invalid_signature", (env) => ({ ...env, signature: { ...env.signature, sig: env.signature.sig.toUpperCase() } })],
+    // Both satisfy the Ed25519 equation: lax verifiers (and the runtime's WebCrypto, which
+    // checks the equation here) accept them; the strict rules, checked first, do not.
+    ["signature with s + L (malleable)", 400, "invalid_signature", (env) => ({ ...env, signature: { ...env.signature, sig: sPlusL(env.signature.sig) } })],
+    ["signature whose R is of small order", 400, "invalid_signature", (env, id) => ({ ...env, signature: { ...env.signature, sig: smallOrderR(id, env.payload) } })],
     ["wrong server", 400, "wrong_server", resign((p) => (p.server = "kez.lat"))],
     ["handle too short", 400, "invalid_handle", resign((p) => (p.handle = "ab"))],
     ["handle too long", 400, "invalid_handle", resign((p) => (p.handle = "a".repeat(33)))],
@@ -199,6 +205,12 @@ describe("every rule is checked, with its own code, and nothing is written", () 
       assert.equal((await postRegister(worker.url, signEnvelope(id, envelope.payload))).status, 201);
     });
   }
+
+  test("the small-order R case is a real one: its equation holds (OpenSSL's Ed25519 accepts it)", () => {
+    const { id, envelope } = freshEnvelope(SERVER);
+    const sig = Buffer.from(smallOrderR(id, envelope.payload), "hex");
+    assert.ok(verify(null, Buffer.from(canonicalizeJcs(envelope.payload)), createPublicKey(id.privateKey), sig));
+  });
 
   test("the first failing rule is the one reported", async () => {
     const id = identity();
@@ -319,6 +331,33 @@ describe("malformed and oversized bodies", () => {
     }
   });
 });
+
+/** The order of Ed25519's group. */
+const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+const littleEndian = (bytes) => BigInt(`0x${Buffer.from(bytes).reverse().toString("hex") || "0"}`);
+const toLittleEndian = (n) => Buffer.from(n.toString(16).padStart(64, "0"), "hex").reverse();
+
+/** The same signature with s + L in place of s: the equation still holds. */
+function sPlusL(sig) {
+  const s = littleEndian(Buffer.from(sig.slice(64), "hex"));
+  return sig.slice(0, 64) + toLittleEndian(s + L).toString("hex");
+}
+
+/** A signature of `payload` by `id` whose R is the identity point (of small order): with
+ * s = k·a, [s]B − [k]A is the identity, so the equation holds. */
+function smallOrderR(id, payload) {
+  const h = createHash("sha512").update(Buffer.from(id.seedHex, "hex")).digest();
+  h[0] &= 248;
+  h[31] &= 127;
+  h[31] |= 64;
+  const a = littleEndian(h.subarray(0, 32));
+  const r = Buffer.alloc(32);
+  r[0] = 1;
+  const publicKey = Buffer.from(id.primary.slice(8), "hex");
+  const message = Buffer.from(canonicalizeJcs(payload));
+  const k = littleEndian(createHash("sha512").update(Buffer.concat([r, publicKey, message])).digest()) % L;
+  return r.toString("hex") + toLittleEndian((k * a) % L).toString("hex");
+}
 
 function flipHex(hex, index) {
   const digit = parseInt(hex[index], 16) ^ 1;

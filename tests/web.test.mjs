@@ -88,8 +88,18 @@ describe("web app in headless Chromium", () => {
 
   test("alice reloads and is still herself, still registered", async () => {
     const { page } = profiles[0];
+    // Her own lookup right after registering carries the registration's bookmark, so a
+    // replica that has not caught up could not tell her she has no handle.
+    const lookups = [];
+    const onRequest = (request) => {
+      if (request.url().includes("/v1/by-primary/")) lookups.push(request.headers()["x-kez-bookmark"]);
+    };
+    page.on("request", onRequest);
     await page.reload();
     await page.getByTestId("registered").getByText("alice@localhost").waitFor();
+    page.off("request", onRequest);
+    assert.ok(lookups.length > 0, "the app looked its key up");
+    for (const bookmark of lookups) assert.match(bookmark ?? "", /^[0-9a-f]+(-[0-9a-f]+)+$/);
     assert.equal(await page.getByTestId("primary").textContent(), people.alice.primary);
     assert.equal(await page.getByTestId("my-fqhn").textContent(), "alice@localhost");
   });

@@ -4,7 +4,7 @@ use super::cache::{self, CacheKey, CachedUser};
 use super::config::{config, rate_limits};
 use super::db::{self, Inserted, LookupOutcome, UserKey};
 use super::http::error_response;
-use super::http::{internal, now_ms, read_body, with_headers, Reply};
+use super::http::{internal, js_internal, now_ms, read_body, with_headers, Reply};
 use crate::api::{Config, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
 use crate::domain::{Handle, HandleError, PrimaryKey};
@@ -16,11 +16,18 @@ use crate::timestamp::format_rfc3339_utc;
 use crate::webfinger;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{Request, Response};
 use worker::worker_sys::Context;
 use worker::{console_error, js_sys, D1DatabaseSession, Env};
+
+#[wasm_bindgen(module = "/src/edge/runtime.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = ed25519Verify)]
+    fn ed25519_verify(key: &[u8], signature: &[u8], message: &[u8]) -> js_sys::Promise;
+}
 
 /// A lookup, parsed from its route: whom, and whether the answer is the user body or a
 /// WebFinger JRD.
@@ -253,19 +260,23 @@ pub async fn register(req: Request, env: &Env, settings: &CacheSettings) -> Resu
     }
     let body = read_body(&req).await?;
     let now_ms = now_ms();
-    let registration = registration::verify(registration::parse_envelope(&body)?, &config.server, now_ms);
-    // Counted for every parsed envelope, verified or not: failed attempts count too. (Awaited
-    // here, after the synchronous checks, rather than between parsing and verifying: holding
+    let signed = registration::check(registration::parse_envelope(&body)?, &config.server, now_ms);
+    // Counted for every parsed envelope, checked or not: failed attempts count too. (Awaited
+    // here, after the synchronous checks, rather than between parsing and checking: holding
     // the parsed envelope across an await cost 12 KiB of upload.)
-    let key = match &registration {
-        Ok(r) => Some(r.primary.to_string()),
+    let key = match &signed {
+        Ok(signed) => Some(signed.primary().to_string()),
         // A body that is not an envelope names no key: only its address was counted.
         Err(_) => registration::parse_envelope(&body).ok().map(|e| e.payload.primary),
     };
     if let (true, Some(key)) = (limits, key) {
         check_rate_limit(env, REGISTRATIONS_BY_KEY, key).await?;
     }
-    let registration = registration?;
+    let signed = signed?;
+    // The equation by the runtime's Ed25519, the strict rules having held (`Signed`).
+    let verified = ed25519_verify(signed.key_bytes(), &signed.signature_bytes(), signed.message());
+    let holds = JsFuture::from(verified).await.map_err(js_internal)?.is_truthy();
+    let registration = signed.conclude(holds)?;
     let record = UserRecord {
         handle: registration.handle.to_string(),
         primary_key: registration.primary.to_string(),

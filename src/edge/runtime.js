@@ -140,3 +140,15 @@ export function requestHead(request) {
   };
   return `${request.method}\n${request.url}\n${header("if-none-match")}\n${header("x-kez-bookmark")}`;
 }
+
+/**
+ * Ed25519's equation by the runtime (WebCrypto): whether `signature` verifies `message`
+ * under the 32-byte `key`. The worker has checked the strict rules first (canonical s, an R
+ * not of small order, a key that is a point not of small order; `registration::check`).
+ * The bytes are copied before the first await: they are views of wasm memory.
+ */
+export async function ed25519Verify(key, signature, message) {
+  [key, signature, message] = [key.slice(), signature.slice(), message.slice()];
+  const publicKey = await crypto.subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"]);
+  return crypto.subtle.verify({ name: "Ed25519" }, publicKey, signature, message);
+}

@@ -241,6 +241,63 @@ fn non_canonical_signature_scalar_is_refused() {
     assert_eq!(check(&envelope).unwrap_err(), ApiError::InvalidSignature);
 }
 
+/// The checks before the equation, as the worker runs them (its equation is WebCrypto's).
+fn check_rules(envelope: &Value) -> Result<Signed, ApiError> {
+    let body = serde_json::to_vec(envelope).unwrap();
+    super::check(parse_envelope(&body)?, &kez_lat(), vector_now())
+}
+
+#[test]
+fn strict_rules_hold_before_any_equation_is_checked() {
+    // Whatever checks the equation, a malleable s or a small-order R never reaches it.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let good = signed(&signing_key(7), |_| {});
+    let sig = decode_lower_hex(good["signature"]["sig"].as_str().unwrap()).unwrap();
+    let with_sig = |sig: &[u8]| {
+        let mut envelope = good.clone();
+        envelope["signature"]["sig"] = json!(encode_lower_hex(sig));
+        envelope
+    };
+    let mut s_plus_l = sig.clone();
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(s_plus_l[32 + i]) + u16::from(L[i]) + carry;
+        s_plus_l[32 + i] = sum as u8;
+        carry = sum >> 8;
+    }
+    // R = the identity point (small order), and R = a y with no point on the curve.
+    let mut identity_r = sig.clone();
+    identity_r[..32].copy_from_slice(&{
+        let mut y = [0u8; 32];
+        y[0] = 1;
+        y
+    });
+    let mut no_point = sig.clone();
+    no_point[..32].copy_from_slice(&[2u8; 32]);
+    for bad in [s_plus_l, identity_r, no_point] {
+        assert_eq!(check_rules(&with_sig(&bad)).err(), Some(ApiError::InvalidSignature));
+    }
+    assert!(check_rules(&good).is_ok());
+}
+
+#[test]
+fn a_failed_equation_is_reported_before_later_rules() {
+    let bad_handle = signed(&signing_key(8), |p| p["handle"] = json!("Bad Handle"));
+    let rules = || check_rules(&bad_handle).expect("the signature's rules hold");
+    assert_eq!(rules().conclude(false).unwrap_err(), ApiError::InvalidSignature);
+    assert_eq!(rules().conclude(true).unwrap_err(), ApiError::InvalidHandle);
+    assert_eq!(rules().verify_natively().unwrap_err(), ApiError::InvalidHandle);
+    let good = check_rules(&signed(&signing_key(8), |_| {})).unwrap();
+    // What the runtime is asked to verify is exactly what the key signed.
+    let key = ed25519_dalek::VerifyingKey::from_bytes(good.key_bytes()).unwrap();
+    let signature = ed25519_dalek::Signature::from_bytes(&good.signature_bytes());
+    assert!(key.verify_strict(good.message(), &signature).is_ok());
+    assert_eq!(good.conclude(true).unwrap().handle.as_str(), "alice");
+}
+
 #[test]
 fn server_case_is_accepted_but_uppercase_signature_hex_is_not() {
     let mut envelope = signed(&signing_key(6), |p| p["server"] = json!("KEZ.lat"));

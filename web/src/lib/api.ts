@@ -33,6 +33,37 @@ export function sentence(code: string, fallback: string): string {
   return SENTENCES[code] ?? fallback;
 }
 
+/**
+ * Read-your-writes: the home server answers a registration with a D1 bookmark, and a lookup
+ * that carries it reads data at least that fresh (a replica that has not caught up waits), so
+ * this app sees its own registration at once. Its lookups carry the bookmark for two minutes
+ * (twice the server's cache TTL); kept per tab, so a reload right after registering keeps it.
+ */
+const BOOKMARK_HEADER = "x-kez-bookmark";
+const BOOKMARK_WINDOW_MS = 120_000;
+const BOOKMARK_KEY = "kez-chat:bookmark";
+
+function rememberBookmark(response: Response) {
+  const bookmark = response.headers.get(BOOKMARK_HEADER);
+  if (!bookmark) return;
+  try {
+    sessionStorage.setItem(BOOKMARK_KEY, JSON.stringify({ bookmark, at: Date.now() }));
+  } catch {
+    // Storage refused: lookups then read whatever replica is nearest.
+  }
+}
+
+/** The headers of a lookup at the home server: the recent bookmark, if any. */
+function homeLookupHeaders(): Record<string, string> {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(BOOKMARK_KEY) ?? "null") as { bookmark?: unknown; at?: unknown } | null;
+    const fresh = typeof kept?.bookmark === "string" && typeof kept.at === "number" && Date.now() - kept.at < BOOKMARK_WINDOW_MS;
+    return fresh ? { [BOOKMARK_HEADER]: kept.bookmark as string } : {};
+  } catch {
+    return {};
+  }
+}
+
 async function request(url: string, init?: RequestInit): Promise<unknown> {
   let response: Response;
   try {
@@ -40,6 +71,7 @@ async function request(url: string, init?: RequestInit): Promise<unknown> {
   } catch {
     throw new ApiError("network", sentence("network", ""));
   }
+  rememberBookmark(response);
   let body: unknown = null;
   try {
     body = await response.json();
@@ -68,9 +100,9 @@ export const health = () => request("/v1/healthz") as Promise<Health>;
 export const register = (envelope: Envelope) =>
   request("/v1/register", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(envelope) }) as Promise<UserBody>;
 
-export const lookupHandle = (handle: string) => request(`/v1/u/${encodeURIComponent(handle)}`);
+export const lookupHandle = (handle: string) => request(`/v1/u/${encodeURIComponent(handle)}`, { headers: homeLookupHeaders() });
 
-export const lookupPrimary = (primary: string) => request(`/v1/by-primary/${encodeURIComponent(primary)}`);
+export const lookupPrimary = (primary: string) => request(`/v1/by-primary/${encodeURIComponent(primary)}`, { headers: homeLookupHeaders() });
 
 /** Loopback hosts are reached over http (local development); every other domain over https. */
 export function originOf(domain: string): string {

@@ -1,0 +1,10 @@
+import { Miniflare } from "miniflare";
+import { identity, registrationPayload, signEnvelope } from "./scripts/lib/registration.mjs";
+const mf = new Miniflare({ modules: true, scriptPath: "build-bench/index.js", modulesRoot: "build-bench", modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }], compatibilityDate: "2026-07-01", d1Databases: { DB: "x" }, bindings: { SERVER_DOMAIN: "localhost", SIG_SERVER_URL: "http://localhost:7878" } });
+const id = identity();
+const body = JSON.stringify(signEnvelope(id, registrationPayload({ handle: "computeonly", primary: id.primary, server: "localhost" })));
+const run = async (n) => { const t = performance.now(); const r = await mf.dispatchFetch(`http://x/__bench/register?n=${n}`, { method: "POST", body }); const j = await r.json(); if (j.ok !== n) throw new Error(JSON.stringify(j)); return performance.now() - t; };
+await run(200);
+const s = []; for (let i = 0; i < 7; i++) s.push(((await run(2000)) - (await run(0))) / 2000 * 1000);
+s.sort((a, b) => a - b); console.log("verify µs/op", s[3].toFixed(1));
+await mf.dispose();
