@@ -116,6 +116,12 @@ impl Signed {
         &self.primary
     }
 
+    /// What would be registered if the equation holds: the handle and the envelope's JCS
+    /// form; `None` if a later check failed (its error comes from `conclude`).
+    pub fn pending(&self) -> Option<(&Handle, &str)> {
+        self.checked.as_ref().ok().map(|(handle, jcs)| (handle, jcs.as_str()))
+    }
+
     /// The registration, once the equation was checked elsewhere (`equation_holds`).
     pub fn conclude(self, equation_holds: bool) -> Result<Registration, ApiError> {
         if !equation_holds {

@@ -11,6 +11,7 @@ use crate::api::UserRecord;
 use crate::caching::Bookmark;
 use crate::domain::encode_lower_hex;
 use crate::error::ApiError;
+use crate::registration::Signed;
 use std::cell::OnceCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -23,6 +24,14 @@ use worker::{D1Database, D1DatabaseSession, D1PreparedStatement, Env};
 extern "C" {
     #[wasm_bindgen(js_name = firstRow)]
     fn first_row(statement: &RawStatement, value: &str, columns: &Array) -> Promise;
+    #[wasm_bindgen(js_name = verifyAndInsert)]
+    fn verify_and_insert_js(
+        key: &[u8],
+        signature: &[u8],
+        message: &[u8],
+        statement: &RawStatement,
+        values: Option<&Array>,
+    ) -> Promise;
     #[wasm_bindgen(js_name = lookUp)]
     fn look_up(
         edge_url: Option<String>,
@@ -212,38 +221,59 @@ pub fn latest_bookmark(session: &D1DatabaseSession) -> Option<String> {
     session.get_bookmark().ok().flatten()
 }
 
-/// The outcome of an insert: the bookmark of the write, or the registration that holds the
-/// skeleton when the insert lost on it (`None` if it could not be read).
+/// The outcome of an insert: the bookmark of the write, nothing (a check before it failed),
+/// or the registration that holds the skeleton when the insert lost on it (`None` if it could
+/// not be read).
 pub enum Inserted {
     Done { bookmark: Option<String> },
+    Nothing,
     SkeletonTaken { holder: Result<Option<UserRecord>, ApiError> },
 }
 
-/// Inserts a registration through the isolate's `first-primary` session. No read before the
-/// write: the UNIQUE constraints (handle, key, skeleton) decide races and lookalikes.
-pub async fn insert(env: &Env, record: &UserRecord, skeleton: &str) -> Result<Inserted, ApiError> {
-    let inserted = statement(env, |s| &s.insert)?
-        .bind(&[
-            record.handle.as_str().into(),
-            record.primary_key.as_str().into(),
-            record.registered_at.as_str().into(),
-            record.envelope.as_str().into(),
-            skeleton.into(),
-        ])
-        .map_err(internal)?
-        .run()
-        .await
-        .map_err(storage);
-    match inserted {
-        Ok(_) => Ok(Inserted::Done { bookmark: STATEMENTS.with(|s| s.get().and_then(|s| latest_bookmark(&s.writes))) }),
+/// A registration's last step (`verifyAndInsert` in runtime.js): the signature's equation
+/// by the runtime's Ed25519, then, if it holds and `record` is given (every other check
+/// passed), the insert through the isolate's `first-primary` session. `None` when the
+/// equation fails. No read before the write: the UNIQUE constraints (handle, key, skeleton)
+/// decide races and lookalikes.
+pub async fn verify_and_insert(
+    env: &Env,
+    signed: &Signed,
+    record: Option<(&UserRecord, &str)>,
+) -> Result<Option<Inserted>, ApiError> {
+    let statement = statement(env, |s| &s.insert)?;
+    let values = record.map(|(record, skeleton)| -> Array {
+        [&record.handle, &record.primary_key, &record.registered_at, &record.envelope, skeleton]
+            .iter()
+            .map(|v| JsValue::from_str(v))
+            .collect()
+    });
+    let step = verify_and_insert_js(
+        signed.key_bytes(),
+        &signed.signature_bytes(),
+        signed.message(),
+        statement.inner(),
+        values.as_ref(),
+    );
+    let outcome = JsFuture::from(step).await.map_err(storage_js);
+    match outcome.map(|o| o.as_f64()) {
+        Ok(Some(0.0)) => Ok(None),
+        Ok(Some(1.0)) => Ok(Some(Inserted::Nothing)),
+        Ok(_) => {
+            Ok(Some(Inserted::Done { bookmark: STATEMENTS.with(|s| s.get().and_then(|s| latest_bookmark(&s.writes))) }))
+        }
         // SQLite names the newest index it checked first: the skeleton's, also when the very
         // handle (or key) is taken. The caller picks the code from the holder, read from the
         // primary, where the insert lost.
         Err(ApiError::HandleConfusable) => {
-            Ok(Inserted::SkeletonTaken { holder: first(statement(env, |s| &s.primary_by_skeleton)?, skeleton).await })
+            let skeleton = record.map_or("", |(_, skeleton)| skeleton);
+            Ok(Some(Inserted::SkeletonTaken { holder: first(statement_primary_by_skeleton(env)?, skeleton).await }))
         }
         Err(e) => Err(e),
     }
+}
+
+fn statement_primary_by_skeleton(env: &Env) -> Result<D1PreparedStatement, ApiError> {
+    statement(env, |s| &s.primary_by_skeleton)
 }
 
 /// The handle registered for a key, read from the primary (the NATS callout).

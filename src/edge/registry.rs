@@ -4,7 +4,7 @@ use super::cache::{self, CacheKey, CachedUser};
 use super::config::{config, rate_limits};
 use super::db::{self, Inserted, LookupOutcome, UserKey};
 use super::http::error_response;
-use super::http::{internal, js_internal, now_ms, read_body, with_headers, Reply};
+use super::http::{internal, now_ms, read_body, with_headers, Reply};
 use crate::api::{Config, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
 use crate::domain::{Handle, HandleError, PrimaryKey};
@@ -16,18 +16,11 @@ use crate::timestamp::format_rfc3339_utc;
 use crate::webfinger;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
-use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{Request, Response};
 use worker::worker_sys::Context;
 use worker::{console_error, js_sys, D1DatabaseSession, Env};
-
-#[wasm_bindgen(module = "/src/edge/runtime.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = ed25519Verify)]
-    fn ed25519_verify(key: &[u8], signature: &[u8], message: &[u8]) -> js_sys::Promise;
-}
 
 /// A lookup, parsed from its route: whom, and whether the answer is the user body or a
 /// WebFinger JRD.
@@ -273,20 +266,23 @@ pub async fn register(req: Request, env: &Env, settings: &CacheSettings) -> Resu
         check_rate_limit(env, REGISTRATIONS_BY_KEY, key).await?;
     }
     let signed = signed?;
-    // The equation by the runtime's Ed25519, the strict rules having held (`Signed`).
-    let verified = ed25519_verify(signed.key_bytes(), &signed.signature_bytes(), signed.message());
-    let holds = JsFuture::from(verified).await.map_err(js_internal)?.is_truthy();
-    let registration = signed.conclude(holds)?;
-    let record = UserRecord {
-        handle: registration.handle.to_string(),
-        primary_key: registration.primary.to_string(),
-        registered_at: format_rfc3339_utc(now_ms),
-        envelope: registration.envelope_jcs,
-    };
-    let bookmark = match db::insert(env, &record, &registration.handle.skeleton()).await? {
-        Inserted::Done { bookmark } => bookmark,
+    let pending = signed.pending().map(|(handle, envelope_jcs)| {
+        let record = UserRecord {
+            handle: handle.to_string(),
+            primary_key: signed.primary().to_string(),
+            registered_at: format_rfc3339_utc(now_ms),
+            envelope: envelope_jcs.to_owned(),
+        };
+        (record, handle.skeleton())
+    });
+    let inserted = db::verify_and_insert(env, &signed, pending.as_ref().map(|(r, s)| (r, s.as_str()))).await?;
+    // A failed equation, then the first failed later check, in the contract's order.
+    signed.conclude(inserted.is_some())?;
+    let record = pending.map(|(record, _)| record).ok_or_else(|| internal("checks passed without a record"))?;
+    let bookmark = match inserted {
+        Some(Inserted::Done { bookmark }) => bookmark,
         // The winner is already decided; only the code is chosen here.
-        Inserted::SkeletonTaken { holder: Ok(Some(holder)) } => {
+        Some(Inserted::SkeletonTaken { holder: Ok(Some(holder)) }) => {
             return Err(ApiError::conflict_with(
                 &holder.handle,
                 &holder.primary_key,
@@ -294,8 +290,9 @@ pub async fn register(req: Request, env: &Env, settings: &CacheSettings) -> Resu
                 &record.primary_key,
             ))
         }
-        Inserted::SkeletonTaken { holder: Ok(None) } => return Err(ApiError::HandleConfusable),
-        Inserted::SkeletonTaken { holder: Err(e) } => return Err(e),
+        Some(Inserted::SkeletonTaken { holder: Ok(None) }) => return Err(ApiError::HandleConfusable),
+        Some(Inserted::SkeletonTaken { holder: Err(e) }) => return Err(e),
+        None | Some(Inserted::Nothing) => return Err(internal("registration concluded without an insert")),
     };
     let user = UserView::from_record(&record, config).map_err(ApiError::Internal)?;
     Ok(with_headers(settings, |h| {

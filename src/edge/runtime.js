@@ -142,13 +142,19 @@ export function requestHead(request) {
 }
 
 /**
- * Ed25519's equation by the runtime (WebCrypto): whether `signature` verifies `message`
- * under the 32-byte `key`. The worker has checked the strict rules first (canonical s, an R
- * not of small order, a key that is a point not of small order; `registration::check`).
- * The bytes are copied before the first await: they are views of wasm memory.
+ * A registration's last step in one promise: Ed25519's equation by the runtime (WebCrypto),
+ * then, if it holds and `values` are given (every other check passed), the insert through
+ * `statement`. Resolves to 0 (the equation fails), 1 (it holds; nothing to insert) or 2
+ * (inserted); rejects with D1's error if the insert fails. The worker has checked the
+ * signature's strict rules first (canonical s, an R not of small order, a key that is a
+ * point not of small order; `registration::check`). The bytes are copied before the first
+ * await: they are views of wasm memory.
  */
-export async function ed25519Verify(key, signature, message) {
+export async function verifyAndInsert(key, signature, message, statement, values) {
   [key, signature, message] = [key.slice(), signature.slice(), message.slice()];
   const publicKey = await crypto.subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"]);
-  return crypto.subtle.verify({ name: "Ed25519" }, publicKey, signature, message);
+  if (!(await crypto.subtle.verify({ name: "Ed25519" }, publicKey, signature, message))) return 0;
+  if (values === undefined) return 1;
+  await statement.bind(...values).run();
+  return 2;
 }
