@@ -4,7 +4,7 @@
 
 use crate::api::UserView;
 use crate::caching::{etag, CacheSettings, IsolateCache, ISOLATE_CACHE_BYTES};
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsCast;
@@ -25,6 +25,8 @@ pub struct CachedUser {
     pub js_body: JsValue,
     pub etag: String,
     pub js_etag: JsValue,
+    /// The headers of its 200 (a JS `Headers`), made on first use.
+    pub headers: OnceCell<JsValue>,
     /// About what it holds in memory (body, view and tag).
     bytes: usize,
 }
@@ -34,6 +36,7 @@ impl CachedUser {
         let body = view.to_json();
         let tag = etag(body.as_bytes());
         CachedUser {
+            headers: OnceCell::new(),
             js_body: body.as_str().into(),
             js_etag: tag.as_str().into(),
             bytes: 3 * body.len(),
@@ -93,7 +96,14 @@ pub fn from_edge(settings: &CacheSettings, key: &CacheKey, hit: JsValue, now_ms:
     let read_at_ms = hit.get(2).as_f64()? as i64;
     let js_body = hit.get(0);
     let bytes = 2 * js_body.dyn_ref::<JsString>()?.length() as usize;
-    let user = Rc::new(CachedUser { view: None, etag: hit.get(1).as_string()?, js_etag: hit.get(1), js_body, bytes });
+    let user = Rc::new(CachedUser {
+        view: None,
+        etag: hit.get(1).as_string()?,
+        js_etag: hit.get(1),
+        js_body,
+        bytes,
+        headers: OnceCell::new(),
+    });
     isolate_put(settings, &key.isolate, &user, read_at_ms, now_ms);
     Some((user, read_at_ms))
 }

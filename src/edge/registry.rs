@@ -16,11 +16,20 @@ use crate::timestamp::format_rfc3339_utc;
 use crate::webfinger;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{Request, Response};
 use worker::worker_sys::Context;
 use worker::{console_error, js_sys, D1DatabaseSession, Env};
+
+#[wasm_bindgen(module = "/src/edge/runtime.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = userHeaders)]
+    fn user_headers(cache_control: &JsValue, vary: &JsValue, etag: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = respondWith)]
+    fn respond_with(body: &JsValue, headers: &JsValue, age: Option<u32>) -> Response;
+}
 
 /// A lookup, parsed from its route: whom, and whether the answer is the user body or a
 /// WebFinger JRD.
@@ -200,6 +209,16 @@ impl Lookup {
         };
         let not_modified = conditions.if_none_match.as_deref().is_some_and(|inm| none_match(inm, tag));
         Some(with_headers(settings, |h| {
+            // The common answer, a found user's body as it is cached: its headers are made once.
+            let plain_body = !not_modified && jrd.is_none() && !matches!(served, Served::ThroughBookmark(_));
+            if plain_body {
+                let headers = user.headers.get_or_init(|| user_headers(&h.positive, &h.vary_bookmark, &user.js_etag));
+                let age = match served {
+                    Served::Cached { read_at_ms, now_ms } => Some(((now_ms - read_at_ms).max(0) / 1000) as u32),
+                    _ => None,
+                };
+                return respond_with(&body, headers, age);
+            }
             let (cache_control, age, extra) = match served {
                 Served::Fresh => (&h.positive, None, None),
                 Served::Cached { read_at_ms, now_ms } => {

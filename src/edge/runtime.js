@@ -2,6 +2,9 @@
 // from wasm. Header values arrive as JS strings the worker keeps per isolate (or per cached
 // answer), so no header costs a conversion or a call of its own; `undefined` leaves one out.
 
+/** What every public read endpoint answers for CORS. */
+const CORS_HEADERS = { "access-control-allow-origin": "*", "access-control-expose-headers": "etag, x-kez-bookmark" };
+
 /** A response in one call. */
 export function respond(status, body, contentType, cacheControl, vary, etag, age, anyOrigin, extraName, extraValue) {
   const headers = { "cache-control": cacheControl };
@@ -9,12 +12,29 @@ export function respond(status, body, contentType, cacheControl, vary, etag, age
   if (vary !== undefined) headers.vary = vary;
   if (etag !== undefined) headers.etag = etag;
   if (age !== undefined) headers.age = age;
-  if (anyOrigin) {
-    headers["access-control-allow-origin"] = "*";
-    headers["access-control-expose-headers"] = "etag, x-kez-bookmark";
-  }
+  if (anyOrigin) Object.assign(headers, CORS_HEADERS);
   if (extraName !== undefined) headers[extraName] = extraValue;
   return new Response(body, { status, headers });
+}
+
+/**
+ * The headers of a found user's 200, made once per cached answer: a response made from a
+ * `Headers` copies it inside the runtime, where a plain object is read key by key.
+ */
+export function userHeaders(cacheControl, vary, etag) {
+  const headers = new Headers(CORS_HEADERS);
+  headers.set("content-type", "application/json");
+  headers.set("cache-control", cacheControl);
+  headers.set("vary", vary);
+  headers.set("etag", etag);
+  return headers;
+}
+
+/** A 200 from headers made by `userHeaders`, with its `Age` when it came from a cache. */
+export function respondWith(body, headers, age) {
+  const response = new Response(body, { headers });
+  if (age !== undefined) response.headers.set("age", age);
+  return response;
 }
 
 /** When the answer was read from D1 (ms since the epoch), kept beside it in the edge cache. */
