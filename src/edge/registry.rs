@@ -3,8 +3,7 @@
 use super::cache::{self, CacheKey, CachedUser};
 use super::config::{config, rate_limits};
 use super::db::{self, Inserted, LookupOutcome, UserKey};
-use super::http::error_response;
-use super::http::{internal, now_ms, read_body, with_headers, Reply};
+use super::http::{error_response, internal, now_ms, read_body, with_headers, Reply};
 use crate::api::{Config, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
 use crate::domain::{Handle, HandleError, PrimaryKey};
