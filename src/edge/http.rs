@@ -73,6 +73,7 @@ pub struct HeaderValues {
 
 thread_local! {
     static HEADER_VALUES: OnceCell<HeaderValues> = const { OnceCell::new() };
+    static NOT_FOUND_BODY: OnceCell<JsValue> = const { OnceCell::new() };
 }
 
 /// Runs `f` with the isolate's header values, made from `settings` on first use.
@@ -161,7 +162,13 @@ pub fn error_response(settings: &CacheSettings, error: &ApiError, route: Option<
         console_error!("{}, incident {incident}: {detail}", error.code());
         incident
     });
-    let body = error.to_json(incident.as_deref());
+    // The most common error, a lookup's 404, is the same text every time: made once.
+    let body = match error {
+        ApiError::UserNotFound => {
+            NOT_FOUND_BODY.with(|b| b.get_or_init(|| error.to_json(None).as_str().into()).clone())
+        }
+        _ => error.to_json(incident.as_deref()).as_str().into(),
+    };
     let lookup = route.is_some_and(|r| r.is_lookup());
     let freshness = route.map_or(Freshness::NoStore, |r| r.error_freshness(error));
     let extra = match error {
@@ -175,7 +182,7 @@ pub fn error_response(settings: &CacheSettings, error: &ApiError, route: Option<
     with_headers(settings, |h| {
         Reply {
             status: error.status(),
-            body: body.as_str().into(),
+            body,
             content_type: Some(&h.json),
             cache_control: if freshness == Freshness::Negative { &h.negative } else { &h.no_store },
             vary: lookup.then_some(&h.vary_bookmark),
