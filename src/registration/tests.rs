@@ -221,21 +221,27 @@ fn flipping_any_signature_bit_is_caught() {
     }
 }
 
-#[test]
-fn non_canonical_signature_scalar_is_refused() {
-    // s + L verifies under lax rules but is malleable; strict verification refuses it.
+/// The signature with s + L (the group order) in place of s: the equation still holds.
+fn with_s_plus_l(sig: &[u8]) -> Vec<u8> {
     const L: [u8; 32] = [
         0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
-    let good = signed(&signing_key(5), |_| {});
-    let mut sig = decode_lower_hex(good["signature"]["sig"].as_str().unwrap()).unwrap();
+    let mut sig = sig.to_vec();
     let mut carry = 0u16;
     for i in 0..32 {
         let sum = u16::from(sig[32 + i]) + u16::from(L[i]) + carry;
         sig[32 + i] = sum as u8;
         carry = sum >> 8;
     }
+    sig
+}
+
+#[test]
+fn non_canonical_signature_scalar_is_refused() {
+    // s + L verifies under lax rules but is malleable; strict verification refuses it.
+    let good = signed(&signing_key(5), |_| {});
+    let sig = with_s_plus_l(&decode_lower_hex(good["signature"]["sig"].as_str().unwrap()).unwrap());
     let mut envelope = good.clone();
     envelope["signature"]["sig"] = json!(encode_lower_hex(&sig));
     assert_eq!(check(&envelope).unwrap_err(), ApiError::InvalidSignature);
@@ -250,10 +256,6 @@ fn check_rules(envelope: &Value) -> Result<Signed, ApiError> {
 #[test]
 fn strict_rules_hold_before_any_equation_is_checked() {
     // Whatever checks the equation, a malleable s or a small-order R never reaches it.
-    const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-    ];
     let good = signed(&signing_key(7), |_| {});
     let sig = decode_lower_hex(good["signature"]["sig"].as_str().unwrap()).unwrap();
     let with_sig = |sig: &[u8]| {
@@ -261,13 +263,7 @@ fn strict_rules_hold_before_any_equation_is_checked() {
         envelope["signature"]["sig"] = json!(encode_lower_hex(sig));
         envelope
     };
-    let mut s_plus_l = sig.clone();
-    let mut carry = 0u16;
-    for i in 0..32 {
-        let sum = u16::from(s_plus_l[32 + i]) + u16::from(L[i]) + carry;
-        s_plus_l[32 + i] = sum as u8;
-        carry = sum >> 8;
-    }
+    let s_plus_l = with_s_plus_l(&sig);
     // R = the identity point (small order), and R = a y with no point on the curve.
     let mut identity_r = sig.clone();
     identity_r[..32].copy_from_slice(&{
