@@ -24,6 +24,14 @@ kez_install_toolchain() {
         kez_log "adding the wasm32-unknown-unknown target"
         rustup target add wasm32-unknown-unknown
     fi
+    # The test command checks formatting and lints; a minimal rustup profile has neither.
+    local component
+    for component in rustfmt clippy; do
+        if ! rustup component list --installed | grep -q "^$component"; then
+            kez_log "adding the $component component"
+            rustup component add "$component"
+        fi
+    done
     local wb="$KEZ_TOOLS_DIR/worker-build-$WORKER_BUILD_VERSION"
     if [ ! -x "$wb/bin/worker-build" ]; then
         kez_log "installing worker-build $WORKER_BUILD_VERSION (once; several minutes)"
