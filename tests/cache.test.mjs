@@ -18,6 +18,16 @@ after(async () => {
   await worker?.stop();
 });
 
+/** Runs `check` against a worker of its own, started with `args` and `options`, then stops it. */
+async function withWorker(args, check, options) {
+  const own = await startWorker(args, undefined, options);
+  try {
+    await check(own);
+  } finally {
+    await own.stop();
+  }
+}
+
 /** Registers a fresh user; returns it with the 201's body text and bookmark. */
 async function registered(target = worker) {
   const user = freshEnvelope(SERVER);
@@ -163,8 +173,7 @@ describe("HTTP caching", () => {
   });
 
   test("the edge cache alone (isolate cache off) serves the same bytes", async () => {
-    const edgeOnly = await startWorker(["--var", "LOOKUP_CACHE_ENTRIES:0"]);
-    try {
+    await withWorker(["--var", "LOOKUP_CACHE_ENTRIES:0"], async (edgeOnly) => {
       const user = await registered(edgeOnly);
       for (const path of lookupPaths(user)) {
         const fresh = await fetch(edgeOnly.url + path);
@@ -185,14 +194,11 @@ describe("HTTP caching", () => {
       }
       edgeOnly.tamper("UPDATE registrations SET registered_at = '2001-01-01T00:00:00Z' WHERE handle = ?", user.handle);
       assert.notEqual((await getJson(`${edgeOnly.url}/v1/u/${user.handle}`)).body.registered_at, "2001-01-01T00:00:00Z", "not read from D1");
-    } finally {
-      await edgeOnly.stop();
-    }
+    });
   });
 
   test("nothing is served past the TTL, counted from the D1 read", async () => {
-    const short = await startWorker(["--var", "LOOKUP_CACHE_SECONDS:2"]);
-    try {
+    await withWorker(["--var", "LOOKUP_CACHE_SECONDS:2"], async (short) => {
       const user = await registered(short);
       const first = await fetch(`${short.url}/v1/u/${user.handle}`);
       await first.arrayBuffer();
@@ -205,14 +211,11 @@ describe("HTTP caching", () => {
         assert.ok(Number(response.headers.get("age")) < 2, `age ${response.headers.get("age")}`);
         await new Promise((r) => setTimeout(r, 100));
       }
-    } finally {
-      await short.stop();
-    }
+    });
   });
 
   test("caching off (LOOKUP_CACHE_SECONDS=0): every answer is read from D1, and clients revalidate", async () => {
-    const off = await startWorker(["--var", "LOOKUP_CACHE_SECONDS:0"]);
-    try {
+    await withWorker(["--var", "LOOKUP_CACHE_SECONDS:0"], async (off) => {
       const user = await registered(off);
       const first = await fetch(`${off.url}/v1/u/${user.handle}`);
       await first.arrayBuffer();
@@ -223,14 +226,11 @@ describe("HTTP caching", () => {
       assert.equal(second.headers.get("age"), null);
       const missing = await fetch(`${off.url}/v1/u/nobody-here`);
       assert.equal(missing.headers.get("cache-control"), "no-cache");
-    } finally {
-      await off.stop();
-    }
+    });
   });
 
   test("a bad cache setting is a logged 500 for every request, never a silent default", async () => {
-    const broken = await startWorker(["--var", "LOOKUP_CACHE_SECONDS:forever"]);
-    try {
+    await withWorker(["--var", "LOOKUP_CACHE_SECONDS:forever"], async (broken) => {
       for (const path of ["/v1/healthz", "/v1/u/alice"]) {
         const response = await getJson(broken.url + path);
         assert.equal(response.status, 500, path);
@@ -240,16 +240,13 @@ describe("HTTP caching", () => {
       // The log line reaches wrangler's output after the response: wait for it.
       for (let i = 0; i < 100 && !/LOOKUP_CACHE_SECONDS: "forever"/.test(broken.log()); i++) await new Promise((r) => setTimeout(r, 100));
       assert.match(broken.log(), /LOOKUP_CACHE_SECONDS: "forever"/);
-    } finally {
-      await broken.stop();
-    }
+    });
   });
 });
 
 describe("errors are never cached as successes", () => {
   test("a lookup that failed in storage (503) is answered from D1 once storage is back", async () => {
-    const down = await startWorker([], undefined, { migrate: false });
-    try {
+    await withWorker([], async (down) => {
       const user = freshEnvelope(SERVER);
       for (let i = 0; i < 3; i++) {
         const failed = await getJson(`${down.url}/v1/u/${user.handle}`);
@@ -264,8 +261,6 @@ describe("errors are never cached as successes", () => {
       assert.equal(back.status, 200);
       assert.equal(back.body.handle, user.handle);
       assert.equal(back.headers.get("age"), null, "read from D1, not from a cache");
-    } finally {
-      await down.stop();
-    }
+    }, { migrate: false });
   });
 });

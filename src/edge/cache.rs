@@ -74,17 +74,13 @@ fn with_isolate<T>(settings: &CacheSettings, f: impl FnOnce(&mut IsolateCache<Rc
 }
 
 /// The isolate's answer and when it was read, if it holds a fresh one.
+/// (With no entries or a TTL of 0 it keeps nothing, so it never answers.)
 pub fn isolate_get(settings: &CacheSettings, key: &str, now_ms: i64) -> Option<(Rc<CachedUser>, i64)> {
-    if !settings.server_caching() || settings.isolate_entries == 0 {
-        return None;
-    }
     with_isolate(settings, |cache| cache.get(key, now_ms).map(|(user, read_at)| (Rc::clone(user), read_at)))
 }
 
 fn isolate_put(settings: &CacheSettings, key: &str, user: &Rc<CachedUser>, read_at_ms: i64, now_ms: i64) {
-    if settings.isolate_entries > 0 {
-        with_isolate(settings, |cache| cache.insert(key, Rc::clone(user), user.bytes, read_at_ms, now_ms));
-    }
+    with_isolate(settings, |cache| cache.insert(key, Rc::clone(user), user.bytes, read_at_ms, now_ms));
 }
 
 /// The data centre's answer (`[body, etag, readAtMs]`, fresh: runtime.js's `lookUp` asked

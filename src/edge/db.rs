@@ -59,7 +59,7 @@ impl LookupOutcome {
             1 => {
                 #[cfg(feature = "bench")]
                 LOOKUP_QUERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Ok(LookupOutcome::FromD1(record_from_row(outcome)?))
+                Ok(LookupOutcome::FromD1(row_values(outcome, RECORD_COLUMNS)?.map(user_record)))
             }
             _ => Err(storage_js(outcome)),
         }
@@ -114,6 +114,8 @@ struct Statements {
 
 thread_local! {
     static STATEMENTS: OnceCell<Statements> = const { OnceCell::new() };
+    /// `RECORD_COLUMNS` as a JS array, made once per isolate: every lookup passes it.
+    static RECORD_COLUMN_NAMES: OnceCell<Array> = const { OnceCell::new() };
 }
 
 /// D1 reads made by lookups in this isolate, for the benchmark's count of queries per lookup.
@@ -176,20 +178,27 @@ pub fn start_lookup(
     value: &str,
     finish: &JsValue,
 ) -> Promise {
-    let columns: Array = RECORD_COLUMNS.iter().map(|c| JsValue::from_str(c)).collect();
-    look_up(edge_url, ttl_ms as f64, statement.inner(), value, &columns, finish)
+    RECORD_COLUMN_NAMES.with(|columns| {
+        let columns = columns.get_or_init(|| RECORD_COLUMNS.iter().map(|c| JsValue::from_str(c)).collect());
+        look_up(edge_url, ttl_ms as f64, statement.inner(), value, columns, finish)
+    })
 }
 
-/// A row `firstRow` read (null when there was none).
-fn record_from_row(row: JsValue) -> Result<Option<UserRecord>, ApiError> {
+/// A row `firstRow` read (null when there was none), as the strings of `columns`.
+fn row_values<const N: usize>(row: JsValue, columns: [&str; N]) -> Result<Option<[String; N]>, ApiError> {
     if row.is_null() {
         return Ok(None);
     }
     let row: Array = row.dyn_into().map_err(|_| internal("a D1 row that is not an array"))?;
-    let text = |i: u32| {
-        row.get(i).as_string().ok_or_else(|| internal(format!("column {} is not text", RECORD_COLUMNS[i as usize])))
-    };
-    Ok(Some(UserRecord { handle: text(0)?, primary_key: text(1)?, registered_at: text(2)?, envelope: text(3)? }))
+    let mut values = columns.map(|_| String::new());
+    for (i, value) in values.iter_mut().enumerate() {
+        *value = row.get(i as u32).as_string().ok_or_else(|| internal(format!("column {} is not text", columns[i])))?;
+    }
+    Ok(Some(values))
+}
+
+fn user_record([handle, primary_key, registered_at, envelope]: [String; 4]) -> UserRecord {
+    UserRecord { handle, primary_key, registered_at, envelope }
 }
 
 /// The first row of `statement` bound to `value`, as the strings of `columns`.
@@ -200,21 +209,7 @@ async fn first_values<const N: usize>(
 ) -> Result<Option<[String; N]>, ApiError> {
     let names: Array = columns.iter().map(|c| JsValue::from_str(c)).collect();
     let row = JsFuture::from(first_row(statement.inner(), value, &names)).await.map_err(storage_js)?;
-    if row.is_null() {
-        return Ok(None);
-    }
-    let row: Array = row.unchecked_into();
-    let mut values = columns.map(|_| String::new());
-    for (i, value) in values.iter_mut().enumerate() {
-        *value = row.get(i as u32).as_string().ok_or_else(|| internal(format!("column {} is not text", columns[i])))?;
-    }
-    Ok(Some(values))
-}
-
-async fn first(statement: D1PreparedStatement, value: &str) -> Result<Option<UserRecord>, ApiError> {
-    Ok(first_values(&statement, value, RECORD_COLUMNS).await?.map(|[handle, primary_key, registered_at, envelope]| {
-        UserRecord { handle, primary_key, registered_at, envelope }
-    }))
+    row_values(row, columns)
 }
 
 pub fn latest_bookmark(session: &D1DatabaseSession) -> Option<String> {
@@ -240,7 +235,7 @@ pub async fn verify_and_insert(
     signed: &Signed,
     record: Option<(&UserRecord, &str)>,
 ) -> Result<Option<Inserted>, ApiError> {
-    let statement = statement(env, |s| &s.insert)?;
+    let insert = statement(env, |s| &s.insert)?;
     let values = record.map(|(record, skeleton)| -> Array {
         [&record.handle, &record.primary_key, &record.registered_at, &record.envelope, skeleton]
             .iter()
@@ -251,7 +246,7 @@ pub async fn verify_and_insert(
         signed.key_bytes(),
         &signed.signature_bytes(),
         signed.message(),
-        statement.inner(),
+        insert.inner(),
         values.as_ref(),
     );
     let outcome = JsFuture::from(step).await.map_err(storage_js);
@@ -266,14 +261,11 @@ pub async fn verify_and_insert(
         // primary, where the insert lost.
         Err(ApiError::HandleConfusable) => {
             let skeleton = record.map_or("", |(_, skeleton)| skeleton);
-            Ok(Some(Inserted::SkeletonTaken { holder: first(statement_primary_by_skeleton(env)?, skeleton).await }))
+            let holder = first_values(&statement(env, |s| &s.primary_by_skeleton)?, skeleton, RECORD_COLUMNS).await;
+            Ok(Some(Inserted::SkeletonTaken { holder: holder.map(|row| row.map(user_record)) }))
         }
         Err(e) => Err(e),
     }
-}
-
-fn statement_primary_by_skeleton(env: &Env) -> Result<D1PreparedStatement, ApiError> {
-    statement(env, |s| &s.primary_by_skeleton)
 }
 
 /// The handle registered for a key, read from the primary (the NATS callout).
@@ -283,26 +275,19 @@ pub async fn handle_of_key(env: &Env, key: &[u8; 32]) -> Result<Option<String>, 
     Ok(row.map(|[handle]| handle))
 }
 
-/// A D1 failure, mapped once (`ApiError::from_storage`).
-pub fn storage(error: worker::Error) -> ApiError {
-    ApiError::from_storage(&error_detail(&error))
+/// A D1 failure from the `worker` crate, mapped as the JS error it holds.
+fn storage(error: worker::Error) -> ApiError {
+    match error {
+        worker::Error::D1(d1) => storage_js(AsRef::<JsValue>::as_ref(&d1).clone()),
+        other => ApiError::from_storage(&other.to_string()),
+    }
 }
 
-/// A D1 failure as the JS error it rejected with.
+/// A D1 failure as the JS error it rejected with, mapped once (`ApiError::from_storage`).
+/// D1 puts the SQLite message (such as a UNIQUE violation) in the error's message and
+/// sometimes in its cause: both are kept, so the one mapping sees it.
 fn storage_js(error: JsValue) -> ApiError {
     let message = |e: &JsValue| e.dyn_ref::<Error>().map(|e| String::from(e.message()));
     let cause = error.dyn_ref::<Error>().map(|e| e.cause()).and_then(|c| message(&c)).unwrap_or_default();
     ApiError::from_storage(&format!("{} {cause}", message(&error).unwrap_or_else(|| format!("{error:?}"))))
-}
-
-/// D1 puts the SQLite message (such as a UNIQUE violation) in the error's message and
-/// sometimes in its cause: keep both, so the one mapping in `ApiError` sees it.
-fn error_detail(error: &worker::Error) -> String {
-    match error {
-        worker::Error::D1(d1) => {
-            let js: &worker::js_sys::Error = d1.as_ref();
-            format!("{} {}", String::from(js.message()), d1.cause())
-        }
-        other => other.to_string(),
-    }
 }

@@ -66,9 +66,9 @@ pub struct HeaderValues {
     pub positive: JsValue,
     pub negative: JsValue,
     pub no_store: JsValue,
-    /// `Vary` of every lookup: an answer read through a bookmark differs.
-    pub vary_bookmark: JsValue,
-    pub bookmark_header: JsValue,
+    /// `x-kez-bookmark`: every lookup's `Vary` (an answer read through a bookmark
+    /// differs), and the header that returns one.
+    pub bookmark: JsValue,
 }
 
 thread_local! {
@@ -86,8 +86,7 @@ pub fn with_headers<T>(settings: &CacheSettings, f: impl FnOnce(&HeaderValues) -
             positive: settings.cache_control(Freshness::Positive).into(),
             negative: settings.cache_control(Freshness::Negative).into(),
             no_store: settings.cache_control(Freshness::NoStore).into(),
-            vary_bookmark: BOOKMARK_HEADER.into(),
-            bookmark_header: BOOKMARK_HEADER.into(),
+            bookmark: BOOKMARK_HEADER.into(),
         }))
     })
 }
@@ -185,7 +184,7 @@ pub fn error_response(settings: &CacheSettings, error: &ApiError, route: Option<
             body,
             content_type: Some(&h.json),
             cache_control: if freshness == Freshness::Negative { &h.negative } else { &h.no_store },
-            vary: lookup.then_some(&h.vary_bookmark),
+            vary: lookup.then_some(&h.bookmark),
             etag: None,
             age: None,
             any_origin: route.is_some_and(|r| r.allows_any_origin()),

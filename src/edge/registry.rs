@@ -178,7 +178,7 @@ impl Lookup {
             with_headers(settings, |h| cache::keep(settings, ctx, key, &user, &h.positive, now_ms));
         }
         let served = match session {
-            Some(session) => Served::ThroughBookmark(db::latest_bookmark(session).unwrap_or_default()),
+            Some(session) => Served::ThroughBookmark(db::latest_bookmark(session)),
             None => Served::Fresh,
         };
         self.answer(settings, &user, served, conditions).ok_or_else(|| internal("user without its view"))
@@ -211,7 +211,7 @@ impl Lookup {
             // The common answer, a found user's body as it is cached: its headers are made once.
             let plain_body = !not_modified && jrd.is_none() && !matches!(served, Served::ThroughBookmark(_));
             if plain_body {
-                let headers = user.headers.get_or_init(|| user_headers(&h.positive, &h.vary_bookmark, &user.js_etag));
+                let headers = user.headers.get_or_init(|| user_headers(&h.positive, &h.bookmark, &user.js_etag));
                 let age = match served {
                     Served::Cached { read_at_ms, now_ms } => Some(((now_ms - read_at_ms).max(0) / 1000) as u32),
                     _ => None,
@@ -224,7 +224,7 @@ impl Lookup {
                     (&h.positive, Some(((now_ms - read_at_ms).max(0) / 1000) as u32), None)
                 }
                 Served::ThroughBookmark(bookmark) => {
-                    (&h.no_store, None, (!bookmark.is_empty()).then(|| (&h.bookmark_header, JsValue::from(bookmark))))
+                    (&h.no_store, None, bookmark.map(|b| (&h.bookmark, JsValue::from(b))))
                 }
             };
             Reply {
@@ -232,7 +232,7 @@ impl Lookup {
                 body: if not_modified { JsValue::UNDEFINED } else { body },
                 content_type: (!not_modified).then_some(if jrd.is_some() { &h.jrd } else { &h.json }),
                 cache_control,
-                vary: Some(&h.vary_bookmark),
+                vary: Some(&h.bookmark),
                 etag: Some(&js_tag),
                 age,
                 any_origin: true,
@@ -249,8 +249,8 @@ enum Served {
     Fresh,
     /// From a cache, read from D1 at `read_at_ms`.
     Cached { read_at_ms: i64, now_ms: i64 },
-    /// Read through the client's bookmark; the session's newest bookmark (empty if none).
-    ThroughBookmark(String),
+    /// Read through the client's bookmark; the session's newest bookmark, if it gave one.
+    ThroughBookmark(Option<String>),
 }
 
 /// Rate limit bindings (`[[ratelimits]]` in wrangler.toml) for registrations, keyed by the
@@ -323,7 +323,7 @@ pub async fn register(req: Request, env: &Env, settings: &CacheSettings) -> Resu
             etag: None,
             age: None,
             any_origin: false,
-            extra: bookmark.map(|b| (&h.bookmark_header, JsValue::from(b))),
+            extra: bookmark.map(|b| (&h.bookmark, JsValue::from(b))),
         }
         .send()
     }))
