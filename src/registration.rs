@@ -6,7 +6,6 @@
 use crate::domain::{decode_lower_hex, Handle, HandleError, PrimaryKey, ServerDomain};
 use crate::error::ApiError;
 use crate::timestamp::parse_rfc3339_ms;
-use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::Scalar;
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
@@ -86,7 +85,8 @@ pub fn verify(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<
 }
 
 /// An envelope that passed every check but the signature's equation: its strict rules
-/// (canonical `s`, an `R` that is a point not of small order, a key that is one) are checked.
+/// (canonical `s`, an `R` not of small order, a key that is a point not of small order) are
+/// checked.
 /// The equation is checked natively by ed25519-dalek (`verify_natively`), or, in the worker,
 /// by the runtime's Ed25519 (WebCrypto, `conclude`), several times faster there than Rust
 /// compiled for size. Checks 5 to 7 have run too, but their first failure is held: a bad
@@ -139,10 +139,53 @@ impl Signed {
 }
 
 /// The strict rules of a signature, beyond its equation (as `verify_strict`): `s` below the
-/// group order (no malleable `s + L`), `R` a curve point not of small order.
+/// group order (no malleable `s + L`), `R` not of small order. That `R` is a point at all is
+/// left to the equation, which compares it byte for byte with a computed point's canonical
+/// encoding (RFC 8032 §5.1.7; WebCrypto and `verify_strict` alike): decoding it here would
+/// cost a field square root per registration.
 fn strict_signature(signature: &Signature) -> bool {
     let s_canonical = bool::from(Scalar::from_canonical_bytes(*signature.s_bytes()).is_some());
-    s_canonical && CompressedEdwardsY(*signature.r_bytes()).decompress().is_some_and(|r| !r.is_small_order())
+    s_canonical && !is_small_order_encoding(signature.r_bytes())
+}
+
+/// The y coordinates (little-endian, sign bit clear) of the points of small order, as they
+/// can be encoded: 0 (order 4), 1 (order 1), the two of order 8, and p − 1 (order 2), plus
+/// p and p + 1, the other spellings of 0 and 1. Either sign bit: each y names ±x. (The list
+/// libsodium refuses; a test derives it from the curve.)
+const SMALL_ORDER_Y: [[u8; 32]; 7] = [
+    hex32("0000000000000000000000000000000000000000000000000000000000000000"),
+    hex32("0100000000000000000000000000000000000000000000000000000000000000"),
+    hex32("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+    hex32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    hex32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    hex32("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    hex32("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+];
+
+/// Whether 32 bytes encode a point of small order (in any spelling), without decoding them.
+fn is_small_order_encoding(encoding: &[u8; 32]) -> bool {
+    let mut y = *encoding;
+    y[31] &= 0x7f;
+    SMALL_ORDER_Y.contains(&y)
+}
+
+const fn hex32(hex: &str) -> [u8; 32] {
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => panic!("lowercase hex"),
+        }
+    }
+    let hex = hex.as_bytes();
+    assert!(hex.len() == 64);
+    let mut bytes = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        bytes[i] = nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]);
+        i += 1;
+    }
+    bytes
 }
 
 /// Runs the checks in the contract's order, all but the signature's equation (`Signed`).

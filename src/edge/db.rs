@@ -11,7 +11,6 @@ use crate::api::UserRecord;
 use crate::caching::Bookmark;
 use crate::domain::encode_lower_hex;
 use crate::error::ApiError;
-use crate::registration::Signed;
 use std::cell::OnceCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -24,14 +23,6 @@ use worker::{D1Database, D1DatabaseSession, D1PreparedStatement, Env};
 extern "C" {
     #[wasm_bindgen(js_name = firstRow)]
     fn first_row(statement: &RawStatement, value: &str, columns: &Array) -> Promise;
-    #[wasm_bindgen(js_name = verifyAndInsert)]
-    fn verify_and_insert_js(
-        key: &[u8],
-        signature: &[u8],
-        message: &[u8],
-        statement: &RawStatement,
-        values: Option<&Array>,
-    ) -> Promise;
     #[wasm_bindgen(js_name = lookUp)]
     fn look_up(
         edge_url: Option<String>,
@@ -216,56 +207,27 @@ pub fn latest_bookmark(session: &D1DatabaseSession) -> Option<String> {
     session.get_bookmark().ok().flatten()
 }
 
-/// The outcome of an insert: the bookmark of the write, nothing (a check before it failed),
-/// or the registration that holds the skeleton when the insert lost on it (`None` if it could
-/// not be read).
-pub enum Inserted {
-    Done { bookmark: Option<String> },
-    Nothing,
-    SkeletonTaken { holder: Result<Option<UserRecord>, ApiError> },
+/// The prepared insert, on the isolate's `first-primary` session, and the values of a
+/// registration for it. No read before the write: the UNIQUE constraints (handle, key,
+/// skeleton) decide races and lookalikes.
+pub fn insert(env: &Env, record: &UserRecord, skeleton: &str) -> Result<(RawStatement, Array), ApiError> {
+    let statement = statement(env, |s| &s.insert)?;
+    let values = [&record.handle, &record.primary_key, &record.registered_at, &record.envelope, skeleton]
+        .iter()
+        .map(|v| JsValue::from_str(v))
+        .collect();
+    Ok((statement.inner().clone(), values))
 }
 
-/// A registration's last step (`verifyAndInsert` in runtime.js): the signature's equation
-/// by the runtime's Ed25519, then, if it holds and `record` is given (every other check
-/// passed), the insert through the isolate's `first-primary` session. `None` when the
-/// equation fails. No read before the write: the UNIQUE constraints (handle, key, skeleton)
-/// decide races and lookalikes.
-pub async fn verify_and_insert(
-    env: &Env,
-    signed: &Signed,
-    record: Option<(&UserRecord, &str)>,
-) -> Result<Option<Inserted>, ApiError> {
-    let insert = statement(env, |s| &s.insert)?;
-    let values = record.map(|(record, skeleton)| -> Array {
-        [&record.handle, &record.primary_key, &record.registered_at, &record.envelope, skeleton]
-            .iter()
-            .map(|v| JsValue::from_str(v))
-            .collect()
-    });
-    let step = verify_and_insert_js(
-        signed.key_bytes(),
-        &signed.signature_bytes(),
-        signed.message(),
-        insert.inner(),
-        values.as_ref(),
-    );
-    let outcome = JsFuture::from(step).await.map_err(storage_js);
-    match outcome.map(|o| o.as_f64()) {
-        Ok(Some(0.0)) => Ok(None),
-        Ok(Some(1.0)) => Ok(Some(Inserted::Nothing)),
-        Ok(_) => {
-            Ok(Some(Inserted::Done { bookmark: STATEMENTS.with(|s| s.get().and_then(|s| latest_bookmark(&s.writes))) }))
-        }
-        // SQLite names the newest index it checked first: the skeleton's, also when the very
-        // handle (or key) is taken. The caller picks the code from the holder, read from the
-        // primary, where the insert lost.
-        Err(ApiError::HandleConfusable) => {
-            let skeleton = record.map_or("", |(_, skeleton)| skeleton);
-            let holder = first_values(&statement(env, |s| &s.primary_by_skeleton)?, skeleton, RECORD_COLUMNS).await;
-            Ok(Some(Inserted::SkeletonTaken { holder: holder.map(|row| row.map(user_record)) }))
-        }
-        Err(e) => Err(e),
-    }
+/// The bookmark of the isolate's `first-primary` session: at least as new as its last write.
+pub fn write_bookmark() -> Option<String> {
+    STATEMENTS.with(|s| s.get().and_then(|s| latest_bookmark(&s.writes)))
+}
+
+/// The registration that holds `skeleton`, read from the primary, where an insert lost on it.
+pub async fn skeleton_holder(env: &Env, skeleton: &str) -> Result<Option<UserRecord>, ApiError> {
+    let row = first_values(&statement(env, |s| &s.primary_by_skeleton)?, skeleton, RECORD_COLUMNS).await?;
+    Ok(row.map(user_record))
 }
 
 /// The handle registered for a key, read from the primary (the NATS callout).
@@ -286,7 +248,7 @@ fn storage(error: worker::Error) -> ApiError {
 /// A D1 failure as the JS error it rejected with, mapped once (`ApiError::from_storage`).
 /// D1 puts the SQLite message (such as a UNIQUE violation) in the error's message and
 /// sometimes in its cause: both are kept, so the one mapping sees it.
-fn storage_js(error: JsValue) -> ApiError {
+pub fn storage_js(error: JsValue) -> ApiError {
     let message = |e: &JsValue| e.dyn_ref::<Error>().map(|e| String::from(e.message()));
     let cause = error.dyn_ref::<Error>().map(|e| e.cause()).and_then(|c| message(&c)).unwrap_or_default();
     ApiError::from_storage(&format!("{} {cause}", message(&error).unwrap_or_else(|| format!("{error:?}"))))

@@ -85,11 +85,7 @@ pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
             }
             lookup.answer_from_storage(env, ctx, settings, key, conditions).unwrap_or_else(fail)
         }
-        Route::Register => promise(async move {
-            registry::register(req, &env, settings)
-                .await
-                .unwrap_or_else(|e| error_response(settings, &e, Some(Route::Register)))
-        }),
+        Route::Register => registry::register(&req, env, settings).unwrap_or_else(fail),
         Route::NatsAuth => {
             // The future outlives the request head it was read from.
             let full_url = full_url.to_owned();
@@ -118,7 +114,7 @@ fn health_body(env: &Env) -> Result<JsValue, ApiError> {
 }
 
 /// A promise of the response `future` makes, for the runtime.
-fn promise(future: impl Future<Output = Response> + 'static) -> JsValue {
+pub(crate) fn promise(future: impl Future<Output = Response> + 'static) -> JsValue {
     future_to_promise(async move { Ok(future.await.into()) }).into()
 }
 

@@ -2,13 +2,14 @@
 
 use super::cache::{self, CacheKey, CachedUser};
 use super::config::{config, rate_limits};
-use super::db::{self, Inserted, LookupOutcome, UserKey};
-use super::http::{error_response, internal, now_ms, read_body, with_headers, Reply};
+use super::db::{self, LookupOutcome, UserKey};
+use super::http::{error_response, internal, js_internal, now_ms, with_headers, Reply};
+use super::promise;
 use crate::api::{Config, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
 use crate::domain::{Handle, HandleError, PrimaryKey};
 use crate::error::ApiError;
-use crate::registration;
+use crate::registration::{self, MAX_BODY_BYTES};
 use crate::request_url::RequestUrl;
 use crate::routes::Route;
 use crate::timestamp::format_rfc3339_utc;
@@ -17,10 +18,10 @@ use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
+use worker::js_sys::{self, Array};
 use worker::web_sys::{Request, Response};
 use worker::worker_sys::Context;
-use worker::{console_error, js_sys, D1DatabaseSession, Env};
+use worker::{D1DatabaseSession, Env};
 
 #[wasm_bindgen(module = "/src/edge/runtime.js")]
 extern "C" {
@@ -28,6 +29,8 @@ extern "C" {
     fn user_headers(cache_control: &JsValue, vary: &JsValue, etag: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = respondWith)]
     fn respond_with(body: &JsValue, headers: &JsValue, age: Option<u32>) -> Response;
+    #[wasm_bindgen(js_name = register)]
+    fn register_js(request: &Request, env: &Env, limits: bool, max_body: u32, check: &JsValue) -> js_sys::Promise;
 }
 
 /// A lookup, parsed from its route: whom, and whether the answer is the user body or a
@@ -253,65 +256,153 @@ enum Served {
     ThroughBookmark(Option<String>),
 }
 
-/// Rate limit bindings (`[[ratelimits]]` in wrangler.toml) for registrations, keyed by the
-/// client's address (`CF-Connecting-IP`, set by Cloudflare) and by the registering key.
-const REGISTRATIONS_BY_ADDRESS: &str = "REGISTRATIONS_BY_ADDRESS";
-const REGISTRATIONS_BY_KEY: &str = "REGISTRATIONS_BY_KEY";
-/// The bindings' period: a refused client is told to wait that long.
+/// The registration steps `register` (runtime.js) reports, as it numbers them.
+const STEP_RATE_LIMITED: u32 = 0;
+const STEP_BODY: u32 = 1;
+const STEP_VERIFIED: u32 = 2;
+
+/// The period of the rate limit bindings (`[[ratelimits]]` in wrangler.toml,
+/// `REGISTRATIONS_BY_ADDRESS` and `REGISTRATIONS_BY_KEY`, counted in runtime.js): a refused
+/// client is told to wait that long.
 const RATE_LIMIT_PERIOD_SECONDS: u32 = 60;
 
 /// `POST /v1/register`: 201 with the user body and the write's bookmark (`x-kez-bookmark`).
-pub async fn register(req: Request, env: &Env, settings: &CacheSettings) -> Result<Response, ApiError> {
-    let config = config(env)?;
-    let limits = rate_limits(env)?;
-    // Before reading anything: a client over its limit costs no parsing or verification.
-    if limits {
-        let address = req.headers().get("cf-connecting-ip").ok().flatten().unwrap_or_default();
-        check_rate_limit(env, REGISTRATIONS_BY_ADDRESS, address).await?;
+/// Its I/O (the rate limits, the body, WebCrypto's Ed25519 equation, the insert) runs in JS
+/// as one promise, `register` in runtime.js, which calls back twice: `check` with the body,
+/// then `finish` with the outcome. No Rust future: each await from wasm costs a task queue
+/// and closures of its own.
+pub fn register(req: &Request, env: Env, settings: &'static CacheSettings) -> Result<JsValue, ApiError> {
+    let config = config(&env)?;
+    let limits = rate_limits(&env)?;
+    let respond = move |result: Result<JsValue, ApiError>| {
+        result.unwrap_or_else(|e| error_response(settings, &e, Some(Route::Register)).into())
+    };
+    let check = {
+        let env = env.clone();
+        Closure::once_into_js(move |step: u32, read: JsValue| -> JsValue {
+            respond(match step {
+                STEP_RATE_LIMITED => Err(rate_limited()),
+                STEP_BODY => check_body(&env, config, settings, limits, read),
+                _ => Err(js_internal(read)),
+            })
+        })
+    };
+    Ok(register_js(req, &env, limits, MAX_BODY_BYTES as u32, &check).into())
+}
+
+fn rate_limited() -> ApiError {
+    ApiError::RateLimited { retry_after: RATE_LIMIT_PERIOD_SECONDS }
+}
+
+/// Every check of a registration but the signature's equation, on the body `register` read
+/// (null: too large). A response when the request ends here, else `[limitKey, proof, finish]`
+/// for `register`'s second step.
+fn check_body(
+    env: &Env,
+    config: &'static Config,
+    settings: &'static CacheSettings,
+    limits: bool,
+    body: JsValue,
+) -> Result<JsValue, ApiError> {
+    if body.is_null() {
+        return Err(ApiError::BodyTooLarge { limit: MAX_BODY_BYTES });
     }
-    let body = read_body(&req).await?;
+    let body = body.dyn_into::<js_sys::Uint8Array>().map_err(js_internal)?.to_vec();
     let now_ms = now_ms();
     let signed = registration::check(registration::parse_envelope(&body)?, &config.server, now_ms);
-    // Counted for every parsed envelope, checked or not: failed attempts count too. (Awaited
-    // here, after the synchronous checks, rather than between parsing and checking: holding
-    // the parsed envelope across an await cost 12 KiB of upload.)
-    let key = match &signed {
-        Ok(signed) => Some(signed.primary().to_string()),
+    // Counted for every parsed envelope, checked or not: failed attempts count too.
+    let limit_key = match (limits, &signed) {
+        (false, _) => None,
+        (true, Ok(signed)) => Some(signed.primary().to_string()),
         // A body that is not an envelope names no key: only its address was counted.
-        Err(_) => registration::parse_envelope(&body).ok().map(|e| e.payload.primary),
+        (true, Err(_)) => registration::parse_envelope(&body).ok().map(|e| e.payload.primary),
     };
-    if let (true, Some(key)) = (limits, key) {
-        check_rate_limit(env, REGISTRATIONS_BY_KEY, key).await?;
-    }
-    let signed = signed?;
-    let pending = signed.pending().map(|(handle, envelope_jcs)| {
-        let record = UserRecord {
-            handle: handle.to_string(),
-            primary_key: signed.primary().to_string(),
-            registered_at: format_rfc3339_utc(now_ms),
-            envelope: envelope_jcs.to_owned(),
-        };
-        (record, handle.skeleton())
-    });
-    let inserted = db::verify_and_insert(env, &signed, pending.as_ref().map(|(r, s)| (r, s.as_str()))).await?;
-    // A failed equation, then the first failed later check, in the contract's order.
-    signed.conclude(inserted.is_some())?;
-    let record = pending.map(|(record, _)| record).ok_or_else(|| internal("checks passed without a record"))?;
-    let bookmark = match inserted {
-        Some(Inserted::Done { bookmark }) => bookmark,
-        // The winner is already decided; only the code is chosen here.
-        Some(Inserted::SkeletonTaken { holder: Ok(Some(holder)) }) => {
-            return Err(ApiError::conflict_with(
-                &holder.handle,
-                &holder.primary_key,
-                &record.handle,
-                &record.primary_key,
-            ))
+    // A failed check ends the request here, unless a key is to be counted first.
+    let signed = match signed {
+        Err(e) if limit_key.is_none() => return Err(e),
+        signed => signed,
+    };
+    let pending = match &signed {
+        Ok(signed) => signed
+            .pending()
+            .map(|(handle, envelope_jcs)| {
+                let record = UserRecord {
+                    handle: handle.to_string(),
+                    primary_key: signed.primary().to_string(),
+                    registered_at: format_rfc3339_utc(now_ms),
+                    envelope: envelope_jcs.to_owned(),
+                };
+                let skeleton = handle.skeleton();
+                db::insert(env, &record, &skeleton).map(|insert| (record, skeleton, insert))
+            })
+            .transpose()?,
+        Err(_) => None,
+    };
+    let proof = match &signed {
+        Ok(signed) => {
+            let proof = Array::new();
+            proof.push(&js_sys::Uint8Array::from(&signed.key_bytes()[..]));
+            proof.push(&js_sys::Uint8Array::from(&signed.signature_bytes()[..]));
+            proof.push(&js_sys::Uint8Array::from(signed.message()));
+            if let Some((_, _, (statement, values))) = &pending {
+                proof.push(statement);
+                proof.push(values);
+            }
+            proof.into()
         }
-        Some(Inserted::SkeletonTaken { holder: Ok(None) }) => return Err(ApiError::HandleConfusable),
-        Some(Inserted::SkeletonTaken { holder: Err(e) }) => return Err(e),
-        None | Some(Inserted::Nothing) => return Err(internal("registration concluded without an insert")),
+        Err(_) => JsValue::UNDEFINED,
     };
+    let pending = pending.map(|(record, skeleton, _)| (record, skeleton));
+    let env = env.clone();
+    let finish = Closure::once_into_js(move |step: u32, outcome: JsValue| -> JsValue {
+        let concluded = match step {
+            STEP_RATE_LIMITED => Err(rate_limited()),
+            STEP_VERIFIED => signed.and_then(|signed| conclude(signed, pending, outcome.as_f64(), config, settings)),
+            _ => match (db::storage_js(outcome), pending) {
+                // SQLite names the newest index it checked first: the skeleton's, also when
+                // the very handle (or key) is taken. The code comes from the holder, read from
+                // the primary, where the insert lost.
+                (ApiError::HandleConfusable, Some((record, skeleton))) => {
+                    return promise(async move {
+                        let holder = db::skeleton_holder(&env, &skeleton).await;
+                        let error = match holder {
+                            Ok(Some(holder)) => ApiError::conflict_with(
+                                &holder.handle,
+                                &holder.primary_key,
+                                &record.handle,
+                                &record.primary_key,
+                            ),
+                            Ok(None) => ApiError::HandleConfusable,
+                            Err(e) => e,
+                        };
+                        error_response(settings, &error, Some(Route::Register))
+                    });
+                }
+                (error, _) => Err(error),
+            },
+        };
+        concluded.unwrap_or_else(|e| error_response(settings, &e, Some(Route::Register)).into())
+    });
+    Ok([JsValue::from(limit_key), proof, finish].iter().collect::<Array>().into())
+}
+
+/// The response once the equation was checked and the insert ran: `verified` is
+/// `verifyAndInsert`'s 0 (the equation fails), 1 (it holds; a later check failed, so
+/// nothing was inserted) or 2 (inserted).
+fn conclude(
+    signed: registration::Signed,
+    pending: Option<(UserRecord, String)>,
+    verified: Option<f64>,
+    config: &Config,
+    settings: &CacheSettings,
+) -> Result<JsValue, ApiError> {
+    let equation_holds = matches!(verified, Some(v) if v >= 1.0);
+    // A failed equation, then the first failed later check, in the contract's order.
+    signed.conclude(equation_holds)?;
+    let (record, _) = pending.ok_or_else(|| internal("checks passed without a record"))?;
+    if verified != Some(2.0) {
+        return Err(internal("registration concluded without an insert"));
+    }
     let user = UserView::from_record(&record, config).map_err(ApiError::Internal)?;
     Ok(with_headers(settings, |h| {
         Reply {
@@ -323,36 +414,9 @@ pub async fn register(req: Request, env: &Env, settings: &CacheSettings) -> Resu
             etag: None,
             age: None,
             any_origin: false,
-            extra: bookmark.map(|b| (&h.bookmark, JsValue::from(b))),
+            extra: db::write_bookmark().map(|b| (&h.bookmark, JsValue::from(b))),
         }
         .send()
-    }))
-}
-
-/// One count against a limit; over it, 429 `rate_limited`. A binding that is missing or
-/// fails is a configuration or platform fault: logged, and the request goes on (registration
-/// must not depend on the limiter being up).
-async fn check_rate_limit(env: &Env, binding: &str, key: String) -> Result<(), ApiError> {
-    let outcome = match limit_promise(env, binding, key) {
-        Ok(promise) => JsFuture::from(promise).await,
-        Err(e) => Err(e),
-    };
-    match outcome.and_then(|o| js_sys::Reflect::get(&o, &"success".into())) {
-        Ok(success) if success.is_truthy() => Ok(()),
-        Ok(_) => Err(ApiError::RateLimited { retry_after: RATE_LIMIT_PERIOD_SECONDS }),
-        Err(e) => {
-            console_error!("rate limit {binding}: {e:?}");
-            Ok(())
-        }
-    }
-}
-
-/// `env[binding].limit({ key })`, called directly: the `worker` crate's wrapper goes
-/// through serde-wasm-bindgen for two fields.
-fn limit_promise(env: &Env, binding: &str, key: String) -> Result<js_sys::Promise, JsValue> {
-    let limiter = js_sys::Reflect::get(env, &binding.into())?;
-    let limit: js_sys::Function = js_sys::Reflect::get(&limiter, &"limit".into())?.dyn_into()?;
-    let options = js_sys::Object::new();
-    js_sys::Reflect::set(&options, &"key".into(), &key.into())?;
-    Ok(limit.call1(&limiter, &options)?.into())
+    })
+    .into())
 }

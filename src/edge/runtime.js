@@ -30,11 +30,22 @@ export function userHeaders(cacheControl, vary, etag) {
   return headers;
 }
 
+/**
+ * The headers of `userHeaders` with an `Age`, for the last age asked for: `Age` counts whole
+ * seconds, so an answer served many times a second gets the same copy each time.
+ */
+const aged = new WeakMap();
+
 /** A 200 from headers made by `userHeaders`, with its `Age` when it came from a cache. */
 export function respondWith(body, headers, age) {
-  const response = new Response(body, { headers });
-  if (age !== undefined) response.headers.set("age", age);
-  return response;
+  if (age === undefined) return new Response(body, { headers });
+  let last = aged.get(headers);
+  if (last === undefined || last.age !== age) {
+    last = { age, headers: new Headers(headers) };
+    last.headers.set("age", age);
+    aged.set(headers, last);
+  }
+  return new Response(body, { headers: last.headers });
 }
 
 /** When the answer was read from D1 (ms since the epoch), kept beside it in the edge cache. */
@@ -161,17 +172,71 @@ export function requestHead(request) {
   return `${request.method}\n${request.url}\n${header("if-none-match")}\n${header("x-kez-bookmark")}`;
 }
 
+/** The steps `register` reports to wasm, with what it read or what failed. */
+const RATE_LIMITED = 0;
+const BODY = 1;
+const VERIFIED = 2;
+const STEP_FAILED = 3;
+
 /**
- * A registration's last step in one promise: Ed25519's equation by the runtime (WebCrypto),
- * then, if it holds and `values` are given (every other check passed), the insert through
- * `statement`. Resolves to 0 (the equation fails), 1 (it holds; nothing to insert) or 2
- * (inserted); rejects with D1's error if the insert fails. The worker has checked the
- * signature's strict rules first (canonical s, an R not of small order, a key that is a
- * point not of small order; `registration::check`). The bytes are copied before the first
- * await: they are views of wasm memory.
+ * One count against the rate limit binding `env[binding]` for `key`: false when over it. A
+ * binding that is missing or fails is a configuration or platform fault: logged, and the
+ * registration goes on (it must not depend on the limiter being up).
  */
-export async function verifyAndInsert(key, signature, message, statement, values) {
-  [key, signature, message] = [key.slice(), signature.slice(), message.slice()];
+async function allowed(env, binding, key) {
+  try {
+    return Boolean((await env[binding].limit({ key })).success);
+  } catch (e) {
+    console.error(`rate limit ${binding}:`, String(e));
+    return true;
+  }
+}
+
+/**
+ * A registration's I/O as one promise; every decision is wasm's, each made in one
+ * synchronous call back. With `limits`, the client's address is counted first
+ * (`REGISTRATIONS_BY_ADDRESS`; over the limit, `check(RATE_LIMITED)`). Then the body (null
+ * when larger than `maxBody`) goes to `check(BODY, body)`, which answers with a Response
+ * (the request ends there) or with `[limitKey, proof, finish]`: the key to count
+ * (`REGISTRATIONS_BY_KEY`, failed attempts too), and the signature to verify and the insert
+ * to run (`verifyAndInsert`'s arguments; undefined when a check failed: `finish` holds the
+ * error). `finish(VERIFIED, 0 | 1 | 2)`, `finish(RATE_LIMITED)` or `finish(STEP_FAILED, error)`
+ * makes the response. Each callback is called exactly once (a wasm closure that is never
+ * called is never freed).
+ */
+export async function register(request, env, limits, maxBody, check) {
+  let step;
+  let read;
+  try {
+    const over = limits && !(await allowed(env, "REGISTRATIONS_BY_ADDRESS", request.headers.get("cf-connecting-ip") ?? ""));
+    [step, read] = over ? [RATE_LIMITED] : [BODY, await readBody(request, maxBody)];
+  } catch (e) {
+    [step, read] = [STEP_FAILED, e];
+  }
+  const next = check(step, read);
+  if (next instanceof Response) return next;
+  const [limitKey, proof, finish] = next;
+  let outcome;
+  try {
+    if (limitKey !== undefined && !(await allowed(env, "REGISTRATIONS_BY_KEY", limitKey))) {
+      outcome = [RATE_LIMITED];
+    } else {
+      outcome = [VERIFIED, proof === undefined ? undefined : await verifyAndInsert(...proof)];
+    }
+  } catch (e) {
+    outcome = [STEP_FAILED, e];
+  }
+  return finish(...outcome);
+}
+
+/**
+ * Ed25519's equation by the runtime (WebCrypto), then, if it holds and `values` are given
+ * (every other check passed), the insert through `statement`. Resolves to 0 (the equation
+ * fails), 1 (it holds; nothing to insert) or 2 (inserted); rejects with D1's error if the
+ * insert fails. The worker has checked the signature's strict rules first (canonical s, an
+ * R not of small order, a key that is a point not of small order; `registration::check`).
+ */
+async function verifyAndInsert(key, signature, message, statement, values) {
   const publicKey = await crypto.subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"]);
   if (!(await crypto.subtle.verify({ name: "Ed25519" }, publicKey, signature, message))) return 0;
   if (values === undefined) return 1;

@@ -1,6 +1,8 @@
 use super::*;
 use crate::domain::encode_lower_hex;
 use crate::timestamp::parse_rfc3339_ms;
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::traits::Identity;
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 
@@ -264,19 +266,61 @@ fn strict_rules_hold_before_any_equation_is_checked() {
         envelope
     };
     let s_plus_l = with_s_plus_l(&sig);
-    // R = the identity point (small order), and R = a y with no point on the curve.
+    // R = the identity point, and R = a point of order 8 spelled with its sign bit set.
     let mut identity_r = sig.clone();
-    identity_r[..32].copy_from_slice(&{
-        let mut y = [0u8; 32];
-        y[0] = 1;
-        y
-    });
-    let mut no_point = sig.clone();
-    no_point[..32].copy_from_slice(&[2u8; 32]);
-    for bad in [s_plus_l, identity_r, no_point] {
+    identity_r[..32].copy_from_slice(&SMALL_ORDER_Y[1]);
+    let mut order_8_r = sig.clone();
+    order_8_r[..32].copy_from_slice(&SMALL_ORDER_Y[2]);
+    order_8_r[31] |= 0x80;
+    for bad in [s_plus_l, identity_r, order_8_r] {
         assert_eq!(check_rules(&with_sig(&bad)).err(), Some(ApiError::InvalidSignature));
     }
     assert!(check_rules(&good).is_ok());
+    // An R with no point on the curve is left to the equation, which refuses it.
+    let mut no_point = sig.clone();
+    no_point[..32].copy_from_slice(&[2u8; 32]);
+    assert!(CompressedEdwardsY([2u8; 32]).decompress().is_none());
+    let rules = check_rules(&with_sig(&no_point)).expect("not a rule of its own");
+    assert_eq!(rules.verify_natively().err(), Some(ApiError::InvalidSignature));
+}
+
+#[test]
+fn the_small_order_list_is_every_encoding_of_every_small_order_point() {
+    // Every 32-byte string that decodes to a point of small order is in the list: the group of
+    // small order is the 8 multiples of an order-8 point, and each y is written at most twice
+    // (y and y + p, below 2^255) with either sign bit.
+    let order_8 = CompressedEdwardsY(SMALL_ORDER_Y[2]).decompress().unwrap();
+    let mut point = curve25519_dalek::EdwardsPoint::identity();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let y = point.compress().to_bytes();
+        assert!(point.is_small_order() && is_small_order_encoding(&y));
+        seen.insert(y);
+        point += order_8;
+    }
+    assert_eq!(seen.len(), 8, "8 distinct points: the generator is of order 8");
+    // Their other spellings: y + p fits below 2^255 (p = 2^255 − 19) only when y < 19.
+    point = curve25519_dalek::EdwardsPoint::identity();
+    for _ in 0..8 {
+        let y = point.compress().to_bytes();
+        if y[1..31].iter().all(|b| *b == 0) && y[31] & 0x7f == 0 && y[0] < 19 {
+            let mut y_plus_p = [0xffu8; 32];
+            y_plus_p[0] = 0xed + y[0];
+            y_plus_p[31] = 0x7f;
+            assert!(is_small_order_encoding(&y_plus_p));
+        }
+        point += order_8;
+    }
+    // And every spelling in the list decodes to a point of small order, or to none.
+    for (i, y) in SMALL_ORDER_Y.iter().enumerate() {
+        for sign in [0, 0x80] {
+            let mut encoding = *y;
+            encoding[31] |= sign;
+            if let Some(decoded) = CompressedEdwardsY(encoding).decompress() {
+                assert!(decoded.is_small_order(), "entry {i}, sign {sign:#x}");
+            }
+        }
+    }
 }
 
 #[test]
