@@ -9,4 +9,5 @@ fi
 kez_install_toolchain
 cd "$KEZ_ROOT"
 bash scripts/build-erasure.sh
+node scripts/lib/emoji-data.mjs
 vite build --config web/vite.config.ts --logLevel warn

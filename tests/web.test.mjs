@@ -6,6 +6,7 @@ import { after, before, describe, test } from "node:test";
 import { openProfile } from "./support/browser.mjs";
 import { freePort, startWorker } from "./support/worker.mjs";
 import { freshEnvelope, postRegister } from "./support/kez.mjs";
+import { showView } from "./support/chat.mjs";
 
 const mnemonicVectors = JSON.parse(readFileSync(new URL("./vectors/mnemonic.json", import.meta.url), "utf8"));
 
@@ -39,6 +40,7 @@ async function registerHandle(p, handle) {
 }
 
 async function lookUp(p, query) {
+  if (!(await p.page.getByLabel("Handle, handle@domain or key").isVisible())) await showView(p, "New chat");
   await p.page.getByLabel("Handle, handle@domain or key").fill(query);
   await p.page.getByRole("button", { name: "Look up" }).click();
 }
@@ -81,7 +83,7 @@ describe("web app in headless Chromium", () => {
     await page.getByText("“admin” is reserved. Choose another handle.").waitFor();
 
     await registerHandle(alice, "alice");
-    await page.getByTestId("registered").getByText("alice@localhost").waitFor();
+    await page.getByTestId("me").getByText("alice@localhost").waitFor();
     assert.deepEqual(rows("alice"), [{ handle: "alice", primary_key: people.alice.primary }]);
     await alice.screenshot("2-registered");
   });
@@ -96,10 +98,11 @@ describe("web app in headless Chromium", () => {
     };
     page.on("request", onRequest);
     await page.reload();
-    await page.getByTestId("registered").getByText("alice@localhost").waitFor();
+    await page.getByTestId("me").getByText("alice@localhost").waitFor();
     page.off("request", onRequest);
     assert.ok(lookups.length > 0, "the app looked its key up");
     for (const bookmark of lookups) assert.match(bookmark ?? "", /^[0-9a-f]+(-[0-9a-f]+)+$/);
+    await showView(profiles[0], "Settings");
     assert.equal(await page.getByTestId("primary").textContent(), people.alice.primary);
     assert.equal(await page.getByTestId("my-fqhn").textContent(), "alice@localhost");
   });
@@ -113,12 +116,13 @@ describe("web app in headless Chromium", () => {
     assert.equal(worker.query("SELECT handle FROM registrations WHERE primary_key = ?", people.bob.primary).length, 0);
     await bob.screenshot("3-handle-taken");
     await registerHandle(bob, "bob");
-    await bob.page.getByTestId("registered").getByText("bob@localhost").waitFor();
+    await bob.page.getByTestId("me").getByText("bob@localhost").waitFor();
   });
 
   test("alice finds bob by handle, checks his fingerprint and saves him", async () => {
     const alice = profiles[0];
     const { page } = alice;
+    await showView(alice, "New chat");
     await page.getByTestId("no-contacts").waitFor();
     await lookUp(alice, "Bob");
     const result = page.getByTestId("lookup-result");
@@ -130,6 +134,8 @@ describe("web app in headless Chromium", () => {
     await alice.screenshot("4-directory");
     await page.reload();
     await page.getByTestId("contacts").getByText("bob@localhost").waitFor();
+    // Saved contacts are chats.
+    await page.getByTestId("chats").getByText("bob@localhost").waitFor();
   });
 
   test("alice finds bob by his key", async () => {
@@ -178,6 +184,7 @@ describe("web app in headless Chromium", () => {
 
   test("alice's phrase restores the same key, and her handle, in a fresh profile", async () => {
     const { page } = profiles[0];
+    await showView(profiles[0], "Settings");
     await page.getByRole("button", { name: "Show recovery phrase" }).click();
     const words = await page.getByTestId("phrase").locator("li").allTextContents();
     assert.equal(words.length, 24);
@@ -187,7 +194,8 @@ describe("web app in headless Chromium", () => {
     await fresh.page.getByRole("button", { name: "Restore an identity" }).click();
     await fresh.page.getByLabel("Recovery phrase (12 or 24 words)").fill(words.join(" "));
     await fresh.page.getByRole("button", { name: "Restore", exact: true }).click();
-    await fresh.page.getByTestId("registered").getByText("alice@localhost").waitFor();
+    await fresh.page.getByTestId("me").getByText("alice@localhost").waitFor();
+    await showView(fresh, "Settings");
     assert.equal(await fresh.page.getByTestId("primary").textContent(), people.alice.primary);
     assert.equal(await fresh.page.getByTestId("fingerprint").textContent(), people.alice.fingerprint);
     await fresh.screenshot("5-restored");
@@ -226,8 +234,9 @@ describe("web app in headless Chromium", () => {
     await fresh.page.getByLabel("Import identity file").setInputFiles({ name: "x.json", mimeType: "application/json", buffer: Buffer.from("{}") });
     await fresh.page.getByText("That file is not a kez-chat identity backup.").waitFor();
     await fresh.page.getByLabel("Import identity file").setInputFiles(file);
+    await fresh.page.getByTestId("me").getByText("alice@localhost").waitFor();
+    await showView(fresh, "Settings");
     await fresh.page.getByTestId("primary").getByText(people.alice.primary).waitFor();
-    await fresh.page.getByTestId("registered").getByText("alice@localhost").waitFor();
   });
 
   test("works from the keyboard alone", async () => {
@@ -246,14 +255,14 @@ describe("web app in headless Chromium", () => {
     }
     await page.keyboard.type("keys-only");
     await page.keyboard.press("Enter");
-    await page.getByTestId("registered").getByText("keys-only@localhost").waitFor();
+    await page.getByTestId("me").getByText("keys-only@localhost").waitFor();
   });
 
   test("fits a 360 px wide screen", async () => {
     const narrow = await profile("narrow", { viewport: { width: 360, height: 740 } });
     await createIdentity(narrow);
     await registerHandle(narrow, "narrow-screen");
-    await narrow.page.getByTestId("registered").waitFor();
+    await narrow.page.getByTestId("me").waitFor();
     await lookUp(narrow, "alice");
     await narrow.page.getByTestId("lookup-result").waitFor();
     const width = await narrow.page.evaluate(() => document.documentElement.scrollWidth);

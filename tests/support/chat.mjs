@@ -31,11 +31,24 @@ export async function setUp(url, name) {
   const input = p.page.getByLabel("Handle", { exact: true });
   await input.fill(name);
   await input.press("Enter");
-  await p.page.getByTestId("registered").waitFor();
+  // Registered: the guided setup gives way to the chats.
+  await p.page.getByTestId("me").waitFor();
   return { p, primary };
 }
 
+/**
+ * Shows the "New chat" or "Settings" view through the buttons above the chat list (on a
+ * narrow screen, after going back to the list when another view covers it).
+ */
+export async function showView(p, label) {
+  const button = p.page.getByRole("button", { name: label, exact: true });
+  if (!(await button.isVisible())) await p.page.getByRole("button", { name: /^(← Chats|Back to chats)$/ }).click();
+  await button.click();
+  await p.page.getByRole("heading", { name: label, exact: true }).waitFor();
+}
+
 export async function saveContact(p, handle) {
+  await showView(p, "New chat");
   await p.page.getByLabel("Handle, handle@domain or key").fill(handle);
   await p.page.getByRole("button", { name: "Look up" }).click();
   await p.page.getByTestId("lookup-result").getByRole("button", { name: "Save contact" }).click();
@@ -141,6 +154,7 @@ export function setStriping(p, on) {
 
 /** Sets a profile's relay list through the Relays card and waits until every one is open. */
 export async function useRelays(p, urls) {
+  await showView(p, "Settings");
   await p.page.getByRole("button", { name: "Edit relays" }).click();
   await p.page.getByLabel("Relays, one per line").fill(urls.join("\n"));
   await p.page.getByRole("button", { name: "Save relays" }).click();

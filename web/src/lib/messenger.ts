@@ -357,6 +357,26 @@ export class Messenger {
     });
   }
 
+  /** Sends a failed message again: a new message takes its place (the failed one comes back if it cannot even start). */
+  async retry(id: string): Promise<void> {
+    const failed = await store.getMessage(id);
+    if (!failed || failed.direction !== "out" || failed.status !== "failed") return;
+    const key = failed.file && fileKey(this.me.primary, failed.file.fileId);
+    const blob = key ? await store.getAttachment(key) : undefined;
+    if (failed.text === undefined && !blob) return;
+    await store.deleteMessage(id);
+    this.changed();
+    try {
+      if (failed.text !== undefined) await this.sendText(failed.peer, failed.text);
+      else await this.sendFile(failed.peer, new File([blob!], failed.file!.name, { type: failed.file!.mime }));
+    } catch (e) {
+      await store.putMessage(failed);
+      this.changed();
+      throw e;
+    }
+    if (key) await store.deleteAttachment(key);
+  }
+
   /** Builds and publishes a message's events; its status follows: sent, or failed with why. */
   private async track(id: string, send: () => Promise<void>) {
     try {

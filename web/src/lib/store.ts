@@ -111,7 +111,7 @@ interface KezDb extends DBSchema {
   identity: { key: "self"; value: StoredIdentity };
   registration: { key: "self"; value: Registration };
   contacts: { key: string; value: Contact; indexes: { fqhn: string } };
-  messages: { key: string; value: StoredMessage; indexes: { peer: string; status: MessageStatus } };
+  messages: { key: string; value: StoredMessage; indexes: { peer: string; status: MessageStatus; "peer-at": [string, number] } };
   /** Files sent or received, as Blobs, by `<sender primary>/<file_id>`. */
   attachments: { key: string; value: Blob };
   chunks: { key: [string, number]; value: StoredChunk; indexes: { file: string } };
@@ -129,7 +129,7 @@ let db: Promise<IDBPDatabase<KezDb>> | undefined;
  * or rename a store.
  */
 function open(): Promise<IDBPDatabase<KezDb>> {
-  db ??= openDB<KezDb>("kez-chat", 2, {
+  db ??= openDB<KezDb>("kez-chat", 3, {
     async upgrade(database, oldVersion, _newVersion, tx) {
       if (oldVersion < 1) {
         database.createObjectStore("identity");
@@ -159,6 +159,11 @@ function open(): Promise<IDBPDatabase<KezDb>> {
         for (let c = await talkedTo.openKeyCursor(null, "nextunique"); c; c = await c.continue()) {
           if ((await peers.getKey(c.key)) === undefined) await peers.put(newPeer(c.key, "accepted"));
         }
+      }
+      if (oldVersion < 3) {
+        // The chat list reads each chat's newest message and counts what arrived since it was
+        // last read, without reading the conversation.
+        tx.objectStore("messages").createIndex("peer-at", ["peer", "at"]);
       }
     },
     // Another tab holds an older version open: it must close before this one can upgrade.
@@ -306,6 +311,46 @@ export async function conversationPeers(): Promise<string[]> {
   return peers;
 }
 
+/** A chat as its row in the list shows it: the newest message and how many arrived since it was last read. */
+export interface ChatSummary {
+  last?: StoredMessage;
+  unread: number;
+}
+
+export async function chatSummary(peer: string): Promise<ChatSummary> {
+  const tx = (await open()).transaction(["messages", "settings"]);
+  const byTime = tx.objectStore("messages").index("peer-at");
+  const readAt = ((await tx.objectStore("settings").get(`read ${peer}`)) as number | undefined) ?? 0;
+  const newest = await byTime.openCursor(IDBKeyRange.bound([peer, -Infinity], [peer, Infinity]), "prev");
+  let unread = 0;
+  for (let c = await byTime.openCursor(IDBKeyRange.bound([peer, readAt], [peer, Infinity], true)); c; c = await c.continue()) {
+    if (c.value.direction === "in") unread++;
+  }
+  return { last: newest?.value, unread };
+}
+
+/** Fires "change" when a chat was read (its unread count changed). */
+export const readEvents = new EventTarget();
+
+/** When the chat was last read (ms of arrival; 0: never). */
+export async function readAt(peer: string): Promise<number> {
+  return ((await (await open()).get("settings", `read ${peer}`)) as number | undefined) ?? 0;
+}
+
+/** The chat was read up to `at`: what arrived before no longer counts as unread. */
+export async function markRead(peer: string, at = Date.now()): Promise<void> {
+  await (await open()).put("settings", at, `read ${peer}`);
+  readEvents.dispatchEvent(new Event("change"));
+}
+
+export async function deleteMessage(id: string): Promise<void> {
+  await (await open()).delete("messages", id);
+}
+
+export async function deleteAttachment(key: string): Promise<void> {
+  await (await open()).delete("attachments", key);
+}
+
 export async function getMessage(id: string): Promise<StoredMessage | undefined> {
   return (await open()).get("messages", id);
 }
@@ -448,6 +493,15 @@ export async function caughtUpAt(relay: string, inbox: string): Promise<number |
 
 export async function setCaughtUpAt(relay: string, inbox: string, at: number): Promise<void> {
   await (await open()).put("settings", at, `caught-up ${relay} ${inbox}`);
+}
+
+/** A setting of the app's own (the `settings` store also keeps relay state under other keys). */
+export async function getSetting(name: "notify"): Promise<unknown> {
+  return (await open()).get("settings", `app ${name}`);
+}
+
+export async function putSetting(name: "notify", value: unknown): Promise<void> {
+  await (await open()).put("settings", value, `app ${name}`);
 }
 
 export async function getRelays(): Promise<string[] | undefined> {
