@@ -22,6 +22,7 @@ import {
   saveContact,
   sendImageAndTime,
   setUp as setUpPerson,
+  showView,
   sha256,
   statusOf,
   typeAndSend,
@@ -148,6 +149,7 @@ after(async () => {
 describe("messages over nostr relays, in headless Chromium", () => {
   test("both relays are used, and the Relays card shows each one's limit from its NIP-11 document", async () => {
     for (const p of [alice, bob]) {
+      await showView(p, "Settings");
       for (const r of relays) await p.page.getByTestId("relays").getByText(r.url).waitFor();
       await p.page.getByTestId("relays").locator(".dot.open").nth(1).waitFor();
     }
@@ -155,6 +157,7 @@ describe("messages over nostr relays, in headless Chromium", () => {
     await limitOf(relays[0]).getByText("takes 64 KB events (assumed: no limits published)").waitFor();
     await limitOf(relays[1]).getByText("takes 256 KB events").waitFor();
     assert.equal((await limitOf(relays[1]).textContent()).trim(), "· takes 256 KB events");
+    await openChat(alice, "bob@localhost");
   });
 
   test("text both ways, each delivered with a receipt", async () => {
@@ -400,6 +403,7 @@ describe("messages over nostr relays, in headless Chromium", () => {
       await mallory.page.goto(worker.url);
       await mallory.page.getByRole("button", { name: "Create a new identity" }).click();
       const fingerprint = await mallory.page.getByTestId("fingerprint").textContent();
+      await mallory.page.getByRole("button", { name: "Continue without a handle" }).click();
       await saveContact(mallory, "bob");
       await openChat(mallory, "bob@localhost");
       await sendText(mallory, "trust me, I am alice");
@@ -413,6 +417,7 @@ describe("messages over nostr relays, in headless Chromium", () => {
 
   test("the relay list comes from the server and can be edited", async () => {
     const { page } = alice;
+    await showView(alice, "Settings");
     await page.getByRole("button", { name: "Edit relays" }).click();
     const field = page.getByLabel("Relays, one per line");
     assert.equal(await field.inputValue(), relays.map((r) => r.url).join("\n"));

@@ -9,7 +9,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ARTIFACTS, openProfile } from "./support/browser.mjs";
-import { acceptRequest, attachmentHashes, bmp, bubbleWith, image, openChat, openRequest, saveContact, setUp, sha256, statusOf, typeAndSend } from "./support/chat.mjs";
+import { acceptRequest, attachmentHashes, bmp, bubbleWith, image, openChat, openRequest, saveContact, setUp, sha256, showView, statusOf, typeAndSend } from "./support/chat.mjs";
 import { freshEnvelope, identity as nodeIdentity, postRegister } from "./support/kez.mjs";
 import { loadProtocol } from "./support/protocol.mjs";
 import { startRelay } from "./support/relay.mjs";
@@ -134,7 +134,9 @@ describe("trust and safety in the web app", () => {
     await acceptRequest(bob);
     await statusOf(bubbleWith(alice, "first contact"), "delivered");
     // Accepting pins her handle: she is a contact now.
+    await showView(bob, "New chat");
     await bob.page.getByTestId("contacts").getByText("alice@localhost").waitFor();
+    await openChat(bob, "alice@localhost");
 
     const later = [];
     for (let i = 0; i < 5; i++) {
@@ -398,9 +400,11 @@ describe("trust and safety in the web app", () => {
         { seedHex, peer: old.primary, unlooked: unlooked.primary, contact: dora.primary },
       );
       await frank.page.goto(worker.url);
-      assert.equal(await frank.page.getByTestId("primary").textContent(), proto.identityFromSeed(Buffer.from(seedHex, "hex")).primary);
       // An identity from before backups were confirmed is reminded of it.
       await frank.page.getByTestId("backup-reminder").waitFor();
+      // Someone with conversations goes straight to them, handle or not.
+      await showView(frank, "Settings");
+      assert.equal(await frank.page.getByTestId("primary").textContent(), proto.identityFromSeed(Buffer.from(seedHex, "hex")).primary);
       // The old conversation is a chat, not a request.
       await frank.page.getByRole("button", { name: `Open chat with Unverified key ${proto.fingerprint(old.publicKey)}` }).waitFor();
       await frank.page.getByRole("button", { name: `Open chat with Unverified key ${proto.fingerprint(unlooked.publicKey)}` }).waitFor();
@@ -444,11 +448,13 @@ describe("trust and safety in the web app", () => {
     await warning.waitFor({ timeout: 30_000 });
     assert.match(await warning.textContent(), new RegExp(proto.fingerprint(proto.parsePrimary(impostor.primary))));
     await alice.page.getByTestId("chat-key-change").waitFor();
-    // The directory card says so too, and does not offer to save the new key as if it were new.
+    // The directory says so too, and does not offer to save the new key as if it were new.
+    await showView(alice, "New chat");
     await alice.page.getByLabel("Handle, handle@domain or key").fill("bob");
     await alice.page.getByRole("button", { name: "Look up" }).click();
     await alice.page.getByTestId("lookup-key-change").waitFor();
     assert.equal(await alice.page.getByTestId("lookup-result").getByRole("button", { name: "Save contact" }).count(), 0);
+    await openChat(alice, "bob@localhost");
 
     const before = new Set(relay.events().map((e) => e.id));
     await typeAndSend(alice, "to the key I pinned");

@@ -22,9 +22,9 @@ export function bmp(width, height) {
   return Buffer.concat([header, randomBytes(row * height)]);
 }
 
-/** A new profile with a new identity, registered as `name` on the worker at `url`. */
-export async function setUp(url, name) {
-  const p = await openProfile(name);
+/** A new identity in a new profile (or in `p`), registered as `name` on the worker at `url`. */
+export async function setUp(url, name, p = undefined) {
+  p ??= await openProfile(name);
   await p.page.goto(url);
   await p.page.getByRole("button", { name: "Create a new identity" }).click();
   const primary = await p.page.getByTestId("primary").textContent();

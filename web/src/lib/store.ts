@@ -496,11 +496,11 @@ export async function setCaughtUpAt(relay: string, inbox: string, at: number): P
 }
 
 /** A setting of the app's own (the `settings` store also keeps relay state under other keys). */
-export async function getSetting(name: "notify"): Promise<unknown> {
+export async function getSetting(name: "notify" | "without-handle"): Promise<unknown> {
   return (await open()).get("settings", `app ${name}`);
 }
 
-export async function putSetting(name: "notify", value: unknown): Promise<void> {
+export async function putSetting(name: "notify" | "without-handle", value: unknown): Promise<void> {
   await (await open()).put("settings", value, `app ${name}`);
 }
 
