@@ -23,6 +23,7 @@ let worker;
 let alice;
 let bob;
 const profiles = [];
+const keys = {};
 
 /** A small PNG, made by the page's own canvas (a real image any browser decodes). */
 async function png(p, color, size = 64) {
@@ -83,7 +84,7 @@ before(async () => {
     [alice, "alice"],
     [bob, "bob"],
   ]) {
-    await setUp(worker.url, name, p);
+    keys[name] = (await setUp(worker.url, name, p)).primary;
   }
   // carol has a handle and no browser: alice keeps a chat with her open while bob writes.
   assert.equal((await postRegister(worker.url, freshEnvelope("localhost", { handle: "carol" }).envelope)).status, 201);
@@ -212,6 +213,7 @@ describe("the messenger's screens, in headless Chromium", () => {
     await alice.page.keyboard.press("Escape");
     await lightbox.locator("img").waitFor({ state: "detached" });
     assert.equal(await alice.page.evaluate(() => document.activeElement?.getAttribute("aria-label")), "Show big.bmp full size", "focus goes back to the image");
+    assert.equal(await alice.page.locator(".chat").count(), 1, "that Escape closed the image, not the chat");
     await statusOf(alice.page.getByTestId("bubble").filter({ has: img }), "delivered", 120_000);
   });
 
@@ -229,6 +231,23 @@ describe("the messenger's screens, in headless Chromium", () => {
     assert.equal(await input.inputValue(), "🎉 👍");
     await input.press("Enter");
     await bubbleWith(bob, "🎉 👍").waitFor();
+  });
+
+  test("a web address is a link, opened only when clicked and never fetched; deep links open a chat or look a handle up", async () => {
+    await typeAndSend(alice, "see https://example.invalid/page, then reply");
+    const link = bob.page.getByRole("link", { name: "https://example.invalid/page" });
+    await link.waitFor();
+    assert.equal(await link.getAttribute("rel"), "noopener noreferrer nofollow");
+    assert.equal(await link.getAttribute("target"), "_blank");
+    assert.deepEqual(bob.requests.filter((u) => u.includes("example.invalid")), [], "no preview was fetched");
+
+    await bob.page.goto(`${worker.url}/chat/${keys.alice}`);
+    await bob.page.locator("#chat-title").getByText("alice@localhost", { exact: true }).waitFor();
+    await bubbleWith(bob, "then reply").waitFor();
+    await bob.page.goto(`${worker.url}/chat/carol`);
+    await bob.page.getByTestId("lookup-result").getByText("carol@localhost").waitFor();
+    await bob.page.goBack();
+    await bob.page.locator("#chat-title").getByText("alice@localhost", { exact: true }).waitFor();
   });
 
   test("from a fresh profile to a sent image, by keyboard alone", async () => {
@@ -270,6 +289,10 @@ describe("the messenger's screens, in headless Chromium", () => {
     await tabTo("Attach an image or file");
     await page.keyboard.press("Enter");
     await statusOf(kbd.page.getByTestId("bubble").filter({ has: page.getByAltText("keyboard.png", { exact: true }) }), "sent");
+    // Escape closes the chat, back to the list.
+    await page.keyboard.press("Escape");
+    await page.locator(".chat").waitFor({ state: "detached" });
+    await page.getByText("Choose a chat, or start a new one").waitFor();
     assert.deepEqual(kbd.errors, []);
   });
 
