@@ -127,7 +127,13 @@ export async function sendImageAndTime(from, to, buffer, name, timeout = 120_000
   const pickedAt = await from.page.evaluate(() => window.kezPickedAt);
   const received = image(to, name);
   await received.waitFor({ timeout });
-  const [width, renderedAt] = await received.evaluate(async (img) => (await img.decode(), [img.naturalWidth, Date.now()]));
+  const renderedAt = await received.evaluate(async (img) => (await img.decode(), Date.now()));
+  // The bubble may show a thumbnail: the whole image is the one the lightbox opens.
+  await to.page.getByRole("button", { name: `Show ${name} full size` }).click();
+  const full = to.page.getByTestId("lightbox").locator("img");
+  const width = await full.evaluate(async (img) => (await img.decode(), img.naturalWidth));
+  await to.page.keyboard.press("Escape");
+  await full.waitFor({ state: "detached" });
   return { seconds: (renderedAt - pickedAt) / 1000, width };
 }
 
@@ -154,9 +160,13 @@ export function setStriping(p, on) {
 
 /** Sets a profile's relay list through the Relays card and waits until every one is open. */
 export async function useRelays(p, urls) {
+  // In Settings, and back to the chat that was open, if one was.
+  const title = p.page.locator("#chat-title");
+  const chat = (await title.count()) > 0 ? (await title.textContent()).trim() : null;
   await showView(p, "Settings");
   await p.page.getByRole("button", { name: "Edit relays" }).click();
   await p.page.getByLabel("Relays, one per line").fill(urls.join("\n"));
   await p.page.getByRole("button", { name: "Save relays" }).click();
   for (const url of urls) await p.page.getByTestId("relay").filter({ hasText: url }).locator(".dot.open").waitFor({ timeout: 30_000 });
+  if (chat) await openChat(p, chat);
 }

@@ -1,0 +1,218 @@
+//! C2SP tlog-tiles: the log served as static, cacheable files. Hash tiles `tile/<L>/<N>` hold
+//! up to 256 consecutive hashes of tree level `8·L`; entry bundles `tile/entries/<N>` hold up
+//! to 256 consecutive entries, each prefixed by its length (big-endian uint16). A tile of
+//! fewer than 256 is partial (`.p/<W>`) and only ever at the right edge of the tree; full
+//! tiles never change.
+
+use super::merkle::{root, Hash};
+
+/// Hashes (or entries) per full tile, and tree levels per tile level.
+pub const TILE_WIDTH: u64 = 256;
+pub const TILE_HEIGHT: u32 = 8;
+
+/// What a tile request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tile {
+    /// `tile/<level>/<index>[.p/<width>]`
+    Hashes { level: u8, index: u64, width: u16 },
+    /// `tile/entries/<index>[.p/<width>]`
+    Entries { index: u64, width: u16 },
+}
+
+impl Tile {
+    /// A path below `/log/`, as tlog-tiles spells it; `None` for any other spelling (one tile,
+    /// one path: caches and verifiers must agree on the name).
+    pub fn parse(path: &str) -> Option<Tile> {
+        let rest = path.strip_prefix("tile/")?;
+        let (kind, rest) = rest.split_once('/')?;
+        let (index_part, width) = match rest.split_once(".p/") {
+            Some((index, width)) => (index, parse_partial_width(width)?),
+            None => (rest, TILE_WIDTH as u16),
+        };
+        let index = parse_index(index_part)?;
+        if kind == "entries" {
+            return Some(Tile::Entries { index, width });
+        }
+        // Levels are small decimal numbers without leading zeros.
+        if kind.is_empty() || kind.len() > 2 || (kind.len() > 1 && kind.starts_with('0')) {
+            return None;
+        }
+        let level: u8 = kind.parse().ok().filter(|l| *l <= 63 / TILE_HEIGHT as u8)?;
+        Some(Tile::Hashes { level, index, width })
+    }
+
+    /// The path below `/log/` that `parse` reads back.
+    pub fn path(&self) -> String {
+        let (kind, index, width) = match self {
+            Tile::Hashes { level, index, width } => (level.to_string(), *index, *width),
+            Tile::Entries { index, width } => ("entries".to_owned(), *index, *width),
+        };
+        let partial = if u64::from(width) < TILE_WIDTH { format!(".p/{width}") } else { String::new() };
+        format!("tile/{kind}/{}{partial}", index_path(index))
+    }
+
+    pub fn is_full(&self) -> bool {
+        match self {
+            Tile::Hashes { width, .. } | Tile::Entries { width, .. } => u64::from(*width) == TILE_WIDTH,
+        }
+    }
+
+    /// Whether the tile exists in a tree of `size` leaves: a full tile once the tree covers it,
+    /// a partial one only with exactly the width the tree has at its right edge.
+    pub fn exists_in(&self, size: u64) -> bool {
+        let (per_item, index, width) = match self {
+            Tile::Hashes { level, index, width } => (1u64 << (TILE_HEIGHT * u32::from(*level)), *index, *width),
+            Tile::Entries { index, width } => (1, *index, *width),
+        };
+        // How many items of this level the tree has in all, then in this tile.
+        let items = size / per_item;
+        let Some(start) = index.checked_mul(TILE_WIDTH) else { return false };
+        let here = items.saturating_sub(start).min(TILE_WIDTH);
+        if u64::from(width) == TILE_WIDTH {
+            here == TILE_WIDTH
+        } else {
+            here == u64::from(width)
+        }
+    }
+}
+
+/// 1..=255: a partial tile's width.
+fn parse_partial_width(s: &str) -> Option<u16> {
+    if s.is_empty() || s.len() > 3 || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().filter(|w| u64::from(*w) < TILE_WIDTH && *w > 0)
+}
+
+/// `x001/x234/067` → 1234067: groups of three digits, all but the last prefixed by `x`, no
+/// leading `x000` group.
+fn parse_index(s: &str) -> Option<u64> {
+    let groups: Vec<&str> = s.split('/').collect();
+    let (last, init) = groups.split_last()?;
+    let mut value: u64 = 0;
+    for (i, group) in init.iter().enumerate() {
+        let digits = group.strip_prefix('x')?;
+        if i == 0 && digits == "000" {
+            return None;
+        }
+        value = value.checked_mul(1000)?.checked_add(three_digits(digits)?)?;
+    }
+    value.checked_mul(1000)?.checked_add(three_digits(last)?)
+}
+
+fn three_digits(s: &str) -> Option<u64> {
+    (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+}
+
+fn index_path(mut index: u64) -> String {
+    let mut groups = vec![format!("{:03}", index % 1000)];
+    index /= 1000;
+    while index > 0 {
+        groups.push(format!("x{:03}", index % 1000));
+        index /= 1000;
+    }
+    groups.reverse();
+    groups.join("/")
+}
+
+/// The bytes of hash tile `(level, index, width)` of the tree over `leaves`: the hashes of the
+/// `width` subtrees of `2^(8·level)` leaves each, starting at subtree `index · 256`.
+pub fn hash_tile(level: u8, index: u64, width: u16, leaves: &[Hash]) -> Option<Vec<u8>> {
+    let span = 1u64 << (TILE_HEIGHT * u32::from(level));
+    let first = index.checked_mul(TILE_WIDTH)?;
+    let mut out = Vec::with_capacity(32 * usize::from(width));
+    for i in first..first + u64::from(width) {
+        let start = usize::try_from(i.checked_mul(span)?).ok()?;
+        let end = usize::try_from((i + 1).checked_mul(span)?).ok()?;
+        out.extend_from_slice(&root(leaves.get(start..end)?));
+    }
+    Some(out)
+}
+
+/// An entry bundle: each entry prefixed by its length as a big-endian uint16; `None` if one is
+/// longer than 65,535 bytes (the log never accepts such an entry).
+pub fn entry_bundle<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for entry in entries {
+        out.extend_from_slice(&u16::try_from(entry.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(entry);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::merkle::leaf_hash;
+    use super::*;
+
+    #[test]
+    fn paths_as_the_spec_spells_them() {
+        let cases = [
+            (Tile::Hashes { level: 0, index: 1_234_067, width: 256 }, "tile/0/x001/x234/067"),
+            (Tile::Hashes { level: 1, index: 0, width: 8 }, "tile/1/000.p/8"),
+            (Tile::Entries { index: 1000, width: 255 }, "tile/entries/x001/000.p/255"),
+            (Tile::Entries { index: 999, width: 256 }, "tile/entries/999"),
+        ];
+        for (tile, path) in cases {
+            assert_eq!(tile.path(), path);
+            assert_eq!(Tile::parse(path), Some(tile), "{path}");
+        }
+    }
+
+    #[test]
+    fn every_other_spelling_is_refused() {
+        for path in [
+            "tile/0/1",
+            "tile/0/01",
+            "tile/0/x000/001",
+            "tile/0/001/001",
+            "tile/0/x1/001",
+            "tile/00/001",
+            "tile/8/001",
+            "tile/0/001.p/0",
+            "tile/0/001.p/256",
+            "tile/0/001.p/08",
+            "tile/0/001.p/",
+            "tile/entries/001.p/x",
+            "tile/0/",
+            "tile//001",
+            "tiles/0/001",
+            "tile/0/x999/x999/x999/x999/x999/x999/x999/999",
+        ] {
+            assert_eq!(Tile::parse(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn which_tiles_a_tree_has() {
+        let size = 256 * 3 + 10;
+        assert!(Tile::Hashes { level: 0, index: 2, width: 256 }.exists_in(size));
+        assert!(Tile::Hashes { level: 0, index: 3, width: 10 }.exists_in(size));
+        assert!(!Tile::Hashes { level: 0, index: 3, width: 9 }.exists_in(size), "only the right edge's own width");
+        assert!(!Tile::Hashes { level: 0, index: 3, width: 256 }.exists_in(size));
+        assert!(Tile::Hashes { level: 1, index: 0, width: 3 }.exists_in(size));
+        assert!(!Tile::Hashes { level: 1, index: 0, width: 256 }.exists_in(size));
+        assert!(Tile::Entries { index: 3, width: 10 }.exists_in(size));
+        assert!(!Tile::Entries { index: u64::MAX, width: 256 }.exists_in(size));
+    }
+
+    #[test]
+    fn a_level_one_tile_holds_the_roots_of_256_leaf_subtrees() {
+        let leaves: Vec<Hash> = (0..600u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let tile = hash_tile(1, 0, 2, &leaves).unwrap();
+        assert_eq!(&tile[..32], &root(&leaves[..256]));
+        assert_eq!(&tile[32..], &root(&leaves[256..512]));
+        let level0 = hash_tile(0, 2, 88, &leaves).unwrap();
+        assert_eq!(&level0[..32], &leaves[512]);
+        assert_eq!(hash_tile(1, 0, 3, &leaves), None, "no third full subtree yet");
+    }
+
+    #[test]
+    fn bundles_prefix_each_entry_with_its_length() {
+        assert_eq!(
+            entry_bundle([&b"ab"[..], &b""[..], &[7u8; 3][..]]).unwrap(),
+            [0, 2, b'a', b'b', 0, 0, 0, 3, 7, 7, 7]
+        );
+        assert_eq!(entry_bundle([&vec![0u8; 65_536][..]]), None);
+    }
+}
