@@ -27,6 +27,7 @@ kez_log "fixed vectors, checked independently in Python (cryptography, no projec
 
 kez_log "web app: type check (svelte-check) and unit tests (vitest)"
 bash scripts/build-erasure.sh
+node scripts/lib/emoji-data.mjs
 svelte-check --tsconfig ./tsconfig.json --workspace web --output human --fail-on-warnings
 vitest run --config web/vite.config.ts --reporter=default --reporter=json --outputFile.json="$logs/vitest.json"
 
