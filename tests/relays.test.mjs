@@ -10,6 +10,7 @@ import {
   bubbleWith,
   imageBubble,
   openChat,
+  showView,
   saveContact,
   sendImageAndTime,
   setUp,
@@ -99,8 +100,10 @@ describe("files over relays as people meet them, in headless Chromium", () => {
       await useRelays(alice, [rs.url]);
       await useRelays(bob, [rs.url]);
       // Its NIP-11 document states no size (only payment_required): 64 KiB is assumed, below its 128 KiB.
+      await showView(alice, "Settings");
       const limit = alice.page.getByTestId("relay").filter({ hasText: rs.url }).getByTestId("relay-limit");
       await limit.getByText("takes 64 KB events (assumed: no limits published)").waitFor();
+      await openChat(alice, "bob@localhost");
       await typeAndSend(alice, "hello over nostr-rs-relay");
       await bubbleWith(bob, "hello over nostr-rs-relay").waitFor({ timeout: 30_000 });
       const big = bmp(1280, 1365);
