@@ -24,6 +24,7 @@ cargo test --quiet --workspace 2>&1 | tee "$logs/unit"
 
 kez_log "fixed vectors, checked independently in Python (cryptography, no project code)"
 "$KEZ_VECTOR_PYTHON" tests/vectors/check_messaging.py tests/vectors/messaging.json
+"$KEZ_VECTOR_PYTHON" tests/vectors/check_log.py tests/vectors/log.json
 
 kez_log "web app: type check (svelte-check) and unit tests (vitest)"
 bash scripts/build-erasure.sh

@@ -5,3 +5,6 @@
 pub mod merkle;
 pub mod note;
 pub mod tiles;
+
+#[cfg(test)]
+mod vectors;

@@ -119,7 +119,7 @@ mod tests {
         let bytes = BASE64.decode(line.as_bytes()).unwrap();
         assert_eq!(bytes.len(), 4 + 64);
         let vkey = verifier_key("example.com/log", &key(3).verifying_key());
-        let parts: Vec<&str> = vkey.split('+').collect();
+        let parts: Vec<&str> = vkey.splitn(3, '+').collect();
         assert_eq!(parts[0], "example.com/log");
         assert_eq!(HEXLOWER.decode(parts[1].as_bytes()).unwrap(), bytes[..4]);
         assert_eq!(BASE64.decode(parts[2].as_bytes()).unwrap()[1..], key(3).verifying_key().to_bytes());
