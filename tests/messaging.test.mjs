@@ -404,6 +404,7 @@ describe("messages over nostr relays, in headless Chromium", () => {
       await mallory.page.getByRole("button", { name: "Create a new identity" }).click();
       const fingerprint = await mallory.page.getByTestId("fingerprint").textContent();
       await mallory.page.getByRole("button", { name: "Continue without a handle" }).click();
+      await mallory.page.getByTestId("me").getByText("No handle yet").waitFor();
       await saveContact(mallory, "bob");
       await openChat(mallory, "bob@localhost");
       await sendText(mallory, "trust me, I am alice");

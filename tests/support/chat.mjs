@@ -42,7 +42,10 @@ export async function setUp(url, name, p = undefined) {
  */
 export async function showView(p, label) {
   const button = p.page.getByRole("button", { name: label, exact: true });
-  if (!(await button.isVisible())) await p.page.getByRole("button", { name: /^(← Chats|Back to chats)$/ }).click();
+  const back = p.page.getByRole("button", { name: /^(← Chats|Back to chats)$/ });
+  // Whichever the page shows once it has drawn the chats: the button, or the way back to it.
+  await button.or(back).first().waitFor();
+  if (!(await button.isVisible())) await back.click();
   await button.click();
   await p.page.getByRole("heading", { name: label, exact: true }).waitFor();
 }
