@@ -222,6 +222,8 @@ describe("the messenger's screens, in headless Chromium", () => {
     const input = page.getByLabel("Message", { exact: true });
     await page.getByRole("button", { name: "Emoji", exact: true }).click();
     await page.getByLabel("Search emoji").fill("tada");
+    // The emoji data arrives with the picker: Enter takes the first result once there is one.
+    await page.getByTestId("emoji-picker").getByRole("button", { name: "tada", exact: true }).waitFor();
     await page.getByLabel("Search emoji").press("Enter");
     await page.getByRole("button", { name: "Emoji", exact: true }).click();
     await input.press("End");
