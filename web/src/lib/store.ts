@@ -317,10 +317,13 @@ export interface ChatSummary {
   unread: number;
 }
 
+/** Where a chat's read time is kept in `settings`. */
+const readKey = (peer: string) => `read ${peer}`;
+
 export async function chatSummary(peer: string): Promise<ChatSummary> {
   const tx = (await open()).transaction(["messages", "settings"]);
   const byTime = tx.objectStore("messages").index("peer-at");
-  const readAt = ((await tx.objectStore("settings").get(`read ${peer}`)) as number | undefined) ?? 0;
+  const readAt = ((await tx.objectStore("settings").get(readKey(peer))) as number | undefined) ?? 0;
   const newest = await byTime.openCursor(IDBKeyRange.bound([peer, -Infinity], [peer, Infinity]), "prev");
   let unread = 0;
   for (let c = await byTime.openCursor(IDBKeyRange.bound([peer, readAt], [peer, Infinity], true)); c; c = await c.continue()) {
@@ -334,12 +337,12 @@ export const readEvents = new EventTarget();
 
 /** When the chat was last read (ms of arrival; 0: never). */
 export async function readAt(peer: string): Promise<number> {
-  return ((await (await open()).get("settings", `read ${peer}`)) as number | undefined) ?? 0;
+  return ((await (await open()).get("settings", readKey(peer))) as number | undefined) ?? 0;
 }
 
 /** The chat was read up to `at`: what arrived before no longer counts as unread. */
 export async function markRead(peer: string, at = Date.now()): Promise<void> {
-  await (await open()).put("settings", at, `read ${peer}`);
+  await (await open()).put("settings", at, readKey(peer));
   readEvents.dispatchEvent(new Event("change"));
 }
 
@@ -495,12 +498,14 @@ export async function setCaughtUpAt(relay: string, inbox: string, at: number): P
   await (await open()).put("settings", at, `caught-up ${relay} ${inbox}`);
 }
 
-/** A setting of the app's own (the `settings` store also keeps relay state under other keys). */
-export async function getSetting(name: "notify" | "without-handle"): Promise<unknown> {
+/** The app's own settings (the `settings` store also keeps relay state and read times under other keys). */
+export type AppSetting = "notify" | "without-handle";
+
+export async function getSetting(name: AppSetting): Promise<unknown> {
   return (await open()).get("settings", `app ${name}`);
 }
 
-export async function putSetting(name: "notify" | "without-handle", value: unknown): Promise<void> {
+export async function putSetting(name: AppSetting, value: unknown): Promise<void> {
   await (await open()).put("settings", value, `app ${name}`);
 }
 
