@@ -3,7 +3,8 @@
 //! The signature is Ed25519 over the RFC 8785 (JCS) canonical bytes of `payload`.
 //! The checks run in a fixed order, so a client always gets the first thing wrong.
 
-use crate::domain::{decode_lower_hex, Handle, HandleError, PrimaryKey, ServerDomain};
+use crate::domain::is_small_order_encoding;
+use crate::domain::{decode_lower_hex, ClaimedKey, Handle, HandleError, PrimaryKey, ServerDomain};
 use crate::error::ApiError;
 use crate::timestamp::parse_rfc3339_ms;
 use curve25519_dalek::Scalar;
@@ -21,6 +22,11 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The wire form. Unknown fields are refused so that what is stored is exactly what was
 /// signed and checked; duplicate keys are refused by serde_json for the same reason.
+///
+/// Every struct declares its fields in JCS order (RFC 8785 §3.2.3: sorted by UTF-16 code
+/// units; here all ASCII), so serde_json writes the canonical form directly: serde_json
+/// escapes strings as JCS does, and the only number is `version`, an integer checked to be 1
+/// before anything is canonicalized. A test compares with serde_jcs.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
@@ -32,13 +38,13 @@ pub struct Envelope {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Payload {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub version: u64,
+    pub created_at: String,
     pub handle: String,
     pub primary: String,
     pub server: String,
-    pub created_at: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -71,11 +77,11 @@ pub fn parse_envelope(body: &[u8]) -> Result<Envelope, ApiError> {
     })
 }
 
-/// The JCS (RFC 8785) bytes of the payload: what the signature covers. Every field is a
-/// string or a `u64`, so these are the same bytes a client gets from canonicalizing the
-/// JSON it sent.
+/// The JCS (RFC 8785) bytes of the payload: what the signature covers, the same bytes a
+/// client gets from canonicalizing the JSON it sent (see `Envelope` for why serde_json
+/// writes them).
 pub fn canonical_payload(payload: &Payload) -> Vec<u8> {
-    serde_jcs::to_vec(payload).expect("strings and integers always canonicalize")
+    serde_json::to_vec(payload).expect("strings and integers always serialize")
 }
 
 /// Runs the checks in the contract's order and returns the registration to store, with
@@ -85,14 +91,14 @@ pub fn verify(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<
 }
 
 /// An envelope that passed every check but the signature's equation: its strict rules
-/// (canonical `s`, an `R` not of small order, a key that is a point not of small order) are
-/// checked.
+/// (canonical `s`, an `R` and a key not of small order) are checked; that the key is a
+/// point is left to the equation, and decoded only if it fails (`ClaimedKey`).
 /// The equation is checked natively by ed25519-dalek (`verify_natively`), or, in the worker,
 /// by the runtime's Ed25519 (WebCrypto, `conclude`), several times faster there than Rust
 /// compiled for size. Checks 5 to 7 have run too, but their first failure is held: a bad
 /// signature must be reported before them.
 pub struct Signed {
-    primary: PrimaryKey,
+    primary: ClaimedKey,
     signature: Signature,
     message: Vec<u8>,
     checked: Result<(Handle, String), ApiError>,
@@ -109,10 +115,10 @@ impl Signed {
     }
 
     pub fn key_bytes(&self) -> &[u8; 32] {
-        self.primary.verifying_key().as_bytes()
+        self.primary.as_bytes()
     }
 
-    pub fn primary(&self) -> &PrimaryKey {
+    pub fn primary(&self) -> &ClaimedKey {
         &self.primary
     }
 
@@ -125,15 +131,16 @@ impl Signed {
     /// The registration, once the equation was checked elsewhere (`equation_holds`).
     pub fn conclude(self, equation_holds: bool) -> Result<Registration, ApiError> {
         if !equation_holds {
-            return Err(ApiError::InvalidSignature);
+            return Err(bad_key_or_signature(self.primary));
         }
         let (handle, envelope_jcs) = self.checked?;
-        Ok(Registration { handle, primary: self.primary, envelope_jcs })
+        Ok(Registration { handle, primary: self.primary.verified(), envelope_jcs })
     }
 
     /// ed25519-dalek's strict verification, rules and equation.
     pub fn verify_natively(self) -> Result<Registration, ApiError> {
-        let holds = self.primary.verifying_key().verify_strict(&self.message, &self.signature).is_ok();
+        let holds = ed25519_dalek::VerifyingKey::from_bytes(self.primary.as_bytes())
+            .is_ok_and(|key| key.verify_strict(&self.message, &self.signature).is_ok());
         self.conclude(holds)
     }
 }
@@ -146,46 +153,6 @@ impl Signed {
 fn strict_signature(signature: &Signature) -> bool {
     let s_canonical = bool::from(Scalar::from_canonical_bytes(*signature.s_bytes()).is_some());
     s_canonical && !is_small_order_encoding(signature.r_bytes())
-}
-
-/// The y coordinates (little-endian, sign bit clear) of the points of small order, as they
-/// can be encoded: 0 (order 4), 1 (order 1), the two of order 8, and p − 1 (order 2), plus
-/// p and p + 1, the other spellings of 0 and 1. Either sign bit: each y names ±x. (The list
-/// libsodium refuses; a test derives it from the curve.)
-const SMALL_ORDER_Y: [[u8; 32]; 7] = [
-    hex32("0000000000000000000000000000000000000000000000000000000000000000"),
-    hex32("0100000000000000000000000000000000000000000000000000000000000000"),
-    hex32("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
-    hex32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
-    hex32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
-    hex32("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
-    hex32("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
-];
-
-/// Whether 32 bytes encode a point of small order (in any spelling), without decoding them.
-fn is_small_order_encoding(encoding: &[u8; 32]) -> bool {
-    let mut y = *encoding;
-    y[31] &= 0x7f;
-    SMALL_ORDER_Y.contains(&y)
-}
-
-const fn hex32(hex: &str) -> [u8; 32] {
-    const fn nibble(c: u8) -> u8 {
-        match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => panic!("lowercase hex"),
-        }
-    }
-    let hex = hex.as_bytes();
-    assert!(hex.len() == 64);
-    let mut bytes = [0u8; 32];
-    let mut i = 0;
-    while i < 32 {
-        bytes[i] = nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]);
-        i += 1;
-    }
-    bytes
 }
 
 /// Runs the checks in the contract's order, all but the signature's equation (`Signed`).
@@ -207,9 +174,10 @@ pub fn check(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<S
     if envelope.signature.alg != SIGNATURE_ALG {
         return Err(ApiError::UnsupportedAlgorithm);
     }
-    let primary = PrimaryKey::parse(&payload.primary).map_err(|_| ApiError::InvalidPrimaryKey)?;
-    let signature =
-        decode_signature(&envelope.signature.sig).filter(strict_signature).ok_or(ApiError::InvalidSignature)?;
+    let primary = ClaimedKey::parse(&payload.primary).map_err(|_| ApiError::InvalidPrimaryKey)?;
+    let Some(signature) = decode_signature(&envelope.signature.sig).filter(strict_signature) else {
+        return Err(bad_key_or_signature(primary));
+    };
     let message = canonical_payload(payload);
     let checked = (|| {
         // (5) meant for this server
@@ -226,9 +194,18 @@ pub fn check(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<S
         if created_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_SECONDS.unsigned_abs() * 1000 {
             return Err(ApiError::ClockSkew { max_seconds: MAX_CLOCK_SKEW_SECONDS });
         }
-        Ok((handle, serde_jcs::to_string(&envelope).expect("strings and integers always canonicalize")))
+        Ok((handle, serde_json::to_string(&envelope).expect("strings and integers always serialize")))
     })();
     Ok(Signed { primary, signature, message, checked })
+}
+
+/// Why a signature did not verify: its key is not a curve point (`invalid_primary_key`, the
+/// earlier check in the contract's order), or else the signature is bad.
+fn bad_key_or_signature(key: ClaimedKey) -> ApiError {
+    match key.decode() {
+        None => ApiError::InvalidPrimaryKey,
+        Some(_) => ApiError::InvalidSignature,
+    }
 }
 
 /// 128 lowercase hex digits to a signature; `None` otherwise. Lowercase only, as for

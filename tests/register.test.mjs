@@ -162,11 +162,20 @@ describe("every rule is checked, with its own code, and nothing is written", () 
     editPayload(payload);
     return signEnvelope(id, payload);
   };
+  // The envelope with another primary (and signing key), its signature left as it was.
+  const withPrimary = (primary) => (env) => ({ ...env, payload: { ...env.payload, primary }, signature: { ...env.signature, key: primary } });
   const cases = [
     ["envelope tag", 400, "unsupported_envelope", (env) => ({ ...env, kez: "sigchain_link" })],
     ["payload type", 400, "unsupported_payload", resign((p) => (p.type = "kez.chat.something_else"))],
     ["payload version", 400, "unsupported_payload", resign((p) => (p.version = 2))],
     ["signing key differs from primary", 400, "key_mismatch", (env) => ({ ...env, signature: { ...env.signature, key: identity().primary } })],
+    // A key that is no curve point fails the runtime's equation; the worker then names the key.
+    ["primary that is no curve point", 400, "invalid_primary_key", withPrimary(`ed25519:${"02".repeat(32)}`)],
+    ["primary that is no curve point, with a signature of the wrong length", 400, "invalid_primary_key", (env, id) => {
+      const bad = withPrimary(`ed25519:${"02".repeat(32)}`)(env, id);
+      return { ...bad, signature: { ...bad.signature, sig: bad.signature.sig.slice(2) } };
+    }],
+    ["primary of small order (the identity point)", 400, "invalid_primary_key", withPrimary(`ed25519:01${"00".repeat(31)}`)],
     ["signature algorithm", 400, "unsupported_algorithm", (env) => ({ ...env, signature: { ...env.signature, alg: "EdDSA" } })],
     ["tampered signature", 400, "invalid_signature", (env) => ({ ...env, signature: { ...env.signature, sig: flipHex(env.signature.sig, 10) } })],
     ["payload changed after signing", 400, "invalid_signature", (env) => ({ ...env, payload: { ...env.payload, created_at: minutes(1) } })],

@@ -18,19 +18,94 @@ pub enum PrimaryKeyError {
 /// is the registry's unique key, so two spellings of one key must not both exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrimaryKey {
-    key: VerifyingKey,
+    bytes: [u8; 32],
 }
 
-impl PrimaryKey {
-    pub fn parse(s: &str) -> Result<PrimaryKey, PrimaryKeyError> {
+/// A key in its text form and not of small order, not yet known to be a curve point. A
+/// signature that verifies with it proves it is one (the equation decodes it), so a
+/// registration decodes it (a field square root) only when something failed, to tell a bad
+/// key from a bad signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedKey {
+    bytes: [u8; 32],
+}
+
+impl ClaimedKey {
+    pub fn parse(s: &str) -> Result<ClaimedKey, PrimaryKeyError> {
         let hex = s.strip_prefix(PREFIX).ok_or(PrimaryKeyError::Malformed)?;
         let bytes: [u8; 32] =
             decode_lower_hex(hex).and_then(|v| v.try_into().ok()).ok_or(PrimaryKeyError::Malformed)?;
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| PrimaryKeyError::NotAPublicKey)?;
-        if key.is_weak() {
+        if is_small_order_encoding(&bytes) {
             return Err(PrimaryKeyError::NotAPublicKey);
         }
-        Ok(PrimaryKey { key })
+        Ok(ClaimedKey { bytes })
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    /// The key, if it is a curve point.
+    pub fn decode(self) -> Option<PrimaryKey> {
+        VerifyingKey::from_bytes(&self.bytes).is_ok().then_some(PrimaryKey { bytes: self.bytes })
+    }
+
+    /// The key, once a signature verified with it: the equation decoded it as a point.
+    pub fn verified(self) -> PrimaryKey {
+        PrimaryKey { bytes: self.bytes }
+    }
+}
+
+impl fmt::Display for ClaimedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{PREFIX}{}", encode_lower_hex(&self.bytes))
+    }
+}
+
+/// The y coordinates (little-endian, sign bit clear) of the points of small order, as they
+/// can be encoded: 0 (order 4), 1 (order 1), the two of order 8, and p − 1 (order 2), plus
+/// p and p + 1, the other spellings of 0 and 1. Either sign bit: each y names ±x. (The list
+/// libsodium refuses; a test derives it from the curve.)
+pub(crate) const SMALL_ORDER_Y: [[u8; 32]; 7] = [
+    hex32("0000000000000000000000000000000000000000000000000000000000000000"),
+    hex32("0100000000000000000000000000000000000000000000000000000000000000"),
+    hex32("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+    hex32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    hex32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    hex32("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    hex32("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+];
+
+/// Whether 32 bytes encode a point of small order (in any spelling), without decoding them.
+pub(crate) fn is_small_order_encoding(encoding: &[u8; 32]) -> bool {
+    let mut y = *encoding;
+    y[31] &= 0x7f;
+    SMALL_ORDER_Y.contains(&y)
+}
+
+const fn hex32(hex: &str) -> [u8; 32] {
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => panic!("not lowercase hex"),
+        }
+    }
+    let hex = hex.as_bytes();
+    assert!(hex.len() == 64);
+    let mut bytes = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        bytes[i] = nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]);
+        i += 1;
+    }
+    bytes
+}
+
+impl PrimaryKey {
+    /// The text form, a key not of small order, and a curve point.
+    pub fn parse(s: &str) -> Result<PrimaryKey, PrimaryKeyError> {
+        ClaimedKey::parse(s)?.decode().ok_or(PrimaryKeyError::NotAPublicKey)
     }
 
     /// The hex digits of a key in its canonical text form, without decoding the curve point:
@@ -50,13 +125,13 @@ impl PrimaryKey {
         Some(primary)
     }
 
-    pub fn verifying_key(&self) -> &VerifyingKey {
-        &self.key
+    pub fn verifying_key(&self) -> VerifyingKey {
+        VerifyingKey::from_bytes(&self.bytes).expect("a PrimaryKey is a curve point")
     }
 
     /// The 64 lowercase hex digits, without the `ed25519:` prefix.
     pub fn hex(&self) -> String {
-        encode_lower_hex(self.key.as_bytes())
+        encode_lower_hex(&self.bytes)
     }
 }
 

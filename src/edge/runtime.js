@@ -234,7 +234,8 @@ export async function register(request, env, limits, maxBody, check) {
  * (every other check passed), the insert through `statement`. Resolves to 0 (the equation
  * fails), 1 (it holds; nothing to insert) or 2 (inserted); rejects with D1's error if the
  * insert fails. The worker has checked the signature's strict rules first (canonical s, an
- * R not of small order, a key that is a point not of small order; `registration::check`).
+ * R and a key not of small order; `registration::check`). A key that is not a point fails the
+ * equation here, and wasm then tells the two errors apart.
  */
 async function verifyAndInsert(key, signature, message, statement, values) {
   const publicKey = await crypto.subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"]);

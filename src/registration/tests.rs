@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::encode_lower_hex;
+use crate::domain::{encode_lower_hex, SMALL_ORDER_Y};
 use crate::timestamp::parse_rfc3339_ms;
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::traits::Identity;
@@ -285,6 +285,33 @@ fn strict_rules_hold_before_any_equation_is_checked() {
 }
 
 #[test]
+fn a_key_that_is_no_point_is_named_whichever_check_fails() {
+    // The key is decoded only once something failed, and is then the error reported: it
+    // comes before the signature in the contract's order.
+    let no_point = format!("ed25519:{}", encode_lower_hex(&[2u8; 32]));
+    let good = signed(&signing_key(8), |_| {});
+    let mut envelope = good.clone();
+    envelope["payload"]["primary"] = json!(no_point);
+    envelope["signature"]["key"] = json!(no_point);
+    // The signature is well formed: the equation fails, then the key is named.
+    let rules = check_rules(&envelope).expect("a point is not checked before the equation");
+    assert_eq!(rules.conclude(false).err(), Some(ApiError::InvalidPrimaryKey));
+    assert_eq!(check(&envelope).err(), Some(ApiError::InvalidPrimaryKey));
+    // The signature is malformed: the key is still named first.
+    envelope["signature"]["sig"] = json!("00");
+    assert_eq!(check_rules(&envelope).err(), Some(ApiError::InvalidPrimaryKey));
+    // A small-order key is refused by its encoding, before anything else.
+    let small = format!("ed25519:{}", encode_lower_hex(&SMALL_ORDER_Y[1]));
+    envelope["payload"]["primary"] = json!(small);
+    envelope["signature"]["key"] = json!(small);
+    assert_eq!(check_rules(&envelope).err(), Some(ApiError::InvalidPrimaryKey));
+    // A good key with the same malformed signature is a bad signature.
+    let mut bad_sig = good;
+    bad_sig["signature"]["sig"] = json!("00");
+    assert_eq!(check_rules(&bad_sig).err(), Some(ApiError::InvalidSignature));
+}
+
+#[test]
 fn the_small_order_list_is_every_encoding_of_every_small_order_point() {
     // Every 32-byte string that decodes to a point of small order is in the list: the group of
     // small order is the 8 multiples of an order-8 point, and each y is written at most twice
@@ -386,4 +413,27 @@ fn checks_run_in_the_contract_order() {
         p["created_at"] = json!("long ago");
     });
     assert_eq!(check(&e).unwrap_err(), ApiError::InvalidHandle);
+}
+
+proptest::proptest! {
+    /// serde_json writes the payload and the envelope exactly as the JCS reference does, for
+    /// any strings (control characters, quotes, backslashes, non-ASCII, astral planes).
+    #[test]
+    fn serde_json_writes_the_jcs_form(fields in proptest::collection::vec("(?s).*", 9)) {
+        let payload = Payload {
+            created_at: fields[0].clone(),
+            handle: fields[1].clone(),
+            primary: fields[2].clone(),
+            server: fields[3].clone(),
+            kind: fields[4].clone(),
+            version: PAYLOAD_VERSION,
+        };
+        proptest::prop_assert_eq!(canonical_payload(&payload), serde_jcs::to_vec(&payload).unwrap());
+        let envelope = Envelope {
+            kez: fields[5].clone(),
+            payload,
+            signature: EnvelopeSignature { alg: fields[6].clone(), key: fields[7].clone(), sig: fields[8].clone() },
+        };
+        proptest::prop_assert_eq!(serde_json::to_string(&envelope).unwrap(), serde_jcs::to_string(&envelope).unwrap());
+    }
 }
