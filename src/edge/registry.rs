@@ -176,14 +176,19 @@ impl Lookup {
             }
             LookupOutcome::FromD1(record) => record.ok_or(ApiError::UserNotFound)?,
         };
-        let user = Rc::new(CachedUser::new(UserView::from_record(&record, config(env)?).map_err(ApiError::Internal)?));
-        if caching {
-            with_headers(settings, |h| cache::keep(settings, ctx, key, &user, &h.positive, now_ms));
-        }
+        let view = UserView::from_record(&record, config(env)?).map_err(ApiError::Internal)?;
         let served = match session {
             Some(session) => Served::ThroughBookmark(db::latest_bookmark(session)),
             None => Served::Fresh,
         };
+        if !caching && self.webfinger.is_some() {
+            // Nothing is kept: the JRD alone is made (a user body and its ETag would go unused).
+            return Ok(self.answer_jrd(settings, &view, served, conditions));
+        }
+        let user = Rc::new(CachedUser::new(view));
+        if caching {
+            with_headers(settings, |h| cache::keep(settings, ctx, key, &user, &h.positive, now_ms));
+        }
         self.answer(settings, &user, served, conditions).ok_or_else(|| internal("user without its view"))
     }
 
@@ -197,53 +202,70 @@ impl Lookup {
         served: Served,
         conditions: &Conditions,
     ) -> Option<Response> {
-        let jrd = match &self.webfinger {
-            Some((origin, rels)) => {
-                let body = webfinger::jrd(user.view.as_ref()?, origin, rels);
-                let tag = etag(body.as_bytes());
-                Some((body, tag))
-            }
-            None => None,
-        };
-        let (body, tag, js_tag) = match &jrd {
-            Some((body, tag)) => (JsValue::from_str(body), tag.as_str(), JsValue::from_str(tag)),
-            None => (user.js_body.clone(), user.etag.as_str(), user.js_etag.clone()),
-        };
-        let not_modified = conditions.if_none_match.as_deref().is_some_and(|inm| none_match(inm, tag));
-        Some(with_headers(settings, |h| {
-            // The common answer, a found user's body as it is cached: its headers are made once.
-            let plain_body = !not_modified && jrd.is_none() && !matches!(served, Served::ThroughBookmark(_));
-            if plain_body {
-                let headers = user.headers.get_or_init(|| user_headers(&h.positive, &h.bookmark, &user.js_etag));
-                let age = match served {
-                    Served::Cached { read_at_ms, now_ms } => Some(((now_ms - read_at_ms).max(0) / 1000) as u32),
-                    _ => None,
-                };
-                return respond_with(&body, headers, age);
-            }
-            let (cache_control, age, extra) = match served {
-                Served::Fresh => (&h.positive, None, None),
-                Served::Cached { read_at_ms, now_ms } => {
-                    (&h.positive, Some(((now_ms - read_at_ms).max(0) / 1000) as u32), None)
-                }
-                Served::ThroughBookmark(bookmark) => {
-                    (&h.no_store, None, bookmark.map(|b| (&h.bookmark, JsValue::from(b))))
-                }
+        if self.webfinger.is_some() {
+            return Some(self.answer_jrd(settings, user.view.as_ref()?, served, conditions));
+        }
+        let not_modified = conditions.if_none_match.as_deref().is_some_and(|inm| none_match(inm, &user.etag));
+        // The common answer, a found user's body as it is cached: its headers are made once.
+        if !not_modified && !matches!(served, Served::ThroughBookmark(_)) {
+            let age = match served {
+                Served::Cached { read_at_ms, now_ms } => Some(((now_ms - read_at_ms).max(0) / 1000) as u32),
+                _ => None,
             };
-            Reply {
-                status: if not_modified { 304 } else { 200 },
-                body: if not_modified { JsValue::UNDEFINED } else { body },
-                content_type: (!not_modified).then_some(if jrd.is_some() { &h.jrd } else { &h.json }),
-                cache_control,
-                vary: Some(&h.bookmark),
-                etag: Some(&js_tag),
-                age,
-                any_origin: true,
-                extra,
-            }
-            .send()
-        }))
+            return Some(with_headers(settings, |h| {
+                let headers = user.headers.get_or_init(|| user_headers(&h.positive, &h.bookmark, &user.js_etag));
+                respond_with(&user.js_body, headers, age)
+            }));
+        }
+        Some(reply(settings, user.js_body.clone(), &user.js_etag, not_modified, false, served))
     }
+
+    /// WebFinger's JRD for `view`, made for this request (its `rel`s choose the links).
+    fn answer_jrd(
+        &self,
+        settings: &CacheSettings,
+        view: &UserView,
+        served: Served,
+        conditions: &Conditions,
+    ) -> Response {
+        let (origin, rels) = self.webfinger.as_ref().expect("a WebFinger lookup");
+        let body = webfinger::jrd(view, origin, rels);
+        let tag = etag(body.as_bytes());
+        let not_modified = conditions.if_none_match.as_deref().is_some_and(|inm| none_match(inm, &tag));
+        reply(settings, JsValue::from_str(&body), &JsValue::from_str(&tag), not_modified, true, served)
+    }
+}
+
+/// A lookup's 200 (or 304, `not_modified`) with the headers where it was `served` from.
+fn reply(
+    settings: &CacheSettings,
+    body: JsValue,
+    etag: &JsValue,
+    not_modified: bool,
+    jrd: bool,
+    served: Served,
+) -> Response {
+    with_headers(settings, |h| {
+        let (cache_control, age, extra) = match served {
+            Served::Fresh => (&h.positive, None, None),
+            Served::Cached { read_at_ms, now_ms } => {
+                (&h.positive, Some(((now_ms - read_at_ms).max(0) / 1000) as u32), None)
+            }
+            Served::ThroughBookmark(bookmark) => (&h.no_store, None, bookmark.map(|b| (&h.bookmark, JsValue::from(b)))),
+        };
+        Reply {
+            status: if not_modified { 304 } else { 200 },
+            body: if not_modified { JsValue::UNDEFINED } else { body },
+            content_type: (!not_modified).then_some(if jrd { &h.jrd } else { &h.json }),
+            cache_control,
+            vary: Some(&h.bookmark),
+            etag: Some(etag),
+            age,
+            any_origin: true,
+            extra,
+        }
+        .send()
+    })
 }
 
 /// Where an answer came from, which sets its `Cache-Control`, `Age` and bookmark.
