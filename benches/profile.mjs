@@ -13,7 +13,7 @@ const MIGRATIONS = readdirSync("migrations").filter((f) => f.endsWith(".sql")).s
   .flatMap((f) => readFileSync(`migrations/${f}`, "utf8").replace(/--.*$/gm, "").split(";")).map((s) => s.trim()).filter(Boolean);
 const port = await freePort();
 const inspectorPort = await freePort();
-const mf = new Miniflare({ name: "rust", modules: true, scriptPath: "build-prof/index.js", modulesRoot: "build-prof", modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }], compatibilityDate: "2026-07-01", d1Databases: { DB: "x" }, bindings: { SERVER_DOMAIN: "localhost", SIG_SERVER_URL: "http://localhost:7878", REGISTRATION_RATE_LIMITS: "off", ...Object.fromEntries((process.env.KEZ_PROFILE_VARS ?? "").split(",").filter(Boolean).map((kv) => kv.split("="))) }, host: "127.0.0.1", port, inspectorPort });
+const mf = new Miniflare({ name: "rust", modules: true, scriptPath: "build-prof/index.js", modulesRoot: "build-prof", modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }], compatibilityDate: "2026-07-01", d1Databases: { DB: "x" }, bindings: { SERVER_DOMAIN: "localhost", SIG_SERVER_URL: "http://localhost:7878", REGISTRATION_RATE_LIMITS: "off", LOG_SIGNING_SEED: "07".repeat(32), ...Object.fromEntries((process.env.KEZ_PROFILE_VARS ?? "").split(",").filter(Boolean).map((kv) => kv.split("="))) }, host: "127.0.0.1", port, inspectorPort });
 await mf.ready;
 const db = await mf.getD1Database("DB");
 for (const statement of MIGRATIONS) await db.prepare(statement).run();

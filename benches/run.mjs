@@ -50,7 +50,7 @@ const bridgeKey = keyFromSeed(bridgeSeed);
 const NATS_VARS = { NATS_ISSUER_SEED: issuerSeed, NATS_BRIDGE_KEY: nkeyFor("user", rawPublic(bridgeKey)), NATS_ACCOUNT: "KEZ", NATS_USER_JWT_TTL_SECONDS: "3600" };
 // Rate limits off: the bench registers thousands of handles a minute from one address, and the
 // js baseline has none (miniflare here has no [[ratelimits]] bindings either).
-const VARS = { SERVER_DOMAIN: SERVER, SIG_SERVER_URL: "http://localhost:7878", REGISTRATION_RATE_LIMITS: "off" };
+const VARS = { SERVER_DOMAIN: SERVER, SIG_SERVER_URL: "http://localhost:7878", REGISTRATION_RATE_LIMITS: "off", LOG_SIGNING_SEED: randomBytes(32).toString("hex") };
 
 // ---------- the three workers ----------
 async function start(name, scriptPath, bindings = {}) {

@@ -9,12 +9,22 @@
 # of event content), and points the app at them; each keeps its events in a fresh temp dir
 # that is deleted when dev.sh stops (Ctrl-C or SIGTERM stops the relays too).
 #
+# The transparency log's signing key (LOG_SIGNING_SEED) is made on the first run and kept in
+# .dev.vars (git-ignored), so the local log is signed with the same key from run to run.
+#
 # Environment: PORT (default 8787); KEZ_RELAY_PORTS (default "7447 7448 7449");
 # KEZ_PERSIST_DIR keeps the local D1 there instead of .wrangler/ (the tests use a temp dir).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 kez_install_toolchain
 cd "$KEZ_ROOT"
+
+if ! { [ -f .dev.vars ] && grep -q '^LOG_SIGNING_SEED=' .dev.vars; }; then
+    # Appended on a line of its own, whatever the file held.
+    if [ -s .dev.vars ] && [ -n "$(tail -c1 .dev.vars)" ]; then echo >> .dev.vars; fi
+    (umask 077 && echo "LOG_SIGNING_SEED=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >> .dev.vars)
+    echo "dev.sh: made the local log's signing key (LOG_SIGNING_SEED in .dev.vars)" >&2
+fi
 
 read -r -a RELAY_PORTS <<< "${KEZ_RELAY_PORTS:-7447 7448 7449}"
 persist=()

@@ -1,6 +1,7 @@
 //! Response bodies and configuration of the public API, free of worker types.
 
 use crate::domain::{Fqhn, Handle, PrimaryKey, ServerDomain};
+use crate::log::stored::{LogKey, LogView};
 use ed25519_dalek::VerifyingKey;
 use kez_nats::callout::{Grant, Issuer, UserLimits};
 use kez_nats::nkey::{self, KeyType};
@@ -149,15 +150,30 @@ pub struct Health<'a> {
     pub server: &'a str,
     pub version: &'static str,
     pub relays: &'a [String],
+    /// The transparency log's origin and the verifier key its checkpoints are signed with;
+    /// `null` when no log key is set.
+    pub log: Option<HealthLog<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct HealthLog<'a> {
+    pub origin: &'a str,
+    pub verifier_key: &'a str,
+    pub checkpoint: &'static str,
 }
 
 impl<'a> Health<'a> {
-    pub fn new(config: &'a Config) -> Health<'a> {
+    pub fn new(config: &'a Config, log: Option<&'a LogKey>) -> Health<'a> {
         Health {
             status: "ok",
             server: config.server.as_str(),
             version: env!("CARGO_PKG_VERSION"),
             relays: &config.relays,
+            log: log.map(|key| HealthLog {
+                origin: &key.origin,
+                verifier_key: &key.verifier_key,
+                checkpoint: "/log/checkpoint",
+            }),
         }
     }
 }
@@ -170,6 +186,9 @@ pub struct UserRecord {
     pub registered_at: String,
     /// The signed registration envelope, JCS-canonical JSON.
     pub envelope: String,
+    /// Where the statement that set this binding is in the log, with its proof (lookups).
+    #[serde(skip)]
+    pub log: Option<LogView>,
 }
 
 /// The public view of a registered user: the lookup body and the registration's 201 body.
@@ -180,6 +199,9 @@ pub struct UserView {
     pub primary: String,
     pub sigchain_url: String,
     pub registered_at: String,
+    /// The log's proof that `envelope` is in the log this server signed: `null` while the
+    /// statement is not yet in a signed checkpoint (docs/TRANSPARENCY.md).
+    pub log: Option<LogView>,
     /// The signed registration envelope, as stored (JCS JSON), so a client can check the
     /// handle-to-key binding itself instead of trusting this server. Spliced into the body
     /// by [`UserView::to_json`] as it is: parsing it again would pull a general JSON parser
@@ -204,6 +226,7 @@ impl UserView {
             sigchain_url: config.sigchain_url(hex),
             primary: record.primary_key.clone(),
             registered_at: record.registered_at.clone(),
+            log: record.log.clone(),
             envelope: stored_object(&record.envelope).ok_or("stored envelope is not a JSON object")?.to_owned(),
         })
     }
@@ -269,6 +292,7 @@ mod tests {
             primary_key: "ed25519:d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),
             registered_at: "2026-11-26T10:52:13Z".into(),
             envelope: r#"{"kez":"handle_registration"}"#.into(),
+            log: None,
         };
         let view: serde_json::Value =
             serde_json::from_str(&UserView::from_record(&record, &config()).unwrap().to_json()).unwrap();
@@ -280,8 +304,15 @@ mod tests {
                 "primary": "ed25519:d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
                 "sigchain_url": "http://localhost:7878/v1/sigchains/ed25519/d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
                 "registered_at": "2026-11-26T10:52:13Z",
+                "log": null,
                 "envelope": {"kez": "handle_registration"},
             })
+        );
+        let log = LogView { index: 4, checkpoint: "c\n".into(), inclusion_proof: vec!["AA==".into()] };
+        let view = UserView::from_record(&UserRecord { log: Some(log), ..record }, &config()).unwrap().to_json();
+        assert!(
+            view.contains(r#""log":{"index":4,"checkpoint":"c\n","inclusion_proof":["AA=="]},"envelope":"#),
+            "{view}"
         );
     }
 
@@ -293,6 +324,7 @@ mod tests {
             primary_key: primary_key.into(),
             registered_at: String::new(),
             envelope: envelope.into(),
+            log: None,
         };
         assert!(UserView::from_record(&record("garbage", "{}"), &config()).is_err());
         assert!(UserView::from_record(&record(good_key, "[1]"), &config()).is_err());
@@ -337,7 +369,8 @@ mod tests {
 
     #[test]
     fn health_reports_server_and_version() {
-        let health = serde_json::to_value(Health::new(&config())).unwrap();
+        let health = serde_json::to_value(Health::new(&config(), None)).unwrap();
+        assert_eq!(health["log"], serde_json::Value::Null);
         assert_eq!(health["status"], "ok");
         assert_eq!(health["server"], "kez.lat");
         assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
@@ -345,5 +378,10 @@ mod tests {
             health["relays"],
             serde_json::json!(["wss://relay.one", "wss://relay.two/path", "ws://127.0.0.1:7000"])
         );
+        let key = LogKey::parse(&"01".repeat(32), &config().server).unwrap();
+        let health = serde_json::to_value(Health::new(&config(), Some(&key))).unwrap();
+        assert_eq!(health["log"]["origin"], "kez.lat/log");
+        assert_eq!(health["log"]["verifier_key"], key.verifier_key.as_str());
+        assert_eq!(health["log"]["checkpoint"], "/log/checkpoint");
     }
 }

@@ -49,6 +49,10 @@ pub enum ApiError {
     NatsNotConfigured,
     /// A callout from a NATS server not in `NATS_SERVER_KEYS`.
     UnknownNatsServer,
+    /// `LOG_SIGNING_SEED` is not set: the log cannot grow, so no statement is accepted.
+    LogNotConfigured,
+    /// A log tile outside the tree (or a spelling tlog-tiles does not use).
+    TileNotFound,
     /// Too many registrations from one address or for one key; retry after `retry_after` seconds.
     RateLimited {
         retry_after: u32,
@@ -101,13 +105,13 @@ impl ApiError {
             | InvalidAuthorizationRequest(_) => 400,
             Unauthorized => 401,
             ReservedHandle | UnknownNatsServer => 403,
-            UserNotFound | NotFound => 404,
+            UserNotFound | NotFound | TileNotFound => 404,
             MethodNotAllowed { .. } => 405,
             HandleTaken | HandleConfusable | KeyAlreadyRegistered => 409,
             RateLimited { .. } => 429,
             BodyTooLarge { .. } => 413,
             Internal(_) => 500,
-            NatsNotConfigured | StorageUnavailable(_) => 503,
+            NatsNotConfigured | LogNotConfigured | StorageUnavailable(_) => 503,
         }
     }
 
@@ -142,6 +146,8 @@ impl ApiError {
             InvalidAuthorizationRequest(_) => "invalid_authorization_request",
             NatsNotConfigured => "nats_not_configured",
             UnknownNatsServer => "unknown_nats_server",
+            LogNotConfigured => "log_not_configured",
+            TileNotFound => "tile_not_found",
             StorageUnavailable(_) => "storage_unavailable",
             RateLimited { .. } => "rate_limited",
             Internal(_) => "internal_error",
@@ -178,6 +184,8 @@ impl ApiError {
             InvalidAuthorizationRequest(detail) => format!("The body is not a valid NATS authorization request: {detail}."),
             NatsNotConfigured => "The NATS auth callout is not configured on this server.".into(),
             UnknownNatsServer => "This NATS server is not one this worker answers for (NATS_SERVER_KEYS).".into(),
+            LogNotConfigured => "This server's transparency log has no signing key (LOG_SIGNING_SEED), so it accepts no registrations; nothing was written.".into(),
+            TileNotFound => "There is no such tile in this log: see /log/checkpoint for its size, and C2SP tlog-tiles for the paths.".into(),
             RateLimited { retry_after } => {
                 format!("Too many registrations from this address or for this key; nothing was written. Try again in {retry_after} seconds.")
             }

@@ -13,6 +13,10 @@ pub enum Route<'a> {
     Register,
     WebFinger,
     NatsAuth,
+    /// `GET /log/checkpoint`: the log's newest signed checkpoint.
+    LogCheckpoint,
+    /// `GET /log/tile/…`: a C2SP tlog-tiles tile or entry bundle; the path below `/log/`.
+    LogTile(&'a str),
     /// A CORS preflight for one of the public read endpoints.
     Preflight,
     /// Not an API path: the single-page app's static assets.
@@ -20,7 +24,7 @@ pub enum Route<'a> {
 }
 
 /// Paths under these prefixes are the API: they never fall through to the app.
-pub const API_PREFIXES: [&str; 3] = ["/v1/", "/.well-known/", "/internal/"];
+pub const API_PREFIXES: [&str; 4] = ["/v1/", "/.well-known/", "/internal/", "/log/"];
 
 pub const READ_METHODS: &str = "GET, HEAD, OPTIONS";
 const POST_METHOD: &str = "POST";
@@ -31,7 +35,11 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
         "/.well-known/webfinger" => public_read(method, Route::WebFinger),
         "/v1/register" => post_only(method, Route::Register),
         "/internal/nats/auth" => post_only(method, Route::NatsAuth),
+        "/log/checkpoint" => public_read(method, Route::LogCheckpoint),
         _ => {
+            if let Some(tile) = path.strip_prefix("/log/").filter(|rest| rest.starts_with("tile/")) {
+                return public_read(method, Route::LogTile(tile));
+            }
             if let Some(handle) = one_segment_after(path, "/v1/u/") {
                 public_read(method, Route::LookupHandle(handle))
             } else if let Some(primary) = one_segment_after(path, "/v1/by-primary/") {
@@ -55,7 +63,13 @@ impl Route<'_> {
     pub fn allows_any_origin(&self) -> bool {
         matches!(
             self,
-            Route::Healthz | Route::LookupHandle(_) | Route::LookupPrimary(_) | Route::WebFinger | Route::Preflight
+            Route::Healthz
+                | Route::LookupHandle(_)
+                | Route::LookupPrimary(_)
+                | Route::WebFinger
+                | Route::LogCheckpoint
+                | Route::LogTile(_)
+                | Route::Preflight
         )
     }
 }
@@ -106,6 +120,10 @@ mod tests {
         assert_eq!(route("POST", "/internal/nats/auth"), Ok(Route::NatsAuth));
         assert_eq!(route("OPTIONS", "/v1/u/alice"), Ok(Route::Preflight));
         assert_eq!(route("GET", "/v1/by-primary/ed25519:ab"), Ok(Route::LookupPrimary("ed25519:ab")));
+        assert_eq!(route("GET", "/log/checkpoint"), Ok(Route::LogCheckpoint));
+        assert_eq!(route("GET", "/log/tile/0/x001/234.p/5"), Ok(Route::LogTile("tile/0/x001/234.p/5")));
+        assert_eq!(route("GET", "/log/tile/entries/000"), Ok(Route::LogTile("tile/entries/000")));
+        assert_eq!(route("POST", "/log/checkpoint"), Err(ApiError::MethodNotAllowed { allow: READ_METHODS }));
     }
 
     #[test]
@@ -130,8 +148,21 @@ mod tests {
             "/.well-known/nodeinfo",
             "/internal/",
             "/internal/nats",
+            "/log/",
+            "/log/checkpoint/",
+            "/log/tiles/0/000",
         ] {
             assert_eq!(route("GET", path), Err(ApiError::NotFound), "{path}");
+        }
+    }
+
+    #[test]
+    fn every_api_prefix_reaches_the_worker_before_the_assets() {
+        // wrangler.toml's `run_worker_first`: a prefix missing there is answered by the app.
+        let toml = include_str!("../wrangler.toml");
+        let line = toml.lines().find(|l| l.starts_with("run_worker_first")).expect("run_worker_first");
+        for prefix in API_PREFIXES {
+            assert!(line.contains(&format!("\"{prefix}*\"")), "{prefix} is not in {line}");
         }
     }
 
@@ -165,6 +196,8 @@ mod tests {
         assert!(Route::Healthz.allows_any_origin());
         assert!(Route::LookupHandle("a").allows_any_origin());
         assert!(Route::LookupPrimary("a").allows_any_origin());
+        assert!(Route::LogCheckpoint.allows_any_origin());
+        assert!(Route::LogTile("tile/0/000").allows_any_origin());
         assert!(!Route::Register.allows_any_origin());
         assert!(!Route::NatsAuth.allows_any_origin());
     }

@@ -6,7 +6,7 @@ import { startWorker } from "./support/worker.mjs";
 import { createPublicKey, verify } from "node:crypto";
 import { readFileSync } from "node:fs";
 import canonicalize from "canonicalize";
-import { errorCode, freshEnvelope, getJson, postRegister } from "./support/kez.mjs";
+import { errorCode, freshEnvelope, getJson, postRegister, verifierKeyOf } from "./support/kez.mjs";
 
 const SERVER = "localhost";
 let worker;
@@ -31,7 +31,8 @@ describe("GET /v1/healthz", () => {
     const version = /^version = "(.+)"$/m.exec(readFileSync("Cargo.toml", "utf8"))[1];
     const relays = /^NOSTR_RELAYS = "(.+)"$/m.exec(readFileSync("wrangler.toml", "utf8"))[1].split(",");
     assert.equal(relays.length, 5);
-    assert.deepEqual(response.body, { status: "ok", server: SERVER, version, relays });
+    const log = { origin: `${SERVER}/log`, verifier_key: verifierKeyOf(worker.logSeed, `${SERVER}/log`), checkpoint: "/log/checkpoint" };
+    assert.deepEqual(response.body, { status: "ok", server: SERVER, version, relays, log });
   });
 
   test("HEAD answers 200 without a body", async () => {

@@ -1,6 +1,8 @@
 // Caching and read-your-writes (README, "Caching and read replicas"): the built worker in
 // workerd with a local D1 and the local Cache API, through `wrangler dev`.
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startWorker } from "./support/worker.mjs";
 import { errorCode, freshEnvelope, getJson, postRegister } from "./support/kez.mjs";
@@ -254,9 +256,9 @@ describe("errors are never cached as successes", () => {
         assert.equal(failed.headers.get("cache-control"), "no-store");
         assert.equal(failed.headers.get("etag"), null);
       }
-      // Storage comes back, with the user in it.
-      down.tamper("CREATE TABLE registrations (handle TEXT PRIMARY KEY, primary_key TEXT NOT NULL UNIQUE, registered_at TEXT NOT NULL, envelope TEXT NOT NULL, skeleton TEXT)");
-      down.tamper("INSERT INTO registrations VALUES (?, ?, '2026-12-02T00:00:00Z', ?, ?)", user.handle, user.id.primary, JSON.stringify(user.envelope), user.handle);
+      // Storage comes back (the schema, as the migrations make it), with the user in it.
+      for (const file of readdirSync("migrations").sort()) down.tamperScript(readFileSync(path.join("migrations", file), "utf8"));
+      down.tamper("INSERT INTO registrations (handle, primary_key, registered_at, envelope, skeleton) VALUES (?, ?, '2026-12-02T00:00:00Z', ?, ?)", user.handle, user.id.primary, JSON.stringify(user.envelope), user.handle);
       const back = await getJson(`${down.url}/v1/u/${user.handle}`);
       assert.equal(back.status, 200);
       assert.equal(back.body.handle, user.handle);

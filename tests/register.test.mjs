@@ -35,7 +35,9 @@ describe("successful registration", () => {
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.match(created.headers.get("content-type"), /^application\/json/);
     const hex = id.primary.slice("ed25519:".length);
-    assert.deepEqual(Object.keys(created.body), ["handle", "fqhn", "primary", "sigchain_url", "registered_at", "envelope"]);
+    assert.deepEqual(Object.keys(created.body), ["handle", "fqhn", "primary", "sigchain_url", "registered_at", "log", "envelope"]);
+    assert.ok(Number.isSafeInteger(created.body.log.index), "the registration's place in the log");
+    assert.ok(Number(created.body.log.checkpoint.split("\n")[1]) > created.body.log.index, "in a signed checkpoint already");
     assert.deepEqual(created.body.envelope, envelope);
     assert.equal(created.body.handle, handle);
     assert.equal(created.body.fqhn, `${handle}@${SERVER}`);

@@ -5,6 +5,7 @@
 use crate::api::{parse_rate_limits, Config, NatsConfig, NatsVars};
 use crate::caching::CacheSettings;
 use crate::error::ApiError;
+use crate::log::stored::LogKey;
 use std::sync::OnceLock;
 use worker::{console_error, Env};
 
@@ -12,6 +13,7 @@ static CONFIG: OnceLock<Result<Config, String>> = OnceLock::new();
 static NATS_CONFIG: OnceLock<Result<Option<NatsConfig>, String>> = OnceLock::new();
 static RATE_LIMITS: OnceLock<Result<bool, String>> = OnceLock::new();
 static CACHE: OnceLock<Result<CacheSettings, String>> = OnceLock::new();
+static LOG_KEY: OnceLock<Result<Option<LogKey>, String>> = OnceLock::new();
 
 /// With the caching settings broken, answers are built as if caching were off.
 pub const CACHE_OFF: CacheSettings = CacheSettings { ttl_seconds: 0, isolate_entries: 0 };
@@ -61,6 +63,38 @@ pub fn nats_config(env: &Env) -> Result<&'static NatsConfig, ApiError> {
         }
         Err(e) => Err(ApiError::Internal(e.clone())),
     }
+}
+
+/// `LOG_SIGNING_SEED` (a secret; `scripts/dev.sh` makes one locally): the key that signs the
+/// log's checkpoints. Without it the log cannot grow, so registrations are refused
+/// (`log_not_configured`); lookups and the log's endpoints still answer.
+pub fn log_key(env: &Env) -> Result<&'static LogKey, ApiError> {
+    match read_log_key(env) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => {
+            console_error!("LOG_SIGNING_SEED is not set: registrations are refused");
+            Err(ApiError::LogNotConfigured)
+        }
+        Err(e) => Err(ApiError::Internal(e.clone())),
+    }
+}
+
+/// The log key if it is set and valid (healthz publishes its verifier key).
+pub fn log_key_if_set(env: &Env) -> Option<&'static LogKey> {
+    read_log_key(env).as_ref().ok().and_then(Option::as_ref)
+}
+
+fn read_log_key(env: &Env) -> &'static Result<Option<LogKey>, String> {
+    LOG_KEY.get_or_init(|| {
+        let seed = env.secret("LOG_SIGNING_SEED").ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
+        match seed {
+            None => Ok(None),
+            Some(seed) => {
+                let server = config(env).map_err(|e| format!("{e:?}"))?.server.clone();
+                LogKey::parse(&seed, &server).map(Some)
+            }
+        }
+    })
 }
 
 fn read_nats_config(env: &Env) -> &'static Result<Option<NatsConfig>, String> {

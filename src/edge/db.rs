@@ -11,7 +11,9 @@ use crate::api::UserRecord;
 use crate::caching::Bookmark;
 use crate::domain::encode_lower_hex;
 use crate::error::ApiError;
+use crate::log::stored::{self, LogColumns, LogKey, ENTRIES_PER_STEP};
 use std::cell::OnceCell;
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::{Array, Error, Promise};
@@ -50,7 +52,7 @@ impl LookupOutcome {
             1 => {
                 #[cfg(feature = "bench")]
                 LOOKUP_QUERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Ok(LookupOutcome::FromD1(row_values(outcome, RECORD_COLUMNS)?.map(user_record)))
+                Ok(LookupOutcome::FromD1(looked_up(outcome)?))
             }
             _ => Err(storage_js(outcome)),
         }
@@ -59,12 +61,59 @@ impl LookupOutcome {
 
 /// The columns of a registration row, in `UserRecord`'s order.
 const RECORD_COLUMNS: [&str; 4] = ["handle", "primary_key", "registered_at", "envelope"];
+/// A lookup's columns: the row's, then the log's (`LogColumns`).
+const LOOKUP_COLUMNS: [&str; 9] = [
+    "handle",
+    "primary_key",
+    "registered_at",
+    "envelope",
+    "log_index",
+    "log_size",
+    "log_checkpoint",
+    "log_edge",
+    "log_siblings",
+];
 
-const BY_HANDLE: &str = "SELECT handle, primary_key, registered_at, envelope FROM registrations WHERE handle = ?1";
-const BY_KEY: &str = "SELECT handle, primary_key, registered_at, envelope FROM registrations WHERE primary_key = ?1";
+/// A lookup in one query: the row, the log's state, and the stored nodes beside the path of
+/// the row's statement (at each level, the subtree next to the one that holds it: the
+/// complete ones among them and the tree's right edge make its inclusion proof). SQLite has
+/// no XOR: `x + 1 - 2 * (x & 1)` is `x ^ 1`. Every log column is text ('' for none).
+macro_rules! lookup_sql {
+    ($where:literal) => {
+        concat!(
+            "WITH RECURSIVE levels(l) AS (VALUES (0) UNION ALL SELECT l + 1 FROM levels WHERE l < 47) ",
+            "SELECT r.handle, r.primary_key, r.registered_at, r.envelope, ",
+            "coalesce(r.log_index || '', '') AS log_index, s.size || '' AS log_size, ",
+            "coalesce(s.checkpoint, '') AS log_checkpoint, s.edge AS log_edge, ",
+            "coalesce((SELECT group_concat(n.key || ':' || hex(n.hash), ',') FROM log_nodes n WHERE n.key IN ",
+            "(SELECT (l << 56) | ((r.log_index >> l) + 1 - 2 * ((r.log_index >> l) & 1)) FROM levels)), '') ",
+            "AS log_siblings FROM registrations r JOIN log_state s ON s.id = 1 WHERE ",
+            $where
+        )
+    };
+}
+
+const BY_HANDLE: &str = lookup_sql!("r.handle = ?1");
+const BY_KEY: &str = lookup_sql!("r.primary_key = ?1");
+const HANDLE_BY_KEY: &str = "SELECT handle FROM registrations WHERE primary_key = ?1";
 const BY_SKELETON: &str = "SELECT handle, primary_key, registered_at, envelope FROM registrations WHERE skeleton = ?1";
-const INSERT: &str =
-    "INSERT INTO registrations (handle, primary_key, registered_at, envelope, skeleton) VALUES (?1, ?2, ?3, ?4, ?5)";
+/// A statement's log entry, appended: the next index, in the statement's transaction.
+const APPEND: &str =
+    "INSERT INTO log_entries (idx, entry) SELECT coalesce(max(idx) + 1, 0), ?1 FROM log_entries RETURNING idx";
+/// Run after `APPEND` in one batch: the registration points at its entry.
+const INSERT: &str = "INSERT INTO registrations (handle, primary_key, registered_at, envelope, skeleton, log_index) \
+     VALUES (?1, ?2, ?3, ?4, ?5, (SELECT max(idx) FROM log_entries))";
+const LOG_STATE: &str = "SELECT size, edge FROM log_state WHERE id = 1";
+/// Bound to `ENTRIES_PER_STEP`.
+const LOG_NEXT_ENTRIES: &str =
+    "SELECT entry FROM log_entries WHERE idx >= (SELECT size FROM log_state WHERE id = 1) ORDER BY idx LIMIT ?1";
+const LOG_INSERT_NODES: &str = "INSERT OR IGNORE INTO log_nodes (key, hash) \
+     SELECT json_extract(value, '$[0]'), unhex(json_extract(value, '$[1]')) FROM json_each(?1)";
+const LOG_UPDATE: &str = "UPDATE log_state SET size = ?1, edge = ?2, checkpoint = ?3 WHERE id = 1 AND size = ?4";
+const LOG_CHECKPOINT: &str = "SELECT size, checkpoint FROM log_state WHERE id = 1";
+const LOG_TILE: &str =
+    "SELECT hex(hash) AS hash FROM log_nodes WHERE key BETWEEN CAST(?1 AS INTEGER) AND CAST(?2 AS INTEGER) ORDER BY key";
+const LOG_BUNDLE: &str = "SELECT entry FROM log_entries WHERE idx BETWEEN ?1 AND ?2 ORDER BY idx";
 
 /// How a user is looked up: by handle or by primary key (`ed25519:<hex>`).
 #[derive(Clone, Copy)]
@@ -96,17 +145,33 @@ struct Statements {
     replica_by_key: D1PreparedStatement,
     /// On the isolate's `first-primary` session, whose bookmark after a write is at least
     /// as new as that write (newer if another registration in the isolate wrote since).
+    append: D1PreparedStatement,
     insert: D1PreparedStatement,
+    written_by_handle: D1PreparedStatement,
+    log_state: D1PreparedStatement,
+    log_next_entries: D1PreparedStatement,
+    log_insert_nodes: D1PreparedStatement,
+    log_update: D1PreparedStatement,
     writes: D1DatabaseSession,
     /// On the database itself: the primary.
-    primary_by_key: D1PreparedStatement,
+    handle_by_key: D1PreparedStatement,
     primary_by_skeleton: D1PreparedStatement,
+    /// On the replica session: what the log's endpoints serve.
+    log_checkpoint: D1PreparedStatement,
+    log_tile: D1PreparedStatement,
+    log_bundle: D1PreparedStatement,
 }
+
+/// `(size, edge, entries)` to `[size, edge, nodesJson, checkpoint]`, or a thrown error.
+type LogStep = dyn Fn(f64, String, Array) -> Result<Array, JsValue>;
 
 thread_local! {
     static STATEMENTS: OnceCell<Statements> = const { OnceCell::new() };
-    /// `RECORD_COLUMNS` as a JS array, made once per isolate: every lookup passes it.
-    static RECORD_COLUMN_NAMES: OnceCell<Array> = const { OnceCell::new() };
+    /// `LOOKUP_COLUMNS` as a JS array, made once per isolate: every lookup passes it.
+    static LOOKUP_COLUMN_NAMES: OnceCell<Array> = const { OnceCell::new() };
+    /// The log's step (`advanceLog` in runtime.js), made once per isolate: it is called any
+    /// number of times, so it is never freed.
+    static LOG_STEP: OnceCell<Closure<LogStep>> = const { OnceCell::new() };
 }
 
 /// D1 reads made by lookups in this isolate, for the benchmark's count of queries per lookup.
@@ -118,21 +183,35 @@ fn database(env: &Env) -> Result<D1Database, ApiError> {
 }
 
 fn statement(env: &Env, pick: impl Fn(&Statements) -> &D1PreparedStatement) -> Result<D1PreparedStatement, ApiError> {
+    with_statements(env, |s| pick(s).clone())
+}
+
+fn with_statements<T>(env: &Env, f: impl FnOnce(&Statements) -> T) -> Result<T, ApiError> {
     STATEMENTS.with(|cell| {
         if cell.get().is_none() {
             let db = database(env)?;
             let replica = db.with_session(Some("first-unconstrained")).map_err(storage)?;
             let writes = db.with_session(Some("first-primary")).map_err(storage)?;
+            let next_entries = writes.prepare(LOG_NEXT_ENTRIES).bind(&[ENTRIES_PER_STEP.into()]).map_err(storage)?;
             let _ = cell.set(Statements {
                 replica_by_handle: replica.prepare(BY_HANDLE),
                 replica_by_key: replica.prepare(BY_KEY),
+                append: writes.prepare(APPEND),
                 insert: writes.prepare(INSERT),
+                written_by_handle: writes.prepare(BY_HANDLE),
+                log_state: writes.prepare(LOG_STATE),
+                log_next_entries: next_entries,
+                log_insert_nodes: writes.prepare(LOG_INSERT_NODES),
+                log_update: writes.prepare(LOG_UPDATE),
                 writes,
-                primary_by_key: db.prepare(BY_KEY),
+                handle_by_key: db.prepare(HANDLE_BY_KEY),
                 primary_by_skeleton: db.prepare(BY_SKELETON),
+                log_checkpoint: replica.prepare(LOG_CHECKPOINT),
+                log_tile: replica.prepare(LOG_TILE),
+                log_bundle: replica.prepare(LOG_BUNDLE),
             });
         }
-        Ok(pick(cell.get().expect("set above")).clone())
+        Ok(f(cell.get().expect("set above")))
     })
 }
 
@@ -169,10 +248,7 @@ pub fn start_lookup(
     value: &str,
     finish: &JsValue,
 ) -> Promise {
-    RECORD_COLUMN_NAMES.with(|columns| {
-        let columns = columns.get_or_init(|| RECORD_COLUMNS.iter().map(|c| JsValue::from_str(c)).collect());
-        look_up(edge_url, ttl_ms as f64, statement.inner(), value, columns, finish)
-    })
+    with_lookup_columns(|columns| look_up(edge_url, ttl_ms as f64, statement.inner(), value, columns, finish))
 }
 
 /// A row `firstRow` read (null when there was none), as the strings of `columns`.
@@ -189,7 +265,27 @@ fn row_values<const N: usize>(row: JsValue, columns: [&str; N]) -> Result<Option
 }
 
 fn user_record([handle, primary_key, registered_at, envelope]: [String; 4]) -> UserRecord {
-    UserRecord { handle, primary_key, registered_at, envelope }
+    UserRecord { handle, primary_key, registered_at, envelope, log: None }
+}
+
+fn with_lookup_columns<T>(f: impl FnOnce(&Array) -> T) -> T {
+    LOOKUP_COLUMN_NAMES
+        .with(|columns| f(columns.get_or_init(|| LOOKUP_COLUMNS.iter().map(|c| JsValue::from_str(c)).collect())))
+}
+
+/// A lookup's row (`LOOKUP_COLUMNS`, null when there was none) as the user it shows, with
+/// the log's proof for its statement. Log columns that do not make a proof mean the store
+/// was edited: an internal error, never a wrong proof.
+pub fn looked_up(row: JsValue) -> Result<Option<UserRecord>, ApiError> {
+    let Some([handle, primary_key, registered_at, envelope, index, size, checkpoint, edge, siblings]) =
+        row_values(row, LOOKUP_COLUMNS)?
+    else {
+        return Ok(None);
+    };
+    let log = LogColumns { index: &index, size: &size, checkpoint: &checkpoint, edge: &edge, siblings: &siblings }
+        .view()
+        .map_err(ApiError::Internal)?;
+    Ok(Some(UserRecord { handle, primary_key, registered_at, envelope, log }))
 }
 
 /// The first row of `statement` bound to `value`, as the strings of `columns`.
@@ -207,16 +303,65 @@ pub fn latest_bookmark(session: &D1DatabaseSession) -> Option<String> {
     session.get_bookmark().ok().flatten()
 }
 
-/// The prepared insert, on the isolate's `first-primary` session, and the values of a
-/// registration for it. No read before the write: the UNIQUE constraints (handle, key,
-/// skeleton) decide races and lookalikes.
-pub fn insert(env: &Env, record: &UserRecord, skeleton: &str) -> Result<(RawStatement, Array), ApiError> {
-    let statement = statement(env, |s| &s.insert)?;
-    let values = [&record.handle, &record.primary_key, &record.registered_at, &record.envelope, skeleton]
+/// What `verifyAndWrite` (runtime.js) needs to write a registration: on the isolate's
+/// `first-primary` session, the append of its log entry and its insert in one batch, the
+/// log's statements and step, and the read back of the stored user by handle. No read before
+/// the write: the UNIQUE constraints (handle, key, skeleton) decide races and lookalikes.
+pub fn registration_write(
+    env: &Env,
+    key: &'static LogKey,
+    record: &UserRecord,
+    skeleton: &str,
+) -> Result<Array, ApiError> {
+    let values: Array = [&record.handle, &record.primary_key, &record.registered_at, &record.envelope, skeleton]
         .iter()
         .map(|v| JsValue::from_str(v))
         .collect();
-    Ok((statement.inner().clone(), values))
+    let step = log_step(key);
+    with_statements(env, |s| {
+        let log: Array = [
+            s.log_state.inner().into(),
+            s.log_next_entries.inner().into(),
+            s.log_insert_nodes.inner().into(),
+            s.log_update.inner().into(),
+            step,
+        ]
+        .iter()
+        .collect();
+        let write: Array = [
+            s.writes.as_ref().clone(),
+            s.append.inner().into(),
+            s.insert.inner().into(),
+            JsValue::from_str(&record.envelope),
+            values.into(),
+            log.into(),
+            s.written_by_handle.inner().into(),
+            JsValue::from_str(&record.handle),
+            with_lookup_columns(|columns| columns.clone()).into(),
+        ]
+        .iter()
+        .collect();
+        write
+    })
+}
+
+/// The log's step for `advanceLog`: `(size, edge, entries)` to `[size, edge, nodesJson,
+/// checkpoint]` (`log::stored::step`); a stored state that does not fit throws.
+fn log_step(key: &'static LogKey) -> JsValue {
+    LOG_STEP.with(|cell| {
+        cell.get_or_init(|| {
+            Closure::new(move |size: f64, edge: String, entries: Array| {
+                let entries: Vec<String> = entries.iter().filter_map(|e| e.as_string()).collect();
+                let step =
+                    stored::step(key, size as u64, &edge, &entries).map_err(|e| JsValue::from(Error::new(&e)))?;
+                Ok([JsValue::from(step.size as f64), step.edge.into(), step.nodes_json.into(), step.checkpoint.into()]
+                    .iter()
+                    .collect())
+            })
+        })
+        .as_ref()
+        .clone()
+    })
 }
 
 /// The bookmark of the isolate's `first-primary` session: at least as new as its last write.
@@ -233,8 +378,51 @@ pub async fn skeleton_holder(env: &Env, skeleton: &str) -> Result<Option<UserRec
 /// The handle registered for a key, read from the primary (the NATS callout).
 pub async fn handle_of_key(env: &Env, key: &[u8; 32]) -> Result<Option<String>, ApiError> {
     let primary = format!("ed25519:{}", encode_lower_hex(key));
-    let row = first_values(&statement(env, |s| &s.primary_by_key)?, &primary, ["handle"]).await?;
+    let row = first_values(&statement(env, |s| &s.handle_by_key)?, &primary, ["handle"]).await?;
     Ok(row.map(|[handle]| handle))
+}
+
+/// The log's newest signed checkpoint, from the replica; `None` before the first step.
+pub async fn log_checkpoint(env: &Env) -> Result<Option<String>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct State {
+        checkpoint: Option<String>,
+    }
+    let state: Option<State> = statement(env, |s| &s.log_checkpoint)?.first(None).await.map_err(storage)?;
+    Ok(state.and_then(|s| s.checkpoint))
+}
+
+/// The stored node hashes with keys from `first` to `last`, in order. The keys pass as text:
+/// above level 0 they are beyond what a JS number holds exactly.
+pub async fn log_hashes(env: &Env, first: i64, last: i64) -> Result<Vec<[u8; 32]>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        hash: String,
+    }
+    let bound =
+        statement(env, |s| &s.log_tile)?.bind(&[first.to_string().into(), last.to_string().into()]).map_err(storage)?;
+    let rows: Vec<Row> = bound.all().await.map_err(storage)?.results().map_err(storage)?;
+    rows.iter()
+        .map(|row| {
+            data_encoding::HEXUPPER
+                .decode(row.hash.as_bytes())
+                .ok()
+                .and_then(|h| h.try_into().ok())
+                .ok_or_else(|| internal("a log node that is not 32 bytes"))
+        })
+        .collect()
+}
+
+/// The log entries from `first` to `last`, in order.
+pub async fn log_entries(env: &Env, first: u64, last: u64) -> Result<Vec<String>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        entry: String,
+    }
+    let bound =
+        statement(env, |s| &s.log_bundle)?.bind(&[(first as f64).into(), (last as f64).into()]).map_err(storage)?;
+    let rows: Vec<Row> = bound.all().await.map_err(storage)?.results().map_err(storage)?;
+    Ok(rows.into_iter().map(|row| row.entry).collect())
 }
 
 /// A D1 failure from the `worker` crate, mapped as the JS error it holds.

@@ -1,12 +1,14 @@
 //! The worker glue: reads the request, calls the pure code, writes the response. Only this
 //! module touches `worker` types; it exists only on wasm32. One file per capability:
-//! `registry` (lookups, registration), `nats` (the callout), `cache` (the two cache layers),
+//! `registry` (lookups, registration), `log` (the transparency log's endpoints), `nats` (the
+//! callout), `cache` (the two cache layers),
 //! `db` (D1 and its sessions), `http` (responses, bodies), `config` (vars and secrets).
 
 mod cache;
 mod config;
 mod db;
 mod http;
+mod log;
 mod nats;
 mod registry;
 
@@ -96,6 +98,8 @@ pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
                     .unwrap_or_else(|e| error_response(settings, &e, Some(Route::NatsAuth)))
             })
         }
+        Route::LogCheckpoint => log::checkpoint(env, settings),
+        Route::LogTile(path) => log::tile(env, settings, path),
         Route::Preflight => preflight(READ_METHODS).into(),
         Route::Assets => unreachable!("assets are served above"),
     }
@@ -109,7 +113,9 @@ thread_local! {
 fn health_body(env: &Env) -> Result<JsValue, ApiError> {
     let config = config(env)?;
     Ok(HEALTH_BODY.with(|cell| {
-        cell.get_or_init(|| serde_json::to_string(&Health::new(config)).expect("plain strings").as_str().into()).clone()
+        let log = config::log_key_if_set(env);
+        cell.get_or_init(|| serde_json::to_string(&Health::new(config, log)).expect("plain strings").as_str().into())
+            .clone()
     }))
 }
 

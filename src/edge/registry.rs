@@ -1,7 +1,7 @@
 //! The registry's endpoints: lookups (by handle, by key, WebFinger) and registration.
 
 use super::cache::{self, CacheKey, CachedUser};
-use super::config::{config, rate_limits};
+use super::config::{config, log_key, rate_limits};
 use super::db::{self, LookupOutcome, UserKey};
 use super::http::{error_response, internal, js_internal, now_ms, with_headers, Reply};
 use super::promise;
@@ -9,6 +9,7 @@ use crate::api::{Config, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
 use crate::domain::{Handle, HandleError, PrimaryKey};
 use crate::error::ApiError;
+use crate::log::stored::LogKey;
 use crate::registration::{self, MAX_BODY_BYTES};
 use crate::request_url::RequestUrl;
 use crate::routes::Route;
@@ -289,13 +290,15 @@ const STEP_VERIFIED: u32 = 2;
 const RATE_LIMIT_PERIOD_SECONDS: u32 = 60;
 
 /// `POST /v1/register`: 201 with the user body and the write's bookmark (`x-kez-bookmark`).
-/// Its I/O (the rate limits, the body, WebCrypto's Ed25519 equation, the insert) runs in JS
-/// as one promise, `register` in runtime.js, which calls back twice: `check` with the body,
+/// Its I/O (the rate limits, the body, WebCrypto's Ed25519 equation, the write with its log
+/// entry, the log's step, the read back) runs in JS as one promise, `register` in runtime.js, which calls back twice: `check` with the body,
 /// then `finish` with the outcome. No Rust future: each await from wasm costs a task queue
 /// and closures of its own.
 pub fn register(req: &Request, env: Env, settings: &'static CacheSettings) -> Result<JsValue, ApiError> {
     let config = config(&env)?;
     let limits = rate_limits(&env)?;
+    // No statement is accepted that the log cannot take.
+    let log_key = log_key(&env)?;
     let respond = move |result: Result<JsValue, ApiError>| {
         result.unwrap_or_else(|e| error_response(settings, &e, Some(Route::Register)).into())
     };
@@ -304,7 +307,7 @@ pub fn register(req: &Request, env: Env, settings: &'static CacheSettings) -> Re
         Closure::once_into_js(move |step: u32, read: JsValue| -> JsValue {
             respond(match step {
                 STEP_RATE_LIMITED => Err(rate_limited()),
-                STEP_BODY => check_body(&env, config, settings, limits, read),
+                STEP_BODY => check_body(&env, config, log_key, settings, limits, read),
                 _ => Err(js_internal(read)),
             })
         })
@@ -322,6 +325,7 @@ fn rate_limited() -> ApiError {
 fn check_body(
     env: &Env,
     config: &'static Config,
+    log_key: &'static LogKey,
     settings: &'static CacheSettings,
     limits: bool,
     body: JsValue,
@@ -353,9 +357,10 @@ fn check_body(
                     primary_key: signed.primary().to_string(),
                     registered_at: format_rfc3339_utc(now_ms),
                     envelope: envelope_jcs.to_owned(),
+                    log: None,
                 };
                 let skeleton = handle.skeleton();
-                db::insert(env, &record, &skeleton).map(|insert| (record, skeleton, insert))
+                db::registration_write(env, log_key, &record, &skeleton).map(|write| (record, skeleton, write))
             })
             .transpose()?,
         Err(_) => None,
@@ -366,9 +371,8 @@ fn check_body(
             proof.push(&js_sys::Uint8Array::from(&signed.key_bytes()[..]));
             proof.push(&js_sys::Uint8Array::from(&signed.signature_bytes()[..]));
             proof.push(&js_sys::Uint8Array::from(signed.message()));
-            if let Some((_, _, (statement, values))) = &pending {
-                proof.push(statement);
-                proof.push(values);
+            if let Some((_, _, write)) = &pending {
+                proof.push(write);
             }
             proof.into()
         }
@@ -379,7 +383,7 @@ fn check_body(
     let finish = Closure::once_into_js(move |step: u32, outcome: JsValue| -> JsValue {
         let concluded = match step {
             STEP_RATE_LIMITED => Err(rate_limited()),
-            STEP_VERIFIED => signed.and_then(|signed| conclude(signed, pending, outcome.as_f64(), config, settings)),
+            STEP_VERIFIED => signed.and_then(|signed| conclude(signed, pending, outcome, config, settings)),
             _ => match (db::storage_js(outcome), pending) {
                 // SQLite names the newest index it checked first: the skeleton's, also when
                 // the very handle (or key) is taken. The code comes from the holder, read from
@@ -408,23 +412,23 @@ fn check_body(
     Ok([JsValue::from(limit_key), proof, finish].iter().collect::<Array>().into())
 }
 
-/// The response once the equation was checked and the insert ran: `verified` is
-/// `verifyAndInsert`'s 0 (the equation fails), 1 (it holds; a later check failed, so
-/// nothing was inserted) or 2 (inserted).
+/// The response once the equation was checked and the write ran: `written` is
+/// `verifyAndWrite`'s null (the equation fails), -1 (it holds; a later check failed, so
+/// nothing was written) or the stored user's row, read back after the log's step.
 fn conclude(
     signed: registration::Signed,
     pending: Option<(UserRecord, String)>,
-    verified: Option<f64>,
+    written: JsValue,
     config: &Config,
     settings: &CacheSettings,
 ) -> Result<JsValue, ApiError> {
-    let equation_holds = matches!(verified, Some(v) if v >= 1.0);
     // A failed equation, then the first failed later check, in the contract's order.
-    signed.conclude(equation_holds)?;
-    let (record, _) = pending.ok_or_else(|| internal("checks passed without a record"))?;
-    if verified != Some(2.0) {
-        return Err(internal("registration concluded without an insert"));
+    signed.conclude(!written.is_null())?;
+    pending.ok_or_else(|| internal("checks passed without a record"))?;
+    if written.as_f64().is_some() {
+        return Err(internal("registration concluded without a write"));
     }
+    let record = db::looked_up(written)?.ok_or_else(|| internal("a registration not found once written"))?;
     let user = UserView::from_record(&record, config).map_err(ApiError::Internal)?;
     Ok(with_headers(settings, |h| {
         Reply {

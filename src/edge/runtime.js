@@ -198,11 +198,11 @@ async function allowed(env, binding, key) {
  * (`REGISTRATIONS_BY_ADDRESS`; over the limit, `check(RATE_LIMITED)`). Then the body (null
  * when larger than `maxBody`) goes to `check(BODY, body)`, which answers with a Response
  * (the request ends there) or with `[limitKey, proof, finish]`: the key to count
- * (`REGISTRATIONS_BY_KEY`, failed attempts too), and the signature to verify and the insert
- * to run (`verifyAndInsert`'s arguments; undefined when a check failed: `finish` holds the
- * error). `finish(VERIFIED, 0 | 1 | 2)`, `finish(RATE_LIMITED)` or `finish(STEP_FAILED, error)`
- * makes the response. Each callback is called exactly once (a wasm closure that is never
- * called is never freed).
+ * (`REGISTRATIONS_BY_KEY`, failed attempts too), and the signature to verify and the write
+ * to make (`verifyAndWrite`'s arguments; no write when a check failed: `finish` holds the
+ * error). `finish(VERIFIED, outcome)` (see `verifyAndWrite`), `finish(RATE_LIMITED)` or
+ * `finish(STEP_FAILED, error)` makes the response. Each callback is called exactly once (a
+ * wasm closure that is never called is never freed).
  */
 export async function register(request, env, limits, maxBody, check) {
   let step;
@@ -221,7 +221,7 @@ export async function register(request, env, limits, maxBody, check) {
     if (limitKey !== undefined && !(await allowed(env, "REGISTRATIONS_BY_KEY", limitKey))) {
       outcome = [RATE_LIMITED];
     } else {
-      outcome = [VERIFIED, proof === undefined ? undefined : await verifyAndInsert(...proof)];
+      outcome = [VERIFIED, proof === undefined ? undefined : await verifyAndWrite(...proof)];
     }
   } catch (e) {
     outcome = [STEP_FAILED, e];
@@ -230,17 +230,51 @@ export async function register(request, env, limits, maxBody, check) {
 }
 
 /**
- * Ed25519's equation by the runtime (WebCrypto), then, if it holds and `values` are given
- * (every other check passed), the insert through `statement`. Resolves to 0 (the equation
- * fails), 1 (it holds; nothing to insert) or 2 (inserted); rejects with D1's error if the
- * insert fails. The worker has checked the signature's strict rules first (canonical s, an
- * R and a key not of small order; `registration::check`). A key that is not a point fails the
- * equation here, and wasm then tells the two errors apart.
+ * Ed25519's equation by the runtime (WebCrypto), then, if it holds and a `write` is given
+ * (every other check passed), the statement and its log entry in one transaction, the log's
+ * tree brought up to it (`advanceLog`), and the stored user read back. Resolves to null (the
+ * equation fails), -1 (it holds; nothing to write) or the user's row (`firstRow`'s form);
+ * rejects with D1's error if the write fails. The worker has checked the signature's strict
+ * rules first (canonical s, an R and a key not of small order; `registration::check`). A key
+ * that is not a point fails the equation here, and wasm then tells the two errors apart.
+ *
+ * `write` is `[session, append, insert, entry, values, log, readBack, value, columns]`: the
+ * `first-primary` session, the entry's append (bound to `entry`) and the statement's insert
+ * (bound to `values`), the log's statements and step (`advanceLog`), and the read back.
  */
-async function verifyAndInsert(key, signature, message, statement, values) {
+async function verifyAndWrite(key, signature, message, write) {
   const publicKey = await crypto.subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"]);
-  if (!(await crypto.subtle.verify({ name: "Ed25519" }, publicKey, signature, message))) return 0;
-  if (values === undefined) return 1;
-  await statement.bind(...values).run();
-  return 2;
+  if (!(await crypto.subtle.verify({ name: "Ed25519" }, publicKey, signature, message))) return null;
+  if (write === undefined) return -1;
+  const [session, append, insert, entry, values, log, readBack, value, columns] = write;
+  const [appended] = await session.batch([append.bind(entry), insert.bind(...values)]);
+  try {
+    await advanceLog(session, log, appended.results[0].idx + 1);
+  } catch (e) {
+    // Written and logged; the next step signs it (its lookups carry no proof until then).
+    console.error("log: step failed", String(e));
+  }
+  return firstRow(readBack, value, columns);
+}
+
+/**
+ * Hashes the log's new entries into its tree until a signed checkpoint covers `target`
+ * entries (src/log/stored.rs). Each round reads the state and the entries after it in one
+ * batch, has wasm's `step(size, edge, entries)` hash them and sign, and writes the nodes and
+ * the state in one batch, the state only if it is still at the size read: an isolate that
+ * lost a race wrote the same nodes, and reads again.
+ *
+ * `log` is `[state, entries, nodes, update, step]`: the statements (on the `first-primary`
+ * session) and the step, which returns `[size, edge, nodesJson, checkpoint]`.
+ */
+export async function advanceLog(session, log, target) {
+  const [state, entries, nodes, update, step] = log;
+  for (;;) {
+    const [current, next] = await session.batch([state, entries]);
+    const { size, edge } = current.results[0];
+    if (size >= target) return;
+    if (next.results.length === 0) throw new Error(`log: no entries after ${size}, short of ${target}`);
+    const [newSize, newEdge, nodesJson, checkpoint] = step(size, edge, next.results.map((row) => row.entry));
+    await session.batch([nodes.bind(nodesJson), update.bind(newSize, newEdge, checkpoint, size)]);
+  }
 }

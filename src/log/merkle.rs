@@ -5,6 +5,7 @@
 //! alone.
 
 use sha2::{Digest, Sha256};
+use std::ops::Range;
 
 pub type Hash = [u8; 32];
 
@@ -19,7 +20,7 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 }
 
 /// The largest power of two smaller than `n` (`n` > 1): where a tree of `n` leaves splits.
-fn split(n: u64) -> u64 {
+pub(crate) fn split(n: u64) -> u64 {
     debug_assert!(n > 1);
     1 << (63 - (n - 1).leading_zeros())
 }
@@ -40,27 +41,37 @@ pub fn root(leaves: &[Hash]) -> Hash {
 /// PATH(m, D[n]): the audit path of leaf `index` in the tree over `leaves`; `None` when the
 /// index is not in the tree.
 pub fn inclusion_proof(index: u64, leaves: &[Hash]) -> Option<Vec<Hash>> {
-    if index >= leaves.len() as u64 {
+    Some(inclusion_ranges(index, leaves.len() as u64)?.into_iter().map(|r| root(&leaves[as_usize(r)])).collect())
+}
+
+/// The subtrees, as leaf ranges, whose roots make PATH(`index`, D[`size`]), leaf to root: the
+/// proof's shape, whatever holds the hashes.
+pub fn inclusion_ranges(index: u64, size: u64) -> Option<Vec<Range<u64>>> {
+    if index >= size {
         return None;
     }
     let mut path = Vec::new();
-    collect_path(index as usize, leaves, &mut path);
+    collect_path(index, 0..size, &mut path);
     Some(path)
 }
 
-fn collect_path(m: usize, leaves: &[Hash], path: &mut Vec<Hash>) {
-    let n = leaves.len();
+fn collect_path(m: u64, tree: Range<u64>, path: &mut Vec<Range<u64>>) {
+    let n = tree.end - tree.start;
     if n <= 1 {
         return;
     }
-    let k = split(n as u64) as usize;
-    if m < k {
-        collect_path(m, &leaves[..k], path);
-        path.push(root(&leaves[k..]));
+    let mid = tree.start + split(n);
+    if m < mid {
+        collect_path(m, tree.start..mid, path);
+        path.push(mid..tree.end);
     } else {
-        collect_path(m - k, &leaves[k..], path);
-        path.push(root(&leaves[..k]));
+        collect_path(m, mid..tree.end, path);
+        path.push(tree.start..mid);
     }
+}
+
+fn as_usize(r: Range<u64>) -> Range<usize> {
+    r.start as usize..r.end as usize
 }
 
 /// Whether `proof` shows that `leaf` is leaf `index` of the tree of `size` leaves with `root`
@@ -95,29 +106,35 @@ pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root
 /// PROOF(m, D[n]): the consistency proof from the tree of the first `old_size` leaves to the
 /// tree over all of `leaves`; `None` unless 0 < `old_size` ≤ n.
 pub fn consistency_proof(old_size: u64, leaves: &[Hash]) -> Option<Vec<Hash>> {
-    if old_size == 0 || old_size > leaves.len() as u64 {
+    Some(consistency_ranges(old_size, leaves.len() as u64)?.into_iter().map(|r| root(&leaves[as_usize(r)])).collect())
+}
+
+/// The subtrees, as leaf ranges, whose roots make PROOF(`old_size`, D[`new_size`]).
+pub fn consistency_ranges(old_size: u64, new_size: u64) -> Option<Vec<Range<u64>>> {
+    if old_size == 0 || old_size > new_size {
         return None;
     }
     let mut proof = Vec::new();
-    subproof(old_size as usize, leaves, true, &mut proof);
+    subproof(old_size, 0..new_size, true, &mut proof);
     Some(proof)
 }
 
-fn subproof(m: usize, leaves: &[Hash], whole: bool, proof: &mut Vec<Hash>) {
-    let n = leaves.len();
+fn subproof(m: u64, tree: Range<u64>, whole: bool, proof: &mut Vec<Range<u64>>) {
+    let n = tree.end - tree.start;
     if m == n {
         if !whole {
-            proof.push(root(leaves));
+            proof.push(tree);
         }
         return;
     }
-    let k = split(n as u64) as usize;
+    let k = split(n);
+    let mid = tree.start + k;
     if m <= k {
-        subproof(m, &leaves[..k], whole, proof);
-        proof.push(root(&leaves[k..]));
+        subproof(m, tree.start..mid, whole, proof);
+        proof.push(mid..tree.end);
     } else {
-        subproof(m - k, &leaves[k..], false, proof);
-        proof.push(root(&leaves[..k]));
+        subproof(m - k, mid..tree.end, false, proof);
+        proof.push(tree.start..mid);
     }
 }
 

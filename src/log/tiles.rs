@@ -51,6 +51,16 @@ impl Tile {
         format!("tile/{kind}/{}{partial}", index_path(index))
     }
 
+    /// How long a cache may keep it: the bytes at a full tile's path never change; a
+    /// partial tile's do not either, but a log may stop serving it once the tile is full.
+    pub fn cache_control(&self) -> &'static str {
+        if self.is_full() {
+            "public, max-age=31536000, immutable"
+        } else {
+            "public, max-age=60"
+        }
+    }
+
     pub fn is_full(&self) -> bool {
         match self {
             Tile::Hashes { width, .. } | Tile::Entries { width, .. } => u64::from(*width) == TILE_WIDTH,

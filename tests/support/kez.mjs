@@ -1,5 +1,5 @@
 // Small helpers shared by the integration tests.
-import { randomBytes } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
 import { identity, registrationPayload, signEnvelope } from "../../scripts/lib/registration.mjs";
 
 export { identity, registrationPayload, signEnvelope };
@@ -44,4 +44,13 @@ export function errorCode(response) {
   }
   if (!response.headers.get("content-type").startsWith("application/json")) throw new Error("error is not application/json");
   return body.error;
+}
+
+/** The signed-note verifier key of an Ed25519 seed (hex) for key name `name`, made here from C2SP signed-note. */
+export function verifierKeyOf(seedHex, name) {
+  const der = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), Buffer.from(seedHex, "hex")]);
+  const raw = createPublicKey(createPrivateKey({ key: der, format: "der", type: "pkcs8" })).export({ format: "der", type: "spki" }).subarray(-32);
+  const encoded = Buffer.concat([Buffer.from([1]), raw]);
+  const id = createHash("sha256").update(Buffer.concat([Buffer.from(`${name}\n`), encoded])).digest().subarray(0, 4);
+  return `${name}+${id.toString("hex")}+${encoded.toString("base64")}`;
 }

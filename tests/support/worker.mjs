@@ -1,6 +1,7 @@
 // Runs the built worker in workerd through `wrangler dev`, exactly as the README's run
 // command does, on 127.0.0.1 with a fresh local D1 that has the migrations applied.
 import { execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -37,8 +38,9 @@ function d1File(persist) {
  * `migrate: false` leaves the local D1 without its schema: a real storage fault.
  * Registration rate limits are off unless `rateLimits` (tests register dozens of handles a
  * minute from one address); tests/limits.test.mjs runs them as configured in wrangler.toml.
+ * The log signs with a fresh `logSeed` (hex) unless one is given; "" leaves it unset.
  */
-export async function startWorker(extraArgs = [], port = undefined, { migrate = true, rateLimits = false } = {}) {
+export async function startWorker(extraArgs = [], port = undefined, { migrate = true, rateLimits = false, logSeed = randomBytes(32).toString("hex") } = {}) {
   const persist = mkdtempSync(path.join(tmpdir(), "kez-d1-"));
   // The tests build the worker once beforehand; wrangler's [build] would redo it.
   const env = { ...process.env, KEZ_SKIP_BUILD: "1", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" };
@@ -47,7 +49,7 @@ export async function startWorker(extraArgs = [], port = undefined, { migrate = 
   const inspectorPort = await freePort();
   const child = spawn(
     WRANGLER,
-    ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persist, ...(rateLimits ? [] : ["--var", "REGISTRATION_RATE_LIMITS:off"]), ...extraArgs],
+    ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persist, ...(rateLimits ? [] : ["--var", "REGISTRATION_RATE_LIMITS:off"]), "--var", `LOG_SIGNING_SEED:${logSeed}`, ...extraArgs],
     { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
   let log = "";
@@ -76,6 +78,7 @@ export async function startWorker(extraArgs = [], port = undefined, { migrate = 
 
   return {
     url,
+    logSeed,
     log: () => log,
     /** Reads the worker's local D1 (the SQLite file workerd writes) and returns the rows. */
     query(sql, ...params) {
@@ -94,6 +97,15 @@ export async function startWorker(extraArgs = [], port = undefined, { migrate = 
       const db = new DatabaseSync(d1File(persist));
       try {
         return db.prepare(sql).run(...params);
+      } finally {
+        db.close();
+      }
+    },
+    /** Runs a script of statements behind the worker's back (`tamper`, for several at once). */
+    tamperScript(sql) {
+      const db = new DatabaseSync(d1File(persist));
+      try {
+        db.exec(sql);
       } finally {
         db.close();
       }
