@@ -25,6 +25,8 @@ use worker::{D1Database, D1DatabaseSession, D1PreparedStatement, Env};
 extern "C" {
     #[wasm_bindgen(js_name = firstRow)]
     fn first_row(statement: &RawStatement, value: &str, columns: &Array) -> Promise;
+    #[wasm_bindgen(js_name = columnOf)]
+    fn column_of(statement: &RawStatement, values: &Array, column: &str) -> Promise;
     #[wasm_bindgen(js_name = lookUp)]
     fn look_up(
         edge_url: Option<String>,
@@ -110,7 +112,7 @@ const LOG_NEXT_ENTRIES: &str =
 const LOG_INSERT_NODES: &str = "INSERT OR IGNORE INTO log_nodes (key, hash) \
      SELECT json_extract(value, '$[0]'), unhex(json_extract(value, '$[1]')) FROM json_each(?1)";
 const LOG_UPDATE: &str = "UPDATE log_state SET size = ?1, edge = ?2, checkpoint = ?3 WHERE id = 1 AND size = ?4";
-const LOG_CHECKPOINT: &str = "SELECT size, checkpoint FROM log_state WHERE id = 1";
+const LOG_CHECKPOINT: &str = "SELECT coalesce(checkpoint, '') AS checkpoint FROM log_state WHERE id = 1";
 const LOG_TILE: &str =
     "SELECT hex(hash) AS hash FROM log_nodes WHERE key BETWEEN CAST(?1 AS INTEGER) AND CAST(?2 AS INTEGER) ORDER BY key";
 const LOG_BUNDLE: &str = "SELECT entry FROM log_entries WHERE idx BETWEEN ?1 AND ?2 ORDER BY idx";
@@ -384,45 +386,29 @@ pub async fn handle_of_key(env: &Env, key: &[u8; 32]) -> Result<Option<String>, 
 
 /// The log's newest signed checkpoint, from the replica; `None` before the first step.
 pub async fn log_checkpoint(env: &Env) -> Result<Option<String>, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct State {
-        checkpoint: Option<String>,
-    }
-    let state: Option<State> = statement(env, |s| &s.log_checkpoint)?.first(None).await.map_err(storage)?;
-    Ok(state.and_then(|s| s.checkpoint))
+    let notes = column(&statement(env, |s| &s.log_checkpoint)?, &[], "checkpoint").await?;
+    Ok(notes.into_iter().next().filter(|note| !note.is_empty()))
 }
 
-/// The stored node hashes with keys from `first` to `last`, in order. The keys pass as text:
-/// above level 0 they are beyond what a JS number holds exactly.
-pub async fn log_hashes(env: &Env, first: i64, last: i64) -> Result<Vec<[u8; 32]>, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Row {
-        hash: String,
-    }
-    let bound =
-        statement(env, |s| &s.log_tile)?.bind(&[first.to_string().into(), last.to_string().into()]).map_err(storage)?;
-    let rows: Vec<Row> = bound.all().await.map_err(storage)?.results().map_err(storage)?;
-    rows.iter()
-        .map(|row| {
-            data_encoding::HEXUPPER
-                .decode(row.hash.as_bytes())
-                .ok()
-                .and_then(|h| h.try_into().ok())
-                .ok_or_else(|| internal("a log node that is not 32 bytes"))
-        })
-        .collect()
+/// The stored node hashes (hex) with keys from `first` to `last`, in order. The keys pass as
+/// text: above level 0 they are beyond what a JS number holds exactly.
+pub async fn log_hashes(env: &Env, first: i64, last: i64) -> Result<Vec<String>, ApiError> {
+    let bounds = [JsValue::from(first.to_string()), JsValue::from(last.to_string())];
+    column(&statement(env, |s| &s.log_tile)?, &bounds, "hash").await
 }
 
 /// The log entries from `first` to `last`, in order.
 pub async fn log_entries(env: &Env, first: u64, last: u64) -> Result<Vec<String>, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Row {
-        entry: String,
-    }
-    let bound =
-        statement(env, |s| &s.log_bundle)?.bind(&[(first as f64).into(), (last as f64).into()]).map_err(storage)?;
-    let rows: Vec<Row> = bound.all().await.map_err(storage)?.results().map_err(storage)?;
-    Ok(rows.into_iter().map(|row| row.entry).collect())
+    let bounds = [JsValue::from(first as f64), JsValue::from(last as f64)];
+    column(&statement(env, |s| &s.log_bundle)?, &bounds, "entry").await
+}
+
+/// The text values of `name` in every row of `statement` bound to `values`.
+async fn column(statement: &D1PreparedStatement, values: &[JsValue], name: &str) -> Result<Vec<String>, ApiError> {
+    let values: Array = values.iter().collect();
+    let column = JsFuture::from(column_of(statement.inner(), &values, name)).await.map_err(storage_js)?;
+    let column: Array = column.dyn_into().map_err(|_| internal("D1 rows that are not an array"))?;
+    column.iter().map(|value| value.as_string().ok_or_else(|| internal(format!("column {name} is not text")))).collect()
 }
 
 /// A D1 failure from the `worker` crate, mapped as the JS error it holds.

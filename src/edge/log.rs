@@ -61,7 +61,11 @@ async fn read_tile(env: &Env, tile: Tile) -> Result<Vec<u8>, ApiError> {
             if hashes.len() != nodes.len() {
                 return Err(ApiError::TileNotFound);
             }
-            Ok(hashes.concat())
+            data_encoding::HEXUPPER
+                .decode(hashes.concat().as_bytes())
+                .ok()
+                .filter(|tile| tile.len() == hashes.len() * 32)
+                .ok_or_else(|| internal("a log node that is not 32 bytes"))
         }
         Tile::Entries { index, width } => {
             let first = index * TILE_WIDTH;

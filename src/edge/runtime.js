@@ -126,6 +126,11 @@ export async function firstRow(statement, value, columns) {
   return row === null ? null : columns.map((column) => row[column]);
 }
 
+/** The values of `column` in every row of `statement` bound to `values`: one call, one promise. */
+export async function columnOf(statement, values, column) {
+  return (await statement.bind(...values).all()).results.map((row) => row[column]);
+}
+
 /**
  * The request body as bytes, or null when it is larger than `max`: refused by its declared
  * length before anything is read; with a declared length (the framing bounds the body) read

@@ -15,7 +15,6 @@ use crate::domain::ServerDomain;
 use data_encoding::{BASE64, HEXUPPER};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
-use std::collections::HashMap;
 
 /// Entries hashed per step: bounds one step's reads and writes (a step writes about twice as
 /// many nodes).
@@ -117,19 +116,21 @@ impl LogColumns<'_> {
         if edge.len() != edge_nodes.len() {
             return Err("log edge does not fit its size".into());
         }
-        let mut known: HashMap<Node, Hash> = edge_nodes.into_iter().zip(edge).collect();
+        // At most two hashes a level: a list is enough.
+        let mut known: Vec<(Node, Hash)> = edge_nodes.into_iter().zip(edge).collect();
         for pair in self.siblings.split(',').filter(|pair| !pair.is_empty()) {
             let (key, hex) = pair.split_once(':').ok_or("log sibling without a key")?;
             let node = key.parse().ok().and_then(Node::from_key).ok_or("log sibling key")?;
             let hash = decode_hashes(hex).filter(|h| h.len() == 1).ok_or("log sibling hash")?[0];
             if tree::is_complete_in(node, size) {
-                known.insert(node, hash);
+                known.push((node, hash));
             }
         }
         let ranges = tree::inclusion_nodes(index, size).expect("index < size");
         let mut inclusion_proof = Vec::with_capacity(ranges.len());
         for nodes in ranges {
-            let hashes: Option<Vec<Hash>> = nodes.iter().map(|node| known.get(node).copied()).collect();
+            let hashes: Option<Vec<Hash>> =
+                nodes.iter().map(|node| known.iter().find(|(n, _)| n == node).map(|(_, hash)| *hash)).collect();
             let hashes = hashes.ok_or_else(|| format!("log node missing for leaf {index} of {size}"))?;
             inclusion_proof.push(BASE64.encode(&tree::fold(&hashes)));
         }
@@ -151,6 +152,7 @@ mod tests {
     use super::*;
     use crate::log::merkle::{inclusion_proof, root, verify_inclusion};
     use crate::log::note::open;
+    use std::collections::HashMap;
 
     fn key() -> LogKey {
         LogKey::parse(&"07".repeat(32), &ServerDomain::parse("Chat.Example").unwrap()).unwrap()
