@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import canonicalize from "canonicalize";
 import { ARTIFACTS, openProfile } from "./support/browser.mjs";
 import { acceptRequest, attachmentHashes, bmp, bubbleWith, image, openChat, openRequest, saveContact, setUp, sha256, showView, statusOf, typeAndSend } from "./support/chat.mjs";
 import { freshEnvelope, identity as nodeIdentity, postRegister } from "./support/kez.mjs";
@@ -475,5 +476,36 @@ describe("trust and safety in the web app", () => {
     assert.deepEqual(contacts.map((c) => c.key), [impostor.primary]);
     // The old key's conversation stays, named by its fingerprint only (it was compared: "Verified key").
     await alice.page.getByRole("button", { name: `Open chat with Verified key ${proto.fingerprint(proto.parsePrimary(people.bob))}` }).waitFor();
+  });
+
+  test("a binding the server's signed log does not hold raises a lasting alarm, and the key is not offered", async () => {
+    // dave registers properly: alice finds him, logged and checked, with no alarm.
+    const dave = nodeIdentity();
+    const handle = `dave${randomBytes(3).toString("hex")}`;
+    assert.equal((await postRegister(worker.url, freshEnvelope("localhost", { handle, id: dave }).envelope)).status, 201);
+    const lookUp = async (text) => {
+      await showView(alice, "New chat");
+      await alice.page.getByLabel("Handle, handle@domain or key").fill(text);
+      await alice.page.getByRole("button", { name: "Look up" }).click();
+    };
+    await lookUp(dave.primary);
+    await alice.page.getByTestId("lookup-result").waitFor();
+    assert.equal(await alice.page.getByTestId("log-alarm").count(), 0);
+
+    // The operator rewrites dave's row behind the worker: a binding for dave, validly signed by
+    // a key the operator holds, that was never appended to the log.
+    const forged = nodeIdentity();
+    const { envelope } = freshEnvelope("localhost", { handle, id: forged });
+    worker.tamper("UPDATE registrations SET primary_key = ?, envelope = ? WHERE handle = ?", forged.primary, canonicalize(envelope), handle);
+    await lookUp(handle);
+    const alarm = alice.page.getByTestId("log-alarm");
+    await alarm.waitFor({ timeout: 30_000 });
+    assert.match(await alarm.textContent(), /localhost showed something its own signed log contradicts: This binding is not in the log the server signed/);
+    assert.equal(await alice.page.getByTestId("lookup-result").getByRole("button", { name: "Save contact" }).count(), 0, "the forged key is not offered");
+    // The alarm is kept: a reload shows it again until alice dismisses it.
+    await alice.page.reload();
+    await alice.page.getByTestId("log-alarm").waitFor();
+    await alice.page.getByRole("button", { name: "I understand, hide this" }).click();
+    await alice.page.getByTestId("log-alarm").waitFor({ state: "detached" });
   });
 });

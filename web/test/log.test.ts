@@ -13,7 +13,7 @@ const checkpoints = Object.fromEntries(Object.entries(vectors.checkpoints).map((
 
 /** The hash tiles of the vectors' tree (`size` leaves), made here from the leaves: every level's full subtrees of 256. */
 function tilesOf(size: number) {
-  const levels = [leaves.slice(0, size)];
+  const levels: Uint8Array[][] = [leaves.slice(0, size)];
   for (let level = 1; level * 8 < 32; level++) {
     const below = levels[level - 1];
     const next: Uint8Array[] = [];

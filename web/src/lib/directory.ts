@@ -3,7 +3,9 @@
 import { ApiError, fetchUser, lookupHandle, lookupPrimary, originOf, sentence, webfinger } from "./api";
 import { checkHandle } from "./handle";
 import { parsePrimary } from "./identity";
-import { BindingError, type VerifiedUser, verifyUserBody } from "./registration";
+import { checkLogged } from "./logwatch";
+import { BindingError, type Envelope, type VerifiedUser, verifyUserBody } from "./registration";
+import type { LogProof } from "./log";
 
 export type Query = { kind: "handle"; handle: string; domain: string } | { kind: "primary"; primary: string };
 
@@ -31,13 +33,24 @@ export function parseQuery(input: string, home: string): Query {
   return { kind: "handle", handle, domain };
 }
 
-/** Looks a person up and verifies the binding. Errors are ApiError or BindingError sentences. */
+/**
+ * A lookup (or registration) answer, checked twice: the binding is signed by its key
+ * (`verifyUserBody`), and it is in the server's transparency log, consistent with what this
+ * app saw of that log before (`checkLogged`; a lie raises the alarm). Errors are sentences.
+ */
+export async function verifyLogged(body: unknown, expect: { server: string; handle?: string; primary?: string }, home: string): Promise<VerifiedUser> {
+  const user = verifyUserBody(body, expect);
+  await checkLogged(body as { envelope: Envelope; log?: LogProof | null }, user.server, home);
+  return user;
+}
+
+/** Looks a person up and verifies the binding. Errors are ApiError, BindingError or LogError sentences. */
 export async function find(query: Query, home: string): Promise<VerifiedUser> {
   if (query.kind === "primary") {
-    return verifyUserBody(await lookupPrimary(query.primary), { server: home, primary: query.primary });
+    return verifyLogged(await lookupPrimary(query.primary), { server: home, primary: query.primary }, home);
   }
   if (query.domain === home.toLowerCase()) {
-    return verifyUserBody(await lookupHandle(query.handle), { server: home, handle: query.handle });
+    return verifyLogged(await lookupHandle(query.handle), { server: home, handle: query.handle }, home);
   }
   const jrd = (await webfinger(query.handle, query.domain)) as {
     links?: { rel?: string; href?: string }[];
@@ -47,7 +60,7 @@ export async function find(query: Query, home: string): Promise<VerifiedUser> {
   if (typeof href !== "string" || !href.startsWith(`${originOf(query.domain)}/`)) {
     throw new BindingError(`${query.domain} did not point to a kez-chat user on its own server.`);
   }
-  const user = verifyUserBody(await fetchUser(href), { server: query.domain, handle: query.handle });
+  const user = await verifyLogged(await fetchUser(href), { server: query.domain, handle: query.handle }, home);
   if (jrd.properties?.[PRIMARY_PROPERTY] !== user.primary) {
     throw new BindingError(`${query.domain} gave two different keys for ${user.fqhn}.`);
   }

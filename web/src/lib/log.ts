@@ -9,6 +9,9 @@ import { concatBytes, utf8ToBytes } from "@noble/hashes/utils.js";
 
 export class LogError extends Error {}
 
+/** Two checkpoints signed by one key that are not one history: the server forked its log. */
+export class InconsistentLog extends LogError {}
+
 export interface Verifier {
   /** The key name, also the checkpoint's origin: `<server>/log`. */
   name: string;
@@ -190,7 +193,7 @@ export async function checkConsistent(older: Checkpoint, newer: Checkpoint, fetc
   if (older.size === 0) return;
   const proof = older.size === newer.size ? [] : await consistencyFromTiles(older.size, newer.size, fetchTile);
   if (!verifyConsistency(older.size, newer.size, older.root, newer.root, proof)) {
-    throw new LogError("This server has shown different histories of its log.");
+    throw new InconsistentLog("This server has shown different histories of its log.");
   }
 }
 

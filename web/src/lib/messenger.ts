@@ -6,7 +6,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, concatBytes } from "@noble/hashes/utils.js";
 import { lookupPrimary } from "./api";
-import { find, parseQuery } from "./directory";
+import { find, parseQuery, verifyLogged } from "./directory";
 import { type Identity, parsePrimary } from "./identity";
 import { decodeSource, preloadErasure } from "./erasure";
 import { FileSendError, makePieces, planPieces, publishPieces } from "./files";
@@ -16,7 +16,6 @@ import { Relay, type RelayState } from "./relay";
 import { relayLimits } from "./relay-info";
 import { open as openSealed, SealError, seal } from "./seal";
 import { notice } from "./pins";
-import { verifyUserBody } from "./registration";
 import * as store from "./store";
 import { type Arrival, type Decision, decide, held } from "./trust";
 import { ASSUMED_LIMITS, type RelayLimits, maxPaddedFor } from "./transfer";
@@ -794,7 +793,7 @@ export class Messenger {
   async lookUp(primary: string, accepted: boolean): Promise<void> {
     let fqhn: string | null = null;
     try {
-      const user = verifyUserBody(await lookupPrimary(primary), { server: this.home, primary });
+      const user = await verifyLogged(await lookupPrimary(primary), { server: this.home, primary }, this.home);
       fqhn = user.fqhn;
       await notice(user, accepted);
     } catch {

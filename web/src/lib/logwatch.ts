@@ -1,0 +1,120 @@
+// The app's watch over each server's transparency log (docs/TRANSPARENCY.md). A binding the
+// app uses must be an entry of a checkpoint signed by the log key the server published when
+// the app first met it, and every checkpoint must extend the newest one kept for that server
+// (checked from the log's tiles). A failure that shows the server lying is an alarm kept in
+// the store until the person dismisses it: a newer checkpoint never replaces it silently.
+import { originOf } from "./api";
+import { type Checkpoint, checkConsistent, checkIncluded, InconsistentLog, LogError, type LogProof, openCheckpoint, parseVerifierKey, type Verifier } from "./log";
+import { canonicalBytes, type Envelope } from "./registration";
+import { getSetting, putSetting } from "./store";
+
+export interface LogAlarm {
+  server: string;
+  message: string;
+  at: number;
+}
+
+/** What the app keeps of a server's log: the verifier key it pinned, the newest checkpoint it checked. */
+interface Watched {
+  verifierKey: string;
+  checkpoint?: string;
+}
+
+/** A failure that shows the server (or someone with its database) lying: raises the alarm. */
+export class LogAlarmError extends LogError {}
+
+const listeners = new Set<(alarms: LogAlarm[]) => void>();
+
+/** Calls `listener` with every alarm now and whenever one is raised or dismissed; returns an unsubscribe. */
+export function watchAlarms(listener: (alarms: LogAlarm[]) => void): () => void {
+  listeners.add(listener);
+  void alarms().then(listener);
+  return () => listeners.delete(listener);
+}
+
+export async function alarms(): Promise<LogAlarm[]> {
+  return ((await getSetting("log-alarms")) as LogAlarm[] | undefined) ?? [];
+}
+
+async function raise(server: string, message: string) {
+  const now = await alarms();
+  if (now.some((a) => a.server === server && a.message === message)) return;
+  const next = [...now, { server, message, at: Date.now() }];
+  await putSetting("log-alarms", next);
+  for (const listener of listeners) listener(next);
+}
+
+/** The person read the alarm and chose to go on: it is kept no longer (the pinned key and checkpoint stay). */
+export async function dismissAlarms(): Promise<void> {
+  await putSetting("log-alarms", []);
+  for (const listener of listeners) listener([]);
+}
+
+/** Where the app reaches `server`: its own origin for the home server. */
+const baseOf = (server: string, home: string) => (server === home.toLowerCase() ? "" : originOf(server));
+
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const response = await fetch(url);
+  if (!response.ok) throw new LogError(`The log's tile ${url} could not be read (${response.status}).`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** The server's log as pinned: the verifier key from its healthz the first time the app met it. */
+async function watched(server: string, home: string): Promise<Watched> {
+  const kept = (await getSetting(`log ${server}`)) as Watched | undefined;
+  if (kept) return kept;
+  let key: unknown;
+  try {
+    key = ((await (await fetch(`${baseOf(server, home)}/v1/healthz`)).json()) as { log?: { verifier_key?: unknown } }).log?.verifier_key;
+  } catch {
+    throw new LogError(`Could not read ${server}'s log key.`);
+  }
+  if (typeof key !== "string") throw new LogError(`${server} keeps no transparency log, so its bindings cannot be checked.`);
+  parseVerifierKey(key);
+  const pinned: Watched = { verifierKey: key };
+  await putSetting(`log ${server}`, pinned);
+  return pinned;
+}
+
+/**
+ * Checks that the binding in `body` (a lookup or registration answer) is in `server`'s log,
+ * and that the checkpoint it came with extends the newest one kept for that server; keeps the
+ * newer of the two. Throws LogError if the binding cannot be checked, LogAlarmError (after
+ * raising the alarm) if the server is caught showing something its log does not hold.
+ */
+export async function checkLogged(body: { envelope: Envelope; log?: LogProof | null }, server: string, home: string): Promise<Checkpoint> {
+  const name = server.toLowerCase();
+  const kept = await watched(name, home);
+  const verifier = parseVerifierKey(kept.verifierKey);
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = checkIncluded(canonicalBytes(body.envelope), body.log, verifier);
+  } catch (e) {
+    // No proof at all is a binding not yet logged (or an old server): not usable, not a lie.
+    if (!body.log) throw e;
+    throw await alarm(name, e);
+  }
+  await observe(name, home, kept, checkpoint, verifier);
+  return checkpoint;
+}
+
+async function observe(server: string, home: string, kept: Watched, checkpoint: Checkpoint, verifier: Verifier) {
+  if (kept.checkpoint) {
+    const newest = openCheckpoint(kept.checkpoint, verifier);
+    try {
+      await checkConsistent(newest, checkpoint, (path) => fetchBytes(`${baseOf(server, home)}/log/${path}`));
+    } catch (e) {
+      // A tile that could not be read proves nothing; two histories do.
+      throw e instanceof InconsistentLog ? await alarm(server, e) : e;
+    }
+    if (checkpoint.size <= newest.size) return;
+  }
+  await putSetting(`log ${server}`, { ...kept, checkpoint: checkpoint.note } satisfies Watched);
+}
+
+async function alarm(server: string, cause: unknown): Promise<LogAlarmError> {
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  const message = `${server} showed something its own signed log contradicts: ${detail}`;
+  await raise(server, message);
+  return new LogAlarmError(message);
+}
