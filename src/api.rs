@@ -184,8 +184,12 @@ pub struct UserRecord {
     pub handle: String,
     pub primary_key: String,
     pub registered_at: String,
-    /// The signed registration envelope, JCS-canonical JSON.
+    /// The signed statement that set the binding (a registration or a rotation, or the
+    /// release of a released handle), JCS-canonical JSON.
     pub envelope: String,
+    /// When the handle was given up (RFC 3339), if it was.
+    #[serde(default)]
+    pub released_at: Option<String>,
     /// Where the statement that set this binding is in the log, with its proof (lookups).
     #[serde(skip)]
     pub log: Option<LogView>,
@@ -243,6 +247,44 @@ impl UserView {
     }
 }
 
+/// A given-up handle, as lookups answer it (410) and its release's 201: the release, signed
+/// by the key that held the handle, with its place in the log.
+#[derive(Debug, Serialize)]
+pub struct ReleasedView {
+    pub error: &'static str,
+    pub message: &'static str,
+    pub handle: String,
+    pub primary: String,
+    pub released_at: String,
+    pub log: Option<LogView>,
+    #[serde(skip)]
+    pub envelope: String,
+}
+
+impl ReleasedView {
+    pub fn from_record(record: &UserRecord) -> Option<ReleasedView> {
+        Some(ReleasedView {
+            error: "handle_released",
+            message: "This handle was given up by its key; the signed release is in \"envelope\".",
+            handle: record.handle.clone(),
+            primary: record.primary_key.clone(),
+            released_at: record.released_at.clone()?,
+            log: record.log.clone(),
+            envelope: stored_object(&record.envelope)?.to_owned(),
+        })
+    }
+
+    /// The JSON body, `"envelope"` spliced in last as `UserView::to_json` does.
+    pub fn to_json(&self) -> String {
+        let mut body = serde_json::to_string(self).expect("strings always serialize");
+        body.pop();
+        body.push_str(",\"envelope\":");
+        body.push_str(&self.envelope);
+        body.push('}');
+        body
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +334,7 @@ mod tests {
             primary_key: "ed25519:d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),
             registered_at: "2026-11-26T10:52:13Z".into(),
             envelope: r#"{"kez":"handle_registration"}"#.into(),
+            released_at: None,
             log: None,
         };
         let view: serde_json::Value =
@@ -324,6 +367,7 @@ mod tests {
             primary_key: primary_key.into(),
             registered_at: String::new(),
             envelope: envelope.into(),
+            released_at: None,
             log: None,
         };
         assert!(UserView::from_record(&record("garbage", "{}"), &config()).is_err());

@@ -29,6 +29,17 @@ pub enum ApiError {
         max_seconds: i64,
     },
     HandleTaken,
+    /// The handle was given up less than the quarantine ago, by another key.
+    HandleQuarantined {
+        days: u32,
+    },
+    /// A rotation or release of a handle that was given up.
+    HandleReleased,
+    /// A rotation or release that names a key the handle does not hold now (a wrong key, or
+    /// a statement replayed after it applied).
+    NotCurrentKey,
+    /// A rotation to the key it rotates from.
+    SameKey,
     /// Another registered handle looks like this one (the same skeleton).
     HandleConfusable,
     KeyAlreadyRegistered,
@@ -102,12 +113,18 @@ impl ApiError {
             | MissingResource
             | InvalidResource
             | InvalidBookmark
+            | SameKey
             | InvalidAuthorizationRequest(_) => 400,
             Unauthorized => 401,
             ReservedHandle | UnknownNatsServer => 403,
             UserNotFound | NotFound | TileNotFound => 404,
             MethodNotAllowed { .. } => 405,
-            HandleTaken | HandleConfusable | KeyAlreadyRegistered => 409,
+            HandleTaken
+            | HandleConfusable
+            | KeyAlreadyRegistered
+            | HandleQuarantined { .. }
+            | HandleReleased
+            | NotCurrentKey => 409,
             RateLimited { .. } => 429,
             BodyTooLarge { .. } => 413,
             Internal(_) => 500,
@@ -134,6 +151,10 @@ impl ApiError {
             InvalidTimestamp => "invalid_timestamp",
             ClockSkew { .. } => "clock_skew",
             HandleTaken => "handle_taken",
+            HandleQuarantined { .. } => "handle_quarantined",
+            HandleReleased => "handle_released",
+            NotCurrentKey => "not_current_key",
+            SameKey => "same_key",
             HandleConfusable => "handle_confusable",
             KeyAlreadyRegistered => "key_already_registered",
             UserNotFound => "user_not_found",
@@ -172,6 +193,10 @@ impl ApiError {
             InvalidTimestamp => "\"created_at\" must be an RFC 3339 timestamp, such as 2026-01-01T12:00:00Z.".into(),
             ClockSkew { max_seconds } => format!("\"created_at\" is more than {max_seconds} seconds away from the server's clock; check your device's time and sign again."),
             HandleTaken => "This handle is already registered.".into(),
+            HandleQuarantined { days } => format!("This handle was given up less than {days} days ago; only the key that held it may take it back until then."),
+            HandleReleased => "This handle was given up: it has no key to rotate or release.".into(),
+            NotCurrentKey => "The statement names a key this handle does not hold now: a wrong key, or a statement that already applied.".into(),
+            SameKey => "A rotation must move the handle to a different key.".into(),
             HandleConfusable => "A registered handle looks like this one (0 and o, 1, i and l, rn and m, vv and w, cl and d, 5 and s, and \"-\" and \"_\" count as the same); choose another.".into(),
             KeyAlreadyRegistered => "This primary key already has a handle on this server.".into(),
             UserNotFound => "No user with this handle is registered here.".into(),

@@ -8,6 +8,7 @@ pub mod api;
 pub mod caching;
 pub mod domain;
 pub mod error;
+pub mod lifecycle;
 pub mod log;
 pub mod registration;
 pub mod request_url;

@@ -67,6 +67,12 @@ pub struct Registration {
 /// Parses a request body as an envelope: 400 `invalid_json` for bad JSON,
 /// 400 `invalid_envelope` for JSON of the wrong shape.
 pub fn parse_envelope(body: &[u8]) -> Result<Envelope, ApiError> {
+    parse_json(body)
+}
+
+/// A body as a statement's wire form `T`: `invalid_json`, or `invalid_envelope` for JSON of
+/// the wrong shape.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         let detail = e.to_string();
         if e.is_data() {
@@ -150,7 +156,7 @@ impl Signed {
 /// left to the equation, which compares it byte for byte with a computed point's canonical
 /// encoding (RFC 8032 §5.1.7; WebCrypto and `verify_strict` alike): decoding it here would
 /// cost a field square root per registration.
-fn strict_signature(signature: &Signature) -> bool {
+pub(crate) fn strict_signature(signature: &Signature) -> bool {
     let s_canonical = bool::from(Scalar::from_canonical_bytes(*signature.s_bytes()).is_some());
     s_canonical && !is_small_order_encoding(signature.r_bytes())
 }
@@ -190,18 +196,24 @@ pub fn check(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<S
             HandleError::Reserved => ApiError::ReservedHandle,
         })?;
         // (7) fresh
-        let created_ms = parse_rfc3339_ms(&payload.created_at).ok_or(ApiError::InvalidTimestamp)?;
-        if created_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_SECONDS.unsigned_abs() * 1000 {
-            return Err(ApiError::ClockSkew { max_seconds: MAX_CLOCK_SKEW_SECONDS });
-        }
+        fresh(&payload.created_at, now_ms)?;
         Ok((handle, serde_json::to_string(&envelope).expect("strings and integers always serialize")))
     })();
     Ok(Signed { primary, signature, message, checked })
 }
 
+/// Check 7: `created_at` is RFC 3339 and within `MAX_CLOCK_SKEW_SECONDS` of `now_ms`.
+pub(crate) fn fresh(created_at: &str, now_ms: i64) -> Result<(), ApiError> {
+    let created_ms = parse_rfc3339_ms(created_at).ok_or(ApiError::InvalidTimestamp)?;
+    if created_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_SECONDS.unsigned_abs() * 1000 {
+        return Err(ApiError::ClockSkew { max_seconds: MAX_CLOCK_SKEW_SECONDS });
+    }
+    Ok(())
+}
+
 /// Why a signature did not verify: its key is not a curve point (`invalid_primary_key`, the
 /// earlier check in the contract's order), or else the signature is bad.
-fn bad_key_or_signature(key: ClaimedKey) -> ApiError {
+pub(crate) fn bad_key_or_signature(key: ClaimedKey) -> ApiError {
     match key.decode() {
         None => ApiError::InvalidPrimaryKey,
         Some(_) => ApiError::InvalidSignature,
@@ -210,7 +222,7 @@ fn bad_key_or_signature(key: ClaimedKey) -> ApiError {
 
 /// 128 lowercase hex digits to a signature; `None` otherwise. Lowercase only, as for
 /// `primary`: the envelope is stored exactly as verified, and every client rejects other hex.
-fn decode_signature(hex: &str) -> Option<Signature> {
+pub(crate) fn decode_signature(hex: &str) -> Option<Signature> {
     let bytes: [u8; 64] = decode_lower_hex(hex)?.try_into().ok()?;
     Some(Signature::from_bytes(&bytes))
 }

@@ -11,6 +11,10 @@ pub enum Route<'a> {
     /// `GET /v1/by-primary/:primary`; the raw path segment.
     LookupPrimary(&'a str),
     Register,
+    /// `POST /v1/rotate`: a `key_rotation` statement.
+    Rotate,
+    /// `POST /v1/release`: a `handle_release` statement.
+    Release,
     WebFinger,
     NatsAuth,
     /// `GET /log/checkpoint`: the log's newest signed checkpoint.
@@ -34,6 +38,8 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
         "/v1/healthz" => public_read(method, Route::Healthz),
         "/.well-known/webfinger" => public_read(method, Route::WebFinger),
         "/v1/register" => post_only(method, Route::Register),
+        "/v1/rotate" => post_only(method, Route::Rotate),
+        "/v1/release" => post_only(method, Route::Release),
         "/internal/nats/auth" => post_only(method, Route::NatsAuth),
         "/log/checkpoint" => public_read(method, Route::LogCheckpoint),
         _ => {
@@ -116,6 +122,9 @@ mod tests {
         assert_eq!(route("HEAD", "/v1/healthz"), Ok(Route::Healthz));
         assert_eq!(route("GET", "/v1/u/alice"), Ok(Route::LookupHandle("alice")));
         assert_eq!(route("POST", "/v1/register"), Ok(Route::Register));
+        assert_eq!(route("POST", "/v1/rotate"), Ok(Route::Rotate));
+        assert_eq!(route("POST", "/v1/release"), Ok(Route::Release));
+        assert_eq!(route("GET", "/v1/rotate"), Err(ApiError::MethodNotAllowed { allow: POST_METHOD }));
         assert_eq!(route("GET", "/.well-known/webfinger"), Ok(Route::WebFinger));
         assert_eq!(route("POST", "/internal/nats/auth"), Ok(Route::NatsAuth));
         assert_eq!(route("OPTIONS", "/v1/u/alice"), Ok(Route::Preflight));

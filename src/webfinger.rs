@@ -118,6 +118,7 @@ mod tests {
             primary_key: "ed25519:d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),
             registered_at: "2026-11-26T10:52:13Z".into(),
             envelope: "{}".into(),
+            released_at: None,
             log: None,
         };
         UserView::from_record(&record, &config).unwrap()

@@ -40,3 +40,20 @@ export function signEnvelope(id, payload) {
   };
 }
 
+
+/** One `{alg, key, sig}` signature of `payload`'s JCS bytes by `id`. */
+export function signatureOf(id, payload) {
+  return { alg: "ed25519-sha512-jcs", key: id.primary, sig: sign(null, Buffer.from(canonicalize(payload), "utf8"), id.privateKey).toString("hex") };
+}
+
+/** A key rotation of `handle` from `old` to `next` (identities), signed by both, old first. */
+export function rotationEnvelope(old, next, { handle, server, createdAt = new Date() }) {
+  const payload = { type: "kez.chat.key_rotation", version: 1, handle, server, old: old.primary, new: next.primary, created_at: createdAt.toISOString() };
+  return { kez: "key_rotation", payload, signatures: [signatureOf(old, payload), signatureOf(next, payload)] };
+}
+
+/** The release of `handle` by `id`, the key that holds it. */
+export function releaseEnvelope(id, { handle, server, createdAt = new Date() }) {
+  const payload = { type: "kez.chat.handle_release", version: 1, handle, primary: id.primary, server, created_at: createdAt.toISOString() };
+  return { kez: "handle_release", payload, signature: signatureOf(id, payload) };
+}

@@ -79,6 +79,15 @@ pub fn isolate_get(settings: &CacheSettings, key: &str, now_ms: i64) -> Option<(
     with_isolate(settings, |cache| cache.get(key, now_ms).map(|(user, read_at)| (Rc::clone(user), read_at)))
 }
 
+/// Drops this isolate's answers for a handle and its former key, once a statement changed
+/// them (other isolates and the data centre's cache keep theirs until their TTL).
+pub fn forget(settings: &CacheSettings, handle: &str, key: &str) {
+    with_isolate(settings, |cache| {
+        cache.remove(&format!("u/{handle}"));
+        cache.remove(&format!("p/{key}"));
+    });
+}
+
 fn isolate_put(settings: &CacheSettings, key: &str, user: &Rc<CachedUser>, read_at_ms: i64, now_ms: i64) {
     with_isolate(settings, |cache| cache.insert(key, Rc::clone(user), user.bytes, read_at_ms, now_ms));
 }

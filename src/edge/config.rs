@@ -5,6 +5,7 @@
 use crate::api::{parse_rate_limits, Config, NatsConfig, NatsVars};
 use crate::caching::CacheSettings;
 use crate::error::ApiError;
+use crate::lifecycle::parse_quarantine_days;
 use crate::log::stored::LogKey;
 use std::sync::OnceLock;
 use worker::{console_error, Env};
@@ -13,6 +14,7 @@ static CONFIG: OnceLock<Result<Config, String>> = OnceLock::new();
 static NATS_CONFIG: OnceLock<Result<Option<NatsConfig>, String>> = OnceLock::new();
 static RATE_LIMITS: OnceLock<Result<bool, String>> = OnceLock::new();
 static CACHE: OnceLock<Result<CacheSettings, String>> = OnceLock::new();
+static QUARANTINE: OnceLock<Result<u32, String>> = OnceLock::new();
 static LOG_KEY: OnceLock<Result<Option<LogKey>, String>> = OnceLock::new();
 
 /// With the caching settings broken, answers are built as if caching were off.
@@ -63,6 +65,14 @@ pub fn nats_config(env: &Env) -> Result<&'static NatsConfig, ApiError> {
         }
         Err(e) => Err(ApiError::Internal(e.clone())),
     }
+}
+
+/// `RELEASE_QUARANTINE_DAYS` (`lifecycle::parse_quarantine_days`).
+pub fn quarantine_days(env: &Env) -> Result<u32, ApiError> {
+    QUARANTINE
+        .get_or_init(|| parse_quarantine_days(var(env, "RELEASE_QUARANTINE_DAYS").as_deref()))
+        .clone()
+        .map_err(ApiError::Internal)
 }
 
 /// `LOG_SIGNING_SEED` (a secret; `scripts/dev.sh` makes one locally): the key that signs the

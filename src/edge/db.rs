@@ -16,7 +16,7 @@ use std::cell::OnceCell;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::js_sys::{Array, Error, Promise};
+use worker::js_sys::{Array, Error, Promise, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::D1PreparedStatement as RawStatement;
 use worker::{D1Database, D1DatabaseSession, D1PreparedStatement, Env};
@@ -62,13 +62,14 @@ impl LookupOutcome {
 }
 
 /// The columns of a registration row, in `UserRecord`'s order.
-const RECORD_COLUMNS: [&str; 4] = ["handle", "primary_key", "registered_at", "envelope"];
+const RECORD_COLUMNS: [&str; 5] = ["handle", "primary_key", "registered_at", "envelope", "released_at"];
 /// A lookup's columns: the row's, then the log's (`LogColumns`).
-const LOOKUP_COLUMNS: [&str; 9] = [
+const LOOKUP_COLUMNS: [&str; 10] = [
     "handle",
     "primary_key",
     "registered_at",
     "envelope",
+    "released_at",
     "log_index",
     "log_size",
     "log_checkpoint",
@@ -84,7 +85,7 @@ macro_rules! lookup_sql {
     ($where:literal) => {
         concat!(
             "WITH RECURSIVE levels(l) AS (VALUES (0) UNION ALL SELECT l + 1 FROM levels WHERE l < 47) ",
-            "SELECT r.handle, r.primary_key, r.registered_at, r.envelope, ",
+            "SELECT r.handle, r.primary_key, r.registered_at, r.envelope, coalesce(r.released_at, '') AS released_at, ",
             "coalesce(r.log_index || '', '') AS log_index, s.size || '' AS log_size, ",
             "coalesce(s.checkpoint, '') AS log_checkpoint, s.edge AS log_edge, ",
             "coalesce((SELECT group_concat(n.key || ':' || hex(n.hash), ',') FROM log_nodes n WHERE n.key IN ",
@@ -97,14 +98,35 @@ macro_rules! lookup_sql {
 
 const BY_HANDLE: &str = lookup_sql!("r.handle = ?1");
 const BY_KEY: &str = lookup_sql!("r.primary_key = ?1");
-const HANDLE_BY_KEY: &str = "SELECT handle FROM registrations WHERE primary_key = ?1";
-const BY_SKELETON: &str = "SELECT handle, primary_key, registered_at, envelope FROM registrations WHERE skeleton = ?1";
-/// A statement's log entry, appended: the next index, in the statement's transaction.
-const APPEND: &str =
-    "INSERT INTO log_entries (idx, entry) SELECT coalesce(max(idx) + 1, 0), ?1 FROM log_entries RETURNING idx";
-/// Run after `APPEND` in one batch: the registration points at its entry.
+const HANDLE_BY_KEY: &str = "SELECT handle FROM registrations WHERE primary_key = ?1 AND released_at IS NULL";
+const BY_SKELETON: &str =
+    "SELECT handle, primary_key, registered_at, envelope, coalesce(released_at, '') AS released_at \
+     FROM registrations WHERE skeleton = ?1";
+/// A registration's log entry, appended (the next index) unless the handle is held, or was
+/// given up by another key after the cutoff (?4, RFC 3339): then nothing is appended, and the
+/// insert after it fails on the row that is there.
+const APPEND_REGISTRATION: &str = "INSERT INTO log_entries (idx, entry) \
+     SELECT coalesce((SELECT max(idx) FROM log_entries) + 1, 0), ?1 WHERE NOT EXISTS (SELECT 1 FROM registrations \
+     WHERE handle = ?2 AND (released_at IS NULL OR (primary_key <> ?3 AND released_at > ?4))) RETURNING idx";
+/// Then, in the same batch: a released row the registration may take (its own key's, or one
+/// out of quarantine) makes way (its statements stay in the log).
+const CLEAR_RELEASED: &str = "DELETE FROM registrations \
+     WHERE handle = ?1 AND released_at IS NOT NULL AND (primary_key = ?2 OR released_at <= ?3)";
+/// Then the registration, pointing at its entry.
 const INSERT: &str = "INSERT INTO registrations (handle, primary_key, registered_at, envelope, skeleton, log_index) \
      VALUES (?1, ?2, ?3, ?4, ?5, (SELECT max(idx) FROM log_entries))";
+/// A rotation's or release's entry, appended only if the handle is held by the key it names.
+const APPEND_CHANGE: &str = "INSERT INTO log_entries (idx, entry) \
+     SELECT coalesce((SELECT max(idx) FROM log_entries) + 1, 0), ?1 WHERE EXISTS (SELECT 1 FROM registrations \
+     WHERE handle = ?2 AND primary_key = ?3 AND released_at IS NULL) RETURNING idx";
+/// Then, under the same condition: the handle moves to the new key, its statement the envelope.
+const ROTATE: &str =
+    "UPDATE registrations SET primary_key = ?3, envelope = ?4, log_index = (SELECT max(idx) FROM log_entries) \
+     WHERE handle = ?1 AND primary_key = ?2 AND released_at IS NULL";
+/// Or: the handle is given up, at ?3, its release the envelope.
+const RELEASE: &str =
+    "UPDATE registrations SET released_at = ?3, envelope = ?4, log_index = (SELECT max(idx) FROM log_entries) \
+     WHERE handle = ?1 AND primary_key = ?2 AND released_at IS NULL";
 const LOG_STATE: &str = "SELECT size, edge FROM log_state WHERE id = 1";
 /// Bound to `ENTRIES_PER_STEP`.
 const LOG_NEXT_ENTRIES: &str =
@@ -147,8 +169,12 @@ struct Statements {
     replica_by_key: D1PreparedStatement,
     /// On the isolate's `first-primary` session, whose bookmark after a write is at least
     /// as new as that write (newer if another registration in the isolate wrote since).
-    append: D1PreparedStatement,
+    append_registration: D1PreparedStatement,
+    clear_released: D1PreparedStatement,
     insert: D1PreparedStatement,
+    append_change: D1PreparedStatement,
+    rotate: D1PreparedStatement,
+    release: D1PreparedStatement,
     written_by_handle: D1PreparedStatement,
     log_state: D1PreparedStatement,
     log_next_entries: D1PreparedStatement,
@@ -198,8 +224,12 @@ fn with_statements<T>(env: &Env, f: impl FnOnce(&Statements) -> T) -> Result<T, 
             let _ = cell.set(Statements {
                 replica_by_handle: replica.prepare(BY_HANDLE),
                 replica_by_key: replica.prepare(BY_KEY),
-                append: writes.prepare(APPEND),
+                append_registration: writes.prepare(APPEND_REGISTRATION),
+                clear_released: writes.prepare(CLEAR_RELEASED),
                 insert: writes.prepare(INSERT),
+                append_change: writes.prepare(APPEND_CHANGE),
+                rotate: writes.prepare(ROTATE),
+                release: writes.prepare(RELEASE),
                 written_by_handle: writes.prepare(BY_HANDLE),
                 log_state: writes.prepare(LOG_STATE),
                 log_next_entries: next_entries,
@@ -266,8 +296,9 @@ fn row_values<const N: usize>(row: JsValue, columns: [&str; N]) -> Result<Option
     Ok(Some(values))
 }
 
-fn user_record([handle, primary_key, registered_at, envelope]: [String; 4]) -> UserRecord {
-    UserRecord { handle, primary_key, registered_at, envelope, log: None }
+fn user_record([handle, primary_key, registered_at, envelope, released_at]: [String; 5]) -> UserRecord {
+    let released_at = Some(released_at).filter(|at| !at.is_empty());
+    UserRecord { handle, primary_key, registered_at, envelope, released_at, log: None }
 }
 
 fn with_lookup_columns<T>(f: impl FnOnce(&Array) -> T) -> T {
@@ -279,7 +310,7 @@ fn with_lookup_columns<T>(f: impl FnOnce(&Array) -> T) -> T {
 /// the log's proof for its statement. Log columns that do not make a proof mean the store
 /// was edited: an internal error, never a wrong proof.
 pub fn looked_up(row: JsValue) -> Result<Option<UserRecord>, ApiError> {
-    let Some([handle, primary_key, registered_at, envelope, index, size, checkpoint, edge, siblings]) =
+    let Some([handle, primary_key, registered_at, envelope, released_at, index, size, checkpoint, edge, siblings]) =
         row_values(row, LOOKUP_COLUMNS)?
     else {
         return Ok(None);
@@ -287,7 +318,8 @@ pub fn looked_up(row: JsValue) -> Result<Option<UserRecord>, ApiError> {
     let log = LogColumns { index: &index, size: &size, checkpoint: &checkpoint, edge: &edge, siblings: &siblings }
         .view()
         .map_err(ApiError::Internal)?;
-    Ok(Some(UserRecord { handle, primary_key, registered_at, envelope, log }))
+    let released_at = Some(released_at).filter(|at| !at.is_empty());
+    Ok(Some(UserRecord { handle, primary_key, registered_at, envelope, released_at, log }))
 }
 
 /// The first row of `statement` bound to `value`, as the strings of `columns`.
@@ -306,45 +338,143 @@ pub fn latest_bookmark(session: &D1DatabaseSession) -> Option<String> {
 }
 
 /// What `verifyAndWrite` (runtime.js) needs to write a registration: on the isolate's
-/// `first-primary` session, the append of its log entry and its insert in one batch, the
-/// log's statements and step, and the read back of the stored user by handle. No read before
-/// the write: the UNIQUE constraints (handle, key, skeleton) decide races and lookalikes.
+/// `first-primary` session, in one batch, its log entry (unless the handle is held or in
+/// quarantine from another key: released at or after `cutoff`), the clearing of a released row
+/// it may take, and its insert; then the log's step and the read back by handle. No read
+/// before the write: the UNIQUE constraints (handle, key, skeleton) decide races and lookalikes.
 pub fn registration_write(
     env: &Env,
     key: &'static LogKey,
     record: &UserRecord,
     skeleton: &str,
+    cutoff: &str,
 ) -> Result<Array, ApiError> {
-    let values: Array = [&record.handle, &record.primary_key, &record.registered_at, &record.envelope, skeleton]
-        .iter()
-        .map(|v| JsValue::from_str(v))
-        .collect();
-    let step = log_step(key);
+    let text = |v: &str| JsValue::from_str(v);
+    let (handle, primary) = (text(&record.handle), text(&record.primary_key));
+    let cutoff = text(cutoff);
     with_statements(env, |s| {
-        let log: Array = [
-            s.log_state.inner().into(),
-            s.log_next_entries.inner().into(),
-            s.log_insert_nodes.inner().into(),
-            s.log_update.inner().into(),
-            step,
-        ]
-        .iter()
+        let statements = [
+            s.append_registration.clone().bind(&[
+                text(&record.envelope),
+                handle.clone(),
+                primary.clone(),
+                cutoff.clone(),
+            ]),
+            s.clear_released.clone().bind(&[handle.clone(), primary.clone(), cutoff]),
+            s.insert.clone().bind(&[
+                handle,
+                primary,
+                text(&record.registered_at),
+                text(&record.envelope),
+                text(skeleton),
+            ]),
+        ];
+        write(s, key, statements, &record.handle)
+    })?
+}
+
+/// What `verifyAndWrite` needs to apply a rotation or release of `handle` from `current` key:
+/// its entry appended only if the handle is held by that key, and `change` bound to
+/// `(handle, current, value, envelope)` (`value`: the new key, or the time of release).
+pub fn change_write(
+    env: &Env,
+    key: &'static LogKey,
+    rotation: bool,
+    handle: &str,
+    current: &str,
+    value: &str,
+    envelope: &str,
+) -> Result<Array, ApiError> {
+    let text = |v: &str| JsValue::from_str(v);
+    with_statements(env, |s| {
+        let change = if rotation { &s.rotate } else { &s.release };
+        let statements = [
+            s.append_change.clone().bind(&[text(envelope), text(handle), text(current)]),
+            change.clone().bind(&[text(handle), text(current), text(value), text(envelope)]),
+        ];
+        write(s, key, statements, handle)
+    })?
+}
+
+/// `verifyAndWrite`'s arguments: each `(key, signature)` to verify over `message`, and the
+/// write to make if they all hold (none when a later check failed).
+pub fn proof(pairs: impl IntoIterator<Item = ([u8; 32], [u8; 64])>, message: &[u8], write: Option<&Array>) -> JsValue {
+    let pairs: Array = pairs
+        .into_iter()
+        .map(|(key, sig)| -> JsValue {
+            [Uint8Array::from(&key[..]), Uint8Array::from(&sig[..])].iter().collect::<Array>().into()
+        })
         .collect();
-        let write: Array = [
-            s.writes.as_ref().clone(),
-            s.append.inner().into(),
-            s.insert.inner().into(),
-            JsValue::from_str(&record.envelope),
-            values.into(),
-            log.into(),
-            s.written_by_handle.inner().into(),
-            JsValue::from_str(&record.handle),
-            with_lookup_columns(|columns| columns.clone()).into(),
-        ]
-        .iter()
-        .collect();
-        write
-    })
+    let proof: Array = [JsValue::from(pairs), Uint8Array::from(message).into()].iter().collect();
+    if let Some(write) = write {
+        proof.push(write);
+    }
+    proof.into()
+}
+
+/// What `verifyAndWrite` resolved to: each equation's result, and the write's outcome (none
+/// when nothing was to be written, or an equation failed).
+pub struct Written {
+    pub holds: Vec<bool>,
+    pub outcome: Option<Outcome>,
+}
+
+pub enum Outcome {
+    /// The statement applied; the handle's row read back after the log's step.
+    Written(Option<UserRecord>),
+    /// The handle's state did not allow it (nothing was written); its row as it is now.
+    Refused(Option<UserRecord>),
+}
+
+impl Written {
+    pub fn read(value: JsValue) -> Result<Written, ApiError> {
+        let value: Array = value.dyn_into().map_err(|_| internal("verifyAndWrite's result"))?;
+        let holds: Array = value.get(0).dyn_into().map_err(|_| internal("verifyAndWrite's equations"))?;
+        let holds = holds.iter().map(|h| h.as_bool() == Some(true)).collect();
+        let outcome = value.get(1);
+        let outcome = if outcome.is_undefined() {
+            None
+        } else {
+            let outcome: Array = outcome.dyn_into().map_err(|_| internal("verifyAndWrite's outcome"))?;
+            let row = looked_up(outcome.get(1))?;
+            Some(if outcome.get(0).as_f64() == Some(1.0) { Outcome::Written(row) } else { Outcome::Refused(row) })
+        };
+        Ok(Written { holds, outcome })
+    }
+}
+
+/// `[session, statements, log, readBack, handle, columns]` for `verifyAndWrite`.
+fn write(
+    s: &Statements,
+    key: &'static LogKey,
+    statements: impl IntoIterator<Item = worker::Result<D1PreparedStatement>>,
+    handle: &str,
+) -> Result<Array, ApiError> {
+    let statements: Vec<JsValue> = statements
+        .into_iter()
+        .map(|bound| bound.map(|statement| JsValue::from(statement.inner().clone())))
+        .collect::<worker::Result<_>>()
+        .map_err(storage)?;
+    let statements: Array = statements.iter().collect();
+    let log: Array = [
+        s.log_state.inner().into(),
+        s.log_next_entries.inner().into(),
+        s.log_insert_nodes.inner().into(),
+        s.log_update.inner().into(),
+        log_step(key),
+    ]
+    .iter()
+    .collect();
+    Ok([
+        s.writes.as_ref().clone(),
+        statements.into(),
+        log.into(),
+        s.written_by_handle.inner().into(),
+        JsValue::from_str(handle),
+        with_lookup_columns(|columns| columns.clone()).into(),
+    ]
+    .iter()
+    .collect())
 }
 
 /// The log's step for `advanceLog`: `(size, edge, entries)` to `[size, edge, nodesJson,

@@ -1,6 +1,7 @@
 //! The worker glue: reads the request, calls the pure code, writes the response. Only this
 //! module touches `worker` types; it exists only on wasm32. One file per capability:
-//! `registry` (lookups, registration), `log` (the transparency log's endpoints), `nats` (the
+//! `registry` (lookups, registration), `statements` (rotation, release), `log` (the
+//! transparency log's endpoints), `nats` (the
 //! callout), `cache` (the two cache layers),
 //! `db` (D1 and its sessions), `http` (responses, bodies), `config` (vars and secrets).
 
@@ -11,6 +12,7 @@ mod http;
 mod log;
 mod nats;
 mod registry;
+mod statements;
 
 use crate::api::Health;
 use crate::caching::CacheSettings;
@@ -88,6 +90,8 @@ pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
             lookup.answer_from_storage(env, ctx, settings, key, conditions).unwrap_or_else(fail)
         }
         Route::Register => registry::register(&req, env, settings).unwrap_or_else(fail),
+        Route::Rotate => statements::apply(&req, env, settings, statements::Kind::Rotation).unwrap_or_else(fail),
+        Route::Release => statements::apply(&req, env, settings, statements::Kind::Release).unwrap_or_else(fail),
         Route::NatsAuth => {
             // The future outlives the request head it was read from.
             let full_url = full_url.to_owned();

@@ -1,14 +1,15 @@
 //! The registry's endpoints: lookups (by handle, by key, WebFinger) and registration.
 
 use super::cache::{self, CacheKey, CachedUser};
-use super::config::{config, log_key, rate_limits};
+use super::config::{config, log_key, quarantine_days, rate_limits};
 use super::db::{self, LookupOutcome, UserKey};
 use super::http::{error_response, internal, js_internal, now_ms, with_headers, Reply};
 use super::promise;
-use crate::api::{Config, UserRecord, UserView};
+use crate::api::{Config, ReleasedView, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
 use crate::domain::{Handle, HandleError, PrimaryKey};
 use crate::error::ApiError;
+use crate::lifecycle::DAY_MS;
 use crate::log::stored::LogKey;
 use crate::registration::{self, MAX_BODY_BYTES};
 use crate::request_url::RequestUrl;
@@ -177,6 +178,9 @@ impl Lookup {
             }
             LookupOutcome::FromD1(record) => record.ok_or(ApiError::UserNotFound)?,
         };
+        if record.released_at.is_some() {
+            return gone(&record, settings);
+        }
         let view = UserView::from_record(&record, config(env)?).map_err(ApiError::Internal)?;
         let served = match session {
             Some(session) => Served::ThroughBookmark(db::latest_bookmark(session)),
@@ -235,6 +239,26 @@ impl Lookup {
         let not_modified = conditions.if_none_match.as_deref().is_some_and(|inm| none_match(inm, &tag));
         reply(settings, JsValue::from_str(&body), &JsValue::from_str(&tag), not_modified, true, served)
     }
+}
+
+/// A lookup of a given-up handle (or its key): 410 with the signed release and its log proof,
+/// kept by caches as briefly as a 404.
+fn gone(record: &UserRecord, settings: &CacheSettings) -> Result<Response, ApiError> {
+    let body = ReleasedView::from_record(record).ok_or_else(|| internal("a release without its envelope"))?.to_json();
+    Ok(with_headers(settings, |h| {
+        Reply {
+            status: 410,
+            body: body.as_str().into(),
+            content_type: Some(&h.json),
+            cache_control: &h.negative,
+            vary: Some(&h.bookmark),
+            etag: None,
+            age: None,
+            any_origin: true,
+            extra: None,
+        }
+        .send()
+    }))
 }
 
 /// A lookup's 200 (or 304, `not_modified`) with the headers where it was `served` from.
@@ -299,6 +323,7 @@ pub fn register(req: &Request, env: Env, settings: &'static CacheSettings) -> Re
     let limits = rate_limits(&env)?;
     // No statement is accepted that the log cannot take.
     let log_key = log_key(&env)?;
+    let quarantine_days = quarantine_days(&env)?;
     let respond = move |result: Result<JsValue, ApiError>| {
         result.unwrap_or_else(|e| error_response(settings, &e, Some(Route::Register)).into())
     };
@@ -307,7 +332,7 @@ pub fn register(req: &Request, env: Env, settings: &'static CacheSettings) -> Re
         Closure::once_into_js(move |step: u32, read: JsValue| -> JsValue {
             respond(match step {
                 STEP_RATE_LIMITED => Err(rate_limited()),
-                STEP_BODY => check_body(&env, config, log_key, settings, limits, read),
+                STEP_BODY => check_body(&env, config, log_key, quarantine_days, settings, limits, read),
                 _ => Err(js_internal(read)),
             })
         })
@@ -322,10 +347,12 @@ fn rate_limited() -> ApiError {
 /// Every check of a registration but the signature's equation, on the body `register` read
 /// (null: too large). A response when the request ends here, else `[limitKey, proof, finish]`
 /// for `register`'s second step.
+#[allow(clippy::too_many_arguments)]
 fn check_body(
     env: &Env,
     config: &'static Config,
     log_key: &'static LogKey,
+    quarantine_days: u32,
     settings: &'static CacheSettings,
     limits: bool,
     body: JsValue,
@@ -357,24 +384,20 @@ fn check_body(
                     primary_key: signed.primary().to_string(),
                     registered_at: format_rfc3339_utc(now_ms),
                     envelope: envelope_jcs.to_owned(),
+                    released_at: None,
                     log: None,
                 };
                 let skeleton = handle.skeleton();
-                db::registration_write(env, log_key, &record, &skeleton).map(|write| (record, skeleton, write))
+                let cutoff = format_rfc3339_utc(now_ms - i64::from(quarantine_days) * DAY_MS);
+                db::registration_write(env, log_key, &record, &skeleton, &cutoff).map(|write| (record, skeleton, write))
             })
             .transpose()?,
         Err(_) => None,
     };
     let proof = match &signed {
         Ok(signed) => {
-            let proof = Array::new();
-            proof.push(&js_sys::Uint8Array::from(&signed.key_bytes()[..]));
-            proof.push(&js_sys::Uint8Array::from(&signed.signature_bytes()[..]));
-            proof.push(&js_sys::Uint8Array::from(signed.message()));
-            if let Some((_, _, write)) = &pending {
-                proof.push(write);
-            }
-            proof.into()
+            let write = pending.as_ref().map(|(_, _, write)| write);
+            db::proof([(*signed.key_bytes(), signed.signature_bytes())], signed.message(), write)
         }
         Err(_) => JsValue::UNDEFINED,
     };
@@ -392,6 +415,10 @@ fn check_body(
                     return promise(async move {
                         let holder = db::skeleton_holder(&env, &skeleton).await;
                         let error = match holder {
+                            // Its own handle, given up by another key, in quarantine.
+                            Ok(Some(holder)) if holder.released_at.is_some() && holder.handle == record.handle => {
+                                ApiError::HandleQuarantined { days: quarantine_days }
+                            }
                             Ok(Some(holder)) => ApiError::conflict_with(
                                 &holder.handle,
                                 &holder.primary_key,
@@ -412,9 +439,8 @@ fn check_body(
     Ok([JsValue::from(limit_key), proof, finish].iter().collect::<Array>().into())
 }
 
-/// The response once the equation was checked and the write ran: `written` is
-/// `verifyAndWrite`'s null (the equation fails), -1 (it holds; a later check failed, so
-/// nothing was written) or the stored user's row, read back after the log's step.
+/// The response once the equation was checked and the write ran (`verifyAndWrite`'s
+/// `[holds, outcome]`): the stored user's row, read back after the log's step.
 fn conclude(
     signed: registration::Signed,
     pending: Option<(UserRecord, String)>,
@@ -422,18 +448,30 @@ fn conclude(
     config: &Config,
     settings: &CacheSettings,
 ) -> Result<JsValue, ApiError> {
+    let written = db::Written::read(written)?;
     // A failed equation, then the first failed later check, in the contract's order.
-    signed.conclude(!written.is_null())?;
+    signed.conclude(written.holds == [true])?;
     pending.ok_or_else(|| internal("checks passed without a record"))?;
-    if written.as_f64().is_some() {
-        return Err(internal("registration concluded without a write"));
-    }
-    let record = db::looked_up(written)?.ok_or_else(|| internal("a registration not found once written"))?;
-    let user = UserView::from_record(&record, config).map_err(ApiError::Internal)?;
+    let record = match written.outcome {
+        Some(db::Outcome::Written(Some(record))) => record,
+        _ => return Err(internal("a registration concluded without its row")),
+    };
+    created(&record, config, settings)
+}
+
+/// A 201 with the handle as stored, its log proof included (a released one as lookups show
+/// it), and the write's bookmark.
+pub(super) fn created(record: &UserRecord, config: &Config, settings: &CacheSettings) -> Result<JsValue, ApiError> {
+    let body = match &record.released_at {
+        Some(_) => {
+            ReleasedView::from_record(record).ok_or_else(|| internal("a release without its envelope"))?.to_json()
+        }
+        None => UserView::from_record(record, config).map_err(ApiError::Internal)?.to_json(),
+    };
     Ok(with_headers(settings, |h| {
         Reply {
             status: 201,
-            body: user.to_json().as_str().into(),
+            body: body.as_str().into(),
             content_type: Some(&h.json),
             cache_control: &h.no_store,
             vary: None,

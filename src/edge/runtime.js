@@ -235,31 +235,70 @@ export async function register(request, env, limits, maxBody, check) {
 }
 
 /**
- * Ed25519's equation by the runtime (WebCrypto), then, if it holds and a `write` is given
- * (every other check passed), the statement and its log entry in one transaction, the log's
- * tree brought up to it (`advanceLog`), and the stored user read back. Resolves to null (the
- * equation fails), -1 (it holds; nothing to write) or the user's row (`firstRow`'s form);
- * rejects with D1's error if the write fails. The worker has checked the signature's strict
- * rules first (canonical s, an R and a key not of small order; `registration::check`). A key
- * that is not a point fails the equation here, and wasm then tells the two errors apart.
+ * Ed25519's equation by the runtime (WebCrypto) for each `[key, signature]` of `proofs` over
+ * `message`; then, if all hold and a `write` is given (every other check passed), the
+ * statement and its log entry in one transaction, the log's tree brought up to it
+ * (`advanceLog`), and the handle's row read back. Resolves to `[holds, outcome]`: `holds` one
+ * boolean per proof; `outcome` undefined (no write), `[WRITTEN, row]`, or `[REFUSED, row]` when
+ * the handle's state did not allow the statement (its entry was not appended, nothing was
+ * written; `row` says why). Rejects with D1's error if the write fails. The worker has checked
+ * the strict rules first (canonical s, an R and a key not of small order; `registration::check`).
+ * A key that is not a point fails the equation here, and wasm then tells the two errors apart.
  *
- * `write` is `[session, append, insert, entry, values, log, readBack, value, columns]`: the
- * `first-primary` session, the entry's append (bound to `entry`) and the statement's insert
- * (bound to `values`), the log's statements and step (`advanceLog`), and the read back.
+ * `write` is `[session, statements, log, readBack, value, columns]`: the `first-primary`
+ * session and the bound statements of the transaction, the first of which appends the entry
+ * (`RETURNING idx`, no row when refused); the log's statements and step (`advanceLog`); and the
+ * read back (`firstRow` of `readBack` bound to `value`).
  */
-async function verifyAndWrite(key, signature, message, write) {
-  const publicKey = await crypto.subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"]);
-  if (!(await crypto.subtle.verify({ name: "Ed25519" }, publicKey, signature, message))) return null;
-  if (write === undefined) return -1;
-  const [session, append, insert, entry, values, log, readBack, value, columns] = write;
-  const [appended] = await session.batch([append.bind(entry), insert.bind(...values)]);
+async function verifyAndWrite(proofs, message, write) {
+  const holds = await Promise.all(
+    proofs.map(async ([key, signature]) => {
+      const publicKey = await crypto.subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"]);
+      return crypto.subtle.verify({ name: "Ed25519" }, publicKey, signature, message);
+    }),
+  );
+  if (!holds.every(Boolean) || write === undefined) return [holds, undefined];
+  const [session, statements, log, readBack, value, columns] = write;
+  const [appended] = await session.batch(statements);
+  if (appended.results.length === 0) return [holds, [REFUSED, await firstRow(readBack, value, columns)]];
   try {
     await advanceLog(session, log, appended.results[0].idx + 1);
   } catch (e) {
     // Written and logged; the next step signs it (its lookups carry no proof until then).
     console.error("log: step failed", String(e));
   }
-  return firstRow(readBack, value, columns);
+  return [holds, [WRITTEN, await firstRow(readBack, value, columns)]];
+}
+
+/** What `verifyAndWrite`'s outcome says of the write. */
+const REFUSED = 0;
+const WRITTEN = 1;
+
+/**
+ * A rotation's or release's I/O as one promise, as `register`'s without rate limits (each
+ * needs signatures by a key that holds a handle): the body (null when larger than `maxBody`)
+ * goes to `check(BODY, body)`, which answers with a Response or `[proof, finish]`
+ * (`verifyAndWrite`'s arguments, or undefined); `finish(VERIFIED, [holds, outcome])` or
+ * `finish(STEP_FAILED, error)` makes the response.
+ */
+export async function applyStatement(request, maxBody, check) {
+  let step;
+  let read;
+  try {
+    [step, read] = [BODY, await readBody(request, maxBody)];
+  } catch (e) {
+    [step, read] = [STEP_FAILED, e];
+  }
+  const next = check(step, read);
+  if (next instanceof Response) return next;
+  const [proof, finish] = next;
+  let outcome;
+  try {
+    outcome = [VERIFIED, proof === undefined ? undefined : await verifyAndWrite(...proof)];
+  } catch (e) {
+    outcome = [STEP_FAILED, e];
+  }
+  return finish(...outcome);
 }
 
 /**

@@ -106,3 +106,23 @@ describe("checking a lookup's binding", () => {
     expect(() => verifyUserBody(null, { server: "kez.lat" })).toThrow(BindingError);
   });
 });
+
+describe("a binding set by a key rotation", () => {
+  const oldKey = identityFromSeed(new Uint8Array(32).fill(1));
+  const newKey = identityFromSeed(new Uint8Array(32).fill(2));
+  const payload = { type: "kez.chat.key_rotation", version: 1, handle: "alice", server: "kez.lat", old: oldKey.primary, new: newKey.primary, created_at: "2026-12-02T00:00:00Z" };
+  const by = (who: typeof oldKey, p = payload) => ({ alg: "ed25519-sha512-jcs", key: who.primary, sig: bytesToHex(sign(who, canonicalBytes(p))) });
+  const body = (signatures: unknown[], p = payload) => ({ handle: "alice", fqhn: "alice@kez.lat", primary: newKey.primary, registered_at: "2026-12-01T00:00:00Z", envelope: { kez: "key_rotation", payload: p, signatures } });
+
+  it("is trusted when both keys signed it, for the new key", () => {
+    const user = verifyUserBody(body([by(oldKey), by(newKey)]), { server: "kez.lat", handle: "alice" });
+    expect(user.primary).toBe(newKey.primary);
+  });
+
+  it("is refused with one signature, a stranger's, or for another key than the answer names", () => {
+    const stranger = identityFromSeed(new Uint8Array(32).fill(3));
+    expect(() => verifyUserBody(body([by(oldKey)]), { server: "kez.lat" })).toThrow(BindingError);
+    expect(() => verifyUserBody(body([by(stranger), by(newKey)]), { server: "kez.lat" })).toThrow(BindingError);
+    expect(() => verifyUserBody({ ...body([by(oldKey), by(newKey)]), primary: oldKey.primary }, { server: "kez.lat" })).toThrow(BindingError);
+  });
+});

@@ -72,6 +72,7 @@ export class BindingError extends Error {}
  */
 export function verifyUserBody(body: unknown, expect: { server: string; handle?: string; primary?: string }): VerifiedUser {
   const b = body as Partial<UserBody> | null;
+  if ((b?.envelope as { kez?: unknown } | undefined)?.kez === "key_rotation") return verifyRotationBody(b as Partial<UserBody>, expect);
   const env = b?.envelope;
   const p = env?.payload;
   if (!b || typeof b !== "object" || !env || !p || typeof p !== "object" || !env.signature) {
@@ -109,4 +110,41 @@ export function verifyUserBody(body: unknown, expect: { server: string; handle?:
     publicKey,
     registeredAt: b.registered_at ?? p.created_at,
   };
+}
+
+interface RotationEnvelope {
+  kez: "key_rotation";
+  payload: { type: string; version: number; handle: string; server: string; old: string; new: string; created_at: string };
+  signatures: { alg: string; key: string; sig: string }[];
+}
+
+/**
+ * A binding set by a key rotation: the handle moved from `old` to `new`, signed by both (the
+ * old key allowed it, the new key is held). Trusted only if both signatures verify over the
+ * same handle, server and new key the answer names.
+ */
+function verifyRotationBody(b: Partial<UserBody>, expect: { server: string; handle?: string; primary?: string }): VerifiedUser {
+  const env = b.envelope as unknown as RotationEnvelope;
+  const p = env.payload;
+  if (!p || typeof p !== "object" || p.type !== "kez.chat.key_rotation" || p.version !== 1 || !Array.isArray(env.signatures) || env.signatures.length !== 2) {
+    throw new BindingError("The signed key rotation is of an unknown kind.");
+  }
+  const handle = typeof p.handle === "string" ? checkHandle(p.handle) : null;
+  if (!handle || !(handle.ok || handle.reason === "reserved")) throw new BindingError("The signed rotation's handle is not a valid handle.");
+  const sameServer = typeof p.server === "string" && p.server.toLowerCase() === expect.server.toLowerCase();
+  if (p.handle !== b.handle || p.new !== b.primary || !sameServer || b.fqhn !== `${p.handle}@${expect.server.toLowerCase()}`) {
+    throw new BindingError("The server's answer does not match the rotation signed by the keys.");
+  }
+  if ((expect.handle !== undefined && p.handle !== expect.handle.toLowerCase()) || (expect.primary !== undefined && p.new !== expect.primary)) {
+    throw new BindingError("The server answered for someone else than asked.");
+  }
+  const message = canonicalBytes(p);
+  [p.old, p.new].forEach((key, i) => {
+    const sig = env.signatures[i];
+    const publicKey = parsePrimary(key);
+    if (!publicKey || sig?.alg !== "ed25519-sha512-jcs" || sig.key !== key || !/^[0-9a-f]{128}$/.test(sig.sig ?? "") || !verify(publicKey, message, hexToBytes(sig.sig))) {
+      throw new BindingError("The rotation's signatures do not verify: this binding cannot be trusted.");
+    }
+  });
+  return { handle: p.handle, server: expect.server.toLowerCase(), fqhn: b.fqhn, primary: p.new, publicKey: parsePrimary(p.new)!, registeredAt: b.registered_at ?? p.created_at };
 }

@@ -1,0 +1,135 @@
+//! `POST /v1/rotate` and `POST /v1/release`: lifecycle statements (`lifecycle`), checked in
+//! wasm, their signatures verified by WebCrypto and the statement applied with its log entry
+//! in one transaction, all in one JS promise (`applyStatement` in runtime.js). The handle's
+//! state decides in that transaction: a statement that does not follow it appends nothing.
+
+use super::cache;
+use super::config::{config, log_key};
+use super::db::{self, Outcome};
+use super::http::{error_response, internal, js_internal, now_ms};
+use super::registry::created;
+use crate::caching::CacheSettings;
+use crate::error::ApiError;
+use crate::lifecycle::{self, Change, SignedStatement};
+use crate::log::stored::LogKey;
+use crate::registration::MAX_BODY_BYTES;
+use crate::routes::Route;
+use crate::timestamp::format_rfc3339_utc;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::js_sys::{self, Array};
+use worker::web_sys::Request;
+use worker::Env;
+
+#[wasm_bindgen(module = "/src/edge/runtime.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = applyStatement)]
+    fn apply_statement(request: &Request, max_body: u32, check: &JsValue) -> js_sys::Promise;
+}
+
+/// The steps `applyStatement` reports, as runtime.js numbers them.
+const STEP_BODY: u32 = 1;
+const STEP_VERIFIED: u32 = 2;
+
+/// Which statement an endpoint takes.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Rotation,
+    Release,
+}
+
+impl Kind {
+    fn route(self) -> Route<'static> {
+        match self {
+            Kind::Rotation => Route::Rotate,
+            Kind::Release => Route::Release,
+        }
+    }
+}
+
+pub fn apply(req: &Request, env: Env, settings: &'static CacheSettings, kind: Kind) -> Result<JsValue, ApiError> {
+    let config = config(&env)?;
+    let log_key = log_key(&env)?;
+    let check = Closure::once_into_js(move |step: u32, read: JsValue| -> JsValue {
+        let checked = match step {
+            STEP_BODY => check_body(&env, log_key, &config.server, settings, kind, read),
+            _ => Err(js_internal(read)),
+        };
+        checked.unwrap_or_else(|e| error_response(settings, &e, Some(kind.route())).into())
+    });
+    Ok(apply_statement(req, MAX_BODY_BYTES as u32, &check).into())
+}
+
+/// Every check but the equations, on the body `applyStatement` read (null: too large). A
+/// response when the request ends here, else `[proof, finish]`.
+fn check_body(
+    env: &Env,
+    log_key: &'static LogKey,
+    server: &crate::domain::ServerDomain,
+    settings: &'static CacheSettings,
+    kind: Kind,
+    body: JsValue,
+) -> Result<JsValue, ApiError> {
+    if body.is_null() {
+        return Err(ApiError::BodyTooLarge { limit: MAX_BODY_BYTES });
+    }
+    let body = body.dyn_into::<js_sys::Uint8Array>().map_err(js_internal)?.to_vec();
+    let now_ms = now_ms();
+    let signed: SignedStatement = match kind {
+        Kind::Rotation => lifecycle::check_rotation(lifecycle::parse_rotation(&body)?, server, now_ms)?,
+        Kind::Release => lifecycle::check_release(lifecycle::parse_release(&body)?, server, now_ms)?,
+    };
+    let write = signed
+        .pending()
+        .map(|statement| {
+            let handle = statement.handle.to_string();
+            match &statement.change {
+                Change::Rotation { old, new } => {
+                    db::change_write(env, log_key, true, &handle, old, new, &statement.envelope_jcs)
+                }
+                Change::Release { primary } => db::change_write(
+                    env,
+                    log_key,
+                    false,
+                    &handle,
+                    primary,
+                    &format_rfc3339_utc(now_ms),
+                    &statement.envelope_jcs,
+                ),
+            }
+        })
+        .transpose()?;
+    let proof = db::proof(signed.proofs(), signed.message(), write.as_ref());
+    let env = env.clone();
+    let finish = Closure::once_into_js(move |step: u32, outcome: JsValue| -> JsValue {
+        let concluded = match step {
+            STEP_VERIFIED => conclude(signed, outcome, &env, settings),
+            _ => Err(db::storage_js(outcome)),
+        };
+        concluded.unwrap_or_else(|e| error_response(settings, &e, Some(kind.route())).into())
+    });
+    Ok([proof, finish].iter().collect::<Array>().into())
+}
+
+/// The response once the equations were checked and the write ran or was refused.
+fn conclude(
+    signed: SignedStatement,
+    written: JsValue,
+    env: &Env,
+    settings: &CacheSettings,
+) -> Result<JsValue, ApiError> {
+    let written = db::Written::read(written)?;
+    let statement = signed.conclude(&written.holds)?;
+    match written.outcome {
+        Some(Outcome::Written(Some(record))) => {
+            cache::forget(settings, &statement.handle.to_string(), statement.change.current_key());
+            created(&record, config(env)?, settings)
+        }
+        Some(Outcome::Refused(row)) => {
+            let row = row.as_ref().map(|r| (r.primary_key.as_str(), r.released_at.is_some()));
+            Err(lifecycle::refusal(&statement.change, row))
+        }
+        _ => Err(internal("a statement concluded without its row")),
+    }
+}

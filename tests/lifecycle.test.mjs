@@ -1,0 +1,150 @@
+// Key rotation and handle release through the built worker in workerd with a local D1: every
+// rule and code, one winner among concurrent rotations, 410 after a release, the quarantine,
+// and the same key taking its handle back; each applied statement is the log's next entry.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { releaseEnvelope, rotationEnvelope } from "../scripts/lib/registration.mjs";
+import { errorCode, freshEnvelope, getJson, identity, postRegister } from "./support/kez.mjs";
+import { startWorker } from "./support/worker.mjs";
+
+const SERVER = "localhost";
+let worker;
+
+before(async () => {
+  worker = await startWorker(["--var", "LOOKUP_CACHE_SECONDS:0"]);
+});
+after(async () => {
+  await worker?.stop();
+});
+
+const post = (path, body) => getJson(`${worker.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const rotate = (body) => post("/v1/rotate", body);
+const release = (body) => post("/v1/release", body);
+const entries = () => worker.query("SELECT count(*) AS n FROM log_entries")[0].n;
+
+/** A registered user: `{ id, handle }`. */
+async function registered() {
+  const { id, handle, envelope } = freshEnvelope(SERVER);
+  assert.equal((await postRegister(worker.url, envelope)).status, 201);
+  return { id, handle };
+}
+
+describe("key rotation", () => {
+  test("signed by both keys, it moves the handle: lookups answer the new key, the old key is 404, and it is logged", async () => {
+    const { id, handle } = await registered();
+    const next = identity();
+    const before = entries();
+    const response = await rotate(rotationEnvelope(id, next, { handle, server: SERVER }));
+    assert.equal(response.status, 201, JSON.stringify(response.body));
+    assert.equal(response.body.primary, next.primary);
+    assert.equal(response.body.envelope.kez, "key_rotation");
+    assert.equal(response.body.log.index, before, "the next entry");
+    assert.equal(entries(), before + 1);
+    const found = await getJson(`${worker.url}/v1/u/${handle}`);
+    assert.equal(found.body.primary, next.primary);
+    assert.deepEqual(found.body.envelope, response.body.envelope);
+    assert.equal((await getJson(`${worker.url}/v1/by-primary/${id.primary}`)).status, 404);
+    assert.equal((await getJson(`${worker.url}/v1/by-primary/${next.primary}`)).body.handle, handle);
+  });
+
+  test("every rule has its code, and a refused rotation writes nothing", async () => {
+    const { id, handle } = await registered();
+    const next = identity();
+    const other = await registered();
+    const good = rotationEnvelope(id, next, { handle, server: SERVER });
+    const cases = [
+      ["not JSON", "{", 400, "invalid_json"],
+      ["one signature", { ...good, signatures: [good.signatures[0]] }, 400, "key_mismatch"],
+      ["signatures swapped", { ...good, signatures: [good.signatures[1], good.signatures[0]] }, 400, "key_mismatch"],
+      ["new key's signature missing its key", { ...good, signatures: [good.signatures[0], { ...good.signatures[1], sig: good.signatures[0].sig }] }, 400, "invalid_signature"],
+      ["to the same key", rotationEnvelope(id, id, { handle, server: SERVER }), 400, "same_key"],
+      ["stale", rotationEnvelope(id, next, { handle, server: SERVER, createdAt: new Date(Date.now() - 600_000) }), 400, "clock_skew"],
+      ["another server", rotationEnvelope(id, next, { handle, server: "kez.lat" }), 400, "wrong_server"],
+      ["a key that does not hold the handle", rotationEnvelope(identity(), next, { handle, server: SERVER }), 409, "not_current_key"],
+      ["an unknown handle", rotationEnvelope(id, next, { handle: `nobody${Date.now()}`, server: SERVER }), 404, "user_not_found"],
+      ["to a key that has a handle", rotationEnvelope(id, other.id, { handle, server: SERVER }), 409, "key_already_registered"],
+    ];
+    const before = entries();
+    for (const [name, body, status, code] of cases) {
+      const response = typeof body === "string" ? await getJson(`${worker.url}/v1/rotate`, { method: "POST", body }) : await rotate(body);
+      assert.equal(response.status, status, `${name}: ${JSON.stringify(response.body)}`);
+      assert.equal(errorCode(response), code, name);
+    }
+    assert.equal(entries(), before, "nothing appended");
+    assert.equal((await getJson(`${worker.url}/v1/u/${handle}`)).body.primary, id.primary, "nothing changed");
+    // Replayed after it applied: the old key no longer holds the handle.
+    assert.equal((await rotate(good)).status, 201);
+    const replay = await rotate(good);
+    assert.equal(replay.status, 409);
+    assert.equal(errorCode(replay), "not_current_key");
+  });
+
+  test("of concurrent rotations of one handle, exactly one wins", async () => {
+    const { id, handle } = await registered();
+    const before = entries();
+    const responses = await Promise.all(Array.from({ length: 8 }, () => rotate(rotationEnvelope(id, identity(), { handle, server: SERVER }))));
+    assert.deepEqual(responses.map((r) => r.status).sort(), [201, ...Array(7).fill(409)]);
+    assert.ok(responses.filter((r) => r.status === 409).every((r) => errorCode(r) === "not_current_key"));
+    assert.equal(entries(), before + 1);
+    const winner = responses.find((r) => r.status === 201).body.primary;
+    assert.equal((await getJson(`${worker.url}/v1/u/${handle}`)).body.primary, winner);
+  });
+});
+
+describe("handle release", () => {
+  test("lookups answer 410 with the signed release; the handle is quarantined from other keys; its key takes it back", async () => {
+    const { id, handle } = await registered();
+    const before = entries();
+    const released = await release(releaseEnvelope(id, { handle, server: SERVER }));
+    assert.equal(released.status, 201, JSON.stringify(released.body));
+    assert.equal(released.body.log.index, before);
+    for (const path of [`/v1/u/${handle}`, `/v1/by-primary/${id.primary}`]) {
+      const gone = await getJson(`${worker.url}${path}`);
+      assert.equal(gone.status, 410, path);
+      assert.equal(gone.body.error, "handle_released");
+      assert.equal(gone.body.envelope.kez, "handle_release");
+      assert.equal(gone.body.envelope.payload.primary, id.primary);
+      assert.equal(gone.body.log.index, before);
+    }
+    // Released again, or rotated: 409 handle_released.
+    assert.equal(errorCode(await release(releaseEnvelope(id, { handle, server: SERVER }))), "handle_released");
+    assert.equal(errorCode(await rotate(rotationEnvelope(id, identity(), { handle, server: SERVER }))), "handle_released");
+    // Another key: 409 handle_quarantined, nothing written.
+    const stranger = await postRegister(worker.url, freshEnvelope(SERVER, { handle }).envelope);
+    assert.equal(stranger.status, 409);
+    assert.equal(errorCode(stranger), "handle_quarantined");
+    assert.equal(entries(), before + 1);
+    // The same key takes it back.
+    const back = await postRegister(worker.url, freshEnvelope(SERVER, { handle, id }).envelope);
+    assert.equal(back.status, 201, JSON.stringify(back.body));
+    assert.equal((await getJson(`${worker.url}/v1/u/${handle}`)).body.primary, id.primary);
+  });
+
+  test("a release by a key that does not hold the handle is 409 not_current_key", async () => {
+    const { handle } = await registered();
+    const response = await release(releaseEnvelope(identity(), { handle, server: SERVER }));
+    assert.equal(response.status, 409);
+    assert.equal(errorCode(response), "not_current_key");
+  });
+});
+
+describe("after the quarantine", () => {
+  let short;
+  before(async () => {
+    short = await startWorker(["--var", "RELEASE_QUARANTINE_DAYS:0", "--var", "LOOKUP_CACHE_SECONDS:0"]);
+  });
+  after(async () => {
+    await short?.stop();
+  });
+
+  test("another key may register a released handle", async () => {
+    const { id, handle, envelope } = freshEnvelope(SERVER);
+    assert.equal((await postRegister(short.url, envelope)).status, 201);
+    assert.equal((await getJson(`${short.url}/v1/release`, { method: "POST", body: JSON.stringify(releaseEnvelope(id, { handle, server: SERVER })) })).status, 201);
+    const next = freshEnvelope(SERVER, { handle });
+    const taken = await postRegister(short.url, next.envelope);
+    assert.equal(taken.status, 201, JSON.stringify(taken.body));
+    assert.equal((await getJson(`${short.url}/v1/u/${handle}`)).body.primary, next.id.primary);
+    assert.equal(short.query("SELECT count(*) AS n FROM log_entries")[0].n, 3, "registration, release, registration");
+  });
+});
