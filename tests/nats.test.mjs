@@ -14,6 +14,7 @@ import { startWorker } from "./support/worker.mjs";
 import { errorCode, freshEnvelope, getJson, identity, postRegister, registrationPayload } from "./support/kez.mjs";
 import { BRIDGE_BIN, bridgeHeaders, kezAuthenticator, logLines, nkeyFor, rawPublic, recordingProxy, signJwt, startBridge, startNats, verifiedClaims } from "./support/nats.mjs";
 import { checkNatsNonce } from "../scripts/lib/nats.mjs";
+import { releaseEnvelope, rotationEnvelope } from "../scripts/lib/registration.mjs";
 
 const SERVER = "localhost";
 
@@ -159,6 +160,21 @@ describe("NATS auth callout through the bridge", () => {
     assert.match(await refusal(stack, { authenticator: kezAuthenticator(stranger) }), /authorization violation/i);
     // The worker's signed denial went back through the bridge.
     assert.ok(answeredCount(await logUntil(stack.bridge, (lines) => answeredCount(lines) > before)) > before);
+  });
+
+  test("the callout follows the registry: a rotated-away key and a released key are refused at their next login", async () => {
+    const moved = await registered(stack.worker);
+    const next = identity();
+    const rotated = await getJson(`${stack.worker.url}/v1/rotate`, { method: "POST", body: JSON.stringify(rotationEnvelope(moved.id, next, { handle: moved.handle, server: SERVER })) });
+    assert.equal(rotated.status, 201, JSON.stringify(rotated.body));
+    assert.match(await refusal(stack, { authenticator: kezAuthenticator(moved.id) }), /authorization violation/i, "the old key");
+    await withClients(stack, [next], async ([client]) => assert.deepEqual(client.errors, []));
+
+    const leaving = await registered(stack.worker);
+    await withClients(stack, [leaving.id], async ([client]) => assert.deepEqual(client.errors, []));
+    const released = await getJson(`${stack.worker.url}/v1/release`, { method: "POST", body: JSON.stringify(releaseEnvelope(leaving.id, { handle: leaving.handle, server: SERVER })) });
+    assert.equal(released.status, 201, JSON.stringify(released.body));
+    assert.match(await refusal(stack, { authenticator: kezAuthenticator(leaving.id) }), /authorization violation/i, "the released key");
   });
 
   test("a registered public key whose nonce was signed with another key is refused", async () => {

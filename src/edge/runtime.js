@@ -301,24 +301,41 @@ export async function applyStatement(request, maxBody, check) {
   return finish(...outcome);
 }
 
+/** The step of the log in flight in this isolate, if any, and the newest size it saw signed. */
+let stepping;
+let signedSize = 0;
+
 /**
- * Hashes the log's new entries into its tree until a signed checkpoint covers `target`
- * entries (src/log/stored.rs). Each round reads the state and the entries after it in one
- * batch, has wasm's `step(size, edge, entries)` hash them and sign, and writes the nodes and
- * the state in one batch, the state only if it is still at the size read: an isolate that
- * lost a race wrote the same nodes, and reads again.
+ * Brings the log's signed tree up to at least `target` entries (src/log/stored.rs). One step
+ * at a time per isolate: a registration that arrives while a step runs waits for it, and the
+ * next step hashes every entry written meanwhile, so concurrent registrations share steps
+ * instead of racing for the state.
  *
  * `log` is `[state, entries, nodes, update, step]`: the statements (on the `first-primary`
- * session) and the step, which returns `[size, edge, nodesJson, checkpoint]`.
+ * session) and wasm's step, `(size, edge, entries)` to `[size, edge, nodesJson, checkpoint]`.
  */
 export async function advanceLog(session, log, target) {
-  const [state, entries, nodes, update, step] = log;
-  for (;;) {
-    const [current, next] = await session.batch([state, entries]);
-    const { size, edge } = current.results[0];
-    if (size >= target) return;
-    if (next.results.length === 0) throw new Error(`log: no entries after ${size}, short of ${target}`);
-    const [newSize, newEdge, nodesJson, checkpoint] = step(size, edge, next.results.map((row) => row.entry));
-    await session.batch([nodes.bind(nodesJson), update.bind(newSize, newEdge, checkpoint, size)]);
+  while (signedSize < target) {
+    stepping ??= stepLog(session, log).finally(() => {
+      stepping = undefined;
+    });
+    await stepping;
   }
+}
+
+/**
+ * One step: reads the state and the entries after it in one batch, has wasm hash them and sign,
+ * and writes the nodes and the state in one batch, the state only if it is still at the size
+ * read. An isolate that lost a race wrote the same nodes; the next step reads the newer state.
+ */
+async function stepLog(session, log) {
+  const [state, entries, nodes, update, step] = log;
+  const [current, next] = await session.batch([state, entries]);
+  const { size, edge } = current.results[0];
+  signedSize = Math.max(signedSize, size);
+  if (next.results.length === 0) return;
+  const [newSize, newEdge, nodesJson, checkpoint] = step(size, edge, next.results.map((row) => row.entry));
+  const [, updated] = await session.batch([nodes.bind(nodesJson), update.bind(newSize, newEdge, checkpoint, size)]);
+  if (updated.meta.changes === 1) signedSize = Math.max(signedSize, newSize);
+}
 }

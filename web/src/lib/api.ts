@@ -26,6 +26,9 @@ const SENTENCES: Record<string, string> = {
   wrong_server: "This registration was made for another server.",
   user_not_found: "Nobody with that name is registered there.",
   invalid_primary_key: "That is not a valid key: it looks like ed25519: followed by 64 hex digits.",
+  not_current_key: "This handle is no longer held by this key (it was moved or given up elsewhere).",
+  handle_released: "This handle was already given up.",
+  handle_quarantined: "That handle was given up recently; only the key that held it can take it back for now.",
   network: "Could not reach the server. Check your connection and try again.",
 };
 
@@ -99,6 +102,10 @@ export const health = () => request("/v1/healthz") as Promise<Health>;
 
 export const register = (envelope: Envelope) =>
   request("/v1/register", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(envelope) }) as Promise<UserBody>;
+
+/** `POST /v1/rotate` and `/v1/release`: a signed statement about this person's handle. */
+export const postStatement = (path: "/v1/rotate" | "/v1/release", statement: unknown) =>
+  request(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(statement) });
 
 export const lookupHandle = (handle: string) => request(`/v1/u/${encodeURIComponent(handle)}`, { headers: homeLookupHeaders() });
 

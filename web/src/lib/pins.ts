@@ -1,7 +1,9 @@
 // Pinning, used by the directory and the messenger alike: the first key seen for a handle is
 // kept (trust on first use). A later lookup or message that shows another key for that handle
 // never switches it silently: the contact carries a warning and messages keep going to the
-// pinned key until the person accepts the new one.
+// pinned key until the person accepts the new one. The one exception is a move the pinned key
+// itself signed (a key rotation from it, verified with both signatures and in the server's
+// log): the pin follows it, since the key the person trusted vouched for its successor.
 import { fingerprint } from "./identity";
 import type { VerifiedUser } from "./registration";
 import * as store from "./store";
@@ -37,6 +39,10 @@ const contactOf = (user: VerifiedUser): store.Contact => ({
  */
 export async function notice(user: VerifiedUser, pinIfNew: boolean): Promise<PinCheck> {
   const check = await checkPin(user);
+  if (check.kind === "changed" && user.movedFrom === check.pinned.primary) {
+    await acceptNewKey(check.pinned, user);
+    return checkPin(user);
+  }
   if (check.kind === "unpinned" && pinIfNew && !(await store.getContact(user.primary))) {
     await store.saveContact(contactOf(user));
     await store.updatePeer(user.primary, (p) => ({ ...p, standing: "accepted" }), "accepted");

@@ -42,6 +42,23 @@ export function signRegistration(identity: Identity, payload: RegistrationPayloa
   return { kez: "handle_registration", payload, signature: { alg: "ed25519-sha512-jcs", key: identity.primary, sig } };
 }
 
+/** One `{alg, key, sig}` signature of `payload`'s JCS bytes by `identity`. */
+function signatureBy(identity: Identity, payload: unknown) {
+  return { alg: "ed25519-sha512-jcs", key: identity.primary, sig: bytesToHex(sign(identity, canonicalBytes(payload))) };
+}
+
+/** Moves `handle` from `old` to `next`: a key rotation signed by both, the old key first. */
+export function signRotation(old: Identity, next: Identity, handle: string, server: string, createdAt = new Date()) {
+  const payload = { type: "kez.chat.key_rotation", version: 1, handle, server, old: old.primary, new: next.primary, created_at: rfc3339(createdAt) };
+  return { kez: "key_rotation", payload, signatures: [signatureBy(old, payload), signatureBy(next, payload)] };
+}
+
+/** Gives `handle` up: a release signed by `identity`, the key that holds it. */
+export function signRelease(identity: Identity, handle: string, server: string, createdAt = new Date()) {
+  const payload = { type: "kez.chat.handle_release", version: 1, handle, primary: identity.primary, server, created_at: rfc3339(createdAt) };
+  return { kez: "handle_release", payload, signature: signatureBy(identity, payload) };
+}
+
 /** What the server answers for a user (lookup and registration bodies). */
 export interface UserBody {
   handle: string;
@@ -59,6 +76,8 @@ export interface VerifiedUser {
   primary: string;
   publicKey: Uint8Array;
   registeredAt: string;
+  /** Set by a key rotation: the key that signed the move to `primary`. */
+  movedFrom?: string;
 }
 
 export class BindingError extends Error {}
@@ -146,5 +165,13 @@ function verifyRotationBody(b: Partial<UserBody>, expect: { server: string; hand
       throw new BindingError("The rotation's signatures do not verify: this binding cannot be trusted.");
     }
   });
-  return { handle: p.handle, server: expect.server.toLowerCase(), fqhn: b.fqhn, primary: p.new, publicKey: parsePrimary(p.new)!, registeredAt: b.registered_at ?? p.created_at };
+  return {
+    handle: p.handle,
+    server: expect.server.toLowerCase(),
+    fqhn: b.fqhn,
+    primary: p.new,
+    publicKey: parsePrimary(p.new)!,
+    registeredAt: b.registered_at ?? p.created_at,
+    movedFrom: p.old,
+  };
 }

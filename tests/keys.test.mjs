@@ -1,0 +1,120 @@
+// Moving a handle to a new key and giving it up, from the app's Settings in headless Chromium,
+// against the worker and a local relay: each is signed in the browser, applied by the server
+// with its log entry, and checked by the app against the log before it takes effect.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { ARTIFACTS } from "./support/browser.mjs";
+import { openChat, saveContact, setUp, showView, typeAndSend } from "./support/chat.mjs";
+import { getJson } from "./support/kez.mjs";
+import { startRelay } from "./support/relay.mjs";
+import { startWorker } from "./support/worker.mjs";
+import path from "node:path";
+import { mkdirSync } from "node:fs";
+
+let relay;
+let worker;
+let alice;
+let bob;
+
+before(async () => {
+  relay = await startRelay();
+  worker = await startWorker(["--var", `NOSTR_RELAYS:${relay.url}`, "--var", "LOOKUP_CACHE_SECONDS:0"]);
+  alice = await setUp(worker.url, "alice");
+  bob = await setUp(worker.url, "bob");
+  // bob knows alice by her first key.
+  await saveContact(bob.p, "alice");
+});
+
+after(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await alice?.p.page.screenshot({ path: path.join(ARTIFACTS, "keys-alice.png"), fullPage: true });
+  await bob?.p.page.screenshot({ path: path.join(ARTIFACTS, "keys-bob.png"), fullPage: true });
+  await alice?.p.close();
+  await bob?.p.close();
+  await worker?.stop();
+  await relay?.close();
+});
+
+/** The texts of the messages the page keeps in IndexedDB. */
+function storedTexts(p) {
+  return p.page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const request = indexedDB.open("kez-chat");
+        request.onerror = () => reject(request.error);
+        request.onsuccess = () => {
+          const all = request.result.transaction("messages").objectStore("messages").getAll();
+          all.onsuccess = () => resolve(all.result.map((m) => m.text));
+        };
+      }),
+  );
+}
+
+test("move to a new key: after a confirmation, the handle names a new key made in the browser, signed by both", async () => {
+  const { page } = alice.p;
+  await showView(alice.p, "Settings");
+  await page.getByRole("button", { name: "Move to a new key…" }).click();
+  await page.getByText("Move alice@localhost to a new key?").waitFor();
+  await page.getByRole("button", { name: "Move to a new key", exact: true }).click();
+  // The identity card shows the new key once the move is in the log and checked.
+  const shown = page.getByTestId("primary");
+  for (let i = 0; (await shown.textContent()).trim() === alice.primary.trim(); i++) {
+    if (i > 300) throw new Error("the key never changed");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const next = (await shown.textContent()).trim();
+  const found = await getJson(`${worker.url}/v1/u/alice`);
+  assert.equal(found.body.primary, next);
+  assert.equal(found.body.envelope.kez, "key_rotation");
+  assert.equal(found.body.envelope.payload.old, alice.primary.trim());
+  assert.equal((await getJson(`${worker.url}/v1/by-primary/${alice.primary.trim()}`)).status, 404);
+  await page.getByTestId("registered").getByText("alice@localhost").waitFor();
+  await page.getByTestId("backup-reminder").waitFor();
+  assert.equal(await page.getByTestId("log-alarm").count(), 0);
+  assert.equal((await page.getByTestId("handle-change-error").textContent()).trim(), "");
+});
+
+test("bob's app follows the move its pinned key signed: his contact is alice's new key, and his message reaches it", async () => {
+  const next = (await alice.p.page.getByTestId("primary").textContent()).trim();
+  // Looking alice up again: no key-change warning, the contact moves to the new key.
+  await showView(bob.p, "New chat");
+  await bob.p.page.getByLabel("Handle, handle@domain or key").fill("alice");
+  await bob.p.page.getByRole("button", { name: "Look up" }).click();
+  await bob.p.page.getByTestId("lookup-result").waitFor();
+  assert.equal(await bob.p.page.getByTestId("lookup-key-change").count(), 0);
+  const contacts = await bob.p.page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const request = indexedDB.open("kez-chat");
+        request.onerror = () => reject(request.error);
+        request.onsuccess = () => {
+          const all = request.result.transaction("contacts").objectStore("contacts").getAll();
+          all.onsuccess = () => resolve(all.result.map((c) => [c.fqhn, c.primary]));
+        };
+      }),
+  );
+  assert.deepEqual(contacts.filter(([fqhn]) => fqhn === "alice@localhost"), [["alice@localhost", next]]);
+  // And the chat goes on with her new key.
+  await openChat(bob.p, "alice@localhost");
+  await typeAndSend(bob.p, "still you?");
+  // alice (who never saved bob) keeps it as a request to her new key.
+  for (let i = 0; !(await storedTexts(alice.p)).includes("still you?"); i++) {
+    if (i > 300) throw new Error("alice's new key never got bob's message");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(await bob.p.page.getByTestId("log-alarm").count(), 0);
+});
+
+test("give up the handle: after a confirmation, lookups answer 410 and the app keeps its key without a handle", async () => {
+  const { page } = alice.p;
+  const key = (await page.getByTestId("primary").textContent()).trim();
+  await page.getByRole("button", { name: "Give up this handle…" }).click();
+  await page.getByText("Give up alice@localhost?").waitFor();
+  await page.getByRole("button", { name: "Give up this handle", exact: true }).click();
+  await page.getByLabel("Handle", { exact: true }).waitFor();
+  const gone = await getJson(`${worker.url}/v1/u/alice`);
+  assert.equal(gone.status, 410);
+  assert.equal(gone.body.envelope.payload.primary, key);
+  assert.equal((await page.getByTestId("primary").textContent()).trim(), key, "the key stays");
+  assert.equal(await page.getByTestId("log-alarm").count(), 0);
+});
