@@ -338,4 +338,3 @@ async function stepLog(session, log) {
   const [, updated] = await session.batch([nodes.bind(nodesJson), update.bind(newSize, newEdge, checkpoint, size)]);
   if (updated.meta.changes === 1) signedSize = Math.max(signedSize, newSize);
 }
-}
