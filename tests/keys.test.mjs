@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { ARTIFACTS } from "./support/browser.mjs";
 import { openChat, saveContact, setUp, showView, typeAndSend } from "./support/chat.mjs";
-import { getJson } from "./support/kez.mjs";
+import { getJson, identity } from "./support/kez.mjs";
+import { rotationEnvelope } from "../scripts/lib/registration.mjs";
 import { startRelay } from "./support/relay.mjs";
 import { startWorker } from "./support/worker.mjs";
 import path from "node:path";
@@ -116,5 +117,73 @@ test("give up the handle: after a confirmation, lookups answer 410 and the app k
   assert.equal(gone.status, 410);
   assert.equal(gone.body.envelope.payload.primary, key);
   assert.equal((await page.getByTestId("primary").textContent()).trim(), key, "the key stays");
+  assert.equal(await page.getByTestId("log-alarm").count(), 0);
+});
+
+test("self-monitoring: a rotation of bob's handle made elsewhere (with his key) raises his alert at his next start", async () => {
+  const { page } = bob.p;
+  // A start with bob's identity notes where the log is; nothing is alarming yet.
+  await page.reload();
+  await monitoredUpTo(bob.p, await logSize());
+  assert.equal(await page.getByTestId("log-alarm").count(), 0);
+  // Another device (this test, with bob's seed) moves bob's handle to a key of its own.
+  const seed = await page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const request = indexedDB.open("kez-chat");
+        request.onerror = () => reject(request.error);
+        request.onsuccess = () => {
+          const get = request.result.transaction("identity").objectStore("identity").get("self");
+          get.onsuccess = () => resolve(Array.from(get.result.seed));
+        };
+      }),
+  );
+  const bobKey = identity(Buffer.from(seed).toString("hex"));
+  assert.equal(bobKey.primary, bob.primary.trim());
+  const moved = await getJson(`${worker.url}/v1/rotate`, { method: "POST", body: JSON.stringify(rotationEnvelope(bobKey, identity(), { handle: "bob", server: "localhost" })) });
+  assert.equal(moved.status, 201, JSON.stringify(moved.body));
+  // bob's next start reads the log since his last one, and finds a statement he did not make.
+  await page.reload();
+  const alarm = page.getByTestId("log-alarm");
+  await alarm.waitFor({ timeout: 30_000 });
+  assert.match(await alarm.textContent(), /someone made a statement about your handle/);
+  assert.match(await alarm.textContent(), /key rotation of bob that this app did not make/);
+});
+
+/** How far the page's monitoring has read the log (its `log localhost` setting), once it has. */
+async function monitoredUpTo(p, size) {
+  for (let i = 0; i < 300; i++) {
+    const monitored = await p.page.evaluate(
+      () =>
+        new Promise((resolve, reject) => {
+          const request = indexedDB.open("kez-chat");
+          request.onerror = () => reject(request.error);
+          request.onsuccess = () => {
+            const get = request.result.transaction("settings").objectStore("settings").get("app log localhost");
+            get.onsuccess = () => resolve(get.result?.monitored ?? null);
+          };
+        }),
+    );
+    if (monitored !== null && monitored >= size) return monitored;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${p.name} never read the log up to ${size}`);
+}
+
+const logSize = async () => Number((await (await fetch(`${worker.url}/log/checkpoint`)).text()).split("\n")[1]);
+
+test("self-monitoring: a statement this app made itself (alice taking her handle back) raises nothing", async () => {
+  const { page } = alice.p;
+  await page.reload();
+  await monitoredUpTo(alice.p, await logSize());
+  // alice takes her given-up handle back, from this app.
+  await showView(alice.p, "Settings");
+  const input = page.getByLabel("Handle", { exact: true });
+  await input.fill("alice");
+  await input.press("Enter");
+  await page.getByTestId("registered").getByText("alice@localhost").waitFor();
+  const size = await logSize();
+  await page.reload();
+  assert.equal(await monitoredUpTo(alice.p, size), size, "the next start read her registration");
   assert.equal(await page.getByTestId("log-alarm").count(), 0);
 });

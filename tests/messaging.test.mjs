@@ -14,6 +14,7 @@ import {
   attachmentHashes,
   bmp,
   bubbleWith,
+  decodedSize,
   image,
   imageBubble,
   acceptRequest,
@@ -200,7 +201,7 @@ describe("messages over nostr relays, in headless Chromium", () => {
     await image(alice, "small.bmp").waitFor(); // the local echo
     const received = image(bob, "small.bmp");
     await received.waitFor({ timeout: 30_000 });
-    assert.equal(await received.evaluate(async (img) => (await img.decode(), img.naturalWidth)), 128);
+    assert.equal((await decodedSize(received))[0], 128);
     assert.ok((await attachmentHashes(bob)).includes(sha256(small)));
     await statusOf(imageBubble(alice, "small.bmp"), "delivered");
     // k = 2 pieces; with two relays each carries k (either alone rebuilds it): n = 4, one
@@ -214,7 +215,7 @@ describe("messages over nostr relays, in headless Chromium", () => {
     await attachFile(alice, { name: "medium.bmp", mimeType: "image/bmp", buffer: medium });
     const received = image(bob, "medium.bmp");
     await received.waitFor({ timeout: 60_000 });
-    assert.equal(await received.evaluate(async (img) => (await img.decode(), img.naturalWidth)), 300);
+    assert.equal((await decodedSize(received))[0], 300);
     assert.ok((await attachmentHashes(bob)).includes(sha256(medium)));
     await statusOf(imageBubble(alice, "medium.bmp"), "delivered");
   });
@@ -363,7 +364,7 @@ describe("messages over nostr relays, in headless Chromium", () => {
     for (const e of events) carolEvents.add(e.id);
     await Promise.all(relays.map((r) => publishAll(r.url, events)));
     await image(bob, "checked.bmp").waitFor({ timeout: 30_000 });
-    assert.equal(await image(bob, "checked.bmp").evaluate(async (img) => (await img.decode(), img.naturalWidth)), 300);
+    assert.equal((await decodedSize(image(bob, "checked.bmp")))[0], 300);
     assert.ok((await attachmentHashes(bob)).includes(sha256(picture)));
     assert.equal(await bob.page.getByText("lying.bmp").count(), 0);
     assert.equal(await bob.page.locator(".chip-failed").filter({ hasText: "checked.bmp" }).count(), 0);

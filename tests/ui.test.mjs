@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { after, before, describe, test } from "node:test";
 import { openProfile } from "./support/browser.mjs";
-import { bmp, bubbleWith, openChat, saveContact, setUp, showView, statusOf, typeAndSend } from "./support/chat.mjs";
+import { bmp, bubbleWith, decodedSize, openChat, saveContact, setUp, showView, statusOf, typeAndSend } from "./support/chat.mjs";
 import { freshEnvelope, postRegister } from "./support/kez.mjs";
 import { startRelay } from "./support/relay.mjs";
 import { startWorker } from "./support/worker.mjs";
@@ -193,7 +193,7 @@ describe("the messenger's screens, in headless Chromium", () => {
       await bob.page.getByAltText(name, { exact: true }).waitFor({ timeout: 60_000 });
     }
     // What arrived decodes as an image.
-    assert.equal(await bob.page.getByAltText("dropped.png", { exact: true }).evaluate((img) => img.decode().then(() => img.naturalWidth)), 64);
+    assert.equal((await decodedSize(bob.page.getByAltText("dropped.png", { exact: true })))[0], 64);
   });
 
   test("a 5 MB image shows as a thumbnail; the lightbox opens and closes with the keyboard", async () => {
@@ -202,13 +202,13 @@ describe("the messenger's screens, in headless Chromium", () => {
     await alice.page.getByTestId("file-input").setInputFiles({ name: "big.bmp", mimeType: "image/bmp", buffer: big });
     const img = alice.page.getByAltText("big.bmp", { exact: true });
     await alice.page.locator('img[alt="big.bmp"][data-thumbnail="yes"]').waitFor();
-    const natural = await img.evaluate((i) => i.decode().then(() => [i.naturalWidth, i.naturalHeight]));
+    const natural = await decodedSize(img);
     assert.deepEqual(natural, [640, 440], "a 640 px thumbnail, made in the browser");
     await alice.page.getByRole("button", { name: "Show big.bmp full size" }).focus();
     await alice.page.keyboard.press("Enter");
     const lightbox = alice.page.getByTestId("lightbox");
     await lightbox.locator("img").waitFor();
-    assert.deepEqual(await lightbox.locator("img").evaluate((i) => i.decode().then(() => [i.naturalWidth, i.naturalHeight])), [1600, 1100]);
+    assert.deepEqual(await decodedSize(lightbox.locator("img")), [1600, 1100]);
     await alice.screenshot("ui-4-lightbox");
     await alice.page.keyboard.press("Escape");
     await lightbox.locator("img").waitFor({ state: "detached" });

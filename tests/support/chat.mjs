@@ -82,6 +82,22 @@ export async function typeAndSend(p, text) {
   await input.press("Enter");
 }
 
+/**
+ * `[naturalWidth, naturalHeight]` of an image once it decodes. A shown image may swap its
+ * source (the original for its thumbnail) between being found and being decoded, and a
+ * decode of the source it left fails: that is retried, for at most 10 s.
+ */
+export async function decodedSize(locator) {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await locator.evaluate(async (img) => (await img.decode(), [img.naturalWidth, img.naturalHeight]));
+    } catch (e) {
+      if (tries >= 100 || !/EncodingError|cannot be decoded/.test(String(e))) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 /** The chat's bubble holding `text`, or the image named `name`. */
 export const bubbleWith = (p, text) => p.page.getByTestId("bubble").filter({ hasText: text });
 export const imageBubble = (p, name) => p.page.getByTestId("bubble").filter({ has: p.page.getByAltText(name, { exact: true }) });
@@ -134,7 +150,7 @@ export async function sendImageAndTime(from, to, buffer, name, timeout = 120_000
   // The bubble may show a thumbnail: the whole image is the one the lightbox opens.
   await to.page.getByRole("button", { name: `Show ${name} full size` }).click();
   const full = to.page.getByTestId("lightbox").locator("img");
-  const width = await full.evaluate(async (img) => (await img.decode(), img.naturalWidth));
+  const [width] = await decodedSize(full);
   await to.page.keyboard.press("Escape");
   await full.waitFor({ state: "detached" });
   return { seconds: (renderedAt - pickedAt) / 1000, width };

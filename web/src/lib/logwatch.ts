@@ -4,7 +4,9 @@
 // (checked from the log's tiles). A failure that shows the server lying is an alarm kept in
 // the store until the person dismisses it: a newer checkpoint never replaces it silently.
 import { originOf } from "./api";
-import { type Checkpoint, checkConsistent, checkIncluded, InconsistentLog, LogError, type LogProof, openCheckpoint, parseVerifierKey, type Verifier } from "./log";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
+import { type Checkpoint, checkConsistent, checkIncluded, InconsistentLog, LogError, type LogProof, openCheckpoint, parseVerifierKey, tilePath, type Verifier } from "./log";
 import { canonicalBytes, type Envelope } from "./registration";
 import { getSetting, putSetting } from "./store";
 
@@ -12,12 +14,16 @@ export interface LogAlarm {
   server: string;
   message: string;
   at: number;
+  /** A statement about this person's own handle or key, made elsewhere (not a contradiction). */
+  own?: boolean;
 }
 
 /** What the app keeps of a server's log: the verifier key it pinned, the newest checkpoint it checked. */
 interface Watched {
   verifierKey: string;
   checkpoint?: string;
+  /** How many of the log's entries the app has read for statements about its own handle or key. */
+  monitored?: number;
 }
 
 /** A failure that shows the server (or someone with its database) lying: raises the alarm. */
@@ -36,10 +42,10 @@ export async function alarms(): Promise<LogAlarm[]> {
   return ((await getSetting("log-alarms")) as LogAlarm[] | undefined) ?? [];
 }
 
-async function raise(server: string, message: string) {
+async function raise(server: string, message: string, own = false) {
   const now = await alarms();
   if (now.some((a) => a.server === server && a.message === message)) return;
-  const next = [...now, { server, message, at: Date.now() }];
+  const next = [...now, { server, message, at: Date.now(), ...(own ? { own } : {}) }];
   await putSetting("log-alarms", next);
   for (const listener of listeners) listener(next);
 }
@@ -117,4 +123,65 @@ async function alarm(server: string, cause: unknown): Promise<LogAlarmError> {
   const message = `${server} showed something its own signed log contradicts: ${detail}`;
   await raise(server, message);
   return new LogAlarmError(message);
+}
+
+/** A statement this app made (its JCS bytes' SHA-256), so monitoring knows it from one made elsewhere. */
+export async function recordOwnStatement(envelope: unknown): Promise<void> {
+  const made = ((await getSetting("own-statements")) as string[] | undefined) ?? [];
+  const hash = bytesToHex(sha256(canonicalBytes(envelope)));
+  if (!made.includes(hash)) await putSetting("own-statements", [...made, hash]);
+}
+
+/** The statements read from the log per start, at most: a long absence is read over several starts. */
+const MONITOR_BATCH = 4096;
+
+/**
+ * Monitors this person's own handle and key in `server`'s log: reads the entries added since
+ * the last start (from the log's entry bundles, after checking the new checkpoint against the
+ * one kept) and raises the alarm for any statement about `handle` or `primary` that this app
+ * did not make: a registration, rotation or release from another device, or by someone who
+ * holds the key. The first start only notes where the log is.
+ */
+export async function monitorOwn(server: string, handle: string | null, primary: string): Promise<void> {
+  const name = server.toLowerCase();
+  const kept = await watched(name, name);
+  const verifier = parseVerifierKey(kept.verifierKey);
+  const note = await (await fetch("/log/checkpoint")).text();
+  const checkpoint = openCheckpoint(note, verifier);
+  await observe(name, name, kept, checkpoint, verifier);
+  const current = ((await getSetting(`log ${name}`)) as Watched | undefined) ?? kept;
+  const from = current.monitored ?? checkpoint.size;
+  const to = Math.min(checkpoint.size, from + MONITOR_BATCH);
+  const made = new Set(((await getSetting("own-statements")) as string[] | undefined) ?? []);
+  for (let index = Math.floor(from / 256) * 256; index < to; index += 256) {
+    const width = Math.min(256, checkpoint.size - index);
+    const bundle = await fetchBytes(`/log/${tilePath("entries", index / 256, width)}`);
+    let at = 0;
+    for (let i = index; at < bundle.length; i++) {
+      const length = (bundle[at] << 8) | bundle[at + 1];
+      const entry = bundle.subarray(at + 2, at + 2 + length);
+      at += 2 + length;
+      if (i < from || i >= to) continue;
+      const about = aboutMe(entry, handle, primary);
+      if (about && !made.has(bytesToHex(sha256(entry)))) {
+        await raise(name, `${name}'s log holds a ${about} that this app did not make (entry ${i}). If it was not you on another device, your key may be in someone else's hands.`, true);
+      }
+    }
+  }
+  await putSetting(`log ${name}`, { ...current, monitored: to } satisfies Watched);
+}
+
+/** What an entry says about this person, if anything: "registration of alice", …; null otherwise. */
+function aboutMe(entry: Uint8Array, handle: string | null, primary: string): string | null {
+  let statement: { kez?: unknown; payload?: Record<string, unknown> };
+  try {
+    statement = JSON.parse(new TextDecoder().decode(entry));
+  } catch {
+    return null;
+  }
+  const p = statement.payload ?? {};
+  const mine = (p.handle !== undefined && p.handle === handle) || [p.primary, p.old, p.new].includes(primary);
+  if (!mine) return null;
+  const kind = { handle_registration: "registration", key_rotation: "key rotation", handle_release: "release" }[String(statement.kez)] ?? "statement";
+  return `${kind} of ${String(p.handle)}`;
 }

@@ -500,7 +500,7 @@ export async function setCaughtUpAt(relay: string, inbox: string, at: number): P
 
 /** The app's own settings (the `settings` store also keeps relay state and read times under other keys). */
 /** The app's own settings; `log <server>` is what logwatch.ts keeps of that server's log. */
-export type AppSetting = "notify" | "without-handle" | "log-alarms" | `log ${string}`;
+export type AppSetting = "notify" | "without-handle" | "log-alarms" | "own-statements" | `log ${string}`;
 
 export async function getSetting(name: AppSetting): Promise<unknown> {
   return (await open()).get("settings", `app ${name}`);
