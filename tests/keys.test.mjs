@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { ARTIFACTS } from "./support/browser.mjs";
-import { openChat, saveContact, setUp, showView, typeAndSend } from "./support/chat.mjs";
+import { openChat, readStore, saveContact, setUp, showView, typeAndSend } from "./support/chat.mjs";
 import { getJson, identity } from "./support/kez.mjs";
 import { rotationEnvelope } from "../scripts/lib/registration.mjs";
 import { startRelay } from "./support/relay.mjs";
@@ -37,19 +37,7 @@ after(async () => {
 });
 
 /** The texts of the messages the page keeps in IndexedDB. */
-function storedTexts(p) {
-  return p.page.evaluate(
-    () =>
-      new Promise((resolve, reject) => {
-        const request = indexedDB.open("kez-chat");
-        request.onerror = () => reject(request.error);
-        request.onsuccess = () => {
-          const all = request.result.transaction("messages").objectStore("messages").getAll();
-          all.onsuccess = () => resolve(all.result.map((m) => m.text));
-        };
-      }),
-  );
-}
+const storedTexts = async (p) => (await readStore(p, "messages")).map(({ value }) => value.text);
 
 test("move to a new key: after a confirmation, the handle names a new key made in the browser, signed by both", async () => {
   const { page } = alice.p;
@@ -83,17 +71,7 @@ test("bob's app follows the move its pinned key signed: his contact is alice's n
   await bob.p.page.getByRole("button", { name: "Look up" }).click();
   await bob.p.page.getByTestId("lookup-result").waitFor();
   assert.equal(await bob.p.page.getByTestId("lookup-key-change").count(), 0);
-  const contacts = await bob.p.page.evaluate(
-    () =>
-      new Promise((resolve, reject) => {
-        const request = indexedDB.open("kez-chat");
-        request.onerror = () => reject(request.error);
-        request.onsuccess = () => {
-          const all = request.result.transaction("contacts").objectStore("contacts").getAll();
-          all.onsuccess = () => resolve(all.result.map((c) => [c.fqhn, c.primary]));
-        };
-      }),
-  );
+  const contacts = (await readStore(bob.p, "contacts")).map(({ value }) => [value.fqhn, value.primary]);
   assert.deepEqual(contacts.filter(([fqhn]) => fqhn === "alice@localhost"), [["alice@localhost", next]]);
   // And the chat goes on with her new key.
   await openChat(bob.p, "alice@localhost");
@@ -153,17 +131,7 @@ test("self-monitoring: a rotation of bob's handle made elsewhere (with his key) 
 /** How far the page's monitoring has read the log (its `log localhost` setting), once it has. */
 async function monitoredUpTo(p, size) {
   for (let i = 0; i < 300; i++) {
-    const monitored = await p.page.evaluate(
-      () =>
-        new Promise((resolve, reject) => {
-          const request = indexedDB.open("kez-chat");
-          request.onerror = () => reject(request.error);
-          request.onsuccess = () => {
-            const get = request.result.transaction("settings").objectStore("settings").get("app log localhost");
-            get.onsuccess = () => resolve(get.result?.monitored ?? null);
-          };
-        }),
-    );
+    const monitored = (await readStore(p, "settings")).find(({ key }) => key === "app log localhost")?.value.monitored ?? null;
     if (monitored !== null && monitored >= size) return monitored;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -10,7 +10,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import canonicalize from "canonicalize";
 import { ARTIFACTS, openProfile } from "./support/browser.mjs";
-import { acceptRequest, attachmentHashes, bmp, bubbleWith, image, openChat, openRequest, saveContact, setUp, sha256, showView, statusOf, typeAndSend } from "./support/chat.mjs";
+import { acceptRequest, attachmentHashes, bmp, bubbleWith, image, openChat, openRequest, readStore, saveContact, setUp, sha256, showView, statusOf, typeAndSend } from "./support/chat.mjs";
 import { freshEnvelope, identity as nodeIdentity, postRegister } from "./support/kez.mjs";
 import { loadProtocol } from "./support/protocol.mjs";
 import { startRelay } from "./support/relay.mjs";
@@ -60,27 +60,6 @@ async function storedText(p, text) {
     if (tries > 300) throw new Error(`${p.name} never stored ${JSON.stringify(text)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-/** What the page keeps in IndexedDB's `store`, read directly. */
-function readStore(p, storeName) {
-  return p.page.evaluate(
-    (name) =>
-      new Promise((resolve, reject) => {
-        const request = indexedDB.open("kez-chat");
-        request.onerror = () => reject(request.error);
-        request.onsuccess = () => {
-          const tx = request.result.transaction(name);
-          const keys = tx.objectStore(name).getAllKeys();
-          const values = tx.objectStore(name).getAll();
-          tx.oncomplete = () => {
-            request.result.close();
-            resolve(keys.result.map((key, i) => ({ key, value: values.result[i] instanceof Blob ? { type: values.result[i].type, size: values.result[i].size } : values.result[i] })));
-          };
-        };
-      }),
-    storeName,
-  );
 }
 
 before(async () => {

@@ -189,3 +189,24 @@ export async function useRelays(p, urls) {
   for (const url of urls) await p.page.getByTestId("relay").filter({ hasText: url }).locator(".dot.open").waitFor({ timeout: 30_000 });
   if (chat) await openChat(p, chat);
 }
+
+/** What the page keeps in IndexedDB's `storeName`, read directly: `[{key, value}]` (a Blob as its type and size). */
+export function readStore(p, storeName) {
+  return p.page.evaluate(
+    (name) =>
+      new Promise((resolve, reject) => {
+        const request = indexedDB.open("kez-chat");
+        request.onerror = () => reject(request.error);
+        request.onsuccess = () => {
+          const tx = request.result.transaction(name);
+          const keys = tx.objectStore(name).getAllKeys();
+          const values = tx.objectStore(name).getAll();
+          tx.oncomplete = () => {
+            request.result.close();
+            resolve(keys.result.map((key, i) => ({ key, value: values.result[i] instanceof Blob ? { type: values.result[i].type, size: values.result[i].size } : values.result[i] })));
+          };
+        };
+      }),
+    storeName,
+  );
+}
