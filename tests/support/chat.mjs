@@ -88,9 +88,14 @@ export async function typeAndSend(p, text) {
  * decode of the source it left fails: that is retried, for at most 10 s.
  */
 export async function decodedSize(locator) {
+  return afterDecode(locator, "size");
+}
+
+/** Once the image decodes (retried as `decodedSize` says): its `"size"`, or the `"time"` (ms since the epoch). */
+async function afterDecode(locator, what) {
   for (let tries = 0; ; tries++) {
     try {
-      return await locator.evaluate(async (img) => (await img.decode(), [img.naturalWidth, img.naturalHeight]));
+      return await locator.evaluate(async (img, what) => (await img.decode(), what === "size" ? [img.naturalWidth, img.naturalHeight] : Date.now()), what);
     } catch (e) {
       if (tries >= 100 || !/EncodingError|cannot be decoded/.test(String(e))) throw e;
       await new Promise((r) => setTimeout(r, 100));
@@ -146,7 +151,7 @@ export async function sendImageAndTime(from, to, buffer, name, timeout = 120_000
   const pickedAt = await from.page.evaluate(() => window.kezPickedAt);
   const received = image(to, name);
   await received.waitFor({ timeout });
-  const renderedAt = await received.evaluate(async (img) => (await img.decode(), Date.now()));
+  const renderedAt = await afterDecode(received, "time");
   // The bubble may show a thumbnail: the whole image is the one the lightbox opens.
   await to.page.getByRole("button", { name: `Show ${name} full size` }).click();
   const full = to.page.getByTestId("lightbox").locator("img");
