@@ -125,10 +125,6 @@ impl PrimaryKey {
         Some(primary)
     }
 
-    pub fn verifying_key(&self) -> VerifyingKey {
-        VerifyingKey::from_bytes(&self.bytes).expect("a PrimaryKey is a curve point")
-    }
-
     /// The 64 lowercase hex digits, without the `ed25519:` prefix.
     pub fn hex(&self) -> String {
         encode_lower_hex(&self.bytes)
