@@ -1,9 +1,14 @@
 // Baseline 2: what a user would write instead of the Rust worker. Plain JavaScript with the
 // same D1 queries and sessions, the same registration check (JCS via the npm canonicalize
-// package, Ed25519 via WebCrypto), and the same caching: Cache-Control, strong ETags and 304,
+// package, Ed25519 via WebCrypto), the same caching: Cache-Control, strong ETags and 304,
 // an isolate cache (a Map kept in recency order) in front of the edge cache (caches.default),
-// with the same TTL from the D1 read, and bookmarks. Bundled with esbuild by benches/run.mjs.
+// with the same TTL from the D1 read, and bookmarks; and the same transparency log: each
+// registration appends its entry in its write's batch, hashes the new entries into the stored
+// tree (SHA-256 by @noble/hashes) and signs a checkpoint (Ed25519 by WebCrypto), and each
+// lookup carries its inclusion proof, from the same one query. Bundled with esbuild by
+// benches/run.mjs.
 import canonicalize from "canonicalize";
+import { sha256 } from "@noble/hashes/sha2.js";
 
 const JSON_HEADERS = { "content-type": "application/json", "access-control-allow-origin": "*", "cache-control": "no-store" };
 const HANDLE = /^[a-z0-9][a-z0-9_-]{2,31}$/;
@@ -62,7 +67,7 @@ let replica;
 function statements(env) {
   if (!replica) {
     const session = env.DB.withSession("first-unconstrained");
-    replica = { byHandle: session.prepare("SELECT handle, primary_key, registered_at, envelope FROM registrations WHERE handle = ?1") };
+    replica = { byHandle: session.prepare(BY_HANDLE) };
   }
   return replica;
 }
@@ -75,6 +80,7 @@ function view(row, env) {
     primary: row.primary_key,
     sigchain_url: `${env.SIG_SERVER_URL}/v1/sigchains/ed25519/${hex}`,
     registered_at: row.registered_at,
+    log: logView(row),
     envelope: JSON.parse(row.envelope),
   };
 }
@@ -102,7 +108,7 @@ async function findUser(request, env, ctx, handle, origin) {
     row = await statements(env).byHandle.bind(handle).first();
   } else {
     const session = env.DB.withSession(bookmark);
-    row = await session.prepare("SELECT handle, primary_key, registered_at, envelope FROM registrations WHERE handle = ?1").bind(handle).first();
+    row = await session.prepare(BY_HANDLE).bind(handle).first();
     newBookmark = session.getBookmark();
   }
   if (!row) return null;
@@ -142,17 +148,178 @@ async function register(request, env) {
   const created = Date.parse(payload.created_at);
   if (Number.isNaN(created)) return fail(400, "invalid_timestamp", "time");
   if (Math.abs(created - Date.now()) > 300_000) return fail(400, "clock_skew", "skew");
-  const row = { handle: payload.handle, primary_key: payload.primary, registered_at: new Date().toISOString().slice(0, 19) + "Z", envelope: canonicalize(envelope) };
+  const now = Date.now();
+  const registeredAt = new Date(now).toISOString().slice(0, 19) + "Z";
+  const cutoff = new Date(now - QUARANTINE_MS).toISOString().slice(0, 19) + "Z";
+  const jcs = canonicalize(envelope);
+  const { handle, primary } = payload;
   const session = env.DB.withSession("first-primary");
+  let appended;
   try {
-    await session.prepare("INSERT INTO registrations (handle, primary_key, registered_at, envelope) VALUES (?1, ?2, ?3, ?4)")
-      .bind(row.handle, row.primary_key, row.registered_at, row.envelope)
-      .run();
+    [appended] = await session.batch([
+      session.prepare(APPEND_REGISTRATION).bind(jcs, handle, primary, cutoff),
+      session.prepare(CLEAR_RELEASED).bind(handle, primary, cutoff),
+      session.prepare(INSERT).bind(handle, primary, registeredAt, jcs, skeleton(handle)),
+    ]);
   } catch (e) {
     if (String(e.message).includes("UNIQUE")) return fail(409, "handle_taken", "taken");
     throw e;
   }
+  if (appended.results.length === 0) return fail(409, "handle_taken", "taken");
+  try {
+    await advanceLog(session, env, appended.results[0].idx + 1);
+  } catch (e) {
+    console.error("log: step failed", String(e));
+  }
+  const row = await session.prepare(BY_HANDLE).bind(handle).first();
   return json(201, view(row, env), { "content-type": "application/json", "cache-control": "no-store", [BOOKMARK]: session.getBookmark() });
+}
+
+// ---------- the transparency log, stored as the worker stores it (migrations/0003_log.sql) ----------
+
+const QUARANTINE_MS = 30 * 86_400_000;
+const SKELETON_STEPS = [["-", ""], ["_", ""], ["0", "o"], ["1", "l"], ["i", "l"], ["5", "s"], ["rn", "m"], ["vv", "w"], ["cl", "d"]];
+const skeleton = (handle) => SKELETON_STEPS.reduce((s, [from, to]) => s.replaceAll(from, to), handle);
+
+const BY_HANDLE = `WITH RECURSIVE levels(l) AS (VALUES (0) UNION ALL SELECT l + 1 FROM levels WHERE l < 47)
+  SELECT r.handle, r.primary_key, r.registered_at, r.envelope, coalesce(r.log_index || '', '') AS log_index,
+    s.size || '' AS log_size, coalesce(s.checkpoint, '') AS log_checkpoint, s.edge AS log_edge,
+    coalesce((SELECT group_concat(n.key || ':' || hex(n.hash), ',') FROM log_nodes n WHERE n.key IN
+      (SELECT (l << 56) | ((r.log_index >> l) + 1 - 2 * ((r.log_index >> l) & 1)) FROM levels)), '') AS log_siblings
+  FROM registrations r JOIN log_state s ON s.id = 1 WHERE r.handle = ?1`;
+const APPEND_REGISTRATION = `INSERT INTO log_entries (idx, entry)
+  SELECT coalesce((SELECT max(idx) FROM log_entries) + 1, 0), ?1 WHERE NOT EXISTS (SELECT 1 FROM registrations
+  WHERE handle = ?2 AND (released_at IS NULL OR (primary_key <> ?3 AND released_at > ?4))) RETURNING idx`;
+const CLEAR_RELEASED = "DELETE FROM registrations WHERE handle = ?1 AND released_at IS NOT NULL AND (primary_key = ?2 OR released_at <= ?3)";
+const INSERT = `INSERT INTO registrations (handle, primary_key, registered_at, envelope, skeleton, log_index)
+  VALUES (?1, ?2, ?3, ?4, ?5, (SELECT max(idx) FROM log_entries))`;
+const LOG_STATE = "SELECT size, edge FROM log_state WHERE id = 1";
+const LOG_NEXT_ENTRIES = "SELECT entry FROM log_entries WHERE idx >= (SELECT size FROM log_state WHERE id = 1) ORDER BY idx LIMIT 256";
+const LOG_INSERT_NODES = "INSERT OR IGNORE INTO log_nodes (key, hash) SELECT json_extract(value, '$[0]'), unhex(json_extract(value, '$[1]')) FROM json_each(?1)";
+const LOG_UPDATE = "UPDATE log_state SET size = ?1, edge = ?2, checkpoint = ?3 WHERE id = 1 AND size = ?4";
+
+const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+const base64 = (bytes) => btoa(String.fromCharCode(...bytes));
+const utf8 = (text) => new TextEncoder().encode(text);
+const hashes = (hexText) => Array.from({ length: hexText.length / 64 }, (_, i) => hexBytes(hexText.slice(i * 64, i * 64 + 64)));
+const leafHash = (entry) => sha256(Uint8Array.of(0, ...entry));
+function nodeHash(left, right) {
+  const bytes = new Uint8Array(65);
+  bytes[0] = 1;
+  bytes.set(left, 1);
+  bytes.set(right, 33);
+  return sha256(bytes);
+}
+/** The complete subtrees (level, index) that make the leaves [start, end), largest first. */
+function cover(start, end) {
+  const nodes = [];
+  while (start < end) {
+    let level = 0;
+    while (2 ** (level + 1) <= end - start) level++;
+    nodes.push([level, start / 2 ** level]);
+    start += 2 ** level;
+  }
+  return nodes;
+}
+/** The root of a subtree from the hashes of its cover. */
+const fold = (list) => list.reduceRight((right, left) => nodeHash(left, right));
+/** RFC 9162's audit path of leaf m in [start, end), as leaf ranges, leaf to root. */
+function pathRanges(m, start, end, path = []) {
+  const n = end - start;
+  if (n <= 1) return path;
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  const mid = start + k;
+  if (m < mid) {
+    pathRanges(m, start, mid, path);
+    path.push([mid, end]);
+  } else {
+    pathRanges(m, mid, end, path);
+    path.push([start, mid]);
+  }
+  return path;
+}
+const nodeKey = (level, index) => ((BigInt(level) << 56n) | BigInt(index)).toString();
+
+/** The lookup's `log`, from the row's log columns: index, checkpoint, inclusion proof. */
+function logView(row) {
+  if (row.log_index === "") return null;
+  const index = Number(row.log_index);
+  const size = Number(row.log_size);
+  if (index >= size) return null;
+  const known = new Map();
+  const edge = hashes(row.log_edge);
+  cover(0, size).forEach(([level, i], n) => known.set(`${level}/${i}`, edge[n]));
+  for (const pair of row.log_siblings.split(",").filter(Boolean)) {
+    const [key, hash] = pair.split(":");
+    const level = Number(BigInt(key) >> 56n);
+    const i = Number(BigInt(key) & ((1n << 56n) - 1n));
+    if ((i + 1) * 2 ** level <= size) known.set(`${level}/${i}`, hexBytes(hash));
+  }
+  const proof = pathRanges(index, 0, size).map(([start, end]) => base64(fold(cover(start, end).map(([level, i]) => known.get(`${level}/${i}`)))));
+  return { index, checkpoint: row.log_checkpoint, inclusion_proof: proof };
+}
+
+let logKey;
+/** The log's Ed25519 key from LOG_SIGNING_SEED (PKCS #8 around the seed), its origin and key ID. */
+async function signingKey(env) {
+  if (logKey) return logKey;
+  const seed = hexBytes(env.LOG_SIGNING_SEED);
+  const pkcs8 = Uint8Array.of(...hexBytes("302e020100300506032b657004220420"), ...seed);
+  const privateKey = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, true, ["sign"]);
+  const jwk = await crypto.subtle.exportKey("jwk", privateKey);
+  const publicKey = Uint8Array.from(atob(jwk.x.replaceAll("-", "+").replaceAll("_", "/")), (c) => c.charCodeAt(0));
+  const origin = `${env.SERVER_DOMAIN}/log`;
+  const keyId = sha256(Uint8Array.of(...utf8(origin), 0x0a, 0x01, ...publicKey)).subarray(0, 4);
+  logKey = { privateKey, origin, keyId };
+  return logKey;
+}
+
+/** The C2SP checkpoint of a tree of `size` with `root`, as a signed note. */
+async function checkpoint(env, size, root) {
+  const { privateKey, origin, keyId } = await signingKey(env);
+  const text = `${origin}\n${size}\n${base64(root)}\n`;
+  const signature = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, privateKey, utf8(text)));
+  return `${text}\n— ${origin} ${base64(Uint8Array.of(...keyId, ...signature))}\n`;
+}
+
+/** One step at a time per isolate; a registration waits for the tree to hold its entry. */
+let stepping;
+let signedSize = 0;
+async function advanceLog(session, env, target) {
+  while (signedSize < target) {
+    stepping ??= stepLog(session, env).finally(() => (stepping = undefined));
+    await stepping;
+  }
+}
+
+/** Hashes the entries after the signed size into the tree, signs, and writes if still current. */
+async function stepLog(session, env) {
+  const [state, next] = await session.batch([session.prepare(LOG_STATE), session.prepare(LOG_NEXT_ENTRIES)]);
+  const { size, edge } = state.results[0];
+  signedSize = Math.max(signedSize, size);
+  if (next.results.length === 0) return;
+  const stack = cover(0, size).map(([level], n) => [level, hashes(edge)[n]]);
+  const nodes = [];
+  next.results.forEach(({ entry }, offset) => {
+    const last = size + offset;
+    const leaf = leafHash(utf8(entry));
+    stack.push([0, leaf]);
+    nodes.push(`[${nodeKey(0, last)},"${hex(leaf)}"]`);
+    while (stack.length >= 2 && stack.at(-1)[0] === stack.at(-2)[0]) {
+      const [[level, left], [, right]] = stack.splice(-2);
+      const hash = nodeHash(left, right);
+      stack.push([level + 1, hash]);
+      nodes.push(`[${nodeKey(level + 1, Math.floor(last / 2 ** (level + 1)))},"${hex(hash)}"]`);
+    }
+  });
+  const newSize = size + next.results.length;
+  const signed = await checkpoint(env, newSize, fold(stack.map(([, hash]) => hash)));
+  const [, updated] = await session.batch([
+    session.prepare(LOG_INSERT_NODES).bind(`[${nodes.join(",")}]`),
+    session.prepare(LOG_UPDATE).bind(newSize, stack.map(([, hash]) => hex(hash)).join(""), signed, size),
+  ]);
+  if (updated.meta.changes === 1) signedSize = Math.max(signedSize, newSize);
 }
 
 const notFound = (env) => json(404, { error: "user_not_found", message: "none" }, { ...JSON_HEADERS, "cache-control": negative(cacheSettings(env).ttl), vary: BOOKMARK });

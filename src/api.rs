@@ -2,6 +2,7 @@
 
 use crate::domain::{Fqhn, Handle, PrimaryKey, ServerDomain};
 use crate::log::stored::{LogKey, LogView};
+use crate::webfinger::Subject;
 use ed25519_dalek::VerifyingKey;
 use kez_nats::callout::{Grant, Issuer, UserLimits};
 use kez_nats::nkey::{self, KeyType};
@@ -195,6 +196,35 @@ pub struct UserRecord {
     pub log: Option<LogView>,
 }
 
+/// Who a stored binding names, as every view shows it: all a WebFinger JRD needs.
+pub struct Named {
+    pub handle: String,
+    pub fqhn: String,
+    pub primary: String,
+    pub sigchain_url: String,
+}
+
+impl Named {
+    /// From a stored row's handle and key. A row that breaks the domain rules means the
+    /// database was edited by hand: an error, never served. The key's text form is checked;
+    /// its curve point was checked when it was registered (decoding it again on every lookup
+    /// would cost more than the rest of the request).
+    pub fn read(handle: &str, primary_key: &str, config: &Config) -> Result<Named, String> {
+        let handle = Handle::parse_stored(handle).map_err(|e| format!("stored handle {handle:?}: {e:?}"))?;
+        let hex = PrimaryKey::stored_hex(primary_key).ok_or_else(|| format!("stored key {primary_key:?}"))?;
+        Ok(Named {
+            fqhn: Fqhn::new(handle.clone(), config.server.clone()).to_string(),
+            handle: handle.to_string(),
+            sigchain_url: config.sigchain_url(hex),
+            primary: primary_key.to_owned(),
+        })
+    }
+
+    pub fn subject(&self) -> Subject<'_> {
+        Subject { handle: &self.handle, fqhn: &self.fqhn, primary: &self.primary, sigchain_url: &self.sigchain_url }
+    }
+}
+
 /// The public view of a registered user: the lookup body and the registration's 201 body.
 #[derive(Debug, Serialize)]
 pub struct UserView {
@@ -215,24 +245,22 @@ pub struct UserView {
 }
 
 impl UserView {
-    /// Builds the view from a stored row. A row that breaks the domain rules means the
-    /// database was edited by hand: reported as an internal error, never served. The key's
-    /// text form is checked; its curve point was checked when it was registered (decoding
-    /// it again on every lookup would cost more than the rest of the request).
+    /// Builds the view from a stored row (its binding as `Named::read` checks it).
     pub fn from_record(record: &UserRecord, config: &Config) -> Result<UserView, String> {
-        let handle =
-            Handle::parse_stored(&record.handle).map_err(|e| format!("stored handle {:?}: {e:?}", record.handle))?;
-        let hex = PrimaryKey::stored_hex(&record.primary_key)
-            .ok_or_else(|| format!("stored key {:?}", record.primary_key))?;
+        let Named { handle, fqhn, primary, sigchain_url } = Named::read(&record.handle, &record.primary_key, config)?;
         Ok(UserView {
-            fqhn: Fqhn::new(handle.clone(), config.server.clone()).to_string(),
-            handle: handle.to_string(),
-            sigchain_url: config.sigchain_url(hex),
-            primary: record.primary_key.clone(),
+            fqhn,
+            handle,
+            sigchain_url,
+            primary,
             registered_at: record.registered_at.clone(),
             log: record.log.clone(),
             envelope: stored_object(&record.envelope).ok_or("stored envelope is not a JSON object")?.to_owned(),
         })
+    }
+
+    pub fn subject(&self) -> Subject<'_> {
+        Subject { handle: &self.handle, fqhn: &self.fqhn, primary: &self.primary, sigchain_url: &self.sigchain_url }
     }
 
     /// The JSON body: the fields above, then `"envelope"` with the stored envelope.

@@ -1,6 +1,5 @@
 //! WebFinger (RFC 7033) for `acct:handle@server` resources.
 
-use crate::api::UserView;
 use crate::domain::{Fqhn, FqhnError, Handle, ServerDomain};
 use crate::error::ApiError;
 use serde::Serialize;
@@ -48,13 +47,21 @@ struct Link<'a> {
     href: &'a str,
 }
 
+/// What a JRD says of a user: from a whole `UserView`, or from a row's binding alone.
+pub struct Subject<'a> {
+    pub handle: &'a str,
+    pub fqhn: &'a str,
+    pub primary: &'a str,
+    pub sigchain_url: &'a str,
+}
+
 /// The JSON Resource Descriptor for a user. `origin` is this server's public origin
 /// (`https://kez.lat`); `rels`, when not empty, keeps only links with those relations.
-pub fn jrd(user: &UserView, origin: &str, rels: &[String]) -> String {
+pub fn jrd(user: &Subject<'_>, origin: &str, rels: &[String]) -> String {
     let user_url = format!("{origin}/v1/u/{}", user.handle);
     let links = [
         Link { rel: REL_USER, media_type: "application/json", href: &user_url },
-        Link { rel: REL_SIGCHAIN, media_type: "application/json", href: &user.sigchain_url },
+        Link { rel: REL_SIGCHAIN, media_type: "application/json", href: user.sigchain_url },
     ]
     .into_iter()
     .filter(|link| rels.is_empty() || rels.iter().any(|r| r == link.rel))
@@ -62,7 +69,7 @@ pub fn jrd(user: &UserView, origin: &str, rels: &[String]) -> String {
     let jrd = Jrd {
         subject: format!("acct:{}", user.fqhn),
         aliases: [&user_url],
-        properties: BTreeMap::from([(PROP_PRIMARY, user.primary.as_str())]),
+        properties: BTreeMap::from([(PROP_PRIMARY, user.primary)]),
         links,
     };
     serde_json::to_string(&jrd).expect("strings always serialize")
@@ -71,7 +78,7 @@ pub fn jrd(user: &UserView, origin: &str, rels: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Config, UserRecord};
+    use crate::api::{Config, UserRecord, UserView};
     use serde_json::Value;
 
     fn server() -> ServerDomain {
@@ -126,7 +133,7 @@ mod tests {
 
     #[test]
     fn jrd_has_subject_links_and_primary_property() {
-        let jrd: Value = serde_json::from_str(&jrd(&alice(), "https://kez.lat", &[])).unwrap();
+        let jrd: Value = serde_json::from_str(&jrd(&alice().subject(), "https://kez.lat", &[])).unwrap();
         assert_eq!(jrd["subject"], "acct:alice@kez.lat");
         assert_eq!(jrd["aliases"][0], "https://kez.lat/v1/u/alice");
         assert_eq!(jrd["properties"][PROP_PRIMARY], alice().primary);
@@ -139,11 +146,12 @@ mod tests {
     #[test]
     fn rel_filters_links_only() {
         let only_sigchain: Value =
-            serde_json::from_str(&jrd(&alice(), "https://kez.lat", &[REL_SIGCHAIN.to_owned()])).unwrap();
+            serde_json::from_str(&jrd(&alice().subject(), "https://kez.lat", &[REL_SIGCHAIN.to_owned()])).unwrap();
         assert_eq!(only_sigchain["links"].as_array().unwrap().len(), 1);
         assert_eq!(only_sigchain["links"][0]["rel"], REL_SIGCHAIN);
         assert_eq!(only_sigchain["subject"], "acct:alice@kez.lat");
-        let none: Value = serde_json::from_str(&jrd(&alice(), "https://kez.lat", &["unknown".to_owned()])).unwrap();
+        let none: Value =
+            serde_json::from_str(&jrd(&alice().subject(), "https://kez.lat", &["unknown".to_owned()])).unwrap();
         assert_eq!(none["links"].as_array().unwrap().len(), 0);
     }
 }

@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import canonicalize from "canonicalize";
 import { ARTIFACTS, openProfile } from "./support/browser.mjs";
 import { acceptRequest, attachmentHashes, bmp, bubbleWith, image, openChat, openRequest, readStore, saveContact, setUp, sha256, showView, statusOf, typeAndSend } from "./support/chat.mjs";
-import { freshEnvelope, identity as nodeIdentity, postRegister } from "./support/kez.mjs";
+import { freshEnvelope, identity as nodeIdentity, postRegister, signCheckpoint } from "./support/kez.mjs";
 import { loadProtocol } from "./support/protocol.mjs";
 import { startRelay } from "./support/relay.mjs";
 import { startWorker } from "./support/worker.mjs";
@@ -484,6 +484,46 @@ describe("trust and safety in the web app", () => {
     // The alarm is kept: a reload shows it again until alice dismisses it.
     await alice.page.reload();
     await alice.page.getByTestId("log-alarm").waitFor();
+    await alice.page.getByRole("button", { name: "I understand, hide this" }).click();
+    await alice.page.getByTestId("log-alarm").waitFor({ state: "detached" });
+  });
+
+  test("gossip: texts carry the sender's newest checkpoint, and a contact's signed checkpoint of another history raises the alarm", async () => {
+    // The app's settings, by name (store.ts keeps them under "app <name>").
+    const settings = async (p) => new Map((await readStore(p, "settings")).map((s) => [String(s.key).replace(/^app /, ""), s.value]));
+    const kept = (await settings(alice)).get("log localhost").checkpoint;
+    assert.match(kept, /^localhost\/log\n\d+\n/, "alice keeps the newest checkpoint she checked");
+
+    // alice's text to carol carries it inside the sealed box: relays see none of it.
+    const carolInbox = proto.inboxTag(carol.publicKey);
+    const before = new Set(relay.events().map((e) => e.id));
+    await openChat(alice, "carol@localhost");
+    await typeAndSend(alice, "gossip rides along");
+    let event;
+    for (let tries = 0; !(event = relay.events().find((e) => !before.has(e.id) && e.tags[0][1] === carolInbox)); tries++) {
+      if (tries > 300) throw new Error("alice's text never reached the relay");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(!event.content.includes("localhost/log"));
+    const { header } = proto.decodeMessage(proto.open(proto.unwrap(event), carol.seed), carol.primary);
+    assert.equal(header.text, "gossip rides along");
+    assert.equal(header.checkpoint, (await settings(alice)).get("log localhost").checkpoint);
+
+    // The server signs, for carol, a checkpoint of another tree of the size alice holds; carol
+    // passes it on. A note with the right shape but no valid signature proves nothing: ignored.
+    const size = Number(kept.split("\n")[1]);
+    const unsigned = signCheckpoint(randomBytes(32).toString("hex"), "localhost/log", size, randomBytes(32));
+    const forked = signCheckpoint(worker.logSeed, "localhost/log", size, randomBytes(32));
+    await flood([eventFrom(carol, people.alice, { type: "text", text: "what my app was shown", checkpoint: unsigned })]);
+    await flood([eventFrom(carol, people.alice, { type: "text", text: "what my app was shown, signed", checkpoint: forked })]);
+    const alarm = alice.page.getByTestId("log-alarm");
+    await alarm.waitFor({ timeout: 30_000 });
+    const forkedRoot = forked.split("\n")[2].slice(0, 12);
+    assert.match(await alarm.textContent(), new RegExp(`localhost showed something its own signed log contradicts: It showed a contact's app \\(${carol.primary.slice(0, 20)}…\\) a checkpoint \\(size ${size}, root ${forkedRoot.replace(/[+/]/g, "\\$&")}…\\) that contradicts the history it showed this app\\.`));
+    // One alarm: the unsigned note raised none, and the forked checkpoint is not kept.
+    const stored = await settings(alice);
+    assert.equal(stored.get("log-alarms").length, 1);
+    assert.notEqual(stored.get("log localhost").checkpoint, forked);
     await alice.page.getByRole("button", { name: "I understand, hide this" }).click();
     await alice.page.getByTestId("log-alarm").waitFor({ state: "detached" });
   });

@@ -35,6 +35,7 @@ extern "C" {
         value: &str,
         columns: &Array,
         finish: &JsValue,
+        token: u32,
     ) -> Promise;
 }
 
@@ -43,7 +44,7 @@ pub enum LookupOutcome {
     /// The edge cache's `[body, etag, readAtMs]`.
     FromEdge(JsValue),
     /// D1's row (or none).
-    FromD1(Option<UserRecord>),
+    FromD1(Option<LookupRow>),
 }
 
 impl LookupOutcome {
@@ -54,7 +55,7 @@ impl LookupOutcome {
             1 => {
                 #[cfg(feature = "bench")]
                 LOOKUP_QUERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Ok(LookupOutcome::FromD1(looked_up(outcome)?))
+                Ok(LookupOutcome::FromD1(LookupRow::read(outcome)?))
             }
             _ => Err(storage_js(outcome)),
         }
@@ -271,7 +272,7 @@ pub fn lookup_statement(
 }
 
 /// Starts a lookup's I/O (`lookUp` in runtime.js): the edge cache at `edge_url` if given
-/// (answers younger than `ttl_ms`), else `statement` bound to `value`. `finish(kind,
+/// (answers younger than `ttl_ms`), else `statement` bound to `value`. `finish(token, kind,
 /// outcome)` (see `LookupOutcome::read`) makes the response the promise resolves to.
 pub fn start_lookup(
     edge_url: Option<String>,
@@ -279,8 +280,9 @@ pub fn start_lookup(
     statement: &D1PreparedStatement,
     value: &str,
     finish: &JsValue,
+    token: u32,
 ) -> Promise {
-    with_lookup_columns(|columns| look_up(edge_url, ttl_ms as f64, statement.inner(), value, columns, finish))
+    with_lookup_columns(|columns| look_up(edge_url, ttl_ms as f64, statement.inner(), value, columns, finish, token))
 }
 
 /// A row `firstRow` read (null when there was none), as the strings of `columns`.
@@ -306,20 +308,53 @@ fn with_lookup_columns<T>(f: impl FnOnce(&Array) -> T) -> T {
         .with(|columns| f(columns.get_or_init(|| LOOKUP_COLUMNS.iter().map(|c| JsValue::from_str(c)).collect())))
 }
 
-/// A lookup's row (`LOOKUP_COLUMNS`, null when there was none) as the user it shows, with
-/// the log's proof for its statement. Log columns that do not make a proof mean the store
-/// was edited: an internal error, never a wrong proof.
-pub fn looked_up(row: JsValue) -> Result<Option<UserRecord>, ApiError> {
-    let Some([handle, primary_key, registered_at, envelope, released_at, index, size, checkpoint, edge, siblings]) =
-        row_values(row, LOOKUP_COLUMNS)?
-    else {
-        return Ok(None);
-    };
-    let log = LogColumns { index: &index, size: &size, checkpoint: &checkpoint, edge: &edge, siblings: &siblings }
-        .view()
-        .map_err(ApiError::Internal)?;
-    let released_at = Some(released_at).filter(|at| !at.is_empty());
-    Ok(Some(UserRecord { handle, primary_key, registered_at, envelope, released_at, log }))
+/// A lookup's row as `lookUp` read it (the values of `LOOKUP_COLUMNS`), each column brought
+/// into wasm only when asked for: a WebFinger answer needs two of the ten.
+pub struct LookupRow(Array);
+
+impl LookupRow {
+    /// `firstRow`'s result: null when there was no row.
+    fn read(row: JsValue) -> Result<Option<LookupRow>, ApiError> {
+        if row.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(LookupRow(row.dyn_into().map_err(|_| internal("a D1 row that is not an array"))?)))
+    }
+
+    fn text<const N: usize>(&self, columns: [usize; N]) -> Result<[String; N], ApiError> {
+        let mut values = columns.map(|_| String::new());
+        for (value, column) in values.iter_mut().zip(columns) {
+            *value = self
+                .0
+                .get(column as u32)
+                .as_string()
+                .ok_or_else(|| internal(format!("column {} is not text", LOOKUP_COLUMNS[column])))?;
+        }
+        Ok(values)
+    }
+
+    /// When the handle was given up, if it was.
+    pub fn released_at(&self) -> Result<Option<String>, ApiError> {
+        let [released_at] = self.text([4])?;
+        Ok(Some(released_at).filter(|at| !at.is_empty()))
+    }
+
+    /// The handle and the key the row binds.
+    pub fn binding(&self) -> Result<[String; 2], ApiError> {
+        self.text([0, 1])
+    }
+
+    /// The user the row shows, with the log's proof for its statement. Log columns that do
+    /// not make a proof mean the store was edited: an internal error, never a wrong proof.
+    pub fn record(&self) -> Result<UserRecord, ApiError> {
+        let [handle, primary_key, registered_at, envelope, released_at, index, size, checkpoint, edge, siblings] =
+            self.text(std::array::from_fn(|i| i))?;
+        let log = LogColumns { index: &index, size: &size, checkpoint: &checkpoint, edge: &edge, siblings: &siblings }
+            .view()
+            .map_err(ApiError::Internal)?;
+        let released_at = Some(released_at).filter(|at| !at.is_empty());
+        Ok(UserRecord { handle, primary_key, registered_at, envelope, released_at, log })
+    }
 }
 
 /// The first row of `statement` bound to `value`, as the strings of `columns`.
@@ -436,7 +471,7 @@ impl Written {
             None
         } else {
             let outcome: Array = outcome.dyn_into().map_err(|_| internal("verifyAndWrite's outcome"))?;
-            let row = looked_up(outcome.get(1))?;
+            let row = LookupRow::read(outcome.get(1))?.map(|row| row.record()).transpose()?;
             Some(if outcome.get(0).as_f64() == Some(1.0) { Outcome::Written(row) } else { Outcome::Refused(row) })
         };
         Ok(Written { holds, outcome })

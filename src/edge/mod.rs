@@ -84,7 +84,10 @@ pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
                 Err(e) => return fail(e),
             };
             let key = lookup.cache_key(url.origin());
-            if let Some(response) = lookup.answer_from_isolate(settings, &key, &conditions, now_ms()) {
+            // No clock read when there is no cache to ask.
+            let cached =
+                settings.server_caching().then(|| lookup.answer_from_isolate(settings, &key, &conditions, now_ms()));
+            if let Some(response) = cached.flatten() {
                 return response.into();
             }
             lookup.answer_from_storage(env, ctx, settings, key, conditions).unwrap_or_else(fail)

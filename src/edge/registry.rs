@@ -1,11 +1,11 @@
 //! The registry's endpoints: lookups (by handle, by key, WebFinger) and registration.
 
 use super::cache::{self, CacheKey, CachedUser};
-use super::config::{config, log_key, quarantine_days, rate_limits};
+use super::config::{config, log_key, quarantine_days, rate_limits, CACHE_OFF};
 use super::db::{self, LookupOutcome, UserKey};
 use super::http::{error_response, internal, js_internal, now_ms, with_headers, Reply};
 use super::promise;
-use crate::api::{Config, ReleasedView, UserRecord, UserView};
+use crate::api::{Config, Named, ReleasedView, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
 use crate::domain::{Handle, HandleError, PrimaryKey};
 use crate::error::ApiError;
@@ -15,7 +15,9 @@ use crate::registration::{self, MAX_BODY_BYTES};
 use crate::request_url::RequestUrl;
 use crate::routes::Route;
 use crate::timestamp::format_rfc3339_utc;
-use crate::webfinger;
+use crate::tokens::Tokens;
+use crate::webfinger::{self, Subject};
+use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -145,14 +147,12 @@ impl Lookup {
         let edge_url = (caching && self.webfinger.is_none()).then(|| key.edge_url());
         let (statement, session) = db::lookup_statement(&env, self.user_key(), conditions.bookmark.as_ref())?;
         let value = self.user_key().value().to_owned();
-        let finish = Closure::once_into_js(move |kind: u32, outcome: JsValue| -> Response {
-            let settled = LookupOutcome::read(kind, outcome).and_then(|outcome| {
-                self.settle(&env, &ctx, settings, &key, &conditions, caching, session.as_ref(), outcome)
-            });
-            // Every lookup route answers errors alike.
-            settled.unwrap_or_else(|e| error_response(settings, &e, Some(Route::WebFinger)))
+        let token = PENDING.with_borrow_mut(|pending| {
+            pending.insert(PendingLookup { lookup: self, env, ctx, settings, key, conditions, caching, session })
         });
-        Ok(db::start_lookup(edge_url, settings.ttl_ms(), &statement, &value, &finish).into())
+        Ok(FINISH_LOOKUP
+            .with(|finish| db::start_lookup(edge_url, settings.ttl_ms(), &statement, &value, finish, token))
+            .into())
     }
 
     /// The response once the lookup's I/O is done.
@@ -168,31 +168,35 @@ impl Lookup {
         session: Option<&D1DatabaseSession>,
         outcome: LookupOutcome,
     ) -> Result<Response, ApiError> {
-        let now_ms = now_ms();
-        let record = match outcome {
+        let row = match outcome {
             LookupOutcome::FromEdge(hit) => {
+                let now_ms = now_ms();
                 let (user, read_at) =
                     cache::from_edge(settings, key, hit, now_ms).ok_or_else(|| internal("edge entry"))?;
                 let served = Served::Cached { read_at_ms: read_at, now_ms };
                 return self.answer(settings, &user, served, conditions).ok_or_else(|| internal("edge answer"));
             }
-            LookupOutcome::FromD1(record) => record.ok_or(ApiError::UserNotFound)?,
+            LookupOutcome::FromD1(row) => row.ok_or(ApiError::UserNotFound)?,
         };
-        if record.released_at.is_some() {
-            return gone(&record, settings);
+        if row.released_at()?.is_some() {
+            return gone(&row.record()?, settings);
         }
-        let view = UserView::from_record(&record, config(env)?).map_err(ApiError::Internal)?;
+        let config = config(env)?;
         let served = match session {
             Some(session) => Served::ThroughBookmark(db::latest_bookmark(session)),
             None => Served::Fresh,
         };
         if !caching && self.webfinger.is_some() {
-            // Nothing is kept: the JRD alone is made (a user body and its ETag would go unused).
-            return Ok(self.answer_jrd(settings, &view, served, conditions));
+            // Nothing is kept: the JRD alone is made, from the binding alone (a user body,
+            // its envelope, its log proof and its ETag would go unused).
+            let [handle, primary] = row.binding()?;
+            let named = Named::read(&handle, &primary, config).map_err(ApiError::Internal)?;
+            return Ok(self.answer_jrd(settings, &named.subject(), served, conditions));
         }
+        let view = UserView::from_record(&row.record()?, config).map_err(ApiError::Internal)?;
         let user = Rc::new(CachedUser::new(view));
         if caching {
-            with_headers(settings, |h| cache::keep(settings, ctx, key, &user, &h.positive, now_ms));
+            with_headers(settings, |h| cache::keep(settings, ctx, key, &user, &h.positive, now_ms()));
         }
         self.answer(settings, &user, served, conditions).ok_or_else(|| internal("user without its view"))
     }
@@ -208,7 +212,7 @@ impl Lookup {
         conditions: &Conditions,
     ) -> Option<Response> {
         if self.webfinger.is_some() {
-            return Some(self.answer_jrd(settings, user.view.as_ref()?, served, conditions));
+            return Some(self.answer_jrd(settings, &user.view.as_ref()?.subject(), served, conditions));
         }
         let not_modified = conditions.if_none_match.as_deref().is_some_and(|inm| none_match(inm, &user.etag));
         // The common answer, a found user's body as it is cached: its headers are made once.
@@ -225,20 +229,52 @@ impl Lookup {
         Some(reply(settings, user.js_body.clone(), &user.js_etag, not_modified, false, served))
     }
 
-    /// WebFinger's JRD for `view`, made for this request (its `rel`s choose the links).
+    /// WebFinger's JRD for `subject`, made for this request (its `rel`s choose the links).
     fn answer_jrd(
         &self,
         settings: &CacheSettings,
-        view: &UserView,
+        subject: &Subject<'_>,
         served: Served,
         conditions: &Conditions,
     ) -> Response {
         let (origin, rels) = self.webfinger.as_ref().expect("a WebFinger lookup");
-        let body = webfinger::jrd(view, origin, rels);
+        let body = webfinger::jrd(subject, origin, rels);
         let tag = etag(body.as_bytes());
         let not_modified = conditions.if_none_match.as_deref().is_some_and(|inm| none_match(inm, &tag));
         reply(settings, JsValue::from_str(&body), &JsValue::from_str(&tag), not_modified, true, served)
     }
+}
+
+/// A lookup waiting for its I/O (`lookUp` in runtime.js), under the token `finish` is called with.
+struct PendingLookup {
+    lookup: Lookup,
+    env: Env,
+    ctx: Context,
+    settings: &'static CacheSettings,
+    key: CacheKey,
+    conditions: Conditions,
+    caching: bool,
+    session: Option<D1DatabaseSession>,
+}
+
+thread_local! {
+    /// Lookups whose I/O is under way. One `finish` per isolate takes each back by its token:
+    /// a closure made per lookup cost its creation, its registration for finalization and
+    /// its release on every request.
+    static PENDING: RefCell<Tokens<PendingLookup>> = const { RefCell::new(Tokens::new()) };
+    static FINISH_LOOKUP: JsValue = Closure::<dyn FnMut(u32, u32, JsValue) -> Response>::new(finish_lookup).into_js_value();
+}
+
+/// `lookUp`'s call back: the response for the lookup under `token`, once its I/O is done.
+fn finish_lookup(token: u32, kind: u32, outcome: JsValue) -> Response {
+    let Some(p) = PENDING.with_borrow_mut(|pending| pending.take(token)) else {
+        return error_response(&CACHE_OFF, &internal("a lookup finished twice"), Some(Route::WebFinger));
+    };
+    let settled = LookupOutcome::read(kind, outcome).and_then(|outcome| {
+        p.lookup.settle(&p.env, &p.ctx, p.settings, &p.key, &p.conditions, p.caching, p.session.as_ref(), outcome)
+    });
+    // Every lookup route answers errors alike.
+    settled.unwrap_or_else(|e| error_response(p.settings, &e, Some(Route::WebFinger)))
 }
 
 /// A lookup of a given-up handle (or its key): 410 with the signed release and its log proof,

@@ -5,16 +5,38 @@
 /** What every public read endpoint answers for CORS. */
 const CORS_HEADERS = { "access-control-allow-origin": "*", "access-control-expose-headers": "etag, x-kez-bookmark" };
 
+/**
+ * Headers that hold only per-isolate values (no ETag, Age or extra header: a lookup's 404,
+ * a healthz, most errors), made once per combination: a response made from a `Headers`
+ * copies it inside the runtime, where a plain object is read key by key.
+ */
+const constantHeaders = new Map();
+
 /** A response in one call. */
 export function respond(status, body, contentType, cacheControl, vary, etag, age, anyOrigin, extraName, extraValue) {
+  if (etag === undefined && age === undefined && extraName === undefined) {
+    const key = `${contentType}\n${cacheControl}\n${vary}\n${anyOrigin}`;
+    let headers = constantHeaders.get(key);
+    if (headers === undefined) {
+      headers = new Headers(plainHeaders(contentType, cacheControl, vary, undefined, undefined, anyOrigin));
+      // A handful of combinations exist; the bound only keeps a surprise from growing it.
+      if (constantHeaders.size < 64) constantHeaders.set(key, headers);
+    }
+    return new Response(body, { status, headers });
+  }
+  const headers = plainHeaders(contentType, cacheControl, vary, etag, age, anyOrigin);
+  if (extraName !== undefined) headers[extraName] = extraValue;
+  return new Response(body, { status, headers });
+}
+
+function plainHeaders(contentType, cacheControl, vary, etag, age, anyOrigin) {
   const headers = { "cache-control": cacheControl };
   if (contentType !== undefined) headers["content-type"] = contentType;
   if (vary !== undefined) headers.vary = vary;
   if (etag !== undefined) headers.etag = etag;
   if (age !== undefined) headers.age = age;
   if (anyOrigin) Object.assign(headers, CORS_HEADERS);
-  if (extraName !== undefined) headers[extraName] = extraValue;
-  return new Response(body, { status, headers });
+  return headers;
 }
 
 /**
@@ -77,11 +99,12 @@ const FAILED = 2;
 
 /**
  * A lookup's I/O as one promise: the edge cache (when `edgeUrl` is given), else the first
- * row of `statement` bound to `value`; then `finish(kind, outcome)` (in wasm) makes the
- * response. One promise and one call back, where awaiting each step from wasm costs a
- * future, its task queue and two closures per step.
+ * row of `statement` bound to `value`; then `finish(token, kind, outcome)` (in wasm, one
+ * function per isolate; `token` names the lookup) makes the response. One promise and one
+ * call back, where awaiting each step from wasm costs a future, its task queue and two
+ * closures per step.
  */
-export async function lookUp(edgeUrl, ttlMs, statement, value, columns, finish) {
+export async function lookUp(edgeUrl, ttlMs, statement, value, columns, finish, token) {
   let kind = FAILED;
   let outcome;
   try {
@@ -95,7 +118,7 @@ export async function lookUp(edgeUrl, ttlMs, statement, value, columns, finish) 
   } catch (e) {
     outcome = e;
   }
-  return finish(kind, outcome);
+  return finish(token, kind, outcome);
 }
 
 /** Keeps an answer in the data centre's cache after the response is sent. */

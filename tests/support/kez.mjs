@@ -1,5 +1,5 @@
 // Small helpers shared by the integration tests.
-import { createHash, createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, randomBytes, sign } from "node:crypto";
 import { identity, registrationPayload, signEnvelope } from "../../scripts/lib/registration.mjs";
 
 export { identity, registrationPayload, signEnvelope };
@@ -46,11 +46,29 @@ export function errorCode(response) {
   return body.error;
 }
 
+/** The log key of `seedHex` (an Ed25519 seed) and its raw public key. */
+function logKeyOf(seedHex) {
+  const der = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), Buffer.from(seedHex, "hex")]);
+  const key = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+  return { key, raw: createPublicKey(key).export({ format: "der", type: "spki" }).subarray(-32) };
+}
+
+/** The signed-note key ID of `name` and an Ed25519 public key. */
+const keyIdOf = (name, raw) => createHash("sha256").update(Buffer.concat([Buffer.from(`${name}\n`), Buffer.from([1]), raw])).digest().subarray(0, 4);
+
 /** The signed-note verifier key of an Ed25519 seed (hex) for key name `name`, made here from C2SP signed-note. */
 export function verifierKeyOf(seedHex, name) {
-  const der = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), Buffer.from(seedHex, "hex")]);
-  const raw = createPublicKey(createPrivateKey({ key: der, format: "der", type: "pkcs8" })).export({ format: "der", type: "spki" }).subarray(-32);
-  const encoded = Buffer.concat([Buffer.from([1]), raw]);
-  const id = createHash("sha256").update(Buffer.concat([Buffer.from(`${name}\n`), encoded])).digest().subarray(0, 4);
-  return `${name}+${id.toString("hex")}+${encoded.toString("base64")}`;
+  const { raw } = logKeyOf(seedHex);
+  return `${name}+${keyIdOf(name, raw).toString("hex")}+${Buffer.concat([Buffer.from([1]), raw]).toString("base64")}`;
+}
+
+/**
+ * A C2SP checkpoint of `size` and `root` (bytes) signed as `origin` by the log key of
+ * `seedHex`: what a server holding that key can sign, for any history it likes.
+ */
+export function signCheckpoint(seedHex, origin, size, root) {
+  const { key, raw } = logKeyOf(seedHex);
+  const text = `${origin}\n${size}\n${Buffer.from(root).toString("base64")}\n`;
+  const signature = Buffer.concat([keyIdOf(origin, raw), sign(null, Buffer.from(text), key)]);
+  return `${text}\n— ${origin} ${signature.toString("base64")}\n`;
 }

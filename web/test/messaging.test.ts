@@ -4,7 +4,7 @@ import { bytesToHex, hexToBytes, randomBytes } from "@noble/hashes/utils.js";
 import { describe, expect, it } from "vitest";
 import fixed from "../../tests/vectors/messaging.json";
 import { identityFromSeed, newIdentity } from "../src/lib/identity";
-import { CHUNK_BYTES, INLINE_MAX, MessageError, decodeMessage, encodeMessage, newId, sendableMime, sendableName } from "../src/lib/message";
+import { type Body, CHECKPOINT_MAX, CHUNK_BYTES, INLINE_MAX, MessageError, decodeMessage, encodeMessage, newId, sendableMime, sendableName } from "../src/lib/message";
 import { KIND, eventId, hasValidId, inboxTag, unwrap, wrap } from "../src/lib/nostr";
 import { BUCKETS, CONTENT_CEILING, MAX_PADDED, SealError, bucketFor, open, pad, seal, unpad } from "../src/lib/seal";
 
@@ -116,6 +116,27 @@ describe("message bodies", () => {
     expect(() => decodeMessage(withHeader(header.replace(",", ", ")), bob.primary)).toThrow(/canonical/);
     // Half of a surrogate pair is not text (and our canonicalizer cannot even produce it).
     expect(() => decodeMessage(withHeader(header.replace("the real text", "split \\ud83d pair")), bob.primary)).toThrow(/canonical/);
+  });
+
+  it("carries gossip's checkpoint on texts and receipts only, as a bounded string", () => {
+    const checkpoint = "localhost/log\n3\nAAAA\n\n— localhost/log xyz\n";
+    const gossiping: Body[] = [{ type: "text", text: "hi", checkpoint }, { type: "receipt", of: [newId()], checkpoint }];
+    for (const body of gossiping) {
+      expect(decodeMessage(encodeMessage(alice, bob.primary, body), bob.primary).header).toMatchObject({ checkpoint });
+    }
+    const bad = [
+      { type: "text", text: "hi", checkpoint: "" },
+      { type: "text", text: "hi", checkpoint: 3 },
+      { type: "receipt", of: [newId()], checkpoint: "x".repeat(CHECKPOINT_MAX + 1) },
+      { type: "kez-file-piece-v2", file_id: newId(), i: 0, k: 1, n: 1, checkpoint },
+    ];
+    for (const body of bad) {
+      const data = body.type === "kez-file-piece-v2" ? new Uint8Array(1024) : new Uint8Array();
+      expect(() => decodeMessage(encodeMessage(alice, bob.primary, body as never, data), bob.primary), JSON.stringify(body)).toThrow(MessageError);
+    }
+    // Inside the signed header: a relay (or anyone) that swaps it breaks the signature.
+    const bytes = encodeMessage(alice, bob.primary, { type: "text", text: "hi", checkpoint: "localhost/log\n3\nAAAA\n" });
+    expect(() => decodeMessage(replaced(bytes, "log\\n3", "log\\n4"), bob.primary)).toThrow(/signature/);
   });
 
   it("refuses malformed bodies", () => {

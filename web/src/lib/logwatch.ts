@@ -104,14 +104,54 @@ export async function checkLogged(body: { envelope: Envelope; log?: LogProof | n
   return checkpoint;
 }
 
-async function observe(server: string, home: string, kept: Watched, checkpoint: Checkpoint, verifier: Verifier) {
+/** The newest checkpoint of `server`'s log this app checked, if any: what it gossips to contacts. */
+export async function newestCheckpoint(server: string): Promise<string | undefined> {
+  return ((await getSetting(`log ${server.toLowerCase()}`)) as Watched | undefined)?.checkpoint;
+}
+
+/**
+ * Gossip: `note`, a checkpoint a contact's app (`from`, a primary key) was shown and sent in a
+ * sealed message. If it is signed by the key pinned for its log, it must be consistent with
+ * the newest one kept (checked from tiles), as any checkpoint the server serves; two signed
+ * histories raise the alarm. A note of a log not watched here, or not signed by its pinned
+ * key, proves nothing about the server: ignored.
+ */
+export async function heardCheckpoint(note: string, home: string, from: string): Promise<void> {
+  const origin = note.slice(0, note.indexOf("\n"));
+  if (!origin.endsWith("/log") || heardConsistent.has(note)) return;
+  const server = origin.slice(0, -"/log".length).toLowerCase();
+  const kept = (await getSetting(`log ${server}`)) as Watched | undefined;
+  // The usual case, both apps at the same checkpoint, costs no signature check.
+  if (!kept || kept.checkpoint === note) return;
+  const verifier = parseVerifierKey(kept.verifierKey);
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = openCheckpoint(note, verifier);
+  } catch {
+    return;
+  }
+  const root = btoa(String.fromCharCode(...checkpoint.root)).slice(0, 12);
+  await observe(server, home, kept, checkpoint, verifier, `a contact's app (${from.slice(0, 20)}…) a checkpoint (size ${checkpoint.size}, root ${root}…)`);
+  if (heardConsistent.size >= 256) heardConsistent.clear();
+  heardConsistent.add(note);
+}
+
+/** Gossiped checkpoints found consistent since the page loaded: each is checked once. */
+const heardConsistent = new Set<string>();
+
+/**
+ * Checks `checkpoint` against the newest kept for `server` and keeps the newer. `heardFrom`
+ * names where a gossiped checkpoint came from, for the alarm.
+ */
+async function observe(server: string, home: string, kept: Watched, checkpoint: Checkpoint, verifier: Verifier, heardFrom?: string) {
   if (kept.checkpoint) {
     const newest = openCheckpoint(kept.checkpoint, verifier);
     try {
       await checkConsistent(newest, checkpoint, (path) => fetchBytes(`${baseOf(server, home)}/log/${path}`));
     } catch (e) {
       // A tile that could not be read proves nothing; two histories do.
-      throw e instanceof InconsistentLog ? await alarm(server, e) : e;
+      if (!(e instanceof InconsistentLog)) throw e;
+      throw await alarm(server, heardFrom ? `It showed ${heardFrom} that contradicts the history it showed this app.` : e);
     }
     if (checkpoint.size <= newest.size) return;
   }

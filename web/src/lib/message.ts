@@ -31,8 +31,19 @@ const NAME_FORBIDDEN = /[\u0000-\u001f/\\]/;
 const NAME_FORBIDDEN_ALL = new RegExp(NAME_FORBIDDEN, "g");
 const NAME_MAX = 255;
 
+/**
+ * Gossip (docs/TRANSPARENCY.md): texts and receipts may carry the newest checkpoint of its
+ * home server's log the sender's app checked, a signed note, so two people who talk find out
+ * if the server showed them different histories. Inside the sealed box: relays never see it.
+ */
+export interface Gossip {
+  checkpoint?: string;
+}
+/** A signed note with a few signatures fits; anything longer is not a checkpoint of ours. */
+export const CHECKPOINT_MAX = 1024;
+
 export type Body =
-  | { type: "text"; text: string }
+  | ({ type: "text"; text: string } & Gossip)
   | { type: "kez-file-v1"; mode: "inline"; file_id: string; name: string; mime: string; size: number; sha256: string }
   | { type: "kez-file-v1"; mode: "pointer"; file_id: string; name: string; mime: string; size: number; chunks: number; sha256: string }
   | { type: "kez-file-chunk-v1"; file_id: string; i: number; n: number }
@@ -51,7 +62,7 @@ export type Body =
       n: number;
     }
   | { type: "kez-file-piece-v2"; file_id: string; i: number; k: number; n: number }
-  | { type: "receipt"; of: string[] };
+  | ({ type: "receipt"; of: string[] } & Gossip);
 
 export type Header = Body & { v: 1; id: string; from: string; to: string; sent_at: number };
 
@@ -125,9 +136,15 @@ function checkBody(h: Record<string, unknown>, data: Uint8Array): void {
     const expected = new Set(["v", "id", "from", "to", "sent_at", "sig", "type", ...names]);
     if (Object.keys(h).some((k) => !expected.has(k)) || expected.size !== Object.keys(h).length) fail("wrong fields");
   };
+  /** The body's own fields, and gossip's checkpoint when it is there (texts and receipts). */
+  const keysWithGossip = (...names: string[]) => {
+    if (!("checkpoint" in h)) return keys(...names);
+    keys(...names, "checkpoint");
+    if (typeof h.checkpoint !== "string" || h.checkpoint.length === 0 || h.checkpoint.length > CHECKPOINT_MAX) fail("bad checkpoint");
+  };
   switch (h.type) {
     case "text":
-      keys("text");
+      keysWithGossip("text");
       if (typeof h.text !== "string" || h.text.length === 0 || data.length !== 0) fail("bad text");
       return;
     case "kez-file-v1": {
@@ -177,7 +194,7 @@ function checkBody(h: Record<string, unknown>, data: Uint8Array): void {
       if (data.length === 0 || data.length > CHUNK_BYTES) fail("bad chunk size");
       return;
     case "receipt":
-      keys("of");
+      keysWithGossip("of");
       if (!Array.isArray(h.of) || h.of.length < 1 || h.of.length > 100 || !h.of.every((x) => typeof x === "string" && HEX_ID.test(x)) || data.length !== 0) fail("bad of");
       return;
     default:

@@ -10,6 +10,7 @@ import { find, parseQuery, verifyLogged } from "./directory";
 import { type Identity, parsePrimary } from "./identity";
 import { decodeSource, preloadErasure } from "./erasure";
 import { FileSendError, makePieces, planPieces, publishPieces } from "./files";
+import { heardCheckpoint, newestCheckpoint } from "./logwatch";
 import { type Body, FILE_MAX, type Header, type Message, PIECE_SCHEME, decodeMessage, encodeMessage, newId, sendableMime, sendableName } from "./message";
 import { KIND, type NostrEvent, hasValidId, inboxTag, unwrap, wrap } from "./nostr";
 import { Relay, type RelayState } from "./relay";
@@ -276,7 +277,7 @@ export class Messenger {
     const now = Date.now();
     let event: NostrEvent;
     try {
-      event = wrap(seal(encodeMessage(this.me, to, { type: "text", text }, undefined, id, now), parsePrimary(to)!, undefined, undefined, maxPadded), parsePrimary(to)!);
+      event = wrap(seal(encodeMessage(this.me, to, { type: "text", text, ...(await this.gossip()) }, undefined, id, now), parsePrimary(to)!, undefined, undefined, maxPadded), parsePrimary(to)!);
     } catch (e) {
       if (!(e instanceof SealError)) throw e;
       throw new SendError(`This message is too long for your relays (${Math.floor(maxPadded / 1024)} KB at most). Send it as a file instead.`);
@@ -487,6 +488,8 @@ export class Messenger {
   private async handle({ header: h, data }: Message, accepted: boolean) {
     const now = Date.now();
     const acknowledge = (id: string) => accepted && this.receipt(h.from, id);
+    // Only from accepted senders: a stranger's flood must not become tile reads.
+    if (accepted) this.heard(h);
     // A transfer (pointer, chunk or piece) under a file id an inline file already took is
     // dropped: it must not become a second bubble or, once assembled, replace those bytes.
     if ("file_id" in h && !("mode" in h && h.mode === "inline") && (await store.takenByInlineFile(fileKey(h.from, h.file_id)))) return;
@@ -705,12 +708,28 @@ export class Messenger {
 
   private sendReceipts() {
     this.receiptTimer = undefined;
-    for (const [to, ids] of this.pendingReceipts) {
-      for (let i = 0; i < ids.length; i += RECEIPT_IDS_MAX) {
-        this.publish(this.event(to, { type: "receipt", of: ids.slice(i, i + RECEIPT_IDS_MAX) }), true).catch(() => {});
-      }
-    }
+    const pending = [...this.pendingReceipts];
     this.pendingReceipts.clear();
+    void this.gossip().then((gossip) => {
+      for (const [to, ids] of pending) {
+        for (let i = 0; i < ids.length; i += RECEIPT_IDS_MAX) {
+          this.publish(this.event(to, { type: "receipt", of: ids.slice(i, i + RECEIPT_IDS_MAX), ...gossip }), true).catch(() => {});
+        }
+      }
+    }, report);
+  }
+
+  /** What texts and receipts tell a contact of the home server's log: the newest checkpoint checked here. */
+  private async gossip(): Promise<{ checkpoint?: string }> {
+    const checkpoint = await newestCheckpoint(this.home);
+    return checkpoint === undefined ? {} : { checkpoint };
+  }
+
+  /** A contact's gossip, checked against what this app was shown (logwatch.ts); never holds up the message. */
+  private heard(h: Header) {
+    if ((h.type === "text" || h.type === "receipt") && h.checkpoint !== undefined) {
+      void heardCheckpoint(h.checkpoint, this.home, h.from).catch(report);
+    }
   }
 
   private async acknowledgeIfAccepted(sender: string, id: string) {
