@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { ARTIFACTS } from "./support/browser.mjs";
 import { openChat, readStore, saveContact, setUp, showView, typeAndSend } from "./support/chat.mjs";
-import { getJson, identity } from "./support/kez.mjs";
+import { freshEnvelope, getJson, identity, postRegister } from "./support/kez.mjs";
 import { rotationEnvelope } from "../scripts/lib/registration.mjs";
 import { startRelay } from "./support/relay.mjs";
 import { startWorker } from "./support/worker.mjs";
@@ -154,4 +154,22 @@ test("self-monitoring: a statement this app made itself (alice taking her handle
   await page.reload();
   assert.equal(await monitoredUpTo(alice.p, size), size, "the next start read her registration");
   assert.equal(await page.getByTestId("log-alarm").count(), 0);
+});
+
+test("self-monitoring checks what it reads against the signed tree: an entry served otherwise raises the alarm", async () => {
+  const { page } = alice.p;
+  await page.reload();
+  await monitoredUpTo(alice.p, await logSize());
+  assert.equal(await page.getByTestId("log-alarm").count(), 0);
+  // A new statement enters the log; then the operator changes what is served as its entry and
+  // leaves the tree as signed, as a server hiding a statement from a monitor would.
+  assert.equal((await postRegister(worker.url, freshEnvelope("localhost").envelope)).status, 201);
+  const size = await logSize();
+  const hidden = JSON.stringify({ kez: "handle_registration", payload: { handle: "nobody-to-see" } });
+  assert.equal(worker.tamper("UPDATE log_entries SET entry = ? WHERE idx = ?", hidden, size - 1).changes, 1);
+  assert.match(await (await fetch(`${worker.url}/log/tile/entries/000.p/${size}`)).text(), /nobody-to-see/, "the edited entry is what is served");
+  await page.reload();
+  const alarm = page.getByTestId("log-alarm");
+  await alarm.waitFor({ timeout: 30_000 });
+  assert.match(await alarm.textContent(), /localhost showed something its own signed log contradicts: The log's entries do not match the tree it signed/);
 });

@@ -1,7 +1,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { describe, expect, it } from "vitest";
 import vectors from "../../tests/vectors/log.json";
-import { checkConsistent, checkIncluded, consistencyFromTiles, leafHash, LogError, openCheckpoint, parseVerifierKey, tilePath, verifyConsistency, verifyInclusion } from "../src/lib/log";
+import { checkConsistent, checkEntries, checkIncluded, consistencyFromTiles, InconsistentLog, leafHash, LogError, openCheckpoint, parseVerifierKey, tilePath, verifyConsistency, verifyInclusion } from "../src/lib/log";
 
 const nodeHash = (l: Uint8Array, r: Uint8Array) => sha256(Uint8Array.from([1, ...l, ...r]));
 const fromHex = (hex: string) => Uint8Array.from(hex.match(/../g) ?? [], (b) => parseInt(b, 16));
@@ -90,6 +90,22 @@ describe("the log, against the worker's vectors", () => {
     const forked = { ...checkpoints[String(c.from)], root: sha256(new Uint8Array([1, 2, 3])) };
     const tiles = tilesOf(c.to);
     await expect(checkConsistent(forked, now, async (path) => tiles.get(path)!)).rejects.toThrow("different histories");
+  });
+
+  it("checks any run of entries against the signed tree, with the rest read from tiles", async () => {
+    const size = 300;
+    const checkpoint = { ...checkpoints["300"] };
+    const tiles = tilesOf(size);
+    const fetchTile = async (path: string) => tiles.get(path)!;
+    for (const [first, count] of [[0, 300], [0, 256], [256, 44], [100, 1], [255, 2], [299, 1], [37, 200]]) {
+      await checkEntries(entries.slice(first, first + count), first, checkpoint, fetchTile);
+      // One entry changed, one left out, or the run put at another index: not the signed tree.
+      const changed = entries.slice(first, first + count).map((e, i) => (i === Math.floor(count / 2) ? Uint8Array.of(...e, 32) : e));
+      await expect(checkEntries(changed, first, checkpoint, fetchTile), `${first}+${count}`).rejects.toThrow(InconsistentLog);
+      if (count > 1) await expect(checkEntries(entries.slice(first, first + count - 1).concat([entries[first]]), first, checkpoint, fetchTile)).rejects.toThrow(InconsistentLog);
+      if (first > 0) await expect(checkEntries(entries.slice(first, first + count), first - 1, checkpoint, fetchTile)).rejects.toThrow(InconsistentLog);
+    }
+    await expect(checkEntries(entries.slice(290, 300), 291, checkpoint, fetchTile)).rejects.toThrow(LogError);
   });
 
   it("spells tile paths as tlog-tiles does, and as the vectors do", () => {

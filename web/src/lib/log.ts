@@ -152,11 +152,17 @@ export async function consistencyFromTiles(oldSize: number, newSize: number, fet
   if (oldSize <= 0 || oldSize > newSize) throw new LogError("No consistency proof between these sizes.");
   const ranges: [number, number][] = [];
   consistencyRanges(oldSize, 0, newSize, true, ranges);
+  const { rangeRoot } = tileReader(newSize, fetchTile);
+  return Promise.all(ranges.map(([start, end]) => rangeRoot(start, end)));
+}
+
+/** Hashes of the tree of `size` leaves read from its tiles (`fetchTile(path)`, each read once). */
+function tileReader(size: number, fetchTile: (path: string) => Promise<Uint8Array>) {
   const tiles = new Map<string, Promise<Uint8Array>>();
   /** The hashes at tree level 8·`level` from `first` (count `count`, within one tile). */
   const hashesAt = async (level: number, first: number, count: number) => {
     const index = Math.floor(first / TILE);
-    const items = Math.floor(newSize / 2 ** (8 * level));
+    const items = Math.floor(size / 2 ** (8 * level));
     const width = Math.min(TILE, items - index * TILE);
     const path = tilePath(level, index, width);
     if (!tiles.has(path)) tiles.set(path, fetchTile(path));
@@ -169,22 +175,56 @@ export async function consistencyFromTiles(oldSize: number, newSize: number, fet
   const subtree = async (start: number, height: number): Promise<Uint8Array> => {
     const level = Math.floor(height / 8);
     const below = height - 8 * level;
-    let hashes = await hashesAt(level, start / 2 ** (8 * level), 2 ** below);
-    while (hashes.length > 1) hashes = Array.from({ length: hashes.length / 2 }, (_, i) => nodeHash(hashes[2 * i], hashes[2 * i + 1]));
-    return hashes[0];
+    return pairUp(await hashesAt(level, start / 2 ** (8 * level), 2 ** below));
   };
   /** The root of the RFC 9162 subtree over [start, end): its complete subtrees, folded from the right. */
-  const rangeRoot = async (start: number, end: number) => {
-    const parts: Uint8Array[] = [];
-    for (let at = start; at < end; ) {
-      let height = 0;
-      while (2 ** (height + 1) <= end - at && at % 2 ** (height + 1) === 0) height++;
-      parts.push(await subtree(at, height));
-      at += 2 ** height;
-    }
-    return parts.reduceRight((right, left) => nodeHash(left, right));
+  const rangeRoot = async (start: number, end: number) => foldRight(await Promise.all(cover(start, end).map(([at, height]) => subtree(at, height))));
+  return { subtree, rangeRoot };
+}
+
+/** The complete subtrees `[start, height]` that make the RFC 9162 subtree over [start, end), largest first. */
+function cover(start: number, end: number): [number, number][] {
+  const parts: [number, number][] = [];
+  for (let at = start; at < end; ) {
+    let height = 0;
+    while (2 ** (height + 1) <= end - at && at % 2 ** (height + 1) === 0) height++;
+    parts.push([at, height]);
+    at += 2 ** height;
+  }
+  return parts;
+}
+
+/** The root of a complete subtree from its 2^k hashes at one level. */
+function pairUp(hashes: Uint8Array[]): Uint8Array {
+  while (hashes.length > 1) hashes = Array.from({ length: hashes.length / 2 }, (_, i) => nodeHash(hashes[2 * i], hashes[2 * i + 1]));
+  return hashes[0];
+}
+
+const foldRight = (parts: Uint8Array[]) => parts.reduceRight((right, left) => nodeHash(left, right));
+
+/**
+ * Checks that `entries` are the log's entries from index `first` in the tree `checkpoint`
+ * signed: the root made from their leaf hashes, with every other subtree read from the hash
+ * tiles, must be the checkpoint's. Throws InconsistentLog if not: what the server serves as
+ * entries is not what it signed, as when it hides a statement from a monitor.
+ */
+export async function checkEntries(entries: Uint8Array[], first: number, checkpoint: Checkpoint, fetchTile: (path: string) => Promise<Uint8Array>): Promise<void> {
+  const end = first + entries.length;
+  if (entries.length === 0) return;
+  if (end > checkpoint.size) throw new LogError("More entries than the checkpoint holds.");
+  const leaves = entries.map(leafHash);
+  const { subtree } = tileReader(checkpoint.size, fetchTile);
+  /** A complete subtree's root: from the entries where it lies within them, from tiles where it lies outside, split where it straddles. */
+  const node = async (start: number, height: number): Promise<Uint8Array> => {
+    const stop = start + 2 ** height;
+    if (stop <= first || start >= end) return subtree(start, height);
+    if (start >= first && stop <= end) return pairUp(leaves.slice(start - first, stop - first));
+    const half = 2 ** (height - 1);
+    const [left, right] = await Promise.all([node(start, height - 1), node(start + half, height - 1)]);
+    return nodeHash(left, right);
   };
-  return Promise.all(ranges.map(([start, end]) => rangeRoot(start, end)));
+  const root = foldRight(await Promise.all(cover(0, checkpoint.size).map(([at, height]) => node(at, height))));
+  if (!equal(root, checkpoint.root)) throw new InconsistentLog("The log's entries do not match the tree it signed.");
 }
 
 /** Checks that checkpoint `older` is a prefix of `newer`, from the log's tiles. Throws LogError if not. */

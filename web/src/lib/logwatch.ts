@@ -6,7 +6,7 @@
 import { originOf } from "./api";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { type Checkpoint, checkConsistent, checkIncluded, InconsistentLog, LogError, type LogProof, openCheckpoint, parseVerifierKey, tilePath, type Verifier } from "./log";
+import { type Checkpoint, checkConsistent, checkEntries, checkIncluded, InconsistentLog, LogError, type LogProof, openCheckpoint, parseVerifierKey, tilePath, type Verifier } from "./log";
 import { canonicalBytes, type Envelope } from "./registration";
 import { getSetting, putSetting } from "./store";
 
@@ -193,19 +193,30 @@ export async function monitorOwn(server: string, handle: string | null, primary:
   const from = current.monitored ?? checkpoint.size;
   const to = Math.min(checkpoint.size, from + MONITOR_BATCH);
   const made = new Set(((await getSetting("own-statements")) as string[] | undefined) ?? []);
-  for (let index = Math.floor(from / 256) * 256; index < to; index += 256) {
+  // Whole bundles, from the one that holds `from`: each is checked against the signed tree,
+  // so a server cannot hide a statement from this monitor by serving other entries.
+  const first = Math.floor(from / 256) * 256;
+  const entries: Uint8Array[] = [];
+  for (let index = first; index < to; index += 256) {
     const width = Math.min(256, checkpoint.size - index);
     const bundle = await fetchBytes(`/log/${tilePath("entries", index / 256, width)}`);
-    let at = 0;
-    for (let i = index; at < bundle.length; i++) {
+    for (let at = 0; at < bundle.length; ) {
       const length = (bundle[at] << 8) | bundle[at + 1];
-      const entry = bundle.subarray(at + 2, at + 2 + length);
+      entries.push(bundle.subarray(at + 2, at + 2 + length));
       at += 2 + length;
-      if (i < from || i >= to) continue;
-      const about = aboutMe(entry, handle, primary);
-      if (about && !made.has(bytesToHex(sha256(entry)))) {
-        await raise(name, `${name}'s log holds a ${about} that this app did not make (entry ${i}). If it was not you on another device, your key may be in someone else's hands.`, true);
-      }
+    }
+    if (entries.length !== index + width - first) throw await alarm(name, `The log's entry bundle at ${index} does not hold ${width} entries.`);
+  }
+  try {
+    await checkEntries(entries, first, checkpoint, (path) => fetchBytes(`/log/${path}`));
+  } catch (e) {
+    throw e instanceof InconsistentLog ? await alarm(name, e) : e;
+  }
+  for (let i = from; i < to; i++) {
+    const entry = entries[i - first];
+    const about = aboutMe(entry, handle, primary);
+    if (about && !made.has(bytesToHex(sha256(entry)))) {
+      await raise(name, `${name}'s log holds a ${about} that this app did not make (entry ${i}). If it was not you on another device, your key may be in someone else's hands.`, true);
     }
   }
   await putSetting(`log ${name}`, { ...current, monitored: to } satisfies Watched);
