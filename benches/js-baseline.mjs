@@ -11,6 +11,8 @@ import canonicalize from "canonicalize";
 import { sha256 } from "@noble/hashes/sha2.js";
 
 const JSON_HEADERS = { "content-type": "application/json", "access-control-allow-origin": "*", "cache-control": "no-store" };
+/** The public read endpoints' CORS, as the worker sends it. */
+const CORS = { "access-control-allow-origin": "*", "access-control-expose-headers": "etag, x-kez-bookmark" };
 const HANDLE = /^[a-z0-9][a-z0-9_-]{2,31}$/;
 const RESERVED = new Set(["admin", "root", "support", "security", "postmaster", "webmaster", "abuse", "api", "www", "help", "info", "noreply", "kez"]);
 const PRIMARY = /^ed25519:([0-9a-f]{64})$/;
@@ -52,10 +54,7 @@ async function etagOf(body) {
 }
 
 function answer(request, entry, { ttl }, now, contentType = "application/json") {
-  const headers = {
-    "cache-control": positive(ttl), vary: BOOKMARK, etag: entry.etag,
-    "access-control-allow-origin": "*", "access-control-expose-headers": "etag, x-kez-bookmark",
-  };
+  const headers = { "cache-control": positive(ttl), vary: BOOKMARK, etag: entry.etag, ...CORS };
   if (entry.cached) headers.age = String(Math.floor((now - entry.readAt) / 1000));
   const inm = request.headers.get("if-none-match");
   if (inm && (inm.trim() === "*" || inm.split(",").some((t) => t.trim().replace(/^W\//, "") === entry.etag))) return new Response(null, { status: 304, headers });
@@ -154,6 +153,7 @@ async function register(request, env) {
   const jcs = canonicalize(envelope);
   const { handle, primary } = payload;
   const session = env.DB.withSession("first-primary");
+  if (env.LOG === "off") return registerUnlogged(session, env, { handle, primary, registeredAt, jcs });
   let appended;
   try {
     [appended] = await session.batch([
@@ -172,6 +172,23 @@ async function register(request, env) {
     console.error("log: step failed", String(e));
   }
   const row = await session.prepare(BY_HANDLE).bind(handle).first();
+  return json(201, view(row, env), { "content-type": "application/json", "cache-control": "no-store", [BOOKMARK]: session.getBookmark() });
+}
+
+/**
+ * The registration as it was before the log (LOG=off): one insert, the answer made from what
+ * was written. The benchmark's measure of what the log costs a registration.
+ */
+async function registerUnlogged(session, env, { handle, primary, registeredAt, jcs }) {
+  try {
+    await session.prepare("INSERT INTO registrations (handle, primary_key, registered_at, envelope, skeleton) VALUES (?1, ?2, ?3, ?4, ?5)")
+      .bind(handle, primary, registeredAt, jcs, skeleton(handle))
+      .run();
+  } catch (e) {
+    if (String(e.message).includes("UNIQUE")) return fail(409, "handle_taken", "taken");
+    throw e;
+  }
+  const row = { handle, primary_key: primary, registered_at: registeredAt, envelope: jcs, log_index: "" };
   return json(201, view(row, env), { "content-type": "application/json", "cache-control": "no-store", [BOOKMARK]: session.getBookmark() });
 }
 
@@ -271,7 +288,7 @@ async function signingKey(env) {
   const publicKey = Uint8Array.from(atob(jwk.x.replaceAll("-", "+").replaceAll("_", "/")), (c) => c.charCodeAt(0));
   const origin = `${env.SERVER_DOMAIN}/log`;
   const keyId = sha256(Uint8Array.of(...utf8(origin), 0x0a, 0x01, ...publicKey)).subarray(0, 4);
-  logKey = { privateKey, origin, keyId };
+  logKey = { privateKey, origin, keyId, publicKey };
   return logKey;
 }
 
@@ -322,13 +339,26 @@ async function stepLog(session, env) {
   if (updated.meta.changes === 1) signedSize = Math.max(signedSize, newSize);
 }
 
-const notFound = (env) => json(404, { error: "user_not_found", message: "none" }, { ...JSON_HEADERS, "cache-control": negative(cacheSettings(env).ttl), vary: BOOKMARK });
+const notFound = (env) =>
+  json(404, { error: "user_not_found", message: "No user with this handle is registered here." }, { "content-type": "application/json", ...CORS, "cache-control": negative(cacheSettings(env).ttl), vary: BOOKMARK });
+
+let health;
+/** healthz as the worker answers it: configuration and the log's verifier key, made once. */
+async function healthBody(env) {
+  if (health === undefined) {
+    const { origin, keyId, publicKey } = await signingKey(env);
+    const log = { origin, verifier_key: `${origin}+${hex(keyId)}+${base64(Uint8Array.of(1, ...publicKey))}`, checkpoint: "/log/checkpoint" };
+    const relays = (env.NOSTR_RELAYS ?? "").split(/[\s,]+/).filter(Boolean);
+    health = JSON.stringify({ status: "ok", server: env.SERVER_DOMAIN, version: env.VERSION ?? "js", relays, log });
+  }
+  return health;
+}
 
 export default {
   async fetch(request, env, ctx) {
     const url = new URL(request.url);
     const path = url.pathname;
-    if (path === "/v1/healthz") return json(200, { status: "ok", server: env.SERVER_DOMAIN, version: "js" });
+    if (path === "/v1/healthz") return new Response(await healthBody(env), { headers: { "content-type": "application/json", ...CORS, "cache-control": "no-store" } });
     if (path === "/v1/register" && request.method === "POST") return register(request, env);
     if (path.startsWith("/v1/u/")) {
       const handle = path.slice(6).toLowerCase();

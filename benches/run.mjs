@@ -50,7 +50,9 @@ const bridgeKey = keyFromSeed(bridgeSeed);
 const NATS_VARS = { NATS_ISSUER_SEED: issuerSeed, NATS_BRIDGE_KEY: nkeyFor("user", rawPublic(bridgeKey)), NATS_ACCOUNT: "KEZ", NATS_USER_JWT_TTL_SECONDS: "3600" };
 // Rate limits off: the bench registers thousands of handles a minute from one address, and the
 // js baseline has none (miniflare here has no [[ratelimits]] bindings either).
-const VARS = { SERVER_DOMAIN: SERVER, SIG_SERVER_URL: "http://localhost:7878", REGISTRATION_RATE_LIMITS: "off", LOG_SIGNING_SEED: randomBytes(32).toString("hex") };
+/** The worker's version, which the js baseline's healthz names too (the same bytes). */
+const VERSION = /^version = "(.+)"/m.exec(readFileSync(path.join(ROOT, "Cargo.toml"), "utf8"))[1];
+const VARS = { VERSION, SERVER_DOMAIN: SERVER, SIG_SERVER_URL: "http://localhost:7878", REGISTRATION_RATE_LIMITS: "off", LOG_SIGNING_SEED: randomBytes(32).toString("hex") };
 
 // ---------- the three workers ----------
 async function start(name, scriptPath, bindings = {}) {
@@ -92,9 +94,11 @@ const rust = await start("rust", path.join(ROOT, "build/index.js"), NATS_VARS);
 const jsUncached = await start("jsuncached", jsBundle, UNCACHED);
 const rustUncached = await start("rustuncached", path.join(ROOT, "build/index.js"), { ...NATS_VARS, ...UNCACHED });
 const jsEdge = await start("jsedge", jsBundle, EDGE_ONLY);
+// What a registration costs without the log: the js baseline's registration as it was before.
+const jsUnlogged = await start("jsunlogged", jsBundle, { LOG: "off" });
 const rustEdge = await start("rustedge", path.join(ROOT, "build/index.js"), { ...NATS_VARS, ...EDGE_ONLY });
 const rustBench = await start("rustbench", path.join(ROOT, "build-bench/index.js"), NATS_VARS);
-const workers = [js, rust, jsUncached, rustUncached, jsEdge, rustEdge, rustBench];
+const workers = [js, rust, jsUncached, rustUncached, jsEdge, jsUnlogged, rustEdge, rustBench];
 
 // ---------- load ----------
 function percentile(sorted, p) {
@@ -213,10 +217,23 @@ for (const target of [js, rust, jsUncached, rustUncached, jsEdge, rustEdge, rust
   const r = await fetch(`${target.url}/v1/register`, { method: "POST", body: aliceEnvelope });
   if (r.status !== 201) throw new Error(`${target.name}: seeding failed with ${r.status}: ${await r.text()}`);
 }
-// Like for like: both workers answer alice's lookup with the same bytes (log proof included),
-// but for the time each registered her.
-const lookupBody = async (target) => (await (await fetch(`${target.url}/v1/u/benchalice`)).text()).replace(/"registered_at":"[^"]*"/, "");
-if ((await lookupBody(js)) !== (await lookupBody(rust))) throw new Error("the js baseline's lookup differs from the worker's");
+const WEBFINGER = "/.well-known/webfinger?resource=acct:benchalice@localhost";
+// Like for like: the js baseline answers what the scenarios ask with the worker's bytes (log
+// proofs included; but for the time each registered alice, and each one's origin): status,
+// headers and body.
+async function answer(target, p) {
+  const response = await fetch(target.url + p);
+  const headers = [...response.headers].filter(([name]) => !["date", "content-length", "transfer-encoding", "etag"].includes(name));
+  // Each worker names its own origin (its port) in WebFinger's links.
+  const body = (await response.text()).replace(/"registered_at":"[^"]*"/, "").replaceAll(target.url, "<origin>");
+  return JSON.stringify([response.status, headers, body]);
+}
+for (const [ours, theirs] of [[rust, js], [rustUncached, jsUncached]]) {
+  for (const p of ["/v1/healthz", "/v1/u/benchalice", "/v1/u/nobody-here", WEBFINGER]) {
+    const [a, b] = [await answer(ours, p), await answer(theirs, p)];
+    if (a !== b) throw new Error(`the js baseline answers ${p} otherwise than the worker:\n${a}\n${b}`);
+  }
+}
 // The floors answer, as constants, the very bytes the worker answers: healthz's, and alice's lookup's.
 const floorOf = async (name, url) => start(name, path.join(import.meta.dirname, "floor.mjs"), { FLOOR_BODY: await (await fetch(url)).text() });
 const floor = await floorOf("floor", `${rust.url}/v1/healthz`);
@@ -246,7 +263,6 @@ function natsCallout() {
 }
 
 const get = (p) => () => ({ path: p, init: undefined });
-const WEBFINGER = "/.well-known/webfinger?resource=acct:benchalice@localhost";
 // `rust` and `js` are the two columns compared; `floor` and `uncached` (the same rust worker
 // with caching off) are the extra references some rows are measured against.
 const scenarios = [
@@ -256,9 +272,9 @@ const scenarios = [
   { name: "GET /v1/u/:handle (uncached hit)", expect: 200, request: () => get("/v1/u/benchalice"), rust: rustUncached, js: jsUncached },
   { name: "GET /v1/u/:handle (uncached miss)", expect: 404, request: () => get("/v1/u/nobody-here"), rust: rustUncached, js: jsUncached },
   { name: "GET /.well-known/webfinger (uncached)", expect: 200, request: () => get(WEBFINGER), rust: rustUncached, js: jsUncached },
-  { name: "POST /v1/register (fresh key)", expect: 201, request: (t) => registrationRequests(t.name, 30000), rust, js },
+  { name: "POST /v1/register (fresh key)", expect: 201, request: (t) => registrationRequests(t.name, 30000), rust, js, unlogged: jsUnlogged },
   { name: "POST /internal/nats/auth", expect: 200, request: () => natsCallout, rust },
-].map((s) => ({ ...s, targets: [s.floor, s.js, s.rust, s.uncached].filter(Boolean) }));
+].map((s) => ({ ...s, targets: [s.floor, s.js, s.rust, s.uncached, s.unlogged].filter(Boolean) }));
 
 const results = [];
 for (const scenario of scenarios) {
@@ -280,10 +296,11 @@ function ratioText(a, b) {
   return `${rateRatio(a, b).toFixed(2)}× (quarters ${quarters[0].toFixed(2)}–${quarters.at(-1).toFixed(2)})`;
 }
 const rows = scenarios.map((scenario) => {
-  const [ours, theirs, floorR, uncachedR] = [scenario.rust, scenario.js, scenario.floor, scenario.uncached].map((t) => measured(scenario, t));
+  const [ours, theirs, floorR, uncachedR, unloggedR] = [scenario.rust, scenario.js, scenario.floor, scenario.uncached, scenario.unlogged].map((t) => measured(scenario, t));
   const reference = floorR
     ? `${ratioText(ours, floorR)} of floor (${floorR.rps.toFixed(0)} req/s)`
-    : uncachedR ? `${ratioText(ours, uncachedR)} of rust uncached (${uncachedR.rps.toFixed(0)} req/s)` : "";
+    : uncachedR ? `${ratioText(ours, uncachedR)} of rust uncached (${uncachedR.rps.toFixed(0)} req/s)`
+    : unloggedR ? `${ratioText(ours, unloggedR)} of js without the log (${unloggedR.rps.toFixed(0)} req/s)` : "";
   return `| ${scenario.name} | ${fmt(ours)} | ${fmt(theirs)} | ${theirs ? ratioText(ours, theirs) : "–"} | ${reference} |`;
 });
 const scenarioNamed = (name) => scenarios.find((s) => s.name === name);

@@ -5,10 +5,11 @@
 //! first thing wrong). Whether it follows the handle's current state is the database's to
 //! decide, in the transaction that logs it (`edge::statements`).
 
-use crate::domain::{ClaimedKey, Handle, HandleError, ServerDomain};
+use crate::domain::{ClaimedKey, Handle, ServerDomain};
 use crate::error::ApiError;
 use crate::registration::{
-    bad_key_or_signature, decode_signature, fresh, strict_signature, EnvelopeSignature, PAYLOAD_VERSION, SIGNATURE_ALG,
+    bad_key_or_signature, claimed_signature, decode_signature, later_checks, strict_signature, EnvelopeSignature,
+    PAYLOAD_VERSION, SIGNATURE_ALG,
 };
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
@@ -226,10 +227,7 @@ pub fn check_release(
     if envelope.signature.alg != SIGNATURE_ALG {
         return Err(ApiError::UnsupportedAlgorithm);
     }
-    let primary = ClaimedKey::parse(&p.primary).map_err(|_| ApiError::InvalidPrimaryKey)?;
-    let Some(signature) = decode_signature(&envelope.signature.sig).filter(strict_signature) else {
-        return Err(bad_key_or_signature(primary));
-    };
+    let (primary, signature) = claimed_signature(&p.primary, &envelope.signature.sig)?;
     let message = serde_json::to_vec(p).expect("strings and integers always serialize");
     let checked = later_checks(server, &p.server, &p.handle, &p.created_at, now_ms).map(|handle| Statement {
         handle,
@@ -237,25 +235,6 @@ pub fn check_release(
         envelope_jcs: serde_json::to_string(&envelope).expect("strings and integers always serialize"),
     });
     Ok(SignedStatement { proofs: vec![(primary, signature)], message, checked })
-}
-
-/// Checks 5 to 7, as for a registration: this server, a valid handle, a fresh `created_at`.
-fn later_checks(
-    server: &ServerDomain,
-    named: &str,
-    handle: &str,
-    created_at: &str,
-    now_ms: i64,
-) -> Result<Handle, ApiError> {
-    if !server.matches(named) {
-        return Err(ApiError::WrongServer { expected: server.to_string() });
-    }
-    let handle = Handle::parse(handle).map_err(|e| match e {
-        HandleError::Invalid => ApiError::InvalidHandle,
-        HandleError::Reserved => ApiError::ReservedHandle,
-    })?;
-    fresh(created_at, now_ms)?;
-    Ok(handle)
 }
 
 /// Why a statement did not apply, from the handle's row as it is now (`None`: no such handle):

@@ -180,26 +180,42 @@ pub fn check(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<S
     if envelope.signature.alg != SIGNATURE_ALG {
         return Err(ApiError::UnsupportedAlgorithm);
     }
-    let primary = ClaimedKey::parse(&payload.primary).map_err(|_| ApiError::InvalidPrimaryKey)?;
-    let Some(signature) = decode_signature(&envelope.signature.sig).filter(strict_signature) else {
-        return Err(bad_key_or_signature(primary));
-    };
+    let (primary, signature) = claimed_signature(&payload.primary, &envelope.signature.sig)?;
     let message = canonical_payload(payload);
-    let checked = (|| {
-        // (5) meant for this server
-        if !server.matches(&payload.server) {
-            return Err(ApiError::WrongServer { expected: server.to_string() });
-        }
-        // (6) handle rules
-        let handle = Handle::parse(&payload.handle).map_err(|e| match e {
-            HandleError::Invalid => ApiError::InvalidHandle,
-            HandleError::Reserved => ApiError::ReservedHandle,
-        })?;
-        // (7) fresh
-        fresh(&payload.created_at, now_ms)?;
-        Ok((handle, serde_json::to_string(&envelope).expect("strings and integers always serialize")))
-    })();
+    // (5) to (7)
+    let checked = later_checks(server, &payload.server, &payload.handle, &payload.created_at, now_ms)
+        .map(|handle| (handle, serde_json::to_string(&envelope).expect("strings and integers always serialize")));
     Ok(Signed { primary, signature, message, checked })
+}
+
+/// Check 4 for one signature, all but its equation: its key parses, and the signature decodes
+/// and follows the strict rules. A failure names the key if it is no curve point.
+pub(crate) fn claimed_signature(key: &str, sig: &str) -> Result<(ClaimedKey, Signature), ApiError> {
+    let key = ClaimedKey::parse(key).map_err(|_| ApiError::InvalidPrimaryKey)?;
+    match decode_signature(sig).filter(strict_signature) {
+        Some(signature) => Ok((key, signature)),
+        None => Err(bad_key_or_signature(key)),
+    }
+}
+
+/// Checks 5 to 7, the same for every statement: meant for this server, a valid handle, a
+/// fresh `created_at`.
+pub(crate) fn later_checks(
+    server: &ServerDomain,
+    named: &str,
+    handle: &str,
+    created_at: &str,
+    now_ms: i64,
+) -> Result<Handle, ApiError> {
+    if !server.matches(named) {
+        return Err(ApiError::WrongServer { expected: server.to_string() });
+    }
+    let handle = Handle::parse(handle).map_err(|e| match e {
+        HandleError::Invalid => ApiError::InvalidHandle,
+        HandleError::Reserved => ApiError::ReservedHandle,
+    })?;
+    fresh(created_at, now_ms)?;
+    Ok(handle)
 }
 
 /// Check 7: `created_at` is RFC 3339 and within `MAX_CLOCK_SKEW_SECONDS` of `now_ms`.

@@ -3,14 +3,12 @@
 // with its log entry, and checked by the app against the log before it takes effect.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { ARTIFACTS } from "./support/browser.mjs";
+import { screenshots } from "./support/browser.mjs";
 import { openChat, readStore, saveContact, setUp, showView, typeAndSend } from "./support/chat.mjs";
 import { freshEnvelope, getJson, identity, postRegister } from "./support/kez.mjs";
 import { rotationEnvelope } from "../scripts/lib/registration.mjs";
 import { startRelay } from "./support/relay.mjs";
 import { startWorker } from "./support/worker.mjs";
-import path from "node:path";
-import { mkdirSync } from "node:fs";
 
 let relay;
 let worker;
@@ -27,9 +25,7 @@ before(async () => {
 });
 
 after(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  await alice?.p.page.screenshot({ path: path.join(ARTIFACTS, "keys-alice.png"), fullPage: true });
-  await bob?.p.page.screenshot({ path: path.join(ARTIFACTS, "keys-bob.png"), fullPage: true });
+  await screenshots("keys", [alice?.p, bob?.p]);
   await alice?.p.close();
   await bob?.p.close();
   await worker?.stop();

@@ -6,9 +6,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import path from "node:path";
-import { mkdirSync } from "node:fs";
-import { ARTIFACTS, openProfile } from "./support/browser.mjs";
+import { openProfile, screenshots } from "./support/browser.mjs";
 import {
   attachFile,
   attachmentHashes,
@@ -139,8 +137,7 @@ before(async () => {
 });
 
 after(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  for (const p of [alice, bob]) await p?.page.screenshot({ path: path.join(ARTIFACTS, `messaging-${p.name}.png`), fullPage: true });
+  await screenshots("messaging", [alice, bob]);
   await alice?.close();
   await bob?.close();
   await worker?.stop();

@@ -5,11 +5,9 @@
 // signed times, and keeping the identity (storage.persist, the backup reminder).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import canonicalize from "canonicalize";
-import { ARTIFACTS, openProfile } from "./support/browser.mjs";
+import { openProfile, screenshots } from "./support/browser.mjs";
 import { acceptRequest, attachmentHashes, bmp, bubbleWith, image, openChat, openRequest, readStore, saveContact, setUp, sha256, showView, statusOf, typeAndSend } from "./support/chat.mjs";
 import { freshEnvelope, identity as nodeIdentity, postRegister, signCheckpoint } from "./support/kez.mjs";
 import { loadProtocol } from "./support/protocol.mjs";
@@ -77,8 +75,7 @@ before(async () => {
 });
 
 after(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  for (const p of [alice, bob]) await p?.page.screenshot({ path: path.join(ARTIFACTS, `trust-${p.name}.png`), fullPage: true });
+  await screenshots("trust", [alice, bob]);
   await alice?.close();
   await bob?.close();
   await worker?.stop();

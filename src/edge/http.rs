@@ -206,11 +206,7 @@ fn incident_reference() -> String {
 /// refused by its declared length before reading, or, without one (chunked), as soon as the
 /// chunks read so far pass the cap.
 pub async fn read_body(req: &Request) -> Result<Vec<u8>, ApiError> {
-    let body = JsFuture::from(read_body_js(req, MAX_BODY_BYTES as u32)).await.map_err(js_internal)?;
-    if body.is_null() {
-        return Err(ApiError::BodyTooLarge { limit: MAX_BODY_BYTES });
-    }
-    Ok(body.unchecked_into::<js_sys::Uint8Array>().to_vec())
+    body_bytes(JsFuture::from(read_body_js(req, MAX_BODY_BYTES as u32)).await.map_err(js_internal)?)
 }
 
 pub fn internal(error: impl std::fmt::Display) -> ApiError {
@@ -219,4 +215,13 @@ pub fn internal(error: impl std::fmt::Display) -> ApiError {
 
 pub fn js_internal(error: JsValue) -> ApiError {
     ApiError::Internal(format!("{error:?}"))
+}
+
+/// A statement's body as `readBody` (runtime.js) read it: null when it was larger than
+/// `MAX_BODY_BYTES`.
+pub fn body_bytes(body: JsValue) -> Result<Vec<u8>, ApiError> {
+    if body.is_null() {
+        return Err(ApiError::BodyTooLarge { limit: MAX_BODY_BYTES });
+    }
+    Ok(body.dyn_into::<js_sys::Uint8Array>().map_err(js_internal)?.to_vec())
 }

@@ -3,7 +3,7 @@
 use super::cache::{self, CacheKey, CachedUser};
 use super::config::{config, log_key, quarantine_days, rate_limits, CACHE_OFF};
 use super::db::{self, LookupOutcome, UserKey};
-use super::http::{error_response, internal, js_internal, now_ms, with_headers, Reply};
+use super::http::{body_bytes, error_response, internal, js_internal, now_ms, with_headers, Reply};
 use super::promise;
 use crate::api::{Config, Named, ReleasedView, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
@@ -21,7 +21,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use worker::js_sys::{self, Array};
 use worker::web_sys::{Request, Response};
 use worker::worker_sys::Context;
@@ -393,10 +393,7 @@ fn check_body(
     limits: bool,
     body: JsValue,
 ) -> Result<JsValue, ApiError> {
-    if body.is_null() {
-        return Err(ApiError::BodyTooLarge { limit: MAX_BODY_BYTES });
-    }
-    let body = body.dyn_into::<js_sys::Uint8Array>().map_err(js_internal)?.to_vec();
+    let body = body_bytes(body)?;
     let now_ms = now_ms();
     let signed = registration::check(registration::parse_envelope(&body)?, &config.server, now_ms);
     // Counted for every parsed envelope, checked or not: failed attempts count too.

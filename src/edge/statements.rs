@@ -6,7 +6,7 @@
 use super::cache;
 use super::config::{config, log_key};
 use super::db::{self, Outcome};
-use super::http::{error_response, internal, js_internal, now_ms};
+use super::http::{body_bytes, error_response, internal, js_internal, now_ms};
 use super::registry::created;
 use crate::caching::CacheSettings;
 use crate::error::ApiError;
@@ -17,7 +17,7 @@ use crate::routes::Route;
 use crate::timestamp::format_rfc3339_utc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use worker::js_sys::{self, Array};
 use worker::web_sys::Request;
 use worker::Env;
@@ -71,10 +71,7 @@ fn check_body(
     kind: Kind,
     body: JsValue,
 ) -> Result<JsValue, ApiError> {
-    if body.is_null() {
-        return Err(ApiError::BodyTooLarge { limit: MAX_BODY_BYTES });
-    }
-    let body = body.dyn_into::<js_sys::Uint8Array>().map_err(js_internal)?.to_vec();
+    let body = body_bytes(body)?;
     let now_ms = now_ms();
     let signed: SignedStatement = match kind {
         Kind::Rotation => lifecycle::check_rotation(lifecycle::parse_rotation(&body)?, server, now_ms)?,

@@ -91,3 +91,14 @@ export async function openProfile(name, { viewport = { width: 1000, height: 900 
   };
   return profile;
 }
+
+/**
+ * Full-page screenshots of `profiles` into ARTIFACTS as `<prefix>-<name>.png`, best effort:
+ * an after() hook that fails here must still stop its worker and relays.
+ */
+export async function screenshots(prefix, profiles) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  for (const p of profiles) {
+    await p?.page.screenshot({ path: path.join(ARTIFACTS, `${prefix}-${p.name}.png`), fullPage: true }).catch((e) => console.error(`# screenshot of ${p.name}: ${e.message}`));
+  }
+}

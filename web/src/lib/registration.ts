@@ -100,19 +100,7 @@ export function verifyUserBody(body: unknown, expect: { server: string; handle?:
   if (env.kez !== "handle_registration" || p.type !== "kez.chat.handle_registration" || p.version !== 1) {
     throw new BindingError("The signed registration is of an unknown kind.");
   }
-  // A handle only in the server's alphabet: a signed `bоb` (Cyrillic о) or `bob\u200b` would
-  // look like a pinned `bob` without being it, and slip past the pin check.
-  const handle = typeof p.handle === "string" ? checkHandle(p.handle) : null;
-  if (!handle || !(handle.ok || handle.reason === "reserved")) {
-    throw new BindingError("The signed registration's handle is not a valid handle.");
-  }
-  const sameServer = typeof p.server === "string" && p.server.toLowerCase() === expect.server.toLowerCase();
-  if (p.handle !== b.handle || p.primary !== b.primary || !sameServer || b.fqhn !== `${p.handle}@${expect.server.toLowerCase()}`) {
-    throw new BindingError("The server's answer does not match the registration signed by the key.");
-  }
-  if ((expect.handle !== undefined && p.handle !== expect.handle.toLowerCase()) || (expect.primary !== undefined && p.primary !== expect.primary)) {
-    throw new BindingError("The server answered for someone else than asked.");
-  }
+  checkAnswer(b, expect, { handle: p.handle, server: p.server, primary: p.primary }, "registration signed by the key");
   const publicKey = parsePrimary(p.primary);
   const sig = env.signature;
   if (!publicKey || sig.alg !== "ed25519-sha512-jcs" || sig.key !== p.primary || !/^[0-9a-f]{128}$/.test(sig.sig ?? "")) {
@@ -129,6 +117,31 @@ export function verifyUserBody(body: unknown, expect: { server: string; handle?:
     publicKey,
     registeredAt: b.registered_at ?? p.created_at,
   };
+}
+
+/**
+ * What every binding's check shares: the signed handle is in the server's alphabet, and the
+ * server's answer names the handle, server and key the statement (`what`) signed, for whom
+ * the person asked.
+ */
+function checkAnswer(
+  b: Partial<UserBody>,
+  expect: { server: string; handle?: string; primary?: string },
+  signed: { handle: unknown; server: unknown; primary: unknown },
+  what: string,
+): asserts b is Partial<UserBody> & { fqhn: string } {
+  // A handle only in the server's alphabet: a signed `bоb` (Cyrillic о) or `bob\u200b` would
+  // look like a pinned `bob` without being it, and slip past the pin check.
+  const handle = typeof signed.handle === "string" ? checkHandle(signed.handle) : null;
+  if (!handle || !(handle.ok || handle.reason === "reserved")) throw new BindingError("The signed handle is not a valid handle.");
+  const server = expect.server.toLowerCase();
+  const sameServer = typeof signed.server === "string" && signed.server.toLowerCase() === server;
+  if (signed.handle !== b.handle || signed.primary !== b.primary || !sameServer || b.fqhn !== `${String(signed.handle)}@${server}`) {
+    throw new BindingError(`The server's answer does not match the ${what}.`);
+  }
+  if ((expect.handle !== undefined && signed.handle !== expect.handle.toLowerCase()) || (expect.primary !== undefined && signed.primary !== expect.primary)) {
+    throw new BindingError("The server answered for someone else than asked.");
+  }
 }
 
 interface RotationEnvelope {
@@ -148,15 +161,7 @@ function verifyRotationBody(b: Partial<UserBody>, expect: { server: string; hand
   if (!p || typeof p !== "object" || p.type !== "kez.chat.key_rotation" || p.version !== 1 || !Array.isArray(env.signatures) || env.signatures.length !== 2) {
     throw new BindingError("The signed key rotation is of an unknown kind.");
   }
-  const handle = typeof p.handle === "string" ? checkHandle(p.handle) : null;
-  if (!handle || !(handle.ok || handle.reason === "reserved")) throw new BindingError("The signed rotation's handle is not a valid handle.");
-  const sameServer = typeof p.server === "string" && p.server.toLowerCase() === expect.server.toLowerCase();
-  if (p.handle !== b.handle || p.new !== b.primary || !sameServer || b.fqhn !== `${p.handle}@${expect.server.toLowerCase()}`) {
-    throw new BindingError("The server's answer does not match the rotation signed by the keys.");
-  }
-  if ((expect.handle !== undefined && p.handle !== expect.handle.toLowerCase()) || (expect.primary !== undefined && p.new !== expect.primary)) {
-    throw new BindingError("The server answered for someone else than asked.");
-  }
+  checkAnswer(b, expect, { handle: p.handle, server: p.server, primary: p.new }, "rotation signed by the keys");
   const message = canonicalBytes(p);
   [p.old, p.new].forEach((key, i) => {
     const sig = env.signatures[i];
