@@ -3,7 +3,6 @@
 use crate::domain::{Fqhn, FqhnError, Handle, ServerDomain};
 use crate::error::ApiError;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// Link relation of the user's JSON lookup document (`GET /v1/u/:handle`).
 pub const REL_USER: &str = "https://kez.chat/rel/user";
@@ -35,8 +34,15 @@ pub fn resolve(resource: Option<&str>, server: &ServerDomain) -> Result<Handle, 
 struct Jrd<'a> {
     subject: String,
     aliases: [&'a str; 1],
-    properties: BTreeMap<&'static str, &'a str>,
+    properties: Properties<'a>,
     links: Vec<Link<'a>>,
+}
+
+/// The JRD's one property, the user's key (`PROP_PRIMARY`; a test holds the name to it).
+#[derive(Serialize)]
+struct Properties<'a> {
+    #[serde(rename = "https://kez.chat/ns/primary")]
+    primary: &'a str,
 }
 
 #[derive(Serialize)]
@@ -69,7 +75,7 @@ pub fn jrd(user: &Subject<'_>, origin: &str, rels: &[String]) -> String {
     let jrd = Jrd {
         subject: format!("acct:{}", user.fqhn),
         aliases: [&user_url],
-        properties: BTreeMap::from([(PROP_PRIMARY, user.primary)]),
+        properties: Properties { primary: user.primary },
         links,
     };
     serde_json::to_string(&jrd).expect("strings always serialize")

@@ -491,8 +491,10 @@ describe("trust and safety in the web app", () => {
     const kept = (await settings(alice)).get("log localhost").checkpoint;
     assert.match(kept, /^localhost\/log\n\d+\n/, "alice keeps the newest checkpoint she checked");
 
-    // alice's text to carol carries it inside the sealed box: relays see none of it.
+    // alice's first text to carol since her page loaded carries it inside the sealed box:
+    // relays see none of it.
     const carolInbox = proto.inboxTag(carol.publicKey);
+    await alice.page.reload();
     const before = new Set(relay.events().map((e) => e.id));
     await openChat(alice, "carol@localhost");
     await typeAndSend(alice, "gossip rides along");
@@ -505,6 +507,16 @@ describe("trust and safety in the web app", () => {
     const { header } = proto.decodeMessage(proto.open(proto.unwrap(event), carol.seed), carol.primary);
     assert.equal(header.text, "gossip rides along");
     assert.equal(header.checkpoint, (await settings(alice)).get("log localhost").checkpoint);
+    // The next one, with the same checkpoint, does not carry it again.
+    await typeAndSend(alice, "and not twice");
+    let next;
+    for (let tries = 0; !(next = relay.events().find((e) => !before.has(e.id) && e.id !== event.id && e.tags[0][1] === carolInbox)); tries++) {
+      if (tries > 300) throw new Error("alice's second text never reached the relay");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const second = proto.decodeMessage(proto.open(proto.unwrap(next), carol.seed), carol.primary).header;
+    assert.equal(second.text, "and not twice");
+    assert.equal(second.checkpoint, undefined);
 
     // The server signs, for carol, a checkpoint of another tree of the size alice holds; carol
     // passes it on. A note with the right shape but no valid signature proves nothing: ignored.

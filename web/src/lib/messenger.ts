@@ -119,6 +119,8 @@ export class Messenger {
   /** Receipts waiting to go out together, by recipient. */
   private pendingReceipts = new Map<string, string[]>();
   private receiptTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The checkpoint last gossiped to each contact since this page loaded. */
+  private gossiped = new Map<string, string>();
   /** All requests held now (trust.ts), read from the store when first needed. */
   private requestTotals: Promise<{ senders: number; bytes: number }> | undefined;
 
@@ -277,7 +279,7 @@ export class Messenger {
     const now = Date.now();
     let event: NostrEvent;
     try {
-      event = wrap(seal(encodeMessage(this.me, to, { type: "text", text, ...(await this.gossip()) }, undefined, id, now), parsePrimary(to)!, undefined, undefined, maxPadded), parsePrimary(to)!);
+      event = wrap(seal(encodeMessage(this.me, to, { type: "text", text, ...(await this.gossip(to)) }, undefined, id, now), parsePrimary(to)!, undefined, undefined, maxPadded), parsePrimary(to)!);
     } catch (e) {
       if (!(e instanceof SealError)) throw e;
       throw new SendError(`This message is too long for your relays (${Math.floor(maxPadded / 1024)} KB at most). Send it as a file instead.`);
@@ -710,19 +712,26 @@ export class Messenger {
     this.receiptTimer = undefined;
     const pending = [...this.pendingReceipts];
     this.pendingReceipts.clear();
-    void this.gossip().then((gossip) => {
+    void (async () => {
       for (const [to, ids] of pending) {
+        const gossip = await this.gossip(to);
         for (let i = 0; i < ids.length; i += RECEIPT_IDS_MAX) {
-          this.publish(this.event(to, { type: "receipt", of: ids.slice(i, i + RECEIPT_IDS_MAX), ...gossip }), true).catch(() => {});
+          this.publish(this.event(to, { type: "receipt", of: ids.slice(i, i + RECEIPT_IDS_MAX), ...(i === 0 ? gossip : {}) }), true).catch(() => {});
         }
       }
-    }, report);
+    })().catch(report);
   }
 
-  /** What texts and receipts tell a contact of the home server's log: the newest checkpoint checked here. */
-  private async gossip(): Promise<{ checkpoint?: string }> {
+  /**
+   * What the next text or receipt to `to` tells of the home server's log: the newest
+   * checkpoint checked here, once per contact until it changes (each costs ~200 bytes of a
+   * sealed message; a page load sends it again).
+   */
+  private async gossip(to: string): Promise<{ checkpoint?: string }> {
     const checkpoint = await newestCheckpoint(this.home);
-    return checkpoint === undefined ? {} : { checkpoint };
+    if (checkpoint === undefined || this.gossiped.get(to) === checkpoint) return {};
+    this.gossiped.set(to, checkpoint);
+    return { checkpoint };
   }
 
   /** A contact's gossip, checked against what this app was shown (logwatch.ts); never holds up the message. */
