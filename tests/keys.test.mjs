@@ -97,22 +97,10 @@ test("give up the handle: after a confirmation, lookups answer 410 and the app k
 test("self-monitoring: a rotation of bob's handle made elsewhere (with his key) raises his alert at his next start", async () => {
   const { page } = bob.p;
   // A start with bob's identity notes where the log is; nothing is alarming yet.
-  await page.reload();
-  await monitoredUpTo(bob.p, await logSize());
-  assert.equal(await page.getByTestId("log-alarm").count(), 0);
+  await startedWithoutAlarm(bob.p);
   // Another device (this test, with bob's seed) moves bob's handle to a key of its own.
-  const seed = await page.evaluate(
-    () =>
-      new Promise((resolve, reject) => {
-        const request = indexedDB.open("kez-chat");
-        request.onerror = () => reject(request.error);
-        request.onsuccess = () => {
-          const get = request.result.transaction("identity").objectStore("identity").get("self");
-          get.onsuccess = () => resolve(Array.from(get.result.seed));
-        };
-      }),
-  );
-  const bobKey = identity(Buffer.from(seed).toString("hex"));
+  const { seed } = (await readStore(bob.p, "identity")).find(({ key }) => key === "self").value;
+  const bobKey = identity(Buffer.from(Object.values(seed)).toString("hex"));
   assert.equal(bobKey.primary, bob.primary.trim());
   const moved = await getJson(`${worker.url}/v1/rotate`, { method: "POST", body: JSON.stringify(rotationEnvelope(bobKey, identity(), { handle: "bob", server: "localhost" })) });
   assert.equal(moved.status, 201, JSON.stringify(moved.body));
@@ -136,10 +124,16 @@ async function monitoredUpTo(p, size) {
 
 const logSize = async () => Number((await (await fetch(`${worker.url}/log/checkpoint`)).text()).split("\n")[1]);
 
+/** Reloads the page and waits until its monitoring has read the whole log, with no alarm. */
+async function startedWithoutAlarm(p) {
+  await p.page.reload();
+  await monitoredUpTo(p, await logSize());
+  assert.equal(await p.page.getByTestId("log-alarm").count(), 0);
+}
+
 test("self-monitoring: a statement this app made itself (alice taking her handle back) raises nothing", async () => {
   const { page } = alice.p;
-  await page.reload();
-  await monitoredUpTo(alice.p, await logSize());
+  await startedWithoutAlarm(alice.p);
   // alice takes her given-up handle back, from this app.
   await showView(alice.p, "Settings");
   const input = page.getByLabel("Handle", { exact: true });
@@ -154,9 +148,7 @@ test("self-monitoring: a statement this app made itself (alice taking her handle
 
 test("self-monitoring checks what it reads against the signed tree: an entry served otherwise raises the alarm", async () => {
   const { page } = alice.p;
-  await page.reload();
-  await monitoredUpTo(alice.p, await logSize());
-  assert.equal(await page.getByTestId("log-alarm").count(), 0);
+  await startedWithoutAlarm(alice.p);
   // A new statement enters the log; then the operator changes what is served as its entry and
   // leaves the tree as signed, as a server hiding a statement from a monitor would.
   assert.equal((await postRegister(worker.url, freshEnvelope("localhost").envelope)).status, 201);
