@@ -2,8 +2,9 @@
 // the V8 sampling profiler (through workerd's inspector) and prints self time by function
 // (wasm names included) and by file. Needs a build that keeps the names section:
 //
-//   source scripts/env.sh && kez_install_toolchain && worker-build --release --out-dir build-prof
-//   node benches/profile.mjs [/v1/u/benchalice | register]
+//   source scripts/env.sh && kez_install_toolchain && NO_MINIFY=1 worker-build --release --out-dir build-prof \
+//     && KEZ_KEEP_NAMES=1 node scripts/lib/plain-entry.mjs build-prof/index.js
+//   [KEZ_PROFILE_VARS=LOOKUP_CACHE_SECONDS=0] node benches/profile.mjs [/v1/u/benchalice | register]
 import { Miniflare } from "miniflare";
 import { freePort } from "../tests/support/worker.mjs";
 import { readFileSync, readdirSync } from "node:fs";

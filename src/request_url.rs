@@ -18,7 +18,12 @@ impl<'a> RequestUrl<'a> {
     pub fn split(url: &'a str) -> RequestUrl<'a> {
         let without_fragment = url.split_once('#').map_or(url, |(before, _)| before);
         let (before_query, query) = without_fragment.split_once('?').unwrap_or((without_fragment, ""));
-        let authority_start = before_query.find("://").map_or(0, |i| i + 3);
+        // The scheme ends at the first ':' (a char search: a `str` pattern sets up a
+        // two-way searcher on every request).
+        let authority_start = match before_query.find(':') {
+            Some(i) if before_query[i..].starts_with("://") => i + 3,
+            _ => 0,
+        };
         let path_start = before_query[authority_start..].find('/').map_or(before_query.len(), |i| authority_start + i);
         let path = &before_query[path_start..];
         RequestUrl { origin: &before_query[..path_start], path: if path.is_empty() { "/" } else { path }, query }

@@ -33,7 +33,8 @@ function rethrowCritical(e) {
 }`;
 writeFileSync(file, source.replace(proxied, plain));
 // Bundling again drops what nothing references any more (the class proxy hooks).
+// KEZ_KEEP_NAMES=1 leaves it unminified, for a profile that names the JS functions.
 execFileSync(process.env.ESBUILD_BIN ?? "esbuild", [
-  file, "--bundle", "--minify", "--format=esm", "--allow-overwrite", `--outfile=${file}`,
+  file, "--bundle", ...(process.env.KEZ_KEEP_NAMES === "1" ? [] : ["--minify"]), "--format=esm", "--allow-overwrite", `--outfile=${file}`,
   "--external:./index_bg.wasm", "--external:cloudflare:workers", "--log-level=warning",
 ], { stdio: "inherit" });

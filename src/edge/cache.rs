@@ -27,6 +27,8 @@ pub struct CachedUser {
     pub js_etag: JsValue,
     /// The headers of its 200 (a JS `Headers`), made on first use.
     pub headers: OnceCell<JsValue>,
+    /// The same with the `Age` it was last served with, and that age.
+    pub aged: RefCell<Option<(u32, JsValue)>>,
     /// About what it holds in memory (body, view and tag).
     bytes: usize,
 }
@@ -37,6 +39,7 @@ impl CachedUser {
         let tag = etag(body.as_bytes());
         CachedUser {
             headers: OnceCell::new(),
+            aged: RefCell::new(None),
             js_body: body.as_str().into(),
             js_etag: tag.as_str().into(),
             bytes: 3 * body.len(),
@@ -108,6 +111,7 @@ pub fn from_edge(settings: &CacheSettings, key: &CacheKey, hit: JsValue, now_ms:
         js_body,
         bytes,
         headers: OnceCell::new(),
+        aged: RefCell::new(None),
     });
     isolate_put(settings, &key.isolate, &user, read_at_ms, now_ms);
     Some((user, read_at_ms))

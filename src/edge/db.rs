@@ -24,7 +24,7 @@ use worker::{D1Database, D1DatabaseSession, D1PreparedStatement, Env};
 #[wasm_bindgen(module = "/src/edge/runtime.js")]
 extern "C" {
     #[wasm_bindgen(js_name = firstRow)]
-    fn first_row(statement: &RawStatement, value: &str, columns: &Array) -> Promise;
+    fn first_row(statement: &RawStatement, value: &str) -> Promise;
     #[wasm_bindgen(js_name = columnOf)]
     fn column_of(statement: &RawStatement, values: &Array, column: &str) -> Promise;
     #[wasm_bindgen(js_name = lookUp)]
@@ -33,9 +33,9 @@ extern "C" {
         ttl_ms: f64,
         statement: &RawStatement,
         value: &str,
-        columns: &Array,
         finish: &JsValue,
         token: u32,
+        not_found: &JsValue,
     ) -> Promise;
 }
 
@@ -43,26 +43,31 @@ extern "C" {
 pub enum LookupOutcome {
     /// The edge cache's `[body, etag, readAtMs]`.
     FromEdge(JsValue),
-    /// D1's row (or none).
-    FromD1(Option<LookupRow>),
+    /// D1's row.
+    FromD1(LookupRow),
+    /// D1 has no row: runtime.js answers the lookups' 404 itself.
+    NoRow,
 }
 
 impl LookupOutcome {
-    /// `kind` and `outcome` as runtime.js passes them (`FROM_EDGE`, `FROM_D1`, `FAILED`).
+    /// `kind` and `outcome` as runtime.js passes them (`FROM_EDGE`, `FROM_D1`, `FAILED`,
+    /// `NO_ROW`).
     pub fn read(kind: u32, outcome: JsValue) -> Result<LookupOutcome, ApiError> {
+        #[cfg(feature = "bench")]
+        if kind == 1 || kind == 3 {
+            LOOKUP_QUERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         match kind {
             0 => Ok(LookupOutcome::FromEdge(outcome)),
-            1 => {
-                #[cfg(feature = "bench")]
-                LOOKUP_QUERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Ok(LookupOutcome::FromD1(LookupRow::read(outcome)?))
-            }
+            1 => Ok(LookupOutcome::FromD1(LookupRow::read(outcome)?.ok_or_else(|| internal("FROM_D1 without a row"))?)),
+            3 => Ok(LookupOutcome::NoRow),
             _ => Err(storage_js(outcome)),
         }
     }
 }
 
-/// The columns of a registration row, in `UserRecord`'s order.
+/// The columns of a registration row, in `UserRecord`'s order. `firstRow` (runtime.js) reads
+/// rows by position: these lists name, in order, what the statements select.
 const RECORD_COLUMNS: [&str; 5] = ["handle", "primary_key", "registered_at", "envelope", "released_at"];
 /// A lookup's columns: the row's, then the log's (`LogColumns`).
 const LOOKUP_COLUMNS: [&str; 10] = [
@@ -196,8 +201,6 @@ type LogStep = dyn Fn(f64, String, Array) -> Result<Array, JsValue>;
 
 thread_local! {
     static STATEMENTS: OnceCell<Statements> = const { OnceCell::new() };
-    /// `LOOKUP_COLUMNS` as a JS array, made once per isolate: every lookup passes it.
-    static LOOKUP_COLUMN_NAMES: OnceCell<Array> = const { OnceCell::new() };
     /// The log's step (`advanceLog` in runtime.js), made once per isolate: it is called any
     /// number of times, so it is never freed.
     static LOG_STEP: OnceCell<Closure<LogStep>> = const { OnceCell::new() };
@@ -273,7 +276,9 @@ pub fn lookup_statement(
 
 /// Starts a lookup's I/O (`lookUp` in runtime.js): the edge cache at `edge_url` if given
 /// (answers younger than `ttl_ms`), else `statement` bound to `value`. `finish(token, kind,
-/// outcome)` (see `LookupOutcome::read`) makes the response the promise resolves to.
+/// outcome)` (see `LookupOutcome::read`) makes the response the promise resolves to, but
+/// for no row: then `finish` only takes the lookup back, and the response is made from the
+/// `not_found` template (`http::lookup_not_found`) without another call into wasm.
 pub fn start_lookup(
     edge_url: Option<String>,
     ttl_ms: i64,
@@ -281,8 +286,9 @@ pub fn start_lookup(
     value: &str,
     finish: &JsValue,
     token: u32,
+    not_found: &JsValue,
 ) -> Promise {
-    with_lookup_columns(|columns| look_up(edge_url, ttl_ms as f64, statement.inner(), value, columns, finish, token))
+    look_up(edge_url, ttl_ms as f64, statement.inner(), value, finish, token, not_found)
 }
 
 /// A row `firstRow` read (null when there was none), as the strings of `columns`.
@@ -301,11 +307,6 @@ fn row_values<const N: usize>(row: JsValue, columns: [&str; N]) -> Result<Option
 fn user_record([handle, primary_key, registered_at, envelope, released_at]: [String; 5]) -> UserRecord {
     let released_at = Some(released_at).filter(|at| !at.is_empty());
     UserRecord { handle, primary_key, registered_at, envelope, released_at, log: None }
-}
-
-fn with_lookup_columns<T>(f: impl FnOnce(&Array) -> T) -> T {
-    LOOKUP_COLUMN_NAMES
-        .with(|columns| f(columns.get_or_init(|| LOOKUP_COLUMNS.iter().map(|c| JsValue::from_str(c)).collect())))
 }
 
 /// A lookup's row as `lookUp` read it (the values of `LOOKUP_COLUMNS`), each column brought
@@ -357,14 +358,14 @@ impl LookupRow {
     }
 }
 
-/// The first row of `statement` bound to `value`, as the strings of `columns`.
+/// The first row of `statement` bound to `value`, as the strings of `columns` (what it
+/// selects, in order).
 async fn first_values<const N: usize>(
     statement: &D1PreparedStatement,
     value: &str,
     columns: [&str; N],
 ) -> Result<Option<[String; N]>, ApiError> {
-    let names: Array = columns.iter().map(|c| JsValue::from_str(c)).collect();
-    let row = JsFuture::from(first_row(statement.inner(), value, &names)).await.map_err(storage_js)?;
+    let row = JsFuture::from(first_row(statement.inner(), value)).await.map_err(storage_js)?;
     row_values(row, columns)
 }
 
@@ -506,7 +507,6 @@ fn write(
         log.into(),
         s.written_by_handle.inner().into(),
         JsValue::from_str(handle),
-        with_lookup_columns(|columns| columns.clone()).into(),
     ]
     .iter()
     .collect())

@@ -28,6 +28,17 @@ extern "C" {
         extra_name: &JsValue,
         extra_value: &JsValue,
     ) -> Response;
+    #[wasm_bindgen(js_name = responseTemplate)]
+    fn response_template(
+        status: u16,
+        body: &JsValue,
+        content_type: &JsValue,
+        cache_control: &JsValue,
+        vary: &JsValue,
+        any_origin: bool,
+    ) -> JsValue;
+    #[wasm_bindgen(js_name = fromTemplate)]
+    fn from_template(template: &JsValue) -> Response;
     #[wasm_bindgen(js_name = readBody)]
     fn read_body_js(request: &Request, max: u32) -> js_sys::Promise;
     #[wasm_bindgen(js_name = requestHead)]
@@ -73,7 +84,8 @@ pub struct HeaderValues {
 
 thread_local! {
     static HEADER_VALUES: OnceCell<HeaderValues> = const { OnceCell::new() };
-    static NOT_FOUND_BODY: OnceCell<JsValue> = const { OnceCell::new() };
+    /// The lookups' 404 as a `responseTemplate`: the most common error, the same every time.
+    static LOOKUP_NOT_FOUND: OnceCell<JsValue> = const { OnceCell::new() };
 }
 
 /// Runs `f` with the isolate's header values, made from `settings` on first use.
@@ -107,6 +119,21 @@ pub struct Reply<'a> {
 }
 
 impl Reply<'_> {
+    /// The same response again and again from JS (`fromTemplate`), for a reply whose headers
+    /// are all per-isolate values.
+    fn template(self) -> JsValue {
+        debug_assert!(self.etag.is_none() && self.age.is_none() && self.extra.is_none());
+        let undefined = JsValue::UNDEFINED;
+        response_template(
+            self.status,
+            &self.body,
+            self.content_type.unwrap_or(&undefined),
+            self.cache_control,
+            self.vary.unwrap_or(&undefined),
+            self.any_origin,
+        )
+    }
+
     pub fn send(self) -> Response {
         let undefined = JsValue::UNDEFINED;
         let (extra_name, extra_value) = match &self.extra {
@@ -156,18 +183,36 @@ pub fn uncached(
 /// the client also sees, and its details never leave the log. `route` is the route it
 /// answers, if the request got that far: it decides CORS and caching (`Route::error_freshness`).
 pub fn error_response(settings: &CacheSettings, error: &ApiError, route: Option<Route<'_>>) -> Response {
+    if *error == ApiError::UserNotFound && route.is_some_and(|r| r.is_lookup()) {
+        return from_template(&lookup_not_found(settings));
+    }
+    error_reply(settings, error, route, |reply| reply.send())
+}
+
+/// The lookups' 404 (every lookup route answers it alike), made once per isolate as a
+/// template `lookUp` in runtime.js answers from when D1 has no row.
+pub fn lookup_not_found(settings: &CacheSettings) -> JsValue {
+    LOOKUP_NOT_FOUND.with(|cell| {
+        cell.get_or_init(|| {
+            error_reply(settings, &ApiError::UserNotFound, Some(Route::WebFinger), |reply| reply.template())
+        })
+        .clone()
+    })
+}
+
+/// The `Reply` of `error_response`, handed to `make`.
+fn error_reply<T>(
+    settings: &CacheSettings,
+    error: &ApiError,
+    route: Option<Route<'_>>,
+    make: impl FnOnce(Reply<'_>) -> T,
+) -> T {
     let incident = error.log_detail().map(|detail| {
         let incident = incident_reference();
         console_error!("{}, incident {incident}: {detail}", error.code());
         incident
     });
-    // The most common error, a lookup's 404, is the same text every time: made once.
-    let body = match error {
-        ApiError::UserNotFound => {
-            NOT_FOUND_BODY.with(|b| b.get_or_init(|| error.to_json(None).as_str().into()).clone())
-        }
-        _ => error.to_json(incident.as_deref()).as_str().into(),
-    };
+    let body: JsValue = error.to_json(incident.as_deref()).as_str().into();
     let lookup = route.is_some_and(|r| r.is_lookup());
     let freshness = route.map_or(Freshness::NoStore, |r| r.error_freshness(error));
     let extra = match error {
@@ -179,7 +224,7 @@ pub fn error_response(settings: &CacheSettings, error: &ApiError, route: Option<
     };
     let extra_name = extra.as_ref().map(|(name, _)| JsValue::from_str(name));
     with_headers(settings, |h| {
-        Reply {
+        make(Reply {
             status: error.status(),
             body,
             content_type: Some(&h.json),
@@ -189,8 +234,7 @@ pub fn error_response(settings: &CacheSettings, error: &ApiError, route: Option<
             age: None,
             any_origin: route.is_some_and(|r| r.allows_any_origin()),
             extra: extra_name.as_ref().zip(extra.map(|(_, value)| JsValue::from(value))),
-        }
-        .send()
+        })
     })
 }
 

@@ -3,7 +3,7 @@
 use super::cache::{self, CacheKey, CachedUser};
 use super::config::{config, log_key, quarantine_days, rate_limits, CACHE_OFF};
 use super::db::{self, LookupOutcome, UserKey};
-use super::http::{body_bytes, error_response, internal, js_internal, now_ms, with_headers, Reply};
+use super::http::{body_bytes, error_response, internal, js_internal, lookup_not_found, now_ms, with_headers, Reply};
 use super::promise;
 use crate::api::{Config, Named, ReleasedView, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
@@ -32,7 +32,9 @@ extern "C" {
     #[wasm_bindgen(js_name = userHeaders)]
     fn user_headers(cache_control: &JsValue, vary: &JsValue, etag: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = respondWith)]
-    fn respond_with(body: &JsValue, headers: &JsValue, age: Option<u32>) -> Response;
+    fn respond_with(body: &JsValue, headers: &JsValue) -> Response;
+    #[wasm_bindgen(js_name = withAge)]
+    fn with_age(headers: &JsValue, age: u32) -> JsValue;
     #[wasm_bindgen(js_name = register)]
     fn register_js(request: &Request, env: &Env, limits: bool, max_body: u32, check: &JsValue) -> js_sys::Promise;
 }
@@ -150,8 +152,9 @@ impl Lookup {
         let token = PENDING.with_borrow_mut(|pending| {
             pending.insert(PendingLookup { lookup: self, env, ctx, settings, key, conditions, caching, session })
         });
+        let not_found = lookup_not_found(settings);
         Ok(FINISH_LOOKUP
-            .with(|finish| db::start_lookup(edge_url, settings.ttl_ms(), &statement, &value, finish, token))
+            .with(|finish| db::start_lookup(edge_url, settings.ttl_ms(), &statement, &value, finish, token, &not_found))
             .into())
     }
 
@@ -176,7 +179,8 @@ impl Lookup {
                 let served = Served::Cached { read_at_ms: read_at, now_ms };
                 return self.answer(settings, &user, served, conditions).ok_or_else(|| internal("edge answer"));
             }
-            LookupOutcome::FromD1(row) => row.ok_or(ApiError::UserNotFound)?,
+            LookupOutcome::FromD1(row) => row,
+            LookupOutcome::NoRow => return Err(ApiError::UserNotFound),
         };
         if row.released_at()?.is_some() {
             return gone(&row.record()?, settings);
@@ -223,7 +227,15 @@ impl Lookup {
             };
             return Some(with_headers(settings, |h| {
                 let headers = user.headers.get_or_init(|| user_headers(&h.positive, &h.bookmark, &user.js_etag));
-                respond_with(&user.js_body, headers, age)
+                let Some(age) = age else {
+                    return respond_with(&user.js_body, headers);
+                };
+                // `Age` counts whole seconds: an answer served many times a second reuses its copy.
+                let mut aged = user.aged.borrow_mut();
+                if aged.as_ref().is_none_or(|(at, _)| *at != age) {
+                    *aged = Some((age, with_age(headers, age)));
+                }
+                respond_with(&user.js_body, &aged.as_ref().expect("set above").1)
             }));
         }
         Some(reply(settings, user.js_body.clone(), &user.js_etag, not_modified, false, served))
@@ -262,19 +274,25 @@ thread_local! {
     /// a closure made per lookup cost its creation, its registration for finalization and
     /// its release on every request.
     static PENDING: RefCell<Tokens<PendingLookup>> = const { RefCell::new(Tokens::new()) };
-    static FINISH_LOOKUP: JsValue = Closure::<dyn FnMut(u32, u32, JsValue) -> Response>::new(finish_lookup).into_js_value();
+    static FINISH_LOOKUP: JsValue =
+        Closure::<dyn FnMut(u32, u32, JsValue) -> Option<Response>>::new(finish_lookup).into_js_value();
 }
 
-/// `lookUp`'s call back: the response for the lookup under `token`, once its I/O is done.
-fn finish_lookup(token: u32, kind: u32, outcome: JsValue) -> Response {
+/// `lookUp`'s call back: the response for the lookup under `token`, once its I/O is done;
+/// none when D1 had no row (runtime.js then answers from `lookup_not_found`'s template).
+fn finish_lookup(token: u32, kind: u32, outcome: JsValue) -> Option<Response> {
     let Some(p) = PENDING.with_borrow_mut(|pending| pending.take(token)) else {
-        return error_response(&CACHE_OFF, &internal("a lookup finished twice"), Some(Route::WebFinger));
+        return Some(error_response(&CACHE_OFF, &internal("a lookup finished twice"), Some(Route::WebFinger)));
     };
-    let settled = LookupOutcome::read(kind, outcome).and_then(|outcome| {
-        p.lookup.settle(&p.env, &p.ctx, p.settings, &p.key, &p.conditions, p.caching, p.session.as_ref(), outcome)
-    });
+    let settled = match LookupOutcome::read(kind, outcome) {
+        Ok(LookupOutcome::NoRow) => return None,
+        Ok(outcome) => {
+            p.lookup.settle(&p.env, &p.ctx, p.settings, &p.key, &p.conditions, p.caching, p.session.as_ref(), outcome)
+        }
+        Err(e) => Err(e),
+    };
     // Every lookup route answers errors alike.
-    settled.unwrap_or_else(|e| error_response(p.settings, &e, Some(Route::WebFinger)))
+    Some(settled.unwrap_or_else(|e| error_response(p.settings, &e, Some(Route::WebFinger))))
 }
 
 /// A lookup of a given-up handle (or its key): 410 with the signed release and its log proof,

@@ -29,6 +29,18 @@ export function respond(status, body, contentType, cacheControl, vary, etag, age
   return new Response(body, { status, headers });
 }
 
+/**
+ * A response's status, body and headers (all per-isolate values), kept to make the same
+ * response again from JS with `fromTemplate`: the lookups' 404.
+ */
+export function responseTemplate(status, body, contentType, cacheControl, vary, anyOrigin) {
+  return { body, init: { status, headers: new Headers(plainHeaders(contentType, cacheControl, vary, undefined, undefined, anyOrigin)) } };
+}
+
+export function fromTemplate(template) {
+  return new Response(template.body, template.init);
+}
+
 function plainHeaders(contentType, cacheControl, vary, etag, age, anyOrigin) {
   const headers = { "cache-control": cacheControl };
   if (contentType !== undefined) headers["content-type"] = contentType;
@@ -52,22 +64,16 @@ export function userHeaders(cacheControl, vary, etag) {
   return headers;
 }
 
-/**
- * The headers of `userHeaders` with an `Age`, for the last age asked for: `Age` counts whole
- * seconds, so an answer served many times a second gets the same copy each time.
- */
-const aged = new WeakMap();
+/** A 200 with `headers` (made by `userHeaders` or `withAge`). */
+export function respondWith(body, headers) {
+  return new Response(body, { headers });
+}
 
-/** A 200 from headers made by `userHeaders`, with its `Age` when it came from a cache. */
-export function respondWith(body, headers, age) {
-  if (age === undefined) return new Response(body, { headers });
-  let last = aged.get(headers);
-  if (last === undefined || last.age !== age) {
-    last = { age, headers: new Headers(headers) };
-    last.headers.set("age", age);
-    aged.set(headers, last);
-  }
-  return new Response(body, { headers: last.headers });
+/** A copy of `headers` (made by `userHeaders`) with an `Age` of `age` seconds. */
+export function withAge(headers, age) {
+  const aged = new Headers(headers);
+  aged.set("age", age);
+  return aged;
 }
 
 /** When the answer was read from D1 (ms since the epoch), kept beside it in the edge cache. */
@@ -96,15 +102,17 @@ async function edgeCached(url, ttlMs) {
 const FROM_EDGE = 0;
 const FROM_D1 = 1;
 const FAILED = 2;
+const NO_ROW = 3;
 
 /**
  * A lookup's I/O as one promise: the edge cache (when `edgeUrl` is given), else the first
  * row of `statement` bound to `value`; then `finish(token, kind, outcome)` (in wasm, one
  * function per isolate; `token` names the lookup) makes the response. One promise and one
  * call back, where awaiting each step from wasm costs a future, its task queue and two
- * closures per step.
+ * closures per step. When D1 has no row, `finish` only takes the lookup back, and the
+ * answer is the `notFound` template (`responseTemplate`): no response made in wasm.
  */
-export async function lookUp(edgeUrl, ttlMs, statement, value, columns, finish, token) {
+export async function lookUp(edgeUrl, ttlMs, statement, value, finish, token, notFound) {
   let kind = FAILED;
   let outcome;
   try {
@@ -112,13 +120,13 @@ export async function lookUp(edgeUrl, ttlMs, statement, value, columns, finish, 
     if (outcome !== undefined) {
       kind = FROM_EDGE;
     } else {
-      outcome = await firstRow(statement, value, columns);
-      kind = FROM_D1;
+      outcome = await firstRow(statement, value);
+      kind = outcome === null ? NO_ROW : FROM_D1;
     }
   } catch (e) {
     outcome = e;
   }
-  return finish(token, kind, outcome);
+  return finish(token, kind, outcome) ?? fromTemplate(notFound);
 }
 
 /** Keeps an answer in the data centre's cache after the response is sent. */
@@ -140,13 +148,15 @@ export function preflight(allowMethods) {
 }
 
 /**
- * The first row of a prepared D1 statement bound to one value, as the values of `columns`
- * in order (null when there is no row): one call and one promise, where binding, querying
- * and reading each field from wasm would cost a call per step.
+ * The first row of a prepared D1 statement bound to one value, as its values in the order
+ * the statement selects them (null when there is no row): one call and one promise, where
+ * binding, querying and reading each field from wasm would cost a call per step. `raw()`
+ * rather than `first()`, which makes an object of each row only for it to be read back
+ * column by column.
  */
-export async function firstRow(statement, value, columns) {
-  const row = await statement.bind(value).first();
-  return row === null ? null : columns.map((column) => row[column]);
+export async function firstRow(statement, value) {
+  const [row] = await statement.bind(value).raw();
+  return row ?? null;
 }
 
 /** The values of `column` in every row of `statement` bound to `values`: one call, one promise. */
@@ -193,11 +203,10 @@ export async function readBody(request, max) {
  * present, on four lines (none of them can hold a line break).
  */
 export function requestHead(request) {
-  const header = (name) => {
-    const value = request.headers.get(name);
-    return value === null ? "" : `+${value}`;
-  };
-  return `${request.method}\n${request.url}\n${header("if-none-match")}\n${header("x-kez-bookmark")}`;
+  const headers = request.headers;
+  const ifNoneMatch = headers.get("if-none-match");
+  const bookmark = headers.get("x-kez-bookmark");
+  return `${request.method}\n${request.url}\n${ifNoneMatch === null ? "" : `+${ifNoneMatch}`}\n${bookmark === null ? "" : `+${bookmark}`}`;
 }
 
 /** The steps `register` reports to wasm, with what it read or what failed. */
@@ -268,7 +277,7 @@ export async function register(request, env, limits, maxBody, check) {
  * the strict rules first (canonical s, an R and a key not of small order; `registration::check`).
  * A key that is not a point fails the equation here, and wasm then tells the two errors apart.
  *
- * `write` is `[session, statements, log, readBack, value, columns]`: the `first-primary`
+ * `write` is `[session, statements, log, readBack, value]`: the `first-primary`
  * session and the bound statements of the transaction, the first of which appends the entry
  * (`RETURNING idx`, no row when refused); the log's statements and step (`advanceLog`); and the
  * read back (`firstRow` of `readBack` bound to `value`).
@@ -281,16 +290,16 @@ async function verifyAndWrite(proofs, message, write) {
     }),
   );
   if (!holds.every(Boolean) || write === undefined) return [holds, undefined];
-  const [session, statements, log, readBack, value, columns] = write;
+  const [session, statements, log, readBack, value] = write;
   const [appended] = await session.batch(statements);
-  if (appended.results.length === 0) return [holds, [REFUSED, await firstRow(readBack, value, columns)]];
+  if (appended.results.length === 0) return [holds, [REFUSED, await firstRow(readBack, value)]];
   try {
     await advanceLog(session, log, appended.results[0].idx + 1);
   } catch (e) {
     // Written and logged; the next step signs it (its lookups carry no proof until then).
     console.error("log: step failed", String(e));
   }
-  return [holds, [WRITTEN, await firstRow(readBack, value, columns)]];
+  return [holds, [WRITTEN, await firstRow(readBack, value)]];
 }
 
 /** What `verifyAndWrite`'s outcome says of the write. */
