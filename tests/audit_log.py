@@ -29,6 +29,9 @@ def main():
     parser.add_argument("--since")
     parser.add_argument("--save")
     parser.add_argument("--handle", action="append", default=[])
+    # A JSON file of user bodies the server answered (201s of registrations): each checked
+    # as a lookup is.
+    parser.add_argument("--answers")
     args = parser.parse_args()
     base = args.url.rstrip("/")
     health = json.loads(get(base + "/v1/healthz"))
@@ -64,21 +67,24 @@ def main():
                 raise AssertionError(f"checkpoint {old_size} is not consistent with {size}")
         summary["consistent_from"] = old_size
 
-    summary["lookups"] = []
-    for handle in args.handle:
-        body = json.loads(get(f"{base}/v1/u/{handle}"))
+    def check_binding(label, body):
         log = body["log"]
         at_size, at_root = verifier.open(log["checkpoint"])
         index = log["index"]
-        if index >= len(entries): raise AssertionError(f"{handle}: index beyond the audited log")
+        if index >= len(entries): raise AssertionError(f"{label}: index beyond the audited log")
         entry = entries[index]
-        if json.loads(entry) != body["envelope"]: raise AssertionError(f"{handle}: the entry is not the binding shown")
+        if json.loads(entry) != body["envelope"]: raise AssertionError(f"{label}: the entry is not the binding shown")
         proof = [base64.b64decode(h) for h in log["inclusion_proof"]]
         if not verify_inclusion(index, at_size, leaf(entry), proof, at_root):
-            raise AssertionError(f"{handle}: inclusion proof does not verify")
+            raise AssertionError(f"{label}: inclusion proof does not verify")
         if at_size > size or mth(leaves[:at_size]) != at_root:
-            raise AssertionError(f"{handle}: its checkpoint is not a prefix of the audited log")
-        summary["lookups"].append({"handle": handle, "index": index, "checkpoint_size": at_size})
+            raise AssertionError(f"{label}: its checkpoint is not a prefix of the audited log")
+        return {"index": index, "checkpoint_size": at_size}
+
+    summary["lookups"] = [{"handle": h, **check_binding(h, json.loads(get(f"{base}/v1/u/{h}")))} for h in args.handle]
+    if args.answers:
+        answers = json.load(open(args.answers))
+        summary["answers"] = [check_binding(f"answer {i}", body) for i, body in enumerate(answers)]
 
     if args.save:
         open(args.save, "w").write(note)

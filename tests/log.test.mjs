@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -104,9 +104,15 @@ describe("the log", () => {
     assert.deepEqual(indexes, Array.from({ length: 300 }, (_, i) => before + i));
     const note = await (await fetch(`${worker.url}/log/checkpoint`)).text();
     assert.equal(sizeOf(note), users.length);
-    const summary = await audit("--since", path.join(scratch, "five"), "--handle", users[0].handle, "--handle", users.at(-1).handle);
+    // Every 201 of the batch carries a proof the auditor checks against the whole log (most
+    // were read back in the batch of the step that signed them).
+    const answers = path.join(scratch, "answers.json");
+    writeFileSync(answers, JSON.stringify(batch.map((u) => u.response.body)));
+    const summary = await audit("--since", path.join(scratch, "five"), "--handle", users[0].handle, "--handle", users.at(-1).handle, "--answers", answers);
     assert.equal(summary.size, users.length);
     assert.equal(summary.consistent_from, 5);
+    assert.deepEqual(summary.answers.map((a) => a.index), batch.map((u) => u.response.body.log.index));
+    assert.ok(summary.answers.every((a) => a.checkpoint_size > a.index));
 
     const full = await fetch(`${worker.url}/log/tile/0/000`);
     assert.equal(full.status, 200);

@@ -291,16 +291,32 @@ async function verifyAndWrite(proofs, message, write) {
   );
   if (!holds.every(Boolean) || write === undefined) return [holds, undefined];
   const [session, statements, log, readBack, value] = write;
-  const [appended] = await session.batch(statements);
-  if (appended.results.length === 0) return [holds, [REFUSED, await firstRow(readBack, value)]];
+  const [state, entries] = log;
+  // Alone in this isolate, the write reads the log's state and the entries after it in its
+  // own transaction, and the step is made from them at once (`advanceLog`). Among others, it
+  // does not: a step that reads when it starts covers every entry written until then, so
+  // concurrent writes share it, and each would read the backlog for nothing.
+  const alone = writes === 0 && stepping === undefined;
+  writes++;
   try {
-    await advanceLog(session, log, appended.results[0].idx + 1);
-  } catch (e) {
-    // Written and logged; the next step signs it (its lookups carry no proof until then).
-    console.error("log: step failed", String(e));
+    const written = await session.batch(alone ? [...statements, state, entries] : statements);
+    const appended = written[0];
+    if (appended.results.length === 0) return [holds, [REFUSED, await firstRow(readBack, value)]];
+    let row;
+    try {
+      row = await advanceLog(session, log, appended.results[0].idx + 1, alone ? written.slice(-2) : undefined, readBack.bind(value));
+    } catch (e) {
+      // Written and logged; the next step signs it (its lookups carry no proof until then).
+      console.error("log: step failed", String(e));
+    }
+    return [holds, [WRITTEN, row ?? (await firstRow(readBack, value))]];
+  } finally {
+    writes--;
   }
-  return [holds, [WRITTEN, await firstRow(readBack, value)]];
 }
+
+/** Statements being written by this isolate now (`verifyAndWrite`). */
+let writes = 0;
 
 /** What `verifyAndWrite`'s outcome says of the write. */
 const REFUSED = 0;
@@ -343,30 +359,52 @@ let signedSize = 0;
  * next step hashes every entry written meanwhile, so concurrent registrations share steps
  * instead of racing for the state.
  *
+ * `read` is `[state, entries]` as the registration's write batch read them (if it did), and
+ * `readBack` its row's statement: when no step is in flight, the first step is made from what was read
+ * (no read of its own) and reads the row back in its write batch, which resolves to the row
+ * (its values in order) if that step signed the entry. Two round trips in all, where reading
+ * the state, writing the step and reading the row back each cost one more. Otherwise it
+ * resolves to undefined, and the caller reads the row.
+ *
  * `log` is `[state, entries, nodes, update, step]`: the statements (on the `first-primary`
  * session) and wasm's step, `(size, edge, entries)` to `[size, edge, nodesJson, checkpoint]`.
  */
-export async function advanceLog(session, log, target) {
+async function advanceLog(session, log, target, read, readBack) {
+  let row;
+  if (read !== undefined && stepping === undefined && signedSize < target) {
+    stepping = stepLog(session, log, read, readBack).finally(() => {
+      stepping = undefined;
+    });
+    const [signed, rows] = (await stepping) ?? [];
+    // The row read after this step's own write holds the entry when the step signed it.
+    if (signed >= target) row = rows[0] === undefined ? undefined : Object.values(rows[0]);
+  }
   while (signedSize < target) {
     stepping ??= stepLog(session, log).finally(() => {
       stepping = undefined;
     });
     await stepping;
   }
+  return row;
 }
 
 /**
- * One step: reads the state and the entries after it in one batch, has wasm hash them and sign,
- * and writes the nodes and the state in one batch, the state only if it is still at the size
- * read. An isolate that lost a race wrote the same nodes; the next step reads the newer state.
+ * One step: the state and the entries after it (`read`, else read in one batch), hashed and
+ * signed by wasm, then the nodes and the state written in one batch, the state only if it is
+ * still at the size read (and `readBack` read after them). An isolate that lost a race wrote
+ * the same nodes; the next step reads the newer state. Resolves to `[size signed by this step,
+ * rows read back]` when its write took, else undefined.
  */
-async function stepLog(session, log) {
+async function stepLog(session, log, read, readBack) {
   const [state, entries, nodes, update, step] = log;
-  const [current, next] = await session.batch([state, entries]);
+  const [current, next] = read ?? (await session.batch([state, entries]));
   const { size, edge } = current.results[0];
   signedSize = Math.max(signedSize, size);
-  if (next.results.length === 0) return;
+  if (next.results.length === 0) return undefined;
   const [newSize, newEdge, nodesJson, checkpoint] = step(size, edge, next.results.map((row) => row.entry));
-  const [, updated] = await session.batch([nodes.bind(nodesJson), update.bind(newSize, newEdge, checkpoint, size)]);
-  if (updated.meta.changes === 1) signedSize = Math.max(signedSize, newSize);
+  const writes = [nodes.bind(nodesJson), update.bind(newSize, newEdge, checkpoint, size)];
+  const [, updated, rowsRead] = await session.batch(readBack === undefined ? writes : [...writes, readBack]);
+  if (updated.meta.changes !== 1) return undefined;
+  signedSize = Math.max(signedSize, newSize);
+  return [newSize, rowsRead?.results ?? []];
 }
