@@ -359,52 +359,64 @@ let signedSize = 0;
  * next step hashes every entry written meanwhile, so concurrent registrations share steps
  * instead of racing for the state.
  *
- * `read` is `[state, entries]` as the registration's write batch read them (if it did), and
- * `readBack` its row's statement: when no step is in flight, the first step is made from what was read
- * (no read of its own) and reads the row back in its write batch, which resolves to the row
- * (its values in order) if that step signed the entry. Two round trips in all, where reading
- * the state, writing the step and reading the row back each cost one more. Otherwise it
- * resolves to undefined, and the caller reads the row.
+ * Each step's write batch also reads back the rows of the registrations it signs (`readBack`,
+ * their row's statement), so the promise resolves to the row (its values in order) when a
+ * step read it, else to undefined, and the caller reads the row. `read` is `[state, entries]`
+ * as the registration's write batch read them (if it did): when no step is in flight, the
+ * first step is made from them, with no read of its own. Alone, a registration then takes two
+ * round trips in all; waiting for a step, three.
  *
  * `log` is `[state, entries, nodes, update, step]`: the statements (on the `first-primary`
  * session) and wasm's step, `(size, edge, entries)` to `[size, edge, nodesJson, checkpoint]`.
  */
 async function advanceLog(session, log, target, read, readBack) {
-  let row;
+  const waiter = { target, readBack, row: undefined };
   if (read !== undefined && stepping === undefined && signedSize < target) {
-    stepping = stepLog(session, log, read, readBack).finally(() => {
-      stepping = undefined;
-    });
-    const [signed, rows] = (await stepping) ?? [];
-    // The row read after this step's own write holds the entry when the step signed it.
-    if (signed >= target) row = rows[0] === undefined ? undefined : Object.values(rows[0]);
-  }
-  while (signedSize < target) {
-    stepping ??= stepLog(session, log).finally(() => {
+    stepping = stepLog(session, log, read, [waiter]).finally(() => {
       stepping = undefined;
     });
     await stepping;
   }
-  return row;
+  waiting.add(waiter);
+  try {
+    while (signedSize < target) {
+      stepping ??= stepLog(session, log, undefined, [...waiting]).finally(() => {
+        stepping = undefined;
+      });
+      await stepping;
+    }
+  } finally {
+    waiting.delete(waiter);
+  }
+  return waiter.row;
 }
+
+/** The registrations of this isolate waiting for a step: `{ target, readBack, row }`. */
+const waiting = new Set();
 
 /**
  * One step: the state and the entries after it (`read`, else read in one batch), hashed and
  * signed by wasm, then the nodes and the state written in one batch, the state only if it is
- * still at the size read (and `readBack` read after them). An isolate that lost a race wrote
- * the same nodes; the next step reads the newer state. Resolves to `[size signed by this step,
- * rows read back]` when its write took, else undefined.
+ * still at the size read, and the rows of the `waiters` it signs read after them. An isolate
+ * that lost a race wrote the same nodes and keeps no row; the next step reads the newer state.
  */
-async function stepLog(session, log, read, readBack) {
+async function stepLog(session, log, read, waiters) {
   const [state, entries, nodes, update, step] = log;
   const [current, next] = read ?? (await session.batch([state, entries]));
   const { size, edge } = current.results[0];
   signedSize = Math.max(signedSize, size);
-  if (next.results.length === 0) return undefined;
+  if (next.results.length === 0) return;
   const [newSize, newEdge, nodesJson, checkpoint] = step(size, edge, next.results.map((row) => row.entry));
-  const writes = [nodes.bind(nodesJson), update.bind(newSize, newEdge, checkpoint, size)];
-  const [, updated, rowsRead] = await session.batch(readBack === undefined ? writes : [...writes, readBack]);
-  if (updated.meta.changes !== 1) return undefined;
+  const signs = waiters.filter((waiter) => waiter.target <= newSize);
+  const [, updated, ...rows] = await session.batch([
+    nodes.bind(nodesJson),
+    update.bind(newSize, newEdge, checkpoint, size),
+    ...signs.map((waiter) => waiter.readBack),
+  ]);
+  if (updated.meta.changes !== 1) return;
   signedSize = Math.max(signedSize, newSize);
-  return [newSize, rowsRead?.results ?? []];
+  signs.forEach((waiter, i) => {
+    const [row] = rows[i].results;
+    if (row !== undefined) waiter.row = Object.values(row);
+  });
 }
