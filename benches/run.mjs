@@ -240,7 +240,15 @@ for (const [ours, theirs] of [[rust, js], [rustUncached, jsUncached]]) {
 const floorOf = async (name, url) => start(name, path.join(import.meta.dirname, "floor.mjs"), { FLOOR_BODY: await (await fetch(url)).text() });
 const floor = await floorOf("floor", `${rust.url}/v1/healthz`);
 const floorLookup = await floorOf("floorlookup", `${rust.url}/v1/u/benchalice`);
-workers.push(floor, floorLookup);
+// And a floor that answers the lookup's headers too (a hit's Age, Cache-Control, ETag, Vary and
+// CORS, where the floors above send only Content-Type): what the runtime costs for the whole
+// answer, the least any worker could do.
+const floorLookupHeaders = await (async () => {
+  const response = await fetch(`${rust.url}/v1/u/benchalice`);
+  const headers = [...response.headers].filter(([name]) => !["date", "content-length", "transfer-encoding"].includes(name));
+  return start("floorheaders", path.join(import.meta.dirname, "floor.mjs"), { FLOOR_BODY: await response.text(), FLOOR_HEADERS: JSON.stringify(headers) });
+})();
+workers.push(floor, floorLookup, floorLookupHeaders);
 
 // A NATS authorization request as nats-server would send it, for alice's key.
 const serverKey = generateKeyPairSync("ed25519").privateKey;
@@ -269,7 +277,7 @@ const get = (p) => () => ({ path: p, init: undefined });
 // with caching off) are the extra references some rows are measured against.
 const scenarios = [
   { name: "GET /v1/healthz", expect: 200, request: () => get("/v1/healthz"), rust, js, floor },
-  { name: "GET /v1/u/:handle (cached: isolate hit)", expect: 200, request: () => get("/v1/u/benchalice"), rust, js, floor: floorLookup },
+  { name: "GET /v1/u/:handle (cached: isolate hit)", expect: 200, request: () => get("/v1/u/benchalice"), rust, js, floor: floorLookup, floorHeaders: floorLookupHeaders },
   { name: "GET /v1/u/:handle (edge-cache hit)", expect: 200, request: () => get("/v1/u/benchalice"), rust: rustEdge, js: jsEdge, uncached: rustUncached },
   { name: "GET /v1/u/:handle (uncached hit)", expect: 200, request: () => get("/v1/u/benchalice"), rust: rustUncached, js: jsUncached },
   { name: "GET /v1/u/:handle (uncached miss)", expect: 404, request: () => get("/v1/u/nobody-here"), rust: rustUncached, js: jsUncached },
@@ -278,7 +286,7 @@ const scenarios = [
   { name: "POST /internal/nats/auth", expect: 200, request: () => natsCallout, rust },
 ]
   .filter((s) => !opts["throughput-only"] || s.name.includes(opts.only))
-  .map((s) => ({ ...s, targets: [s.floor, s.js, s.rust, s.uncached, s.unlogged].filter(Boolean) }));
+  .map((s) => ({ ...s, targets: [s.floor, s.floorHeaders, s.js, s.rust, s.uncached, s.unlogged].filter(Boolean) }));
 
 const results = [];
 for (const scenario of scenarios) {
@@ -300,10 +308,11 @@ function ratioText(a, b) {
   return `${rateRatio(a, b).toFixed(2)}× (quarters ${quarters[0].toFixed(2)}–${quarters.at(-1).toFixed(2)})`;
 }
 const rows = scenarios.map((scenario) => {
-  const [ours, theirs, floorR, uncachedR, unloggedR] = [scenario.rust, scenario.js, scenario.floor, scenario.uncached, scenario.unlogged].map((t) => measured(scenario, t));
+  const [ours, theirs, floorR, floorHeadersR, uncachedR, unloggedR] = [scenario.rust, scenario.js, scenario.floor, scenario.floorHeaders, scenario.uncached, scenario.unlogged].map((t) => measured(scenario, t));
   // The js baseline against the same floor: what plain JavaScript doing the same work reaches.
+  const withHeaders = floorHeadersR ? `; the floor with the same headers ${floorHeadersR.rps.toFixed(0)} req/s, rust ${rateRatio(ours, floorHeadersR).toFixed(2)}× of it` : "";
   const reference = floorR
-    ? `${ratioText(ours, floorR)} of floor (${floorR.rps.toFixed(0)} req/s); js ${rateRatio(theirs, floorR).toFixed(2)}× of floor`
+    ? `${ratioText(ours, floorR)} of floor (${floorR.rps.toFixed(0)} req/s); js ${rateRatio(theirs, floorR).toFixed(2)}× of floor${withHeaders}`
     : uncachedR ? `${ratioText(ours, uncachedR)} of rust uncached (${uncachedR.rps.toFixed(0)} req/s)`
     : unloggedR ? `${ratioText(ours, unloggedR)} of js without the log (${unloggedR.rps.toFixed(0)} req/s)` : "";
   return `| ${scenario.name} | ${fmt(ours)} | ${fmt(theirs)} | ${theirs ? ratioText(ours, theirs) : "–"} | ${reference} |`;
@@ -541,7 +550,8 @@ Reproduce with \`./scripts/bench.sh\` (options: \`--duration SECONDS\` of load p
 \`--connections N\`, default 8). It builds the release worker, runs it in workerd through
 miniflare directly (no wrangler dev proxy), with two baselines in the same run on the same
 runtime: **floor**, a worker that answers the worker's own bytes as a constant (healthz's, and
-alice's lookup with its log proof: the runtime's own cost of that answer), and **js**, a plain
+alice's lookup with its log proof: the runtime's own cost of that answer; one floor also sends
+the lookup's headers (Age, Cache-Control, ETag, Vary, CORS), the others only \`Content-Type\`), and **js**, a plain
 JavaScript worker with the same D1 queries, the same JCS + Ed25519 (WebCrypto) registration
 check, the same caching and the same transparency log: entries appended in the write's batch,
 the stored tree stepped and a checkpoint signed per registration, proofs in lookups; the run
