@@ -222,6 +222,12 @@ describe("HTTP caching", () => {
       const first = await fetch(`${off.url}/v1/u/${user.handle}`);
       await first.arrayBuffer();
       assert.equal(first.headers.get("cache-control"), "no-cache");
+      // An answer made for one request has every header a kept one has.
+      assert.match(first.headers.get("etag"), /^"[0-9a-f]{32}"$/);
+      assert.equal(first.headers.get("vary"), "x-kez-bookmark");
+      assert.equal(first.headers.get("content-type"), "application/json");
+      assert.equal(first.headers.get("access-control-allow-origin"), "*");
+      assert.equal(first.headers.get("access-control-expose-headers"), "etag, x-kez-bookmark");
       off.tamper("UPDATE registrations SET registered_at = '2001-01-01T00:00:00Z' WHERE handle = ?", user.handle);
       const second = await getJson(`${off.url}/v1/u/${user.handle}`);
       assert.equal(second.body.registered_at, "2001-01-01T00:00:00Z");

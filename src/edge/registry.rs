@@ -188,7 +188,7 @@ impl Lookup {
         let config = config(env)?;
         let served = match session {
             Some(session) => Served::ThroughBookmark(db::latest_bookmark(session)),
-            None => Served::Fresh,
+            None => Served::Fresh { kept: caching },
         };
         if !caching && self.webfinger.is_some() {
             // Nothing is kept: the JRD alone is made, from the binding alone (a user body,
@@ -219,8 +219,10 @@ impl Lookup {
             return Some(self.answer_jrd(settings, &user.view.as_ref()?.subject(), served, conditions));
         }
         let not_modified = conditions.if_none_match.as_deref().is_some_and(|inm| none_match(inm, &user.etag));
-        // The common answer, a found user's body as it is cached: its headers are made once.
-        if !not_modified && !matches!(served, Served::ThroughBookmark(_)) {
+        // The common answer, a found user's body as it is cached: its headers are made once,
+        // for every hit. (A user served once and dropped gets them in the reply's one call.)
+        let served_again = matches!(served, Served::Cached { .. } | Served::Fresh { kept: true });
+        if !not_modified && served_again {
             let age = match served {
                 Served::Cached { read_at_ms, now_ms } => Some(((now_ms - read_at_ms).max(0) / 1000) as u32),
                 _ => None,
@@ -326,7 +328,7 @@ fn reply(
 ) -> Response {
     with_headers(settings, |h| {
         let (cache_control, age, extra) = match served {
-            Served::Fresh => (&h.positive, None, None),
+            Served::Fresh { .. } => (&h.positive, None, None),
             Served::Cached { read_at_ms, now_ms } => {
                 (&h.positive, Some(((now_ms - read_at_ms).max(0) / 1000) as u32), None)
             }
@@ -349,8 +351,8 @@ fn reply(
 
 /// Where an answer came from, which sets its `Cache-Control`, `Age` and bookmark.
 enum Served {
-    /// Read from D1 for this request.
-    Fresh,
+    /// Read from D1 for this request; `kept` in the caches, to be served again.
+    Fresh { kept: bool },
     /// From a cache, read from D1 at `read_at_ms`.
     Cached { read_at_ms: i64, now_ms: i64 },
     /// Read through the client's bookmark; the session's newest bookmark, if it gave one.
