@@ -60,9 +60,9 @@ const VARS = { VERSION, SERVER_DOMAIN: SERVER, SIG_SERVER_URL: "http://localhost
 async function start(name, scriptPath, bindings = {}) {
   const port = await freePort();
   const inspectorPort = await freePort();
-  // The load goes to the worker's own socket: miniflare's entry worker, which its main port
-  // passes every request through, costs more than a cached lookup itself and does not run in
-  // production, where it would hide the differences between the workers measured.
+  // The load goes to the worker's own socket. Miniflare's main port passes every request
+  // through its entry worker, which costs more than a cached lookup itself, does not run in
+  // production, and would hide the differences between the workers measured.
   const directPort = await freePort();
   const mf = new Miniflare({
     name,
