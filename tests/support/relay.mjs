@@ -61,8 +61,8 @@ import { createServer } from "node:http";
 import { connect as connectTcp, createServer as createNetServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import path from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { WebSocketServer } from "ws";
+import { openShared } from "./sqlite.mjs";
 import { freePort } from "./worker.mjs";
 
 const TOOLS = process.env.KEZ_TOOLS_DIR ?? path.join(homedir(), ".cache/kez-chat-server");
@@ -87,7 +87,7 @@ const hex = (bytes) => Buffer.from(bytes).toString("hex");
 
 /** The rows of a query on a relay's SQLite file (read-only: the relay keeps writing; WAL). */
 function readRows(file, sql) {
-  const db = new DatabaseSync(file, { readOnly: true });
+  const db = openShared(file, { readOnly: true });
   try {
     return db.prepare(sql).all();
   } finally {

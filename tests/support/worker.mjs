@@ -6,8 +6,8 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { promisify } from "node:util";
+import { openShared } from "./sqlite.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
@@ -82,7 +82,7 @@ export async function startWorker(extraArgs = [], port = undefined, { migrate = 
     log: () => log,
     /** Reads the worker's local D1 (the SQLite file workerd writes) and returns the rows. */
     query(sql, ...params) {
-      const db = new DatabaseSync(d1File(persist), { readOnly: true });
+      const db = openShared(d1File(persist), { readOnly: true });
       try {
         return db.prepare(sql).all(...params);
       } finally {
@@ -94,7 +94,7 @@ export async function startWorker(extraArgs = [], port = undefined, { migrate = 
      * with the Cloudflare account) can do. Returns the statement's changes.
      */
     tamper(sql, ...params) {
-      const db = new DatabaseSync(d1File(persist));
+      const db = openShared(d1File(persist));
       try {
         return db.prepare(sql).run(...params);
       } finally {
@@ -103,7 +103,7 @@ export async function startWorker(extraArgs = [], port = undefined, { migrate = 
     },
     /** Runs a script of statements behind the worker's back (`tamper`, for several at once). */
     tamperScript(sql) {
-      const db = new DatabaseSync(d1File(persist));
+      const db = openShared(d1File(persist));
       try {
         db.exec(sql);
       } finally {
