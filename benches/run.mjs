@@ -243,7 +243,7 @@ async function answer(target, p) {
 for (const [ours, theirs] of [[rust, js], [rustUncached, jsUncached], [jsTwin, jsUncached]]) {
   for (const p of ["/v1/healthz", "/v1/u/benchalice", "/v1/u/nobody-here", WEBFINGER]) {
     const [a, b] = [await answer(ours, p), await answer(theirs, p)];
-    if (a !== b) throw new Error(`the js baseline answers ${p} otherwise than the worker:\n${a}\n${b}`);
+    if (a !== b) throw new Error(`${theirs.name} answers ${p} otherwise than ${ours.name}:\n${a}\n${b}`);
   }
 }
 // The floors answer, as constants, the very bytes the worker answers: healthz's, and alice's

@@ -72,7 +72,7 @@ describe("GET /v1/healthz", () => {
       assert.equal(errorCode(response), "internal_error");
       const incident = /Incident ([0-9a-f]{12})\./.exec(response.body.message)[1];
       assert.ok(!response.body.message.includes("SERVER_DOMAIN"));
-      for (let i = 0; i < 40 && !broken.log().includes(incident); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 300 && !broken.log().includes(incident); i++) await new Promise((r) => setTimeout(r, 100));
       assert.match(broken.log(), new RegExp(`incident ${incident}: SERVER_DOMAIN`));
     } finally {
       await broken.stop();

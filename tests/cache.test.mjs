@@ -246,7 +246,7 @@ describe("HTTP caching", () => {
         assert.equal(response.headers.get("cache-control"), "no-store");
       }
       // The log line reaches wrangler's output after the response: wait for it.
-      for (let i = 0; i < 100 && !/LOOKUP_CACHE_SECONDS: "forever"/.test(broken.log()); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 300 && !/LOOKUP_CACHE_SECONDS: "forever"/.test(broken.log()); i++) await new Promise((r) => setTimeout(r, 100));
       assert.match(broken.log(), /LOOKUP_CACHE_SECONDS: "forever"/);
     });
   });
