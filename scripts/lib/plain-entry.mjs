@@ -16,11 +16,15 @@ const proxied = "var shim_default = new Proxy(Entrypoint, classProxyHooks);";
 for (const needed of [proxied, "function checkReinitialize()", "function handleMaybeCritical(e)", "Entrypoint.prototype.fetch = function"]) {
   if (source.split(needed).length !== 2) throw new Error(`${file}: expected exactly one "${needed}" (has worker-build's shim changed?)`);
 }
+// The class's fetch only hands `this.env` and `this.ctx` to wasm-bindgen's `fetch`: the
+// plain export calls that function itself, with no object made for `this`.
+const forward = /Entrypoint\.prototype\.fetch = function \w*\(arg\) \{\s*return (\w+)\.call\(this, arg, this\.env, this\.ctx\);\s*\};/.exec(source);
+if (forward === null) throw new Error(`${file}: Entrypoint.prototype.fetch is not the expected forward to wasm-bindgen's fetch (has worker-build's shim changed?)`);
 const plain = `var shim_default = {
   fetch(request, env, ctx) {
     checkReinitialize();
     try {
-      const response = Entrypoint.prototype.fetch.call({ env, ctx }, request);
+      const response = ${forward[1]}(request, env, ctx);
       return response instanceof Promise ? response.catch(rethrowCritical) : response;
     } catch (e) {
       return rethrowCritical(e);

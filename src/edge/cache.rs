@@ -25,8 +25,8 @@ pub struct CachedUser {
     pub js_body: JsValue,
     pub etag: String,
     pub js_etag: JsValue,
-    /// The headers of its 200 (a JS `Headers`), made on first use.
-    pub headers: OnceCell<JsValue>,
+    /// The response init of its 200 (`{ headers }`, a JS `Headers`), made on first use.
+    pub init: OnceCell<JsValue>,
     /// The same with the `Age` it was last served with, and that age.
     pub aged: RefCell<Option<(u32, JsValue)>>,
     /// About what it holds in memory (body, view and tag).
@@ -38,7 +38,7 @@ impl CachedUser {
         let body = view.to_json();
         let tag = etag(body.as_bytes());
         CachedUser {
-            headers: OnceCell::new(),
+            init: OnceCell::new(),
             aged: RefCell::new(None),
             js_body: body.as_str().into(),
             js_etag: tag.as_str().into(),
@@ -110,7 +110,7 @@ pub fn from_edge(settings: &CacheSettings, key: &CacheKey, hit: JsValue, now_ms:
         js_etag: hit.get(1),
         js_body,
         bytes,
-        headers: OnceCell::new(),
+        init: OnceCell::new(),
         aged: RefCell::new(None),
     });
     isolate_put(settings, &key.isolate, &user, read_at_ms, now_ms);

@@ -29,12 +29,12 @@ use worker::{D1DatabaseSession, Env};
 
 #[wasm_bindgen(module = "/src/edge/runtime.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = userHeaders)]
-    fn user_headers(cache_control: &JsValue, vary: &JsValue, etag: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = userInit)]
+    fn user_init(cache_control: &JsValue, vary: &JsValue, etag: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = respondWith)]
-    fn respond_with(body: &JsValue, headers: &JsValue) -> Response;
+    fn respond_with(body: &JsValue, init: &JsValue) -> Response;
     #[wasm_bindgen(js_name = withAge)]
-    fn with_age(headers: &JsValue, age: u32) -> JsValue;
+    fn with_age(init: &JsValue, age: u32) -> JsValue;
     #[wasm_bindgen(js_name = register)]
     fn register_js(request: &Request, env: &Env, limits: bool, max_body: u32, check: &JsValue) -> js_sys::Promise;
 }
@@ -228,14 +228,14 @@ impl Lookup {
                 _ => None,
             };
             return Some(with_headers(settings, |h| {
-                let headers = user.headers.get_or_init(|| user_headers(&h.positive, &h.bookmark, &user.js_etag));
+                let init = user.init.get_or_init(|| user_init(&h.positive, &h.bookmark, &user.js_etag));
                 let Some(age) = age else {
-                    return respond_with(&user.js_body, headers);
+                    return respond_with(&user.js_body, init);
                 };
                 // `Age` counts whole seconds: an answer served many times a second reuses its copy.
                 let mut aged = user.aged.borrow_mut();
                 if aged.as_ref().is_none_or(|(at, _)| *at != age) {
-                    *aged = Some((age, with_age(headers, age)));
+                    *aged = Some((age, with_age(init, age)));
                 }
                 respond_with(&user.js_body, &aged.as_ref().expect("set above").1)
             }));

@@ -52,28 +52,29 @@ function plainHeaders(contentType, cacheControl, vary, etag, age, anyOrigin) {
 }
 
 /**
- * The headers of a found user's 200, made once per cached answer: a response made from a
- * `Headers` copies it inside the runtime, where a plain object is read key by key.
+ * The response init (`{ headers }`) of a found user's 200, made once per cached answer, as
+ * the floor keeps its own: a response made from a `Headers` copies it inside the runtime,
+ * where a plain object is read key by key.
  */
-export function userHeaders(cacheControl, vary, etag) {
+export function userInit(cacheControl, vary, etag) {
   const headers = new Headers(CORS_HEADERS);
   headers.set("content-type", "application/json");
   headers.set("cache-control", cacheControl);
   headers.set("vary", vary);
   headers.set("etag", etag);
-  return headers;
+  return { headers };
 }
 
-/** A 200 with `headers` (made by `userHeaders` or `withAge`). */
-export function respondWith(body, headers) {
-  return new Response(body, { headers });
+/** A 200 with `init` (made by `userInit` or `withAge`). */
+export function respondWith(body, init) {
+  return new Response(body, init);
 }
 
-/** A copy of `headers` (made by `userHeaders`) with an `Age` of `age` seconds. */
-export function withAge(headers, age) {
-  const aged = new Headers(headers);
-  aged.set("age", age);
-  return aged;
+/** A copy of `init` (made by `userInit`) with an `Age` of `age` seconds. */
+export function withAge(init, age) {
+  const headers = new Headers(init.headers);
+  headers.set("age", age);
+  return { headers };
 }
 
 /** When the answer was read from D1 (ms since the epoch), kept beside it in the edge cache. */
