@@ -175,8 +175,11 @@ async function load(base, makeRequest, expect, durationMs) {
 /**
  * Slices of load, short and many. This machine's speed drifts by a fifth and more from one
  * second to the next (the same worker measured in 2 s rounds: 2,561 to 4,211 req/s), so each
- * target gets SLICE_MS at a time, in turn (order alternating), and its rate is all its
- * requests over all its time: a slow second falls on every target alike.
+ * target gets SLICE_MS at a time, in turn, and its rate is all its requests over all its
+ * time: a slow second falls on every target alike. The order rotates by one each slice, so
+ * every target takes every place in the turn equally often and, with three or more, none
+ * runs two slices in a row. (Reversing the order each slice gave the targets at its two
+ * ends two slices in a row, the second one warm, and the ones between never.)
  */
 const SLICE_MS = 250;
 const SLICES = Math.max(4, Math.round(DURATION_MS / SLICE_MS));
@@ -187,7 +190,7 @@ async function compare(scenario) {
   const runs = new Map(scenario.targets.map((t) => [t, { count: 0, ms: 0, quarters: Array.from({ length: QUARTERS }, () => ({ count: 0, ms: 0 })), latencies: [], unexpected: 0, next: scenario.request(t) }]));
   for (const [target, run] of runs) await load(target.url, run.next, scenario.expect, 1000); // warm up isolate and JIT
   for (let slice = 0; slice < SLICES; slice++) {
-    const order = slice % 2 ? [...scenario.targets].reverse() : scenario.targets;
+    const order = scenario.targets.map((_, i) => scenario.targets[(slice + i) % scenario.targets.length]);
     for (const target of order) {
       const run = runs.get(target);
       const r = await load(target.url, run.next, scenario.expect, SLICE_MS);
