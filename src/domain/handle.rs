@@ -224,7 +224,7 @@ fn looks_reserved(looks_like: &str) -> bool {
 fn is_reserved(s: &str) -> bool {
     static SORTED: std::sync::OnceLock<Vec<&str>> = std::sync::OnceLock::new();
     let sorted = SORTED.get_or_init(|| {
-        // Sorted by insertion: the list is short, and the library's sort adds 4 KB to the upload.
+        // Sorted by insertion: the list is short, and the library's sort adds 4 KB of wasm.
         let mut sorted: Vec<&str> = Vec::with_capacity(RESERVED.len());
         for name in RESERVED {
             let at = sorted.partition_point(|sorted_name| sorted_name < name);
