@@ -151,16 +151,20 @@ impl<V> IsolateCache<V> {
     }
 
     /// The value and when it was read, if it is still fresh; an expired entry is dropped.
-    pub fn get(&mut self, key: &str, now_ms: i64) -> Option<(&V, i64)> {
-        let slot = self.slots.get(key)?;
-        if now_ms - slot.read_at_ms >= self.ttl_ms || now_ms < slot.read_at_ms {
-            self.remove(key);
-            return None;
+    pub fn get(&mut self, key: &str, now_ms: i64) -> Option<(V, i64)>
+    where
+        V: Clone,
+    {
+        // One hash of the key for a hit. (A copy is returned: a borrow returned from this
+        // lookup would keep `self` borrowed on the path that removes a stale entry.)
+        let slot = self.slots.get_mut(key)?;
+        if now_ms - slot.read_at_ms < self.ttl_ms && now_ms >= slot.read_at_ms {
+            self.clock += 1;
+            slot.used = self.clock;
+            return Some((slot.value.clone(), slot.read_at_ms));
         }
-        self.clock += 1;
-        let slot = self.slots.get_mut(key).expect("present above");
-        slot.used = self.clock;
-        Some((&slot.value, slot.read_at_ms))
+        self.remove(key);
+        None
     }
 
     /// Keeps `value` (about `bytes` large), read from D1 at `read_at_ms`; evicts the least
@@ -280,7 +284,7 @@ mod tests {
     fn isolate_cache_serves_until_the_ttl_from_the_read() {
         let mut cache = IsolateCache::new(10, 1000, 60_000);
         cache.insert("u/alice", "body", 4, 1_000, 1_000);
-        assert_eq!(cache.get("u/alice", 60_999), Some((&"body", 1_000)));
+        assert_eq!(cache.get("u/alice", 60_999), Some(("body", 1_000)));
         assert_eq!(cache.get("u/alice", 61_000), None, "expired at the TTL");
         assert!(cache.is_empty(), "an expired entry is dropped");
         // Received late (from the edge cache): its age counts, not the time it arrived.
@@ -316,7 +320,7 @@ mod tests {
         assert_eq!(cache.len(), 2);
         // Replacing a key keeps the count right.
         cache.insert("d", "d2", 9, 0, 7);
-        assert_eq!(cache.get("d", 7), Some((&"d2", 0)));
+        assert_eq!(cache.get("d", 7), Some(("d2", 0)));
         assert_eq!(cache.bytes(), 10 + 85);
         cache.remove("d");
         cache.remove("missing");

@@ -79,7 +79,7 @@ fn with_isolate<T>(settings: &CacheSettings, f: impl FnOnce(&mut IsolateCache<Rc
 /// The isolate's answer and when it was read, if it holds a fresh one.
 /// (With no entries or a TTL of 0 it keeps nothing, so it never answers.)
 pub fn isolate_get(settings: &CacheSettings, key: &str, now_ms: i64) -> Option<(Rc<CachedUser>, i64)> {
-    with_isolate(settings, |cache| cache.get(key, now_ms).map(|(user, read_at)| (Rc::clone(user), read_at)))
+    with_isolate(settings, |cache| cache.get(key, now_ms))
 }
 
 /// Drops this isolate's answers for a handle and its former key, once a statement changed

@@ -83,14 +83,15 @@ pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
                 Ok(parsed) => parsed,
                 Err(e) => return fail(e),
             };
-            let key = lookup.cache_key(url.origin());
+            let isolate_key = lookup.isolate_key();
             // No clock read when there is no cache to ask.
-            let cached =
-                settings.server_caching().then(|| lookup.answer_from_isolate(settings, &key, &conditions, now_ms()));
+            let cached = settings
+                .server_caching()
+                .then(|| lookup.answer_from_isolate(settings, &isolate_key, &conditions, now_ms()));
             if let Some(response) = cached.flatten() {
                 return response.into();
             }
-            lookup.answer_from_storage(env, ctx, settings, key, conditions).unwrap_or_else(fail)
+            lookup.answer_from_storage(env, ctx, settings, isolate_key, url.origin(), conditions).unwrap_or_else(fail)
         }
         Route::Register => registry::register(&req, env, settings).unwrap_or_else(fail),
         Route::Rotate => statements::apply(&req, env, settings, statements::Kind::Rotation).unwrap_or_else(fail),

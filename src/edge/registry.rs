@@ -106,29 +106,38 @@ impl Lookup {
         }
     }
 
-    /// The answer's key in the isolate cache and URL in the edge cache (the path that
-    /// answers it, on this origin). WebFinger shares the by-handle entry: it is built from
-    /// the same user.
-    pub fn cache_key(&self, origin: &str) -> CacheKey {
-        let (isolate_prefix, path, value) = match &self.key {
-            LookupKey::Handle(handle) => ("u/", "/v1/u/", handle.as_str()),
-            LookupKey::Primary(primary) => ("p/", "/v1/by-primary/", primary.as_str()),
+    /// The answer's key in the isolate cache. WebFinger shares the by-handle entry: it is
+    /// built from the same user.
+    pub fn isolate_key(&self) -> String {
+        match &self.key {
+            LookupKey::Handle(handle) => ["u/", handle.as_str()].concat(),
+            LookupKey::Primary(primary) => ["p/", primary.as_str()].concat(),
+        }
+    }
+
+    /// The answer's keys in both caches: `isolate` (`isolate_key`), and for the edge cache
+    /// the URL of the path that answers it on `origin`. Made only once the isolate cache
+    /// had no answer: a hit needs no copy of the origin.
+    fn cache_key(&self, isolate: String, origin: &str) -> CacheKey {
+        let path = match &self.key {
+            LookupKey::Handle(_) => "/v1/u/",
+            LookupKey::Primary(_) => "/v1/by-primary/",
         };
-        CacheKey { isolate: [isolate_prefix, value].concat(), origin: origin.to_owned(), path }
+        CacheKey { isolate, origin: origin.to_owned(), path }
     }
 
     /// The isolate cache's answer, served with no I/O at all, if it holds a fresh one.
     pub fn answer_from_isolate(
         &self,
         settings: &CacheSettings,
-        key: &CacheKey,
+        isolate_key: &str,
         conditions: &Conditions,
         now_ms: i64,
     ) -> Option<Response> {
         if conditions.bookmark.is_some() {
             return None;
         }
-        let (user, read_at) = cache::isolate_get(settings, &key.isolate, now_ms)?;
+        let (user, read_at) = cache::isolate_get(settings, isolate_key, now_ms)?;
         self.answer(settings, &user, Served::Cached { read_at_ms: read_at, now_ms }, conditions)
     }
 
@@ -141,9 +150,11 @@ impl Lookup {
         env: Env,
         ctx: Context,
         settings: &'static CacheSettings,
-        key: CacheKey,
+        isolate_key: String,
+        origin: &str,
         conditions: Conditions,
     ) -> Result<JsValue, ApiError> {
+        let key = self.cache_key(isolate_key, origin);
         let caching = settings.server_caching() && conditions.bookmark.is_none();
         // WebFinger needs the view, which only a user read from D1 carries (cache.rs).
         let edge_url = (caching && self.webfinger.is_none()).then(|| key.edge_url());
