@@ -286,9 +286,10 @@ function natsCallout() {
 }
 
 const get = (p) => () => ({ path: p, init: undefined });
-// `rust` and `js` are the two columns compared; `floor` and `uncached` (the same rust worker
-// with caching off) are the extra references some rows are measured against, and `twin` (the
-// control) is measured against `js`.
+// `rust` and `js` are the two columns compared; `floor`, `floorHeaders` (the floor that also
+// sends the lookup's headers), `uncached` (the same rust worker with caching off) and
+// `unlogged` (the js baseline without the log) are the extra references some rows are
+// measured against, and `twin` (the control) is measured against `js`.
 const scenarios = [
   { name: "GET /v1/healthz", expect: 200, request: () => get("/v1/healthz"), rust, js, floor },
   { name: "GET /v1/u/:handle (cached: isolate hit)", expect: 200, request: () => get("/v1/u/benchalice"), rust, js, floor: floorLookup, floorHeaders: floorLookupHeaders },
