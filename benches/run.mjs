@@ -176,21 +176,57 @@ async function load(base, makeRequest, expect, durationMs) {
  * Slices of load, short and many. This machine's speed drifts by a fifth and more from one
  * second to the next (the same worker measured in 2 s rounds: 2,561 to 4,211 req/s), so each
  * target gets SLICE_MS at a time, in turn, and its rate is all its requests over all its
- * time: a slow second falls on every target alike. The order rotates by one each slice, so
- * every target takes every place in the turn equally often and, with three or more, none
- * runs two slices in a row. (Reversing the order each slice gave the targets at its two
- * ends two slices in a row, the second one warm, and the ones between never.)
+ * time: a slow second falls on every target alike. Each turn's order is chosen so that every
+ * target follows every other one equally often (`balancedOrders`) and none runs two slices in
+ * a row: what one target leaves behind (its process's GC, its D1's writes) falls on the next
+ * one. A turn rotated by one each slice kept the same target after each other 2 times in 3.
  */
 const SLICE_MS = 250;
 const SLICES = Math.max(4, Math.round(DURATION_MS / SLICE_MS));
 const QUARTERS = 4;
+/**
+ * `slices` orders of `targets` (each once per order), chosen one after another: of the orders
+ * that do not start with the target that ended the last one, the one whose pairs (a target
+ * right after another, across turns too) have come least so far; among those, the one whose
+ * targets have held their places least; the first such in a fixed enumeration when tied.
+ */
+function balancedOrders(targets, slices) {
+  const permutations = (items) => (items.length <= 1 ? [items] : items.flatMap((item, i) => permutations(items.filter((_, j) => j !== i)).map((rest) => [item, ...rest])));
+  const candidates = permutations(targets.map((_, i) => i));
+  /** `follows[a][b]`: how often b ran right after a; `places[t][i]`: how often t ran i-th. */
+  const follows = targets.map(() => targets.map(() => 0));
+  const places = targets.map(() => targets.map(() => 0));
+  const orders = [];
+  let last;
+  for (let slice = 0; slice < slices; slice++) {
+    const before = (order, i) => (i === 0 ? last : order[i - 1]);
+    const cost = (order) => [
+      order.reduce((sum, t, i) => sum + (before(order, i) === undefined ? 0 : follows[before(order, i)][t]), 0),
+      order.reduce((sum, t, i) => sum + places[t][i], 0),
+    ];
+    // One target runs back to back by necessity.
+    const allowed = candidates.filter((order) => order[0] !== last || candidates.length === 1);
+    let [best, bestCost] = [allowed[0], cost(allowed[0])];
+    for (const order of allowed.slice(1)) {
+      const c = cost(order);
+      if (c[0] < bestCost[0] || (c[0] === bestCost[0] && c[1] < bestCost[1])) [best, bestCost] = [order, c];
+    }
+    best.forEach((t, i) => {
+      if (before(best, i) !== undefined) follows[before(best, i)][t]++;
+      places[t][i]++;
+    });
+    last = best.at(-1);
+    orders.push(best.map((i) => targets[i]));
+  }
+  return orders;
+}
+
 /** Each target's rate over its slices, its rate in each quarter of the run (how much a
  * ratio moves within one run), and its pooled latencies. */
 async function compare(scenario) {
   const runs = new Map(scenario.targets.map((t) => [t, { count: 0, ms: 0, quarters: Array.from({ length: QUARTERS }, () => ({ count: 0, ms: 0 })), latencies: [], unexpected: 0, next: scenario.request(t) }]));
   for (const [target, run] of runs) await load(target.url, run.next, scenario.expect, 1000); // warm up isolate and JIT
-  for (let slice = 0; slice < SLICES; slice++) {
-    const order = scenario.targets.map((_, i) => scenario.targets[(slice + i) % scenario.targets.length]);
+  for (const [slice, order] of balancedOrders(scenario.targets, SLICES).entries()) {
     for (const target of order) {
       const run = runs.get(target);
       const r = await load(target.url, run.next, scenario.expect, SLICE_MS);
