@@ -1,7 +1,7 @@
 // The relay connection's answers to relays (relay.ts), with a scripted WebSocket and fake
 // timers: rate-limited: waits and sends again, final refusals reject at once, auth-required:
 // is answered with a NIP-42 AUTH by a throwaway key and the event sent again, CLOSED and
-// NOTICE reach the person.
+// NOTICE reach the person; at most 5 events go out in any second, as send() sees them.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { AUTH_KIND, type NostrEvent } from "../src/lib/nostr";
 import { Relay, RelayRefusal } from "../src/lib/relay";
@@ -52,6 +52,7 @@ beforeEach(() => {
   vi.stubGlobal("WebSocket", ScriptedSocket);
 });
 afterEach(() => {
+  vi.restoreAllMocks();
   vi.useRealTimers();
   vi.unstubAllGlobals();
 });
@@ -201,6 +202,30 @@ describe("relay answers", () => {
     for (const e of own) void relay.publish(e).catch(() => {});
     await vi.advanceTimersByTimeAsync(3_000);
     expect(ScriptedSocket.last.events().map((e) => e.id)).toEqual([...burst, ...own, ...receipts].map((e) => e.id));
+    relay.close();
+  });
+
+  it("any six events span a second as send() sees them, even when a pause comes between the check and the send", async () => {
+    // A GC while an event is serialized: the page's clock jumps before send() is reached.
+    const clock = performance.now.bind(performance);
+    let stalled = 0;
+    vi.spyOn(performance, "now").mockImplementation(() => clock() + stalled);
+    const sentAt: number[] = [];
+    class StallingSocket extends ScriptedSocket {
+      send(data: string) {
+        if (sentAt.length === 0) stalled += 200;
+        sentAt.push(performance.now());
+        super.send(data);
+      }
+    }
+    vi.stubGlobal("WebSocket", StallingSocket);
+    const relay = new Relay(URL);
+    await vi.advanceTimersByTimeAsync(1);
+    for (let i = 0; i < 16; i++) void relay.publish(event()).catch(() => {});
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(sentAt).toHaveLength(16);
+    const spans = sentAt.slice(5).map((t, i) => t - sentAt[i]);
+    expect(Math.min(...spans)).toBeGreaterThanOrEqual(1_000);
     relay.close();
   });
 

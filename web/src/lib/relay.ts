@@ -239,10 +239,12 @@ export class Relay {
     const p = this.queue.shift()!;
     this.wakeRoomWaiters();
     p.attempts += 1;
-    this.recentSends.push(now);
     this.inflight.set(p.event.id, p);
     p.timer = setTimeout(() => this.retry(p, "no answer"), OK_TIMEOUT_MS);
     this.ws!.send(JSON.stringify(["EVENT", p.event]));
+    // Stamped once send() has returned, not when the check above ran: a pause in between
+    // (a GC while a 64 KiB event is serialized) would otherwise shorten the window.
+    this.recentSends.push(performance.now());
     this.pump();
   }
 
