@@ -5,7 +5,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startWorker } from "./support/worker.mjs";
-import { errorCode, freshEnvelope, getJson, postRegister } from "./support/kez.mjs";
+import { errorCode, freshEnvelope, getJson, identity, postRegister } from "./support/kez.mjs";
+import { releaseEnvelope, rotationEnvelope } from "../scripts/lib/registration.mjs";
 
 const SERVER = "localhost";
 const POSITIVE = "public, max-age=60, stale-while-revalidate=60";
@@ -250,6 +251,47 @@ describe("HTTP caching", () => {
       assert.match(broken.log(), /LOOKUP_CACHE_SECONDS: "forever"/);
     });
   });
+});
+
+/** Looks `path` up until an answer comes from a cache (it has an `Age`); returns its body. */
+async function cachedAnswer(target, path) {
+  for (let i = 0; i < 100; i++) {
+    const response = await getJson(target.url + path);
+    assert.equal(response.status, 200, path);
+    if (response.headers.get("age") !== null) return response.body;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`${path} never came from a cache`);
+}
+
+const statement = (target, path, body) =>
+  getJson(`${target.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+
+describe("a statement's own isolate and data centre forget what it changed", () => {
+  // The edge cache alone, then both layers: the edge must not give back what the isolate forgot.
+  for (const [layers, args] of [["the edge cache alone", ["--var", "LOOKUP_CACHE_ENTRIES:0"]], ["both layers", []]]) {
+    test(`${layers}: after a rotation, then a release, lookups here answer the new state at once`, async () => {
+      await withWorker(args, async (own) => {
+        const user = await registered(own);
+        const [byHandle, byOldKey] = lookupPaths(user);
+        for (const path of [byHandle, byOldKey]) assert.equal((await cachedAnswer(own, path)).primary, user.id.primary);
+        const next = identity();
+        assert.equal((await statement(own, "/v1/rotate", rotationEnvelope(user.id, next, { handle: user.handle, server: SERVER }))).status, 201);
+        const rotated = await getJson(own.url + byHandle);
+        assert.equal(rotated.status, 200);
+        assert.equal(rotated.body.primary, next.primary, "the new key, not a cached answer");
+        assert.equal(rotated.headers.get("age"), null);
+        assert.equal(errorCode(await getJson(own.url + byOldKey)), "user_not_found");
+        assert.equal((await cachedAnswer(own, byHandle)).primary, next.primary);
+        assert.equal((await statement(own, "/v1/release", releaseEnvelope(next, { handle: user.handle, server: SERVER }))).status, 201);
+        for (const path of [byHandle, `/v1/by-primary/${encodeURIComponent(next.primary)}`]) {
+          const gone = await getJson(own.url + path);
+          assert.equal(gone.status, 410, path);
+          assert.equal(gone.body.error, "handle_released", path);
+        }
+      });
+    });
+  }
 });
 
 describe("errors are never cached as successes", () => {

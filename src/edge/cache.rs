@@ -82,13 +82,31 @@ pub fn isolate_get(settings: &CacheSettings, key: &str, now_ms: i64) -> Option<(
     with_isolate(settings, |cache| cache.get(key, now_ms))
 }
 
+/// The paths that answer a lookup by handle and by key; a cache key's value follows them.
+pub const BY_HANDLE_PATH: &str = "/v1/u/";
+pub const BY_KEY_PATH: &str = "/v1/by-primary/";
+
+/// The isolate cache's keys of the answers by handle and by key.
+pub fn by_handle_key(handle: &str) -> String {
+    ["u/", handle].concat()
+}
+pub fn by_key_key(primary: &str) -> String {
+    ["p/", primary].concat()
+}
+
 /// Drops this isolate's answers for a handle and its former key, once a statement changed
-/// them (other isolates and the data centre's cache keep theirs until their TTL).
+/// them (other isolates keep theirs until their TTL; the data centre's are deleted by
+/// `applyStatement`, at `edge_urls`).
 pub fn forget(settings: &CacheSettings, handle: &str, key: &str) {
     with_isolate(settings, |cache| {
-        cache.remove(&format!("u/{handle}"));
-        cache.remove(&format!("p/{key}"));
+        cache.remove(&by_handle_key(handle));
+        cache.remove(&by_key_key(key));
     });
+}
+
+/// The data centre's cache URLs, on `origin`, of the answers for `handle` and for `key`.
+pub fn edge_urls(origin: &str, handle: &str, key: &str) -> [String; 2] {
+    [[origin, BY_HANDLE_PATH, handle].concat(), [origin, BY_KEY_PATH, key].concat()]
 }
 
 fn isolate_put(settings: &CacheSettings, key: &str, user: &Rc<CachedUser>, read_at_ms: i64, now_ms: i64) {

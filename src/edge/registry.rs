@@ -110,8 +110,8 @@ impl Lookup {
     /// built from the same user.
     pub fn isolate_key(&self) -> String {
         match &self.key {
-            LookupKey::Handle(handle) => ["u/", handle.as_str()].concat(),
-            LookupKey::Primary(primary) => ["p/", primary.as_str()].concat(),
+            LookupKey::Handle(handle) => cache::by_handle_key(handle.as_str()),
+            LookupKey::Primary(primary) => cache::by_key_key(primary),
         }
     }
 
@@ -120,8 +120,8 @@ impl Lookup {
     /// had no answer: a hit needs no copy of the origin.
     fn cache_key(&self, isolate: String, origin: &str) -> CacheKey {
         let path = match &self.key {
-            LookupKey::Handle(_) => "/v1/u/",
-            LookupKey::Primary(_) => "/v1/by-primary/",
+            LookupKey::Handle(_) => cache::BY_HANDLE_PATH,
+            LookupKey::Primary(_) => cache::BY_KEY_PATH,
         };
         CacheKey { isolate, origin: origin.to_owned(), path }
     }

@@ -326,9 +326,11 @@ const WRITTEN = 1;
 /**
  * A rotation's or release's I/O as one promise, as `register`'s without rate limits (each
  * needs signatures by a key that holds a handle): the body (null when larger than `maxBody`)
- * goes to `check(BODY, body)`, which answers with a Response or `[proof, finish]`
- * (`verifyAndWrite`'s arguments, or undefined); `finish(VERIFIED, [holds, outcome])` or
- * `finish(STEP_FAILED, error)` makes the response.
+ * goes to `check(BODY, body)`, which answers with a Response or `[proof, finish, forget]`
+ * (`verifyAndWrite`'s arguments, or undefined; the data centre's cache URLs of the answers a
+ * written statement changes, or undefined); `finish(VERIFIED, [holds, outcome])` or
+ * `finish(STEP_FAILED, error)` makes the response. Once written, `forget` is deleted before
+ * the response goes out: a lookup here right after it must not be answered from the cache.
  */
 export async function applyStatement(request, maxBody, check) {
   let step;
@@ -340,14 +342,23 @@ export async function applyStatement(request, maxBody, check) {
   }
   const next = check(step, read);
   if (next instanceof Response) return next;
-  const [proof, finish] = next;
+  const [proof, finish, forget] = next;
   let outcome;
   try {
     outcome = [VERIFIED, proof === undefined ? undefined : await verifyAndWrite(...proof)];
   } catch (e) {
     outcome = [STEP_FAILED, e];
   }
+  if (forget !== undefined && outcome[0] === VERIFIED && outcome[1]?.[1]?.[0] === WRITTEN) await edgeForget(forget);
   return finish(...outcome);
+}
+
+/**
+ * Deletes `urls` from the data centre's cache. One that fails is logged: what it keeps, the
+ * TTL still bounds, as in every other data centre.
+ */
+async function edgeForget(urls) {
+  await Promise.all(urls.map((url) => caches.default.delete(url).catch((e) => console.error("edge cache: delete failed", url, String(e)))));
 }
 
 /** The step of the log in flight in this isolate, if any, and the newest size it saw signed. */

@@ -48,12 +48,20 @@ impl Kind {
     }
 }
 
-pub fn apply(req: &Request, env: Env, settings: &'static CacheSettings, kind: Kind) -> Result<JsValue, ApiError> {
+/// `origin`: the request's, under which the data centre's cache holds the handle's answers.
+pub fn apply(
+    req: &Request,
+    env: Env,
+    settings: &'static CacheSettings,
+    kind: Kind,
+    origin: &str,
+) -> Result<JsValue, ApiError> {
     let config = config(&env)?;
     let log_key = log_key(&env)?;
+    let origin = origin.to_owned();
     let check = Closure::once_into_js(move |step: u32, read: JsValue| -> JsValue {
         let checked = match step {
-            STEP_BODY => check_body(&env, log_key, &config.server, settings, kind, read),
+            STEP_BODY => check_body(&env, log_key, &config.server, settings, kind, &origin, read),
             _ => Err(js_internal(read)),
         };
         checked.unwrap_or_else(|e| error_response(settings, &e, Some(kind.route())).into())
@@ -62,13 +70,15 @@ pub fn apply(req: &Request, env: Env, settings: &'static CacheSettings, kind: Ki
 }
 
 /// Every check but the equations, on the body `applyStatement` read (null: too large). A
-/// response when the request ends here, else `[proof, finish]`.
+/// response when the request ends here, else `[proof, finish, forget]`: `forget`, when the
+/// server caches, the data centre's cache URLs of the answers the statement would change.
 fn check_body(
     env: &Env,
     log_key: &'static LogKey,
     server: &crate::domain::ServerDomain,
     settings: &'static CacheSettings,
     kind: Kind,
+    origin: &str,
     body: JsValue,
 ) -> Result<JsValue, ApiError> {
     let body = body_bytes(body)?;
@@ -98,6 +108,13 @@ fn check_body(
         })
         .transpose()?;
     let proof = db::proof(signed.proofs(), signed.message(), write.as_ref());
+    let forget = match signed.pending() {
+        Some(statement) if settings.server_caching() => {
+            let urls = cache::edge_urls(origin, &statement.handle.to_string(), statement.change.current_key());
+            urls.iter().map(|url| JsValue::from_str(url)).collect::<Array>().into()
+        }
+        _ => JsValue::UNDEFINED,
+    };
     let env = env.clone();
     let finish = Closure::once_into_js(move |step: u32, outcome: JsValue| -> JsValue {
         let concluded = match step {
@@ -106,7 +123,7 @@ fn check_body(
         };
         concluded.unwrap_or_else(|e| error_response(settings, &e, Some(kind.route())).into())
     });
-    Ok([proof, finish].iter().collect::<Array>().into())
+    Ok([proof, finish, forget].iter().collect::<Array>().into())
 }
 
 /// The response once the equations were checked and the write ran or was refused.
