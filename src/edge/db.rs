@@ -18,7 +18,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::{Array, Error, Promise, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::D1PreparedStatement as RawStatement;
+use worker::worker_sys::{Context, D1PreparedStatement as RawStatement};
 use worker::{D1Database, D1DatabaseSession, D1PreparedStatement, Env};
 
 #[wasm_bindgen(module = "/src/edge/runtime.js")]
@@ -28,7 +28,9 @@ extern "C" {
     #[wasm_bindgen(js_name = columnOf)]
     fn column_of(statement: &RawStatement, values: &Array, column: &str) -> Promise;
     #[wasm_bindgen(js_name = lookUp)]
+    #[allow(clippy::too_many_arguments)]
     fn look_up(
+        ctx: Context,
         edge_url: Option<String>,
         ttl_ms: f64,
         statement: &RawStatement,
@@ -276,10 +278,13 @@ pub fn lookup_statement(
 
 /// Starts a lookup's I/O (`lookUp` in runtime.js): the edge cache at `edge_url` if given
 /// (answers younger than `ttl_ms`), else `statement` bound to `value`. `finish(token, kind,
-/// outcome)` (see `LookupOutcome::read`) makes the response the promise resolves to, but
+/// outcome, ctx)` (see `LookupOutcome::read`) makes the response the promise resolves to, but
 /// for no row: then `finish` only takes the lookup back, and the response is made from the
-/// `not_found` template (`http::lookup_not_found`) without another call into wasm.
+/// `not_found` template (`http::lookup_not_found`) without another call into wasm. `ctx`
+/// keeps the I/O running to `finish` should the client disconnect, and comes back with it.
+#[allow(clippy::too_many_arguments)]
 pub fn start_lookup(
+    ctx: Context,
     edge_url: Option<String>,
     ttl_ms: i64,
     statement: &D1PreparedStatement,
@@ -288,7 +293,7 @@ pub fn start_lookup(
     token: u32,
     not_found: &JsValue,
 ) -> Promise {
-    look_up(edge_url, ttl_ms as f64, statement.inner(), value, finish, token, not_found)
+    look_up(ctx, edge_url, ttl_ms as f64, statement.inner(), value, finish, token, not_found)
 }
 
 /// A row `firstRow` read (null when there was none), as the strings of `columns`.

@@ -93,12 +93,12 @@ pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
             }
             lookup.answer_from_storage(env, ctx, settings, isolate_key, url.origin(), conditions).unwrap_or_else(fail)
         }
-        Route::Register => registry::register(&req, env, settings).unwrap_or_else(fail),
+        Route::Register => registry::register(&req, env, &ctx, settings).unwrap_or_else(fail),
         Route::Rotate => {
-            statements::apply(&req, env, settings, statements::Kind::Rotation, url.origin()).unwrap_or_else(fail)
+            statements::apply(&req, env, &ctx, settings, statements::Kind::Rotation, url.origin()).unwrap_or_else(fail)
         }
         Route::Release => {
-            statements::apply(&req, env, settings, statements::Kind::Release, url.origin()).unwrap_or_else(fail)
+            statements::apply(&req, env, &ctx, settings, statements::Kind::Release, url.origin()).unwrap_or_else(fail)
         }
         Route::NatsAuth => {
             // The future outlives the request head it was read from.

@@ -36,7 +36,14 @@ extern "C" {
     #[wasm_bindgen(js_name = withAge)]
     fn with_age(init: &JsValue, age: u32) -> JsValue;
     #[wasm_bindgen(js_name = register)]
-    fn register_js(request: &Request, env: &Env, limits: bool, max_body: u32, check: &JsValue) -> js_sys::Promise;
+    fn register_js(
+        request: &Request,
+        env: &Env,
+        ctx: &Context,
+        limits: bool,
+        max_body: u32,
+        check: &JsValue,
+    ) -> js_sys::Promise;
 }
 
 /// A lookup, parsed from its route: whom, and whether the answer is the user body or a
@@ -161,11 +168,13 @@ impl Lookup {
         let (statement, session) = db::lookup_statement(&env, self.user_key(), conditions.bookmark.as_ref())?;
         let value = self.user_key().value().to_owned();
         let token = PENDING.with_borrow_mut(|pending| {
-            pending.insert(PendingLookup { lookup: self, env, ctx, settings, key, conditions, caching, session })
+            pending.insert(PendingLookup { lookup: self, env, settings, key, conditions, caching, session })
         });
         let not_found = lookup_not_found(settings);
         Ok(FINISH_LOOKUP
-            .with(|finish| db::start_lookup(edge_url, settings.ttl_ms(), &statement, &value, finish, token, &not_found))
+            .with(|finish| {
+                db::start_lookup(ctx, edge_url, settings.ttl_ms(), &statement, &value, finish, token, &not_found)
+            })
             .into())
     }
 
@@ -274,7 +283,6 @@ impl Lookup {
 struct PendingLookup {
     lookup: Lookup,
     env: Env,
-    ctx: Context,
     settings: &'static CacheSettings,
     key: CacheKey,
     conditions: Conditions,
@@ -288,19 +296,19 @@ thread_local! {
     /// its release on every request.
     static PENDING: RefCell<Tokens<PendingLookup>> = const { RefCell::new(Tokens::new()) };
     static FINISH_LOOKUP: JsValue =
-        Closure::<dyn FnMut(u32, u32, JsValue) -> Option<Response>>::new(finish_lookup).into_js_value();
+        Closure::<dyn FnMut(u32, u32, JsValue, Context) -> Option<Response>>::new(finish_lookup).into_js_value();
 }
 
 /// `lookUp`'s call back: the response for the lookup under `token`, once its I/O is done;
 /// none when D1 had no row (runtime.js then answers from `lookup_not_found`'s template).
-fn finish_lookup(token: u32, kind: u32, outcome: JsValue) -> Option<Response> {
+fn finish_lookup(token: u32, kind: u32, outcome: JsValue, ctx: Context) -> Option<Response> {
     let Some(p) = PENDING.with_borrow_mut(|pending| pending.take(token)) else {
         return Some(error_response(&CACHE_OFF, &internal("a lookup finished twice"), Some(Route::WebFinger)));
     };
     let settled = match LookupOutcome::read(kind, outcome) {
         Ok(LookupOutcome::NoRow) => return None,
         Ok(outcome) => {
-            p.lookup.settle(&p.env, &p.ctx, p.settings, &p.key, &p.conditions, p.caching, p.session.as_ref(), outcome)
+            p.lookup.settle(&p.env, &ctx, p.settings, &p.key, &p.conditions, p.caching, p.session.as_ref(), outcome)
         }
         Err(e) => Err(e),
     };
@@ -385,7 +393,7 @@ const RATE_LIMIT_PERIOD_SECONDS: u32 = 60;
 /// entry, the log's step, the read back) runs in JS as one promise, `register` in runtime.js, which calls back twice: `check` with the body,
 /// then `finish` with the outcome. No Rust future: each await from wasm costs a task queue
 /// and closures of its own.
-pub fn register(req: &Request, env: Env, settings: &'static CacheSettings) -> Result<JsValue, ApiError> {
+pub fn register(req: &Request, env: Env, ctx: &Context, settings: &'static CacheSettings) -> Result<JsValue, ApiError> {
     let config = config(&env)?;
     let limits = rate_limits(&env)?;
     // No statement is accepted that the log cannot take.
@@ -404,7 +412,7 @@ pub fn register(req: &Request, env: Env, settings: &'static CacheSettings) -> Re
             })
         })
     };
-    Ok(register_js(req, &env, limits, MAX_BODY_BYTES as u32, &check).into())
+    Ok(register_js(req, &env, ctx, limits, MAX_BODY_BYTES as u32, &check).into())
 }
 
 fn rate_limited() -> ApiError {

@@ -107,13 +107,29 @@ const NO_ROW = 3;
 
 /**
  * A lookup's I/O as one promise: the edge cache (when `edgeUrl` is given), else the first
- * row of `statement` bound to `value`; then `finish(token, kind, outcome)` (in wasm, one
+ * row of `statement` bound to `value`; then `finish(token, kind, outcome, ctx)` (in wasm, one
  * function per isolate; `token` names the lookup) makes the response. One promise and one
  * call back, where awaiting each step from wasm costs a future, its task queue and two
  * closures per step. When D1 has no row, `finish` only takes the lookup back, and the
  * answer is the `notFound` template (`responseTemplate`): no response made in wasm.
  */
-export async function lookUp(edgeUrl, ttlMs, statement, value, finish, token, notFound) {
+export function lookUp(ctx, edgeUrl, ttlMs, statement, value, finish, token, notFound) {
+  return outliveClient(ctx, lookUpSteps(ctx, edgeUrl, ttlMs, statement, value, finish, token, notFound));
+}
+
+/**
+ * `promise`, kept running by `ctx.waitUntil` should the client disconnect (the runtime then
+ * cancels the request, and `waitUntil` gives its work up to 30 s more). Each promise here
+ * ends in a call back that frees what wasm holds for the request, and a registration's may
+ * be running the log's step that others in this isolate wait for: cut off, the first would
+ * leak, the second would leave every later statement waiting on a step that never ends.
+ */
+function outliveClient(ctx, promise) {
+  ctx.waitUntil(promise);
+  return promise;
+}
+
+async function lookUpSteps(ctx, edgeUrl, ttlMs, statement, value, finish, token, notFound) {
   let kind = FAILED;
   let outcome;
   try {
@@ -127,7 +143,7 @@ export async function lookUp(edgeUrl, ttlMs, statement, value, finish, token, no
   } catch (e) {
     outcome = e;
   }
-  return finish(token, kind, outcome) ?? fromTemplate(notFound);
+  return finish(token, kind, outcome, ctx) ?? fromTemplate(notFound);
 }
 
 /** Keeps an answer in the data centre's cache after the response is sent. */
@@ -242,7 +258,11 @@ async function allowed(env, binding, key) {
  * `finish(STEP_FAILED, error)` makes the response. Each callback is called exactly once (a
  * wasm closure that is never called is never freed).
  */
-export async function register(request, env, limits, maxBody, check) {
+export function register(request, env, ctx, limits, maxBody, check) {
+  return outliveClient(ctx, registerSteps(request, env, limits, maxBody, check));
+}
+
+async function registerSteps(request, env, limits, maxBody, check) {
   let step;
   let read;
   try {
@@ -332,7 +352,11 @@ const WRITTEN = 1;
  * `finish(STEP_FAILED, error)` makes the response. Once written, `forget` is deleted before
  * the response goes out: a lookup here right after it must not be answered from the cache.
  */
-export async function applyStatement(request, maxBody, check) {
+export function applyStatement(request, ctx, maxBody, check) {
+  return outliveClient(ctx, applyStatementSteps(request, maxBody, check));
+}
+
+async function applyStatementSteps(request, maxBody, check) {
   let step;
   let read;
   try {

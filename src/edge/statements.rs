@@ -20,12 +20,13 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use worker::js_sys::{self, Array};
 use worker::web_sys::Request;
+use worker::worker_sys::Context;
 use worker::Env;
 
 #[wasm_bindgen(module = "/src/edge/runtime.js")]
 extern "C" {
     #[wasm_bindgen(js_name = applyStatement)]
-    fn apply_statement(request: &Request, max_body: u32, check: &JsValue) -> js_sys::Promise;
+    fn apply_statement(request: &Request, ctx: &Context, max_body: u32, check: &JsValue) -> js_sys::Promise;
 }
 
 /// The steps `applyStatement` reports, as runtime.js numbers them.
@@ -52,6 +53,7 @@ impl Kind {
 pub fn apply(
     req: &Request,
     env: Env,
+    ctx: &Context,
     settings: &'static CacheSettings,
     kind: Kind,
     origin: &str,
@@ -66,7 +68,7 @@ pub fn apply(
         };
         checked.unwrap_or_else(|e| error_response(settings, &e, Some(kind.route())).into())
     });
-    Ok(apply_statement(req, MAX_BODY_BYTES as u32, &check).into())
+    Ok(apply_statement(req, ctx, MAX_BODY_BYTES as u32, &check).into())
 }
 
 /// Every check but the equations, on the body `applyStatement` read (null: too large). A
