@@ -129,14 +129,33 @@ describe("the log", () => {
     assert.equal((bytes[0] << 8) | bytes[1], Buffer.byteLength(first));
     assert.equal(Buffer.from(bytes.subarray(2, 2 + Buffer.byteLength(first))).toString(), first);
     assert.equal((await fetch(`${worker.url}/log/tile/1/000.p/1`)).status, 200, "the level-1 hash of the first full tile");
+    assert.equal((await fetch(`${worker.url}/log/tile/entries/001.p/${users.length - 256}`)).status, 200, "the right edge's bundle");
   });
 
   test("tiles outside the tree and other spellings are 404 tile_not_found, never cached", async () => {
-    for (const tile of ["tile/0/001", "tile/0/005", "tile/entries/001", "tile/2/000.p/1", "tile/0/1", "tile/0/000.p/0", "tile/0/000.p/256", "tile/entries/x000/000", "tile/-1/000"]) {
-      const response = await getJson(`${worker.url}/log/${tile}`);
-      assert.equal(response.status, 404, tile);
-      assert.equal(errorCode(response), "tile_not_found");
-      assert.equal(response.headers.get("cache-control"), "no-store", tile);
+    const size = users.length;
+    // An entry written but not yet in a signed tree (as between a write and its log step).
+    worker.tamper("INSERT INTO log_entries (idx, entry) VALUES (?, 'unsigned')", size);
+    const outside = [
+      "tile/0/001", "tile/0/005", "tile/entries/001", "tile/2/000.p/1", "tile/0/1", "tile/0/000.p/0", "tile/0/000.p/256", "tile/entries/x000/000", "tile/-1/000",
+      // Wider than the tree at its right edge; the bundle that would hold the unsigned entry.
+      `tile/0/001.p/${size - 256 + 1}`, `tile/entries/001.p/${size - 256 + 1}`,
+      // Indexes so large that counting their first item overflows: 2^56 bundles, 2^48 tiles.
+      "tile/entries/x072/x057/x594/x037/x927/936", "tile/0/x281/x474/x976/x710/656.p/1",
+    ];
+    try {
+      for (const tile of outside) {
+        const response = await getJson(`${worker.url}/log/${tile}`);
+        assert.equal(response.status, 404, tile);
+        assert.equal(errorCode(response), "tile_not_found");
+        assert.equal(response.headers.get("cache-control"), "no-store", tile);
+      }
+      // Narrower partials are the tiles of older trees, which clients with older checkpoints ask for.
+      for (const tile of [`tile/0/001.p/${size - 256 - 1}`, "tile/0/000.p/5", "tile/entries/000.p/5", `tile/entries/001.p/${size - 256}`]) {
+        assert.equal((await fetch(`${worker.url}/log/${tile}`)).status, 200, tile);
+      }
+    } finally {
+      worker.tamper("DELETE FROM log_entries WHERE idx = ?", size);
     }
     assert.equal((await getJson(`${worker.url}/log/`)).status, 404);
     assert.equal((await getJson(`${worker.url}/log/checkpoint`, { method: "POST" })).status, 405);

@@ -143,6 +143,8 @@ const LOG_INSERT_NODES: &str = "INSERT OR IGNORE INTO log_nodes (key, hash) \
      SELECT json_extract(value, '$[0]'), unhex(json_extract(value, '$[1]')) FROM json_each(?1)";
 const LOG_UPDATE: &str = "UPDATE log_state SET size = ?1, edge = ?2, checkpoint = ?3 WHERE id = 1 AND size = ?4";
 const LOG_CHECKPOINT: &str = "SELECT coalesce(checkpoint, '') AS checkpoint FROM log_state WHERE id = 1";
+/// The signed tree's size: tiles are served only within it.
+const LOG_SIZE: &str = "SELECT size || '' AS size FROM log_state WHERE id = 1";
 const LOG_TILE: &str =
     "SELECT hex(hash) AS hash FROM log_nodes WHERE key BETWEEN CAST(?1 AS INTEGER) AND CAST(?2 AS INTEGER) ORDER BY key";
 const LOG_BUNDLE: &str = "SELECT entry FROM log_entries WHERE idx BETWEEN ?1 AND ?2 ORDER BY idx";
@@ -194,6 +196,7 @@ struct Statements {
     primary_by_skeleton: D1PreparedStatement,
     /// On the replica session: what the log's endpoints serve.
     log_checkpoint: D1PreparedStatement,
+    log_size: D1PreparedStatement,
     log_tile: D1PreparedStatement,
     log_bundle: D1PreparedStatement,
 }
@@ -245,6 +248,7 @@ fn with_statements<T>(env: &Env, f: impl FnOnce(&Statements) -> T) -> Result<T, 
                 handle_by_key: db.prepare(HANDLE_BY_KEY),
                 primary_by_skeleton: db.prepare(BY_SKELETON),
                 log_checkpoint: replica.prepare(LOG_CHECKPOINT),
+                log_size: replica.prepare(LOG_SIZE),
                 log_tile: replica.prepare(LOG_TILE),
                 log_bundle: replica.prepare(LOG_BUNDLE),
             });
@@ -558,6 +562,12 @@ pub async fn handle_of_key(env: &Env, key: &[u8; 32]) -> Result<Option<String>, 
 pub async fn log_checkpoint(env: &Env) -> Result<Option<String>, ApiError> {
     let notes = column(&statement(env, |s| &s.log_checkpoint)?, &[], "checkpoint").await?;
     Ok(notes.into_iter().next().filter(|note| !note.is_empty()))
+}
+
+/// The number of entries the newest checkpoint signs.
+pub async fn log_size(env: &Env) -> Result<u64, ApiError> {
+    let sizes = column(&statement(env, |s| &s.log_size)?, &[], "size").await?;
+    sizes.first().and_then(|size| size.parse().ok()).ok_or_else(|| internal("the log's state has no size"))
 }
 
 /// The stored node hashes (hex) with keys from `first` to `last`, in order. The keys pass as

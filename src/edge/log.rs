@@ -34,7 +34,8 @@ pub fn checkpoint(env: Env, settings: &'static CacheSettings) -> JsValue {
     })
 }
 
-/// `GET /log/tile/…`: a hash tile or an entry bundle, once every hash or entry in it exists.
+/// `GET /log/tile/…`: a hash tile or an entry bundle of the tree the newest checkpoint signs
+/// (a partial one only at its right edge, with its width there).
 pub fn tile(env: Env, settings: &'static CacheSettings, path: &str) -> JsValue {
     let tile = Tile::parse(path);
     promise(async move {
@@ -53,6 +54,9 @@ pub fn tile(env: Env, settings: &'static CacheSettings, path: &str) -> JsValue {
 }
 
 async fn read_tile(env: &Env, tile: Tile) -> Result<Vec<u8>, ApiError> {
+    if !tile.exists_in(db::log_size(env).await?) {
+        return Err(ApiError::TileNotFound);
+    }
     match tile {
         Tile::Hashes { level, index, width } => {
             let nodes: Vec<tree::Node> = tree::tile_nodes(level, index, width).collect();

@@ -67,8 +67,9 @@ impl Tile {
         }
     }
 
-    /// Whether the tile exists in a tree of `size` leaves: a full tile once the tree covers it,
-    /// a partial one only with exactly the width the tree has at its right edge.
+    /// Whether the tile exists in a tree of `size` leaves or in a smaller one: a full tile once
+    /// the tree covers it, a partial one of any width up to what the tree has there (a client
+    /// holding an older checkpoint asks for the width its tree had).
     pub fn exists_in(&self, size: u64) -> bool {
         let (per_item, index, width) = match self {
             Tile::Hashes { level, index, width } => (1u64 << (TILE_HEIGHT * u32::from(*level)), *index, *width),
@@ -78,11 +79,7 @@ impl Tile {
         let items = size / per_item;
         let Some(start) = index.checked_mul(TILE_WIDTH) else { return false };
         let here = items.saturating_sub(start).min(TILE_WIDTH);
-        if u64::from(width) == TILE_WIDTH {
-            here == TILE_WIDTH
-        } else {
-            here == u64::from(width)
-        }
+        here >= u64::from(width)
     }
 }
 
@@ -198,12 +195,17 @@ mod tests {
         let size = 256 * 3 + 10;
         assert!(Tile::Hashes { level: 0, index: 2, width: 256 }.exists_in(size));
         assert!(Tile::Hashes { level: 0, index: 3, width: 10 }.exists_in(size));
-        assert!(!Tile::Hashes { level: 0, index: 3, width: 9 }.exists_in(size), "only the right edge's own width");
+        assert!(Tile::Hashes { level: 0, index: 3, width: 9 }.exists_in(size), "a narrower one, of an older tree");
+        assert!(!Tile::Hashes { level: 0, index: 3, width: 11 }.exists_in(size), "wider than the tree");
+        assert!(Tile::Hashes { level: 0, index: 2, width: 5 }.exists_in(size), "a full tile's older partial");
         assert!(!Tile::Hashes { level: 0, index: 3, width: 256 }.exists_in(size));
         assert!(Tile::Hashes { level: 1, index: 0, width: 3 }.exists_in(size));
         assert!(!Tile::Hashes { level: 1, index: 0, width: 256 }.exists_in(size));
         assert!(Tile::Entries { index: 3, width: 10 }.exists_in(size));
+        assert!(!Tile::Entries { index: 3, width: 11 }.exists_in(size));
         assert!(!Tile::Entries { index: u64::MAX, width: 256 }.exists_in(size));
+        assert!(!Tile::Entries { index: 1 << 56, width: 1 }.exists_in(u64::MAX), "its first entry is past any index");
+        assert!(!Tile::Hashes { level: 0, index: 1 << 48, width: 1 }.exists_in(size));
     }
 
     #[test]
