@@ -38,6 +38,9 @@ pub enum ApiError {
     /// A rotation or release that names a key the handle does not hold now (a wrong key, or
     /// a statement replayed after it applied).
     NotCurrentKey,
+    /// A rotation or release signed before the statement in force for its handle (a replay
+    /// of an older statement, within the freshness window).
+    StatementSuperseded,
     /// A rotation to the key it rotates from.
     SameKey,
     /// Another registered handle looks like this one (the same skeleton).
@@ -124,7 +127,8 @@ impl ApiError {
             | KeyAlreadyRegistered
             | HandleQuarantined { .. }
             | HandleReleased
-            | NotCurrentKey => 409,
+            | NotCurrentKey
+            | StatementSuperseded => 409,
             RateLimited { .. } => 429,
             BodyTooLarge { .. } => 413,
             Internal(_) => 500,
@@ -154,6 +158,7 @@ impl ApiError {
             HandleQuarantined { .. } => "handle_quarantined",
             HandleReleased => "handle_released",
             NotCurrentKey => "not_current_key",
+            StatementSuperseded => "statement_superseded",
             SameKey => "same_key",
             HandleConfusable => "handle_confusable",
             KeyAlreadyRegistered => "key_already_registered",
@@ -196,6 +201,7 @@ impl ApiError {
             HandleQuarantined { days } => format!("This handle was given up less than {days} days ago; only the key that held it may take it back until then."),
             HandleReleased => "This handle was given up: it has no key to rotate or release.".into(),
             NotCurrentKey => "The statement names a key this handle does not hold now: a wrong key, or a statement that already applied.".into(),
+            StatementSuperseded => "The statement in force for this handle was signed after this one (by created_at): sign a new statement.".into(),
             SameKey => "A rotation must move the handle to a different key.".into(),
             HandleConfusable => "A registered handle looks like this one (0 and o, 1, i and l, rn and m, vv and w, cl and d, 5 and s, and \"-\" and \"_\" count as the same); choose another.".into(),
             KeyAlreadyRegistered => "This primary key already has a handle on this server.".into(),

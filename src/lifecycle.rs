@@ -101,6 +101,10 @@ pub struct Statement {
     pub handle: Handle,
     pub change: Change,
     pub envelope_jcs: String,
+    /// Its `created_at`, in Unix ms: it applies only if the statement in force (the
+    /// registration, or the last rotation) was not signed later, so that a replay of an
+    /// older statement, within the freshness window, cannot undo a newer one.
+    pub signed_at_ms: i64,
 }
 
 /// A statement that passed every check but its signatures' equations (checked by WebCrypto in
@@ -200,11 +204,13 @@ pub fn check_rotation(
         proofs.push((key, signature));
     }
     let message = serde_json::to_vec(p).expect("strings and integers always serialize");
-    let checked = later_checks(server, &p.server, &p.handle, &p.created_at, now_ms).map(|handle| Statement {
-        handle,
-        change: Change::Rotation { old: p.old.clone(), new: p.new.clone() },
-        envelope_jcs: serde_json::to_string(&envelope).expect("strings and integers always serialize"),
-    });
+    let checked =
+        later_checks(server, &p.server, &p.handle, &p.created_at, now_ms).map(|(handle, signed_at_ms)| Statement {
+            handle,
+            change: Change::Rotation { old: p.old.clone(), new: p.new.clone() },
+            envelope_jcs: serde_json::to_string(&envelope).expect("strings and integers always serialize"),
+            signed_at_ms,
+        });
     Ok(SignedStatement { proofs, message, checked })
 }
 
@@ -229,11 +235,13 @@ pub fn check_release(
     }
     let (primary, signature) = claimed_signature(&p.primary, &envelope.signature.sig)?;
     let message = serde_json::to_vec(p).expect("strings and integers always serialize");
-    let checked = later_checks(server, &p.server, &p.handle, &p.created_at, now_ms).map(|handle| Statement {
-        handle,
-        change: Change::Release { primary: p.primary.clone() },
-        envelope_jcs: serde_json::to_string(&envelope).expect("strings and integers always serialize"),
-    });
+    let checked =
+        later_checks(server, &p.server, &p.handle, &p.created_at, now_ms).map(|(handle, signed_at_ms)| Statement {
+            handle,
+            change: Change::Release { primary: p.primary.clone() },
+            envelope_jcs: serde_json::to_string(&envelope).expect("strings and integers always serialize"),
+            signed_at_ms,
+        });
     Ok(SignedStatement { proofs: vec![(primary, signature)], message, checked })
 }
 
@@ -244,9 +252,9 @@ pub fn refusal(change: &Change, row: Option<(&str, bool)>) -> ApiError {
         None => ApiError::UserNotFound,
         Some((_, true)) => ApiError::HandleReleased,
         Some((current, false)) if current != change.current_key() => ApiError::NotCurrentKey,
-        // It named the current key and the handle is held: it lost to a statement that applied
-        // between its write and this read.
-        Some(_) => ApiError::NotCurrentKey,
+        // It named the current key and the handle is held: the statement in force was signed
+        // after it (a replay, or a statement that applied between its write and this read).
+        Some(_) => ApiError::StatementSuperseded,
     }
 }
 

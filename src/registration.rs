@@ -107,7 +107,8 @@ pub struct Signed {
     primary: ClaimedKey,
     signature: Signature,
     message: Vec<u8>,
-    checked: Result<(Handle, String), ApiError>,
+    /// The handle, the envelope's JCS form and when it says it was signed (Unix ms).
+    checked: Result<(Handle, String, i64), ApiError>,
 }
 
 impl Signed {
@@ -128,10 +129,11 @@ impl Signed {
         &self.primary
     }
 
-    /// What would be registered if the equation holds: the handle and the envelope's JCS
-    /// form; `None` if a later check failed (its error comes from `conclude`).
-    pub fn pending(&self) -> Option<(&Handle, &str)> {
-        self.checked.as_ref().ok().map(|(handle, jcs)| (handle, jcs.as_str()))
+    /// What would be registered if the equation holds: the handle, the envelope's JCS form
+    /// and its `created_at` (Unix ms); `None` if a later check failed (its error comes from
+    /// `conclude`).
+    pub fn pending(&self) -> Option<(&Handle, &str, i64)> {
+        self.checked.as_ref().ok().map(|(handle, jcs, signed_at_ms)| (handle, jcs.as_str(), *signed_at_ms))
     }
 
     /// The registration, once the equation was checked elsewhere (`equation_holds`).
@@ -139,7 +141,7 @@ impl Signed {
         if !equation_holds {
             return Err(bad_key_or_signature(self.primary));
         }
-        let (handle, envelope_jcs) = self.checked?;
+        let (handle, envelope_jcs, _) = self.checked?;
         Ok(Registration { handle, primary: self.primary.verified(), envelope_jcs })
     }
 
@@ -183,8 +185,11 @@ pub fn check(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<S
     let (primary, signature) = claimed_signature(&payload.primary, &envelope.signature.sig)?;
     let message = canonical_payload(payload);
     // (5) to (7)
-    let checked = later_checks(server, &payload.server, &payload.handle, &payload.created_at, now_ms)
-        .map(|handle| (handle, serde_json::to_string(&envelope).expect("strings and integers always serialize")));
+    let checked = later_checks(server, &payload.server, &payload.handle, &payload.created_at, now_ms).map(
+        |(handle, signed_at_ms)| {
+            (handle, serde_json::to_string(&envelope).expect("strings and integers always serialize"), signed_at_ms)
+        },
+    );
     Ok(Signed { primary, signature, message, checked })
 }
 
@@ -206,7 +211,7 @@ pub(crate) fn later_checks(
     handle: &str,
     created_at: &str,
     now_ms: i64,
-) -> Result<Handle, ApiError> {
+) -> Result<(Handle, i64), ApiError> {
     if !server.matches(named) {
         return Err(ApiError::WrongServer { expected: server.to_string() });
     }
@@ -214,17 +219,17 @@ pub(crate) fn later_checks(
         HandleError::Invalid => ApiError::InvalidHandle,
         HandleError::Reserved => ApiError::ReservedHandle,
     })?;
-    fresh(created_at, now_ms)?;
-    Ok(handle)
+    Ok((handle, fresh(created_at, now_ms)?))
 }
 
-/// Check 7: `created_at` is RFC 3339 and within `MAX_CLOCK_SKEW_SECONDS` of `now_ms`.
-pub(crate) fn fresh(created_at: &str, now_ms: i64) -> Result<(), ApiError> {
+/// Check 7: `created_at` is RFC 3339 and within `MAX_CLOCK_SKEW_SECONDS` of `now_ms`; the
+/// time it says, in Unix ms.
+pub(crate) fn fresh(created_at: &str, now_ms: i64) -> Result<i64, ApiError> {
     let created_ms = parse_rfc3339_ms(created_at).ok_or(ApiError::InvalidTimestamp)?;
     if created_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_SECONDS.unsigned_abs() * 1000 {
         return Err(ApiError::ClockSkew { max_seconds: MAX_CLOCK_SKEW_SECONDS });
     }
-    Ok(())
+    Ok(created_ms)
 }
 
 /// Why a signature did not verify: its key is not a curve point (`invalid_primary_key`, the

@@ -91,6 +91,44 @@ describe("key rotation", () => {
   });
 });
 
+describe("replays", () => {
+  /** Posts `envelope` to `path`; asserts it is 409 statement_superseded and wrote nothing. */
+  async function superseded(path, envelope, handle, primary) {
+    const before = entries();
+    const response = await post(path, envelope);
+    assert.equal(response.status, 409, JSON.stringify(response.body));
+    assert.equal(errorCode(response), "statement_superseded");
+    assert.equal(entries(), before, "nothing appended");
+    const found = await getJson(`${worker.url}/v1/u/${handle}`);
+    assert.equal(found.status, 200, "still held");
+    assert.equal(found.body.primary, primary, "by the same key");
+  }
+
+  test("a release replayed after its key took the handle back is 409 statement_superseded", async () => {
+    const { id, handle } = await registered();
+    const released = releaseEnvelope(id, { handle, server: SERVER });
+    assert.equal((await release(released)).status, 201);
+    assert.equal((await postRegister(worker.url, freshEnvelope(SERVER, { handle, id }).envelope)).status, 201);
+    await superseded("/v1/release", released, handle, id.primary);
+  });
+
+  test("a rotation replayed after the rotation back is 409 statement_superseded", async () => {
+    const { id, handle } = await registered();
+    const next = identity();
+    const away = rotationEnvelope(id, next, { handle, server: SERVER });
+    assert.equal((await rotate(away)).status, 201);
+    assert.equal((await rotate(rotationEnvelope(next, id, { handle, server: SERVER }))).status, 201);
+    await superseded("/v1/rotate", away, handle, id.primary);
+  });
+
+  test("a statement signed before the registration in force is 409 statement_superseded", async () => {
+    const { id, handle } = await registered();
+    const earlier = { handle, server: SERVER, createdAt: new Date(Date.now() - 60_000) };
+    await superseded("/v1/rotate", rotationEnvelope(id, identity(), earlier), handle, id.primary);
+    await superseded("/v1/release", releaseEnvelope(id, earlier), handle, id.primary);
+  });
+});
+
 describe("handle release", () => {
   test("lookups answer 410 with the signed release; the handle is quarantined from other keys; its key takes it back", async () => {
     const { id, handle } = await registered();

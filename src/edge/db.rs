@@ -120,21 +120,24 @@ const APPEND_REGISTRATION: &str = "INSERT INTO log_entries (idx, entry) \
 /// out of quarantine) makes way (its statements stay in the log).
 const CLEAR_RELEASED: &str = "DELETE FROM registrations \
      WHERE handle = ?1 AND released_at IS NOT NULL AND (primary_key = ?2 OR released_at <= ?3)";
-/// Then the registration, pointing at its entry.
-const INSERT: &str = "INSERT INTO registrations (handle, primary_key, registered_at, envelope, skeleton, log_index) \
-     VALUES (?1, ?2, ?3, ?4, ?5, (SELECT max(idx) FROM log_entries))";
-/// A rotation's or release's entry, appended only if the handle is held by the key it names.
+/// Then the registration, pointing at its entry, signed at ?6 (Unix ms).
+const INSERT: &str = "INSERT INTO registrations \
+     (handle, primary_key, registered_at, envelope, skeleton, log_index, stated_at_ms) \
+     VALUES (?1, ?2, ?3, ?4, ?5, (SELECT max(idx) FROM log_entries), ?6)";
+/// A rotation's or release's entry, appended only if the handle is held by the key it names
+/// and the statement in force was not signed after it (?4, Unix ms).
 const APPEND_CHANGE: &str = "INSERT INTO log_entries (idx, entry) \
      SELECT coalesce((SELECT max(idx) FROM log_entries) + 1, 0), ?1 WHERE EXISTS (SELECT 1 FROM registrations \
-     WHERE handle = ?2 AND primary_key = ?3 AND released_at IS NULL) RETURNING idx";
+     WHERE handle = ?2 AND primary_key = ?3 AND released_at IS NULL AND coalesce(stated_at_ms, 0) <= ?4) \
+     RETURNING idx";
 /// Then, under the same condition: the handle moves to the new key, its statement the envelope.
-const ROTATE: &str =
-    "UPDATE registrations SET primary_key = ?3, envelope = ?4, log_index = (SELECT max(idx) FROM log_entries) \
-     WHERE handle = ?1 AND primary_key = ?2 AND released_at IS NULL";
+const ROTATE: &str = "UPDATE registrations \
+     SET primary_key = ?3, envelope = ?4, log_index = (SELECT max(idx) FROM log_entries), stated_at_ms = ?5 \
+     WHERE handle = ?1 AND primary_key = ?2 AND released_at IS NULL AND coalesce(stated_at_ms, 0) <= ?5";
 /// Or: the handle is given up, at ?3, its release the envelope.
-const RELEASE: &str =
-    "UPDATE registrations SET released_at = ?3, envelope = ?4, log_index = (SELECT max(idx) FROM log_entries) \
-     WHERE handle = ?1 AND primary_key = ?2 AND released_at IS NULL";
+const RELEASE: &str = "UPDATE registrations \
+     SET released_at = ?3, envelope = ?4, log_index = (SELECT max(idx) FROM log_entries), stated_at_ms = ?5 \
+     WHERE handle = ?1 AND primary_key = ?2 AND released_at IS NULL AND coalesce(stated_at_ms, 0) <= ?5";
 const LOG_STATE: &str = "SELECT size, edge FROM log_state WHERE id = 1";
 /// Bound to `ENTRIES_PER_STEP`.
 const LOG_NEXT_ENTRIES: &str =
@@ -393,6 +396,7 @@ pub fn registration_write(
     record: &UserRecord,
     skeleton: &str,
     cutoff: &str,
+    signed_at_ms: i64,
 ) -> Result<Array, ApiError> {
     let text = |v: &str| JsValue::from_str(v);
     let (handle, primary) = (text(&record.handle), text(&record.primary_key));
@@ -412,15 +416,18 @@ pub fn registration_write(
                 text(&record.registered_at),
                 text(&record.envelope),
                 text(skeleton),
+                JsValue::from(signed_at_ms as f64),
             ]),
         ];
         write(s, key, statements, &record.handle)
     })?
 }
 
-/// What `verifyAndWrite` needs to apply a rotation or release of `handle` from `current` key:
-/// its entry appended only if the handle is held by that key, and `change` bound to
-/// `(handle, current, value, envelope)` (`value`: the new key, or the time of release).
+/// What `verifyAndWrite` needs to apply a rotation or release of `handle` from `current` key,
+/// signed at `signed_at_ms`: its entry appended only if the handle is held by that key under a
+/// statement not signed later, and `change` bound to `(handle, current, value, envelope,
+/// signed_at_ms)` (`value`: the new key, or the time of release).
+#[allow(clippy::too_many_arguments)]
 pub fn change_write(
     env: &Env,
     key: &'static LogKey,
@@ -429,13 +436,15 @@ pub fn change_write(
     current: &str,
     value: &str,
     envelope: &str,
+    signed_at_ms: i64,
 ) -> Result<Array, ApiError> {
     let text = |v: &str| JsValue::from_str(v);
+    let signed_at = JsValue::from(signed_at_ms as f64);
     with_statements(env, |s| {
         let change = if rotation { &s.rotate } else { &s.release };
         let statements = [
-            s.append_change.clone().bind(&[text(envelope), text(handle), text(current)]),
-            change.clone().bind(&[text(handle), text(current), text(value), text(envelope)]),
+            s.append_change.clone().bind(&[text(envelope), text(handle), text(current), signed_at.clone()]),
+            change.clone().bind(&[text(handle), text(current), text(value), text(envelope), signed_at]),
         ];
         write(s, key, statements, handle)
     })?

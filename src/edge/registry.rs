@@ -450,7 +450,7 @@ fn check_body(
     let pending = match &signed {
         Ok(signed) => signed
             .pending()
-            .map(|(handle, envelope_jcs)| {
+            .map(|(handle, envelope_jcs, signed_at_ms)| {
                 let record = UserRecord {
                     handle: handle.to_string(),
                     primary_key: signed.primary().to_string(),
@@ -461,7 +461,8 @@ fn check_body(
                 };
                 let skeleton = handle.skeleton();
                 let cutoff = format_rfc3339_utc(now_ms - i64::from(quarantine_days) * DAY_MS);
-                db::registration_write(env, log_key, &record, &skeleton, &cutoff).map(|write| (record, skeleton, write))
+                db::registration_write(env, log_key, &record, &skeleton, &cutoff, signed_at_ms)
+                    .map(|write| (record, skeleton, write))
             })
             .transpose()?,
         Err(_) => None,

@@ -94,9 +94,16 @@ fn check_body(
         .map(|statement| {
             let handle = statement.handle.to_string();
             match &statement.change {
-                Change::Rotation { old, new } => {
-                    db::change_write(env, log_key, true, &handle, old, new, &statement.envelope_jcs)
-                }
+                Change::Rotation { old, new } => db::change_write(
+                    env,
+                    log_key,
+                    true,
+                    &handle,
+                    old,
+                    new,
+                    &statement.envelope_jcs,
+                    statement.signed_at_ms,
+                ),
                 Change::Release { primary } => db::change_write(
                     env,
                     log_key,
@@ -105,6 +112,7 @@ fn check_body(
                     primary,
                     &format_rfc3339_utc(now_ms),
                     &statement.envelope_jcs,
+                    statement.signed_at_ms,
                 ),
             }
         })

@@ -161,6 +161,11 @@ fn a_refused_statement_says_why_from_the_handle_as_it_is() {
     assert_eq!(refusal(&change, None), ApiError::UserNotFound);
     assert_eq!(refusal(&change, Some(("ed25519:aa", true))), ApiError::HandleReleased);
     assert_eq!(refusal(&change, Some(("ed25519:bb", false))), ApiError::NotCurrentKey);
+    assert_eq!(
+        refusal(&change, Some(("ed25519:aa", false))),
+        ApiError::StatementSuperseded,
+        "held by its key: a later statement is in force"
+    );
 }
 
 #[test]

@@ -28,6 +28,7 @@ const SENTENCES: Record<string, string> = {
   invalid_primary_key: "That is not a valid key: it looks like ed25519: followed by 64 hex digits.",
   not_current_key: "This handle is no longer held by this key (it was moved or given up elsewhere).",
   handle_released: "This handle was already given up.",
+  statement_superseded: "This handle changed after this request was signed. Check your device's clock and try again.",
   handle_quarantined: "That handle was given up recently; only the key that held it can take it back for now.",
   network: "Could not reach the server. Check your connection and try again.",
 };
