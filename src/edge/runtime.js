@@ -382,7 +382,15 @@ async function applyStatementSteps(request, maxBody, check) {
  * TTL still bounds, as in every other data centre.
  */
 async function edgeForget(urls) {
-  await Promise.all(urls.map((url) => caches.default.delete(url).catch((e) => console.error("edge cache: delete failed", url, String(e)))));
+  await Promise.all(
+    urls.map(async (url) => {
+      try {
+        await caches.default.delete(url);
+      } catch (e) {
+        console.error("edge cache: delete failed", url, String(e));
+      }
+    }),
+  );
 }
 
 /** The step of the log in flight in this isolate, if any, and the newest size it saw signed. */
