@@ -35,7 +35,7 @@ pub fn checkpoint(env: Env, settings: &'static CacheSettings) -> JsValue {
 }
 
 /// `GET /log/tile/…`: a hash tile or an entry bundle of the tree the newest checkpoint signs
-/// (a partial one only at its right edge, with its width there).
+/// or of an older one (a partial tile of any width up to the tree's there: `Tile::exists_in`).
 pub fn tile(env: Env, settings: &'static CacheSettings, path: &str) -> JsValue {
     let tile = Tile::parse(path);
     promise(async move {
