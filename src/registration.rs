@@ -3,6 +3,7 @@
 //! The signature is Ed25519 over the RFC 8785 (JCS) canonical bytes of `payload`.
 //! The checks run in a fixed order, so a client always gets the first thing wrong.
 
+use crate::api::UserRecord;
 use crate::domain::is_small_order_encoding;
 use crate::domain::{decode_lower_hex, ClaimedKey, Handle, HandleError, PrimaryKey, ServerDomain};
 use crate::error::ApiError;
@@ -191,6 +192,24 @@ pub fn check(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<S
         },
     );
     Ok(Signed { primary, signature, message, checked })
+}
+
+/// Why a registration of `handle` by `key` lost to `holder`, the row on its skeleton (read
+/// after the insert failed). A released row of the very handle outlives the write for one of
+/// two reasons: another key gave it up after `cutoff` (RFC 3339; the quarantine), or its
+/// release was signed after this registration was (a registration replayed to take back a
+/// handle its key has since given up).
+pub fn lost_to(holder: &UserRecord, handle: &str, key: &str, cutoff: &str, quarantine_days: u32) -> ApiError {
+    match &holder.released_at {
+        Some(released_at) if holder.handle == handle => {
+            if holder.primary_key != key && released_at.as_str() > cutoff {
+                ApiError::HandleQuarantined { days: quarantine_days }
+            } else {
+                ApiError::StatementSuperseded
+            }
+        }
+        _ => ApiError::conflict_with(&holder.handle, &holder.primary_key, handle, key),
+    }
 }
 
 /// Check 4 for one signature, all but its equation: its key parses, and the signature decodes

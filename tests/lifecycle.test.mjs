@@ -129,6 +129,38 @@ describe("replays", () => {
   });
 });
 
+describe("replayed registrations", () => {
+  /** A registration signed a second ago, so that every statement signed after it is later. */
+  const signedBefore = (options = {}) => freshEnvelope(SERVER, { ...options, edit: (p) => (p.created_at = new Date(Date.now() - 1000).toISOString()) });
+
+  /** Posts `envelope` to `url`; asserts it is 409 statement_superseded, wrote nothing, and `handle` is still released. */
+  async function refused(url, envelope, handle, count) {
+    const before = count();
+    const replay = await postRegister(url, envelope);
+    assert.equal(replay.status, 409, JSON.stringify(replay.body));
+    assert.equal(errorCode(replay), "statement_superseded");
+    assert.equal(count(), before, "nothing appended");
+    assert.equal((await getJson(`${url}/v1/u/${handle}`)).status, 410, "still released");
+  }
+
+  test("a registration replayed after its key released the handle is 409 statement_superseded", async () => {
+    const { id, handle, envelope } = signedBefore();
+    assert.equal((await postRegister(worker.url, envelope)).status, 201);
+    assert.equal((await release(releaseEnvelope(id, { handle, server: SERVER }))).status, 201);
+    await refused(worker.url, envelope, handle, entries);
+    // Signed after the release, the same key takes its handle back.
+    assert.equal((await postRegister(worker.url, freshEnvelope(SERVER, { handle, id }).envelope)).status, 201);
+  });
+
+  test("a registration by the same key signed before its release, sent after it, is 409 statement_superseded", async () => {
+    const { id, handle, envelope } = freshEnvelope(SERVER);
+    assert.equal((await postRegister(worker.url, envelope)).status, 201);
+    const early = signedBefore({ handle, id });
+    assert.equal((await release(releaseEnvelope(id, { handle, server: SERVER }))).status, 201);
+    await refused(worker.url, early.envelope, handle, entries);
+  });
+});
+
 describe("handle release", () => {
   test("lookups answer 410 with the signed release; the handle is quarantined from other keys; its key takes it back", async () => {
     const { id, handle } = await registered();
@@ -184,5 +216,19 @@ describe("after the quarantine", () => {
     assert.equal(taken.status, 201, JSON.stringify(taken.body));
     assert.equal((await getJson(`${short.url}/v1/u/${handle}`)).body.primary, next.id.primary);
     assert.equal(short.query("SELECT count(*) AS n FROM log_entries")[0].n, 3, "registration, release, registration");
+  });
+
+  test("but not with a registration signed before the release", async () => {
+    const { id, handle, envelope } = freshEnvelope(SERVER);
+    assert.equal((await postRegister(short.url, envelope)).status, 201);
+    const early = freshEnvelope(SERVER, { handle, edit: (p) => (p.created_at = new Date(Date.now() - 1000).toISOString()) });
+    assert.equal((await getJson(`${short.url}/v1/release`, { method: "POST", body: JSON.stringify(releaseEnvelope(id, { handle, server: SERVER })) })).status, 201);
+    const count = () => short.query("SELECT count(*) AS n FROM log_entries")[0].n;
+    const before = count();
+    const late = await postRegister(short.url, early.envelope);
+    assert.equal(late.status, 409, JSON.stringify(late.body));
+    assert.equal(errorCode(late), "statement_superseded");
+    assert.equal(count(), before, "nothing appended");
+    assert.equal((await postRegister(short.url, freshEnvelope(SERVER, { handle, id: early.id }).envelope)).status, 201, "signed after it, it applies");
   });
 });

@@ -110,16 +110,19 @@ const HANDLE_BY_KEY: &str = "SELECT handle FROM registrations WHERE primary_key 
 const BY_SKELETON: &str =
     "SELECT handle, primary_key, registered_at, envelope, coalesce(released_at, '') AS released_at \
      FROM registrations WHERE skeleton = ?1";
-/// A registration's log entry, appended (the next index) unless the handle is held, or was
-/// given up by another key after the cutoff (?4, RFC 3339): then nothing is appended, and the
-/// insert after it fails on the row that is there.
+/// A registration's log entry, appended (the next index) unless the handle is held, was
+/// given up by another key after the cutoff (?4, RFC 3339), or was given up by a release
+/// signed after this registration (?5, Unix ms: a registration replayed to take a handle
+/// back): then nothing is appended, and the insert after it fails on the row that is there.
 const APPEND_REGISTRATION: &str = "INSERT INTO log_entries (idx, entry) \
      SELECT coalesce((SELECT max(idx) FROM log_entries) + 1, 0), ?1 WHERE NOT EXISTS (SELECT 1 FROM registrations \
-     WHERE handle = ?2 AND (released_at IS NULL OR (primary_key <> ?3 AND released_at > ?4))) RETURNING idx";
-/// Then, in the same batch: a released row the registration may take (its own key's, or one
-/// out of quarantine) makes way (its statements stay in the log).
+     WHERE handle = ?2 AND (released_at IS NULL OR coalesce(stated_at_ms, 0) > ?5 \
+     OR (primary_key <> ?3 AND released_at > ?4))) RETURNING idx";
+/// Then, in the same batch and under the same condition: a released row the registration may
+/// take (its own key's, or one out of quarantine) makes way (its statements stay in the log).
 const CLEAR_RELEASED: &str = "DELETE FROM registrations \
-     WHERE handle = ?1 AND released_at IS NOT NULL AND (primary_key = ?2 OR released_at <= ?3)";
+     WHERE handle = ?1 AND released_at IS NOT NULL AND coalesce(stated_at_ms, 0) <= ?4 \
+     AND (primary_key = ?2 OR released_at <= ?3)";
 /// Then the registration, pointing at its entry, signed at ?6 (Unix ms).
 const INSERT: &str = "INSERT INTO registrations \
      (handle, primary_key, registered_at, envelope, skeleton, log_index, stated_at_ms) \
@@ -401,6 +404,7 @@ pub fn registration_write(
     let text = |v: &str| JsValue::from_str(v);
     let (handle, primary) = (text(&record.handle), text(&record.primary_key));
     let cutoff = text(cutoff);
+    let signed_at = JsValue::from(signed_at_ms as f64);
     with_statements(env, |s| {
         let statements = [
             s.append_registration.clone().bind(&[
@@ -408,15 +412,16 @@ pub fn registration_write(
                 handle.clone(),
                 primary.clone(),
                 cutoff.clone(),
+                signed_at.clone(),
             ]),
-            s.clear_released.clone().bind(&[handle.clone(), primary.clone(), cutoff]),
+            s.clear_released.clone().bind(&[handle.clone(), primary.clone(), cutoff, signed_at.clone()]),
             s.insert.clone().bind(&[
                 handle,
                 primary,
                 text(&record.registered_at),
                 text(&record.envelope),
                 text(skeleton),
-                JsValue::from(signed_at_ms as f64),
+                signed_at,
             ]),
         ];
         write(s, key, statements, &record.handle)

@@ -419,6 +419,14 @@ fn rate_limited() -> ApiError {
     ApiError::RateLimited { retry_after: RATE_LIMIT_PERIOD_SECONDS }
 }
 
+/// What a registration that passed its checks is about to write: the record, its skeleton,
+/// and the quarantine's cutoff (RFC 3339) it was written under.
+struct Pending {
+    record: UserRecord,
+    skeleton: String,
+    cutoff: String,
+}
+
 /// Every check of a registration but the signature's equation, on the body `register` read
 /// (null: too large). A response when the request ends here, else `[limitKey, proof, finish]`
 /// for `register`'s second step.
@@ -462,19 +470,19 @@ fn check_body(
                 let skeleton = handle.skeleton();
                 let cutoff = format_rfc3339_utc(now_ms - i64::from(quarantine_days) * DAY_MS);
                 db::registration_write(env, log_key, &record, &skeleton, &cutoff, signed_at_ms)
-                    .map(|write| (record, skeleton, write))
+                    .map(|write| (Pending { record, skeleton, cutoff }, write))
             })
             .transpose()?,
         Err(_) => None,
     };
     let proof = match &signed {
         Ok(signed) => {
-            let write = pending.as_ref().map(|(_, _, write)| write);
+            let write = pending.as_ref().map(|(_, write)| write);
             db::proof([(*signed.key_bytes(), signed.signature_bytes())], signed.message(), write)
         }
         Err(_) => JsValue::UNDEFINED,
     };
-    let pending = pending.map(|(record, skeleton, _)| (record, skeleton));
+    let pending = pending.map(|(pending, _)| pending);
     let env = env.clone();
     let finish = Closure::once_into_js(move |step: u32, outcome: JsValue| -> JsValue {
         let concluded = match step {
@@ -484,19 +492,16 @@ fn check_body(
                 // SQLite names the newest index it checked first: the skeleton's, also when
                 // the very handle (or key) is taken. The code comes from the holder, read from
                 // the primary, where the insert lost.
-                (ApiError::HandleConfusable, Some((record, skeleton))) => {
+                (ApiError::HandleConfusable, Some(Pending { record, skeleton, cutoff })) => {
                     return promise(async move {
                         let holder = db::skeleton_holder(&env, &skeleton).await;
                         let error = match holder {
-                            // Its own handle, given up by another key, in quarantine.
-                            Ok(Some(holder)) if holder.released_at.is_some() && holder.handle == record.handle => {
-                                ApiError::HandleQuarantined { days: quarantine_days }
-                            }
-                            Ok(Some(holder)) => ApiError::conflict_with(
-                                &holder.handle,
-                                &holder.primary_key,
+                            Ok(Some(holder)) => registration::lost_to(
+                                &holder,
                                 &record.handle,
                                 &record.primary_key,
+                                &cutoff,
+                                quarantine_days,
                             ),
                             Ok(None) => ApiError::HandleConfusable,
                             Err(e) => e,
@@ -516,7 +521,7 @@ fn check_body(
 /// `[holds, outcome]`): the stored user's row, read back after the log's step.
 fn conclude(
     signed: registration::Signed,
-    pending: Option<(UserRecord, String)>,
+    pending: Option<Pending>,
     written: JsValue,
     config: &Config,
     settings: &CacheSettings,

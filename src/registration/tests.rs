@@ -415,6 +415,35 @@ fn checks_run_in_the_contract_order() {
     assert_eq!(check(&e).unwrap_err(), ApiError::InvalidHandle);
 }
 
+#[test]
+fn a_lost_registration_is_told_why_by_the_row_that_holds_its_skeleton() {
+    let row = |handle: &str, key: &str, released_at: Option<&str>| UserRecord {
+        handle: handle.into(),
+        primary_key: key.into(),
+        registered_at: "2026-12-01T00:00:00Z".into(),
+        envelope: "{}".into(),
+        released_at: released_at.map(Into::into),
+        log: None,
+    };
+    let cutoff = "2026-11-02T12:00:00Z";
+    let lost = |holder: &UserRecord, handle: &str, key: &str| lost_to(holder, handle, key, cutoff, 30);
+    // Held: the plain conflicts.
+    assert_eq!(lost(&row("alice", "ed25519:aa", None), "alice", "ed25519:bb"), ApiError::HandleTaken);
+    assert_eq!(lost(&row("a1ice", "ed25519:aa", None), "alice", "ed25519:aa"), ApiError::KeyAlreadyRegistered);
+    assert_eq!(lost(&row("a1ice", "ed25519:aa", None), "alice", "ed25519:bb"), ApiError::HandleConfusable);
+    // Released by another key within the quarantine; or after it, or by its own key, yet kept:
+    // released by a statement signed after this registration.
+    let recent = Some("2026-12-01T00:00:00Z");
+    assert_eq!(
+        lost(&row("alice", "ed25519:aa", recent), "alice", "ed25519:bb"),
+        ApiError::HandleQuarantined { days: 30 }
+    );
+    assert_eq!(lost(&row("alice", "ed25519:aa", Some(cutoff)), "alice", "ed25519:bb"), ApiError::StatementSuperseded);
+    assert_eq!(lost(&row("alice", "ed25519:aa", recent), "alice", "ed25519:aa"), ApiError::StatementSuperseded);
+    // A released lookalike is still a lookalike.
+    assert_eq!(lost(&row("a1ice", "ed25519:aa", recent), "alice", "ed25519:bb"), ApiError::HandleConfusable);
+}
+
 proptest::proptest! {
     /// serde_json writes the payload and the envelope exactly as the JCS reference does, for
     /// any strings (control characters, quotes, backslashes, non-ASCII, astral planes).
