@@ -252,8 +252,8 @@ pub fn refusal(change: &Change, row: Option<(&str, bool)>) -> ApiError {
         None => ApiError::UserNotFound,
         Some((_, true)) => ApiError::HandleReleased,
         Some((current, false)) if current != change.current_key() => ApiError::NotCurrentKey,
-        // It named the current key and the handle is held: the statement in force was signed
-        // after it (a replay, or a statement that applied between its write and this read).
+        // It named the current key and the handle is held (the row is read in the write's own
+        // transaction): the statement in force was signed after it.
         Some(_) => ApiError::StatementSuperseded,
     }
 }

@@ -169,6 +169,50 @@ describe("the log", () => {
     assert.equal(worker.query("SELECT count(*) AS n FROM log_entries")[0].n, size);
   });
 
+  test("a registration whose log step fails is still answered 201 (without a proof), and the next step signs it", async () => {
+    // The step's batch fails (its update of the tree's state), after the registration's own
+    // batch has committed.
+    worker.tamper("CREATE TRIGGER refuse_steps BEFORE UPDATE ON log_state BEGIN SELECT RAISE(ABORT, 'step refused'); END");
+    let first;
+    try {
+      first = freshEnvelope(SERVER);
+      const response = await postRegister(worker.url, first.envelope);
+      assert.equal(response.status, 201, JSON.stringify(response.body));
+      assert.equal(response.body.handle, first.handle);
+      assert.equal(response.body.log, null, "not signed yet");
+      const bookmark = { "x-kez-bookmark": response.headers.get("x-kez-bookmark") };
+      const found = await getJson(`${worker.url}/v1/u/${first.handle}`, { headers: bookmark });
+      assert.equal(found.status, 200);
+      assert.equal(found.body.log, null);
+    } finally {
+      worker.tamper("DROP TRIGGER refuse_steps");
+    }
+    const next = await postRegister(worker.url, freshEnvelope(SERVER).envelope);
+    assert.equal(next.status, 201);
+    const signed = await getJson(`${worker.url}/v1/u/${first.handle}`, { headers: { "x-kez-bookmark": next.headers.get("x-kez-bookmark") } });
+    assert.equal(signed.status, 200);
+    assert.equal(signed.body.log.index, next.body.log.index - 1, "signed by the next registration's step");
+    assert.equal(signed.body.log.checkpoint, next.body.log.checkpoint);
+  });
+
+  test("a registration answered 503 wrote nothing, even when only the read of its row failed", async () => {
+    // Lookups read log_nodes, the registration's own statements do not.
+    worker.tamper("ALTER TABLE log_nodes RENAME TO log_nodes_away");
+    const count = (table) => worker.query(`SELECT count(*) AS n FROM ${table}`)[0].n;
+    const before = [count("registrations"), count("log_entries")];
+    try {
+      const { envelope } = freshEnvelope(SERVER);
+      const response = await postRegister(worker.url, envelope);
+      assert.equal(response.status, 503, JSON.stringify(response.body));
+      assert.equal(errorCode(response), "storage_unavailable");
+      assert.match(response.body.message, /nothing was written/);
+      assert.deepEqual([count("registrations"), count("log_entries")], before, "nothing was written");
+    } finally {
+      worker.tamper("ALTER TABLE log_nodes_away RENAME TO log_nodes");
+    }
+    assert.equal((await postRegister(worker.url, freshEnvelope(SERVER).envelope)).status, 201, "and the next one is written");
+  });
+
   test("an entry edited behind the worker fails the audit", async () => {
     const changes = worker.tamper("UPDATE log_entries SET entry = replace(entry, 'handle_registration', 'handle_registratioN') WHERE idx = 3");
     assert.equal(changes.changes, 1);

@@ -389,9 +389,10 @@ pub fn latest_bookmark(session: &D1DatabaseSession) -> Option<String> {
 }
 
 /// What `verifyAndWrite` (runtime.js) needs to write a registration: on the isolate's
-/// `first-primary` session, in one batch, its log entry (unless the handle is held or in
-/// quarantine from another key: released at or after `cutoff`), the clearing of a released row
-/// it may take, and its insert; then the log's step and the read back by handle. No read
+/// `first-primary` session, in one batch, its log entry (unless the handle is held, in
+/// quarantine from another key: released after `cutoff`, or released by a statement signed
+/// after it), the clearing of a released row it may take, its insert, and the read back by
+/// handle; then the log's step, which reads the row again with its proof. No read
 /// before the write: the UNIQUE constraints (handle, key, skeleton) decide races and lookalikes.
 pub fn registration_write(
     env: &Env,
@@ -479,9 +480,11 @@ pub struct Written {
 }
 
 pub enum Outcome {
-    /// The statement applied; the handle's row read back after the log's step.
+    /// The statement applied; the handle's row read back (after the log's step, with its
+    /// proof; else as the write left it).
     Written(Option<UserRecord>),
-    /// The handle's state did not allow it (nothing was written); its row as it is now.
+    /// The handle's state did not allow it (nothing was written); its row as the write's
+    /// transaction found it.
     Refused(Option<UserRecord>),
 }
 

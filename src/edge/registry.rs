@@ -518,7 +518,8 @@ fn check_body(
 }
 
 /// The response once the equation was checked and the write ran (`verifyAndWrite`'s
-/// `[holds, outcome]`): the stored user's row, read back after the log's step.
+/// `[holds, outcome]`): the stored user's row, read back with the write (and after the log's
+/// step, with its proof).
 fn conclude(
     signed: registration::Signed,
     pending: Option<Pending>,

@@ -290,18 +290,20 @@ async function registerSteps(request, env, limits, maxBody, check) {
 /**
  * Ed25519's equation by the runtime (WebCrypto) for each `[key, signature]` of `proofs` over
  * `message`; then, if all hold and a `write` is given (every other check passed), the
- * statement and its log entry in one transaction, the log's tree brought up to it
- * (`advanceLog`), and the handle's row read back. Resolves to `[holds, outcome]`: `holds` one
+ * statement and its log entry in one transaction that also reads the handle's row back, then
+ * the log's tree brought up to it (`advanceLog`, which reads the row again with its proof).
+ * Resolves to `[holds, outcome]`: `holds` one
  * boolean per proof; `outcome` undefined (no write), `[WRITTEN, row]`, or `[REFUSED, row]` when
  * the handle's state did not allow the statement (its entry was not appended, nothing was
- * written; `row` says why). Rejects with D1's error if the write fails. The worker has checked
+ * written; `row`, read in the same transaction, says why). Rejects with D1's error if the
+ * write fails, and only then. The worker has checked
  * the strict rules first (canonical s, an R and a key not of small order; `registration::check`).
  * A key that is not a point fails the equation here, and wasm then tells the two errors apart.
  *
  * `write` is `[session, statements, log, readBack, value]`: the `first-primary`
  * session and the bound statements of the transaction, the first of which appends the entry
  * (`RETURNING idx`, no row when refused); the log's statements and step (`advanceLog`); and the
- * read back (`firstRow` of `readBack` bound to `value`).
+ * read back (`readBack` bound to `value`).
  */
 async function verifyAndWrite(proofs, message, write) {
   const holds = await Promise.all(
@@ -320,17 +322,23 @@ async function verifyAndWrite(proofs, message, write) {
   const alone = writes === 0 && stepping === undefined;
   writes++;
   try {
-    const written = await session.batch(alone ? [...statements, state, entries] : statements);
+    // The handle's row is read in the write's own transaction: as the write left it, or as
+    // it is when the write was refused. No read after the commit can fail and leave a
+    // written statement answered as an error.
+    const row = readBack.bind(value);
+    const written = await session.batch([...statements, row, ...(alone ? [state, entries] : [])]);
     const appended = written[0];
-    if (appended.results.length === 0) return [holds, [REFUSED, await firstRow(readBack, value)]];
-    let row;
+    const [now] = written[statements.length].results;
+    const rowNow = now === undefined ? null : Object.values(now);
+    if (appended.results.length === 0) return [holds, [REFUSED, rowNow]];
+    let signed;
     try {
-      row = await advanceLog(session, log, appended.results[0].idx + 1, alone ? written.slice(-2) : undefined, readBack.bind(value));
+      signed = await advanceLog(session, log, appended.results[0].idx + 1, alone ? written.slice(-2) : undefined, row);
     } catch (e) {
       // Written and logged; the next step signs it (its lookups carry no proof until then).
       console.error("log: step failed", String(e));
     }
-    return [holds, [WRITTEN, row ?? (await firstRow(readBack, value))]];
+    return [holds, [WRITTEN, signed ?? rowNow]];
   } finally {
     writes--;
   }
@@ -405,7 +413,7 @@ let signedSize = 0;
  *
  * Each step's write batch also reads back the rows of the registrations it signs (`readBack`,
  * their row's statement), so the promise resolves to the row (its values in order) when a
- * step read it, else to undefined, and the caller reads the row. `read` is `[state, entries]`
+ * step read it, else to undefined, and the caller keeps the row its write read. `read` is `[state, entries]`
  * as the registration's write batch read them (if it did): when no step is in flight, the
  * first step is made from them, with no read of its own. Alone, a registration then takes two
  * round trips in all; waiting for a step, three.
