@@ -25,7 +25,7 @@ pub fn parse_rate_limits(value: Option<&str>) -> Result<bool, String> {
     match value.map(str::trim) {
         None | Some("") | Some("on") => Ok(true),
         Some("off") => Ok(false),
-        Some(other) => Err(format!("REGISTRATION_RATE_LIMITS: {other:?} is neither \"on\" nor \"off\"")),
+        Some(other) => Err(format!("REGISTRATION_RATE_LIMITS: \"{other}\" is neither \"on\" nor \"off\"")),
     }
 }
 
@@ -39,7 +39,7 @@ impl Config {
         let sig_server_url = sig_server_url.trim_end_matches('/');
         let scheme_ok = sig_server_url.starts_with("https://") || sig_server_url.starts_with("http://");
         if !scheme_ok || sig_server_url.contains(char::is_whitespace) {
-            return Err(format!("SIG_SERVER_URL: {sig_server_url:?} is not an http(s) URL"));
+            return Err(format!("SIG_SERVER_URL: \"{sig_server_url}\" is not an http(s) URL"));
         }
         let relays: Vec<String> = relays
             .split(|c: char| c == ',' || c.is_whitespace())

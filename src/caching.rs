@@ -43,9 +43,11 @@ impl CacheSettings {
         {
             match value.map(str::trim).filter(|v| !v.is_empty()) {
                 None => Ok(default),
-                Some(v) => {
-                    v.parse().ok().filter(|n| *n <= max).ok_or(format!("{name}: {v:?} is not a whole number 0..={max}"))
-                }
+                Some(v) => v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= max)
+                    .ok_or(format!("{name}: \"{v}\" is not a whole number 0..={max}")),
             }
         }
         Ok(CacheSettings {

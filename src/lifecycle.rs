@@ -29,7 +29,7 @@ pub fn parse_quarantine_days(value: Option<&str>) -> Result<u32, String> {
             .parse::<u32>()
             .ok()
             .filter(|days| *days <= 3650)
-            .ok_or_else(|| format!("RELEASE_QUARANTINE_DAYS: {v:?} is not a whole number of days from 0 to 3650")),
+            .ok_or_else(|| format!("RELEASE_QUARANTINE_DAYS: \"{v}\" is not a whole number of days from 0 to 3650")),
     }
 }
 

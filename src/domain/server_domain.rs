@@ -27,7 +27,7 @@ impl ServerDomain {
         if host_ok && port_ok {
             Ok(ServerDomain(lower))
         } else {
-            Err(format!("{s:?} is not a host name (with an optional port)"))
+            Err(format!("\"{s}\" is not a host name (with an optional port)"))
         }
     }
 

@@ -100,7 +100,7 @@ fn read_log_key(env: &Env) -> &'static Result<Option<LogKey>, String> {
         match seed {
             None => Ok(None),
             Some(seed) => {
-                let server = config(env).map_err(|e| format!("{e:?}"))?.server.clone();
+                let server = config(env).map_err(|e| e.log_detail().unwrap_or_default().to_owned())?.server.clone();
                 LogKey::parse(&seed, &server).map(Some)
             }
         }

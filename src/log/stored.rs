@@ -105,8 +105,8 @@ impl LogColumns<'_> {
         if self.index.is_empty() {
             return Ok(None);
         }
-        let index: u64 = self.index.parse().map_err(|_| format!("log index {:?}", self.index))?;
-        let size: u64 = self.size.parse().map_err(|_| format!("log size {:?}", self.size))?;
+        let index: u64 = self.index.parse().map_err(|_| format!("log index \"{}\"", self.index))?;
+        let size: u64 = self.size.parse().map_err(|_| format!("log size \"{}\"", self.size))?;
         if index >= size {
             return Ok(None);
         }
