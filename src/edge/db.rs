@@ -149,11 +149,13 @@ const LOG_INSERT_NODES: &str = "INSERT OR IGNORE INTO log_nodes (key, hash) \
      SELECT json_extract(value, '$[0]'), unhex(json_extract(value, '$[1]')) FROM json_each(?1)";
 const LOG_UPDATE: &str = "UPDATE log_state SET size = ?1, edge = ?2, checkpoint = ?3 WHERE id = 1 AND size = ?4";
 const LOG_CHECKPOINT: &str = "SELECT coalesce(checkpoint, '') AS checkpoint FROM log_state WHERE id = 1";
-/// The signed tree's size: tiles are served only within it.
-const LOG_SIZE: &str = "SELECT size || '' AS size FROM log_state WHERE id = 1";
-const LOG_TILE: &str =
-    "SELECT hex(hash) AS hash FROM log_nodes WHERE key BETWEEN CAST(?1 AS INTEGER) AND CAST(?2 AS INTEGER) ORDER BY key";
-const LOG_BUNDLE: &str = "SELECT entry FROM log_entries WHERE idx BETWEEN ?1 AND ?2 ORDER BY idx";
+/// A tile's hashes or entries, only if the signed tree has at least ?3 leaves (the smallest
+/// tree that has the tile): nothing is served outside the signed tree.
+const LOG_TILE: &str = "SELECT hex(hash) AS hash FROM log_nodes \
+     WHERE key BETWEEN CAST(?1 AS INTEGER) AND CAST(?2 AS INTEGER) AND ?3 <= (SELECT size FROM log_state WHERE id = 1) \
+     ORDER BY key";
+const LOG_BUNDLE: &str = "SELECT entry FROM log_entries \
+     WHERE idx BETWEEN ?1 AND ?2 AND ?3 <= (SELECT size FROM log_state WHERE id = 1) ORDER BY idx";
 
 /// How a user is looked up: by handle or by primary key (`ed25519:<hex>`).
 #[derive(Clone, Copy)]
@@ -202,7 +204,6 @@ struct Statements {
     primary_by_skeleton: D1PreparedStatement,
     /// On the replica session: what the log's endpoints serve.
     log_checkpoint: D1PreparedStatement,
-    log_size: D1PreparedStatement,
     log_tile: D1PreparedStatement,
     log_bundle: D1PreparedStatement,
 }
@@ -254,7 +255,6 @@ fn with_statements<T>(env: &Env, f: impl FnOnce(&Statements) -> T) -> Result<T, 
                 handle_by_key: db.prepare(HANDLE_BY_KEY),
                 primary_by_skeleton: db.prepare(BY_SKELETON),
                 log_checkpoint: replica.prepare(LOG_CHECKPOINT),
-                log_size: replica.prepare(LOG_SIZE),
                 log_tile: replica.prepare(LOG_TILE),
                 log_bundle: replica.prepare(LOG_BUNDLE),
             });
@@ -581,22 +581,18 @@ pub async fn log_checkpoint(env: &Env) -> Result<Option<String>, ApiError> {
     Ok(notes.into_iter().next().filter(|note| !note.is_empty()))
 }
 
-/// The number of entries the newest checkpoint signs.
-pub async fn log_size(env: &Env) -> Result<u64, ApiError> {
-    let sizes = column(&statement(env, |s| &s.log_size)?, &[], "size").await?;
-    sizes.first().and_then(|size| size.parse().ok()).ok_or_else(|| internal("the log's state has no size"))
-}
-
-/// The stored node hashes (hex) with keys from `first` to `last`, in order. The keys pass as
-/// text: above level 0 they are beyond what a JS number holds exactly.
-pub async fn log_hashes(env: &Env, first: i64, last: i64) -> Result<Vec<String>, ApiError> {
-    let bounds = [JsValue::from(first.to_string()), JsValue::from(last.to_string())];
+/// The stored node hashes (hex) with keys from `first` to `last`, in order, if the signed tree
+/// has at least `min_size` leaves (else none). The keys pass as text: above level 0 they are
+/// beyond what a JS number holds exactly.
+pub async fn log_hashes(env: &Env, first: i64, last: i64, min_size: u64) -> Result<Vec<String>, ApiError> {
+    let bounds = [JsValue::from(first.to_string()), JsValue::from(last.to_string()), JsValue::from(min_size as f64)];
     column(&statement(env, |s| &s.log_tile)?, &bounds, "hash").await
 }
 
-/// The log entries from `first` to `last`, in order.
-pub async fn log_entries(env: &Env, first: u64, last: u64) -> Result<Vec<String>, ApiError> {
-    let bounds = [JsValue::from(first as f64), JsValue::from(last as f64)];
+/// The log entries from `first` to `last`, in order, if the signed tree has at least
+/// `min_size` leaves (else none).
+pub async fn log_entries(env: &Env, first: u64, last: u64, min_size: u64) -> Result<Vec<String>, ApiError> {
+    let bounds = [JsValue::from(first as f64), JsValue::from(last as f64), JsValue::from(min_size as f64)];
     column(&statement(env, |s| &s.log_bundle)?, &bounds, "entry").await
 }
 

@@ -35,7 +35,8 @@ pub fn checkpoint(env: Env, settings: &'static CacheSettings) -> JsValue {
 }
 
 /// `GET /log/tile/…`: a hash tile or an entry bundle of the tree the newest checkpoint signs
-/// or of an older one (a partial tile of any width up to the tree's there: `Tile::exists_in`).
+/// or of an older one (a partial tile of any width up to the tree's there: `Tile::min_tree_size`),
+/// in one query.
 pub fn tile(env: Env, settings: &'static CacheSettings, path: &str) -> JsValue {
     let tile = Tile::parse(path);
     promise(async move {
@@ -54,14 +55,12 @@ pub fn tile(env: Env, settings: &'static CacheSettings, path: &str) -> JsValue {
 }
 
 async fn read_tile(env: &Env, tile: Tile) -> Result<Vec<u8>, ApiError> {
-    if !tile.exists_in(db::log_size(env).await?) {
-        return Err(ApiError::TileNotFound);
-    }
+    let min_size = tile.min_tree_size().ok_or(ApiError::TileNotFound)?;
     match tile {
         Tile::Hashes { level, index, width } => {
             let nodes: Vec<tree::Node> = tree::tile_nodes(level, index, width).collect();
             let (first, last) = (nodes[0].key(), nodes[nodes.len() - 1].key());
-            let hashes = db::log_hashes(env, first, last).await?;
+            let hashes = db::log_hashes(env, first, last, min_size).await?;
             if hashes.len() != nodes.len() {
                 return Err(ApiError::TileNotFound);
             }
@@ -73,7 +72,7 @@ async fn read_tile(env: &Env, tile: Tile) -> Result<Vec<u8>, ApiError> {
         }
         Tile::Entries { index, width } => {
             let first = index * TILE_WIDTH;
-            let entries = db::log_entries(env, first, first + u64::from(width) - 1).await?;
+            let entries = db::log_entries(env, first, first + u64::from(width) - 1, min_size).await?;
             if entries.len() != usize::from(width) {
                 return Err(ApiError::TileNotFound);
             }

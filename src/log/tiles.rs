@@ -67,19 +67,17 @@ impl Tile {
         }
     }
 
-    /// Whether the tile exists in a tree of `size` leaves or in a smaller one: a full tile once
-    /// the tree covers it, a partial one of any width up to what the tree has there (a client
-    /// holding an older checkpoint asks for the width its tree had).
-    pub fn exists_in(&self, size: u64) -> bool {
+    /// The smallest tree that has the tile: a full tile once the tree covers it, a partial one
+    /// of width w once the tree has w items there (a tree of that size or larger serves it: a
+    /// client holding an older checkpoint asks for the width its tree had). `None` when no tree
+    /// of up to 2^63 leaves (SQLite's integers) has it.
+    pub fn min_tree_size(&self) -> Option<u64> {
         let (per_item, index, width) = match self {
             Tile::Hashes { level, index, width } => (1u64 << (TILE_HEIGHT * u32::from(*level)), *index, *width),
             Tile::Entries { index, width } => (1, *index, *width),
         };
-        // How many items of this level the tree has in all, then in this tile.
-        let items = size / per_item;
-        let Some(start) = index.checked_mul(TILE_WIDTH) else { return false };
-        let here = items.saturating_sub(start).min(TILE_WIDTH);
-        here >= u64::from(width)
+        let items = index.checked_mul(TILE_WIDTH)?.checked_add(u64::from(width))?;
+        items.checked_mul(per_item).filter(|size| *size <= i64::MAX as u64)
     }
 }
 
@@ -193,19 +191,24 @@ mod tests {
     #[test]
     fn which_tiles_a_tree_has() {
         let size = 256 * 3 + 10;
-        assert!(Tile::Hashes { level: 0, index: 2, width: 256 }.exists_in(size));
-        assert!(Tile::Hashes { level: 0, index: 3, width: 10 }.exists_in(size));
-        assert!(Tile::Hashes { level: 0, index: 3, width: 9 }.exists_in(size), "a narrower one, of an older tree");
-        assert!(!Tile::Hashes { level: 0, index: 3, width: 11 }.exists_in(size), "wider than the tree");
-        assert!(Tile::Hashes { level: 0, index: 2, width: 5 }.exists_in(size), "a full tile's older partial");
-        assert!(!Tile::Hashes { level: 0, index: 3, width: 256 }.exists_in(size));
-        assert!(Tile::Hashes { level: 1, index: 0, width: 3 }.exists_in(size));
-        assert!(!Tile::Hashes { level: 1, index: 0, width: 256 }.exists_in(size));
-        assert!(Tile::Entries { index: 3, width: 10 }.exists_in(size));
-        assert!(!Tile::Entries { index: 3, width: 11 }.exists_in(size));
-        assert!(!Tile::Entries { index: u64::MAX, width: 256 }.exists_in(size));
-        assert!(!Tile::Entries { index: 1 << 56, width: 1 }.exists_in(u64::MAX), "its first entry is past any index");
-        assert!(!Tile::Hashes { level: 0, index: 1 << 48, width: 1 }.exists_in(size));
+        let exists = |tile: Tile| tile.min_tree_size().is_some_and(|min| size >= min);
+        assert!(exists(Tile::Hashes { level: 0, index: 2, width: 256 }));
+        assert!(exists(Tile::Hashes { level: 0, index: 3, width: 10 }));
+        assert!(exists(Tile::Hashes { level: 0, index: 3, width: 9 }), "a narrower one, of an older tree");
+        assert!(!exists(Tile::Hashes { level: 0, index: 3, width: 11 }), "wider than the tree");
+        assert!(exists(Tile::Hashes { level: 0, index: 2, width: 5 }), "a full tile's older partial");
+        assert!(!exists(Tile::Hashes { level: 0, index: 3, width: 256 }));
+        assert!(exists(Tile::Hashes { level: 1, index: 0, width: 3 }));
+        assert!(!exists(Tile::Hashes { level: 1, index: 0, width: 256 }));
+        assert!(exists(Tile::Entries { index: 3, width: 10 }));
+        assert!(!exists(Tile::Entries { index: 3, width: 11 }));
+        assert_eq!(Tile::Hashes { level: 1, index: 0, width: 3 }.min_tree_size(), Some(3 * 256));
+        assert_eq!(Tile::Entries { index: 3, width: 11 }.min_tree_size(), Some(256 * 3 + 11));
+        // Past what any tree holds: its first entry is past any index, or the size overflows.
+        assert_eq!(Tile::Entries { index: u64::MAX, width: 256 }.min_tree_size(), None);
+        assert_eq!(Tile::Entries { index: 1 << 56, width: 1 }.min_tree_size(), None);
+        assert_eq!(Tile::Hashes { level: 0, index: 1 << 48, width: 1 }.min_tree_size(), Some((1 << 56) + 1));
+        assert_eq!(Tile::Hashes { level: 7, index: 1, width: 1 }.min_tree_size(), None);
     }
 
     #[test]
