@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { decodeSource, encodeRecovery } from "../src/lib/erasure";
 import { planPieces } from "../src/lib/files";
 import { newIdentity } from "../src/lib/identity";
-import { MAX_RECOVERY_PIECES, MAX_SOURCE_PIECES, MessageError, PIECE_SCHEME, decodeMessage, encodeMessage } from "../src/lib/message";
+import { MAX_PIECE_RELAYS, MAX_SOURCE_PIECES, MessageError, PIECE_SCHEME, decodeMessage, encodeMessage } from "../src/lib/message";
 import { wrap } from "../src/lib/nostr";
 import { canonicalBytes } from "../src/lib/registration";
 import { MAX_PADDED, PAD_STEP, SealError, bucketFor, open, seal, unpad } from "../src/lib/seal";
@@ -121,6 +121,19 @@ describe("counts and striping", () => {
   });
 });
 
+describe("the counts receivers accept", () => {
+  it("every plan a sender makes, over up to 100 relays, has n ≤ 2k + MAX_PIECE_RELAYS", () => {
+    for (const relays of [1, 2, 3, 5, 20, 64, 65, 100]) {
+      const limitsOf = new Map(Array.from({ length: relays }, (_, r) => [`wss://r${r}`, limits(65_536)] as const));
+      for (const size of [1, 40_000, 1_000_000, 10 * 1024 * 1024]) {
+        const plan = planPieces(size, limitsOf, true);
+        expect(plan.shares.size).toBe(Math.min(relays, MAX_PIECE_RELAYS));
+        expect(plan.n, `${relays} relays, ${size} bytes`).toBeLessThanOrEqual(2 * plan.k + MAX_PIECE_RELAYS);
+      }
+    }
+  });
+});
+
 describe("NIP-11 limits", () => {
   it("reads limitation fields and assumes 64 KiB when there are none", () => {
     expect(limitsFromNip11({ limitation: { max_message_length: 131_072, max_content_length: 100_000, max_event_tags: 100, auth_required: true, restricted_writes: false } })).toEqual({
@@ -165,7 +178,12 @@ describe("v2 bodies", () => {
     expect(() => decode({ ...pointer, n: 2 })).toThrow(MessageError);
     expect(() => decode({ ...pointer, piece_bytes: 48_001, k: 3 })).toThrow(MessageError);
     expect(() => decode({ ...pointer, scheme: "xor" })).toThrow(MessageError);
-    expect(() => decode({ ...pointer, n: 3 + MAX_RECOVERY_PIECES + 1 })).toThrow(MessageError);
+    expect(decode({ ...pointer, n: 2 * 3 + MAX_PIECE_RELAYS }).header).toMatchObject({ n: 70 });
+    expect(() => decode({ ...pointer, n: 2 * 3 + MAX_PIECE_RELAYS + 1 })).toThrow(MessageError);
+    // One source piece and 32,768 recovery pieces: one piece sent, a gigabyte of decoding asked.
+    const bomb = { ...pointer, size: 16_384, piece_bytes: 16_384, k: 1, n: 32_769 };
+    expect(() => decode(bomb)).toThrow(MessageError);
+    expect(() => decode({ type: "kez-file-piece-v2", file_id: fileId, i: 32_768, k: 1, n: 32_769 }, bytesOf(16_384))).toThrow(MessageError);
     expect(() => decode({ ...pointer, size: 48_000 * (MAX_SOURCE_PIECES + 1), k: MAX_SOURCE_PIECES + 1 })).toThrow(MessageError);
   });
 

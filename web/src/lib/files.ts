@@ -4,7 +4,7 @@
 // rebuild the file. A relay that refuses a piece for good loses its share to the others; a
 // relay that stays silent is covered by the redundancy.
 import { encodeRecovery } from "./erasure";
-import { type Body, MIN_PIECE_BYTES } from "./message";
+import { type Body, MAX_PIECE_RELAYS, MIN_PIECE_BYTES } from "./message";
 import type { NostrEvent } from "./nostr";
 import { type Relay, RelayRefusal } from "./relay";
 import { type RelayLimits, maxPaddedFor, pieceBytesFor, pieceCounts, stripe, takesPieces } from "./transfer";
@@ -53,11 +53,12 @@ export interface PiecePlan {
 
 /**
  * Cuts `size` bytes for these relays (URL → limits): pieces sized for the tightest relay that
- * takes pieces; striped (each relay its own share) or, for the benchmark baseline, every piece
- * to every relay with no redundancy.
+ * takes pieces, of the first MAX_PIECE_RELAYS (receivers refuse the counts more would make);
+ * striped (each relay its own share) or, for the benchmark baseline, every piece to every
+ * relay with no redundancy.
  */
 export function planPieces(size: number, relays: Map<string, RelayLimits>, striped: boolean): PiecePlan {
-  const targets = [...relays].filter(([, l]) => takesPieces(l));
+  const targets = [...relays].filter(([, l]) => takesPieces(l)).slice(0, MAX_PIECE_RELAYS);
   if (targets.length === 0) throw new FileSendError("None of your relays takes files: add one under Relays.");
   const maxPadded = maxPaddedFor(targets.map(([, l]) => l));
   const pieceBytes = pieceBytesFor(maxPadded);

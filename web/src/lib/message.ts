@@ -14,9 +14,15 @@ export const CHUNK_BYTES = 191_400;
 const MAX_CHUNKS = Math.ceil(FILE_MAX / CHUNK_BYTES);
 /** The erasure code of v2 pieces: Reed-Solomon over GF(2^16), Leopard-RS layout (erasure.ts). */
 export const PIECE_SCHEME = "rs-leopard-gf16";
-/** Source and recovery pieces each stay within what the code supports in every combination. */
+/** Source pieces: within what the code supports. */
 export const MAX_SOURCE_PIECES = 32_768;
-export const MAX_RECOVERY_PIECES = 32_768;
+/**
+ * Recovery pieces are at most k + this: a sender's are under 2k/3 plus one per relay
+ * (transfer.ts `pieceCounts`), and it stripes pieces over at most this many relays. A larger
+ * n would let anyone who can send one piece ask the receiver for decoding work out of all
+ * proportion to it (k = 1, n = 32,769: a 65,536-shard work buffer, a gigabyte at 16 KiB pieces).
+ */
+export const MAX_PIECE_RELAYS = 64;
 /** Receivers refuse smaller pieces: a sender needs them only for relays we do not use for files. */
 export const MIN_PIECE_BYTES = 1_024;
 const SIGNING_CONTEXT = utf8ToBytes("kez-msg-v1\u0000");
@@ -95,8 +101,8 @@ export function encodeMessage(sender: Identity, to: string, body: Body, data: Ui
 const isInt = (x: unknown, min: number, max: number): x is number => Number.isSafeInteger(x) && (x as number) >= min && (x as number) <= max;
 /** A piece size: even (the code works on 16-bit symbols), MIN_PIECE_BYTES..MAX_PADDED. */
 const isPieceBytes = (x: unknown) => isInt(x, MIN_PIECE_BYTES, MAX_PADDED) && (x as number) % 2 === 0;
-/** k source pieces and n ≥ k in all, within what the code supports. */
-const isCounts = (k: unknown, n: unknown) => isInt(k, 1, MAX_SOURCE_PIECES) && isInt(n, k as number, (k as number) + MAX_RECOVERY_PIECES);
+/** k source pieces and n ≥ k in all, at most k + MAX_PIECE_RELAYS of them recovery pieces. */
+const isCounts = (k: unknown, n: unknown) => isInt(k, 1, MAX_SOURCE_PIECES) && isInt(n, k as number, 2 * (k as number) + MAX_PIECE_RELAYS);
 const isName = (x: unknown): x is string => typeof x === "string" && x.length >= 1 && x.length <= NAME_MAX && !NAME_FORBIDDEN.test(x);
 
 /**
