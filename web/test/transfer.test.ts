@@ -17,6 +17,8 @@ import {
   contentLength,
   limitsFromNip11,
   maxPaddedFor,
+  maxPaddedForAll,
+  MIN_SIZING_PADDED,
   pieceBytesFor,
   pieceCounts,
   stripe,
@@ -54,6 +56,17 @@ describe("piece sizing", () => {
     expect(EVENT_OVERHEAD + contentLength(maxPadded + PAD_STEP)).toBeGreaterThan(DEFAULT_MAX_MESSAGE);
     // About 47 KB of file per 64 KiB event.
     expect(pieceBytes).toBeGreaterThan(47_000);
+  });
+
+  it("a relay stating a tiny limit does not size what goes to every relay", () => {
+    // One hostile or misconfigured relay of three: before, every text was "too long for your relays".
+    expect(maxPaddedFor([limits(65_536), limits(1_000)])).toBe(0);
+    expect(maxPaddedForAll([limits(65_536), limits(1_000), limits(262_144)])).toBe(maxPaddedFor([limits(65_536)]));
+    expect(maxPaddedForAll([limits(65_536), limits(1_000, { maxContentLength: 10 })])).toBe(maxPaddedFor([limits(65_536)]));
+    // A relay of 32 KiB still sizes it; with only tiny relays, they do.
+    expect(maxPaddedForAll([limits(65_536), limits(32_768)])).toBe(maxPaddedFor([limits(32_768)]));
+    expect(maxPaddedForAll([limits(1_000), limits(4_000)])).toBe(maxPaddedFor([limits(1_000)]));
+    expect(maxPaddedFor([limits(32_768)])).toBeGreaterThanOrEqual(MIN_SIZING_PADDED);
   });
 
   it("sizes for the tightest relay, and honours a content limit", () => {

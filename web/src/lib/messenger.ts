@@ -19,7 +19,7 @@ import { open as openSealed, SealError, seal } from "./seal";
 import { notice } from "./pins";
 import * as store from "./store";
 import { type Arrival, type Decision, decide, held } from "./trust";
-import { ASSUMED_LIMITS, type RelayLimits, maxPaddedFor } from "./transfer";
+import { ASSUMED_LIMITS, type RelayLimits, maxPaddedForAll } from "./transfer";
 
 /** Until a relay's NIP-11 document is read (or if reading it fails): the assumed limits. */
 const relayLimitsFallback = ASSUMED_LIMITS;
@@ -274,7 +274,7 @@ export class Messenger {
     }
     // Limits as known now (a relay whose NIP-11 is still on its way counts as 64 KiB): a text
     // never waits for a relay's web server.
-    const maxPadded = maxPaddedFor([...this.relays.keys()].map((url) => this.relayLimits.get(url) ?? relayLimitsFallback));
+    const maxPadded = maxPaddedForAll([...this.relays.keys()].map((url) => this.relayLimits.get(url) ?? relayLimitsFallback));
     const id = newId();
     const now = Date.now();
     let event: NostrEvent;
@@ -292,7 +292,8 @@ export class Messenger {
 
   /**
    * Sends a file (protocol v2): the local copy shows at once. It goes inline when its one event
-   * fits every relay; otherwise the pointer goes to every relay first, then the pieces, striped.
+   * fits every relay that sizes events (`maxPaddedForAll`); otherwise the pointer goes to every
+   * relay first, then the pieces, striped.
    */
   async sendFile(to: string, file: File): Promise<void> {
     checkFileSize(file.size, file.name);
@@ -314,8 +315,8 @@ export class Messenger {
       const common = { file_id: fileId, name, mime, size: bytes.length, sha256: digest };
       const limits = await this.limitsOfRelays();
       if (limits.size === 0) throw new SendError("No relays are set: add one under Relays.");
-      const maxPaddedAll = maxPaddedFor([...limits.values()]);
-      // Inline when the one event fits every relay (signing a file that cannot fit is skipped).
+      const maxPaddedAll = maxPaddedForAll([...limits.values()]);
+      // Inline when the one event fits every relay that sizes events (signing a file that cannot fit is skipped).
       const inline = bytes.length < maxPaddedAll ? encodeMessage(this.me, to, { type: "kez-file-v2", mode: "inline", ...common }, bytes, id) : null;
       if (inline && 4 + inline.length <= maxPaddedAll) {
         await store.updateMessage(id, (m) => ({ ...m, file: { ...m.file!, sha256: digest } }));

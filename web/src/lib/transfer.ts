@@ -63,6 +63,23 @@ export function maxPaddedFor(relays: RelayLimits[]): number {
 }
 
 /**
+ * Relays that take less padded plaintext than this do not size what is sent to every relay
+ * (texts, pointers, inline files): one relay stating a tiny limit, by mistake or on purpose,
+ * would otherwise make every message too long for "your relays". They are still sent to, and
+ * take what fits.
+ */
+export const MIN_SIZING_PADDED = 8_192;
+
+/**
+ * `maxPaddedFor` the relays that take at least MIN_SIZING_PADDED (all of them when none does):
+ * the padded size for an event that goes to every relay.
+ */
+export function maxPaddedForAll(relays: RelayLimits[]): number {
+  const sizing = relays.filter((l) => maxPaddedFor([l]) >= MIN_SIZING_PADDED);
+  return maxPaddedFor(sizing.length > 0 ? sizing : relays);
+}
+
+/**
  * The longest piece header (JCS, `sig` included) with every number at its longest: i, k, n up
  * to 5 digits, sent_at up to 16. Measured on a real header in the unit tests.
  */
