@@ -146,6 +146,128 @@ test("self-monitoring: a statement this app made itself (alice taking her handle
   assert.equal(await page.getByTestId("log-alarm").count(), 0);
 });
 
+/** The identity of the key `p` holds, as another device restored from its seed would have it. */
+async function sameKeyElsewhere(p) {
+  const { seed } = (await readStore(p, "identity")).find(({ key }) => key === "self").value;
+  return identity(Buffer.from(Object.values(seed)).toString("hex"));
+}
+
+/** The page's kept checkpoint of the home server's log, once it is `note`. */
+async function keptCheckpoint(p, note) {
+  for (let i = 0; i < 300; i++) {
+    if ((await readStore(p, "settings")).find(({ key }) => key === "app log localhost")?.value.checkpoint === note) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${p.name} never kept the checkpoint ${note}`);
+}
+
+test("a move whose answer is lost: the next start finds the handle on the new key and takes it up, with no alarm", async () => {
+  const { page } = alice.p;
+  await startedWithoutAlarm(alice.p);
+  const before = (await page.getByTestId("primary").textContent()).trim();
+  // The server applies the move; its answer never reaches the app.
+  await page.route("**/v1/rotate", async (route) => {
+    await route.fetch();
+    await route.fulfill({ status: 502, contentType: "text/plain", body: "bad gateway" });
+  });
+  try {
+    await showView(alice.p, "Settings");
+    await page.getByRole("button", { name: "Move to a new key…" }).click();
+    await page.getByRole("button", { name: "Move to a new key", exact: true }).click();
+    const error = page.getByTestId("handle-change-error");
+    for (let i = 0; (await error.textContent()).trim() === ""; i++) {
+      if (i > 300) throw new Error("the failed move was never reported");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await page.unroute("**/v1/rotate");
+  }
+  const holder = (await getJson(`${worker.url}/v1/u/alice`)).body.primary;
+  assert.notEqual(holder, before, "the server moved the handle");
+  assert.equal((await page.getByTestId("primary").textContent()).trim(), before, "the page kept its key for now");
+  await page.reload();
+  const shown = page.getByTestId("primary");
+  for (let i = 0; (await shown.textContent()).trim() !== holder; i++) {
+    if (i > 300) throw new Error("the next start never took up the new key");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await page.getByTestId("registered").getByText("alice@localhost").waitFor();
+  await monitoredUpTo(alice.p, await logSize());
+  assert.equal(await page.getByTestId("log-alarm").count(), 0, "its own move, recorded before it was sent");
+});
+
+test("self-monitoring keeps watching a handle the directory stops naming (an unsigned 404 proves no release)", async () => {
+  const carol = await setUp(worker.url, "carol");
+  try {
+    await startedWithoutAlarm(carol.p);
+    // The operator drops carol's row: lookups of her key now say 404, and nothing is logged.
+    assert.equal(worker.tamper("DELETE FROM registrations WHERE handle = 'carol'").changes, 1);
+    await startedWithoutAlarm(carol.p);
+    assert.deepEqual(await readStore(carol.p, "registration"), [], "the app no longer names carol as hers");
+    // Then the handle is given to another key, in the log.
+    const taken = await postRegister(worker.url, freshEnvelope("localhost", { handle: "carol" }).envelope);
+    assert.equal(taken.status, 201, JSON.stringify(taken.body));
+    await carol.p.page.reload();
+    const alarm = carol.p.page.getByTestId("log-alarm");
+    await alarm.waitFor({ timeout: 30_000 });
+    assert.match(await alarm.textContent(), /registration of carol that this app did not make/);
+  } finally {
+    await carol.p.close();
+  }
+});
+
+test("self-monitoring reads up to the newest checkpoint the app holds, though the server serves it an older one", async () => {
+  const dave = await setUp(worker.url, "dave");
+  try {
+    await startedWithoutAlarm(dave.p);
+    const older = await (await fetch(`${worker.url}/log/checkpoint`)).text();
+    // Another device with dave's key moves his handle; the tree grows past `older`.
+    const moved = await getJson(`${worker.url}/v1/rotate`, { method: "POST", body: JSON.stringify(rotationEnvelope(await sameKeyElsewhere(dave.p), identity(), { handle: "dave", server: "localhost" })) });
+    assert.equal(moved.status, 201, JSON.stringify(moved.body));
+    const newer = await (await fetch(`${worker.url}/log/checkpoint`)).text();
+    // dave's app sees the newer checkpoint with a lookup's proof.
+    await showView(dave.p, "New chat");
+    await dave.p.page.getByLabel("Handle, handle@domain or key").fill("alice");
+    await dave.p.page.getByRole("button", { name: "Look up" }).click();
+    await dave.p.page.getByTestId("lookup-result").waitFor();
+    await keptCheckpoint(dave.p, newer);
+    // From now on the server serves dave's app the older checkpoint.
+    assert.equal(worker.tamper("UPDATE log_state SET checkpoint = ? WHERE id = 1", older).changes, 1);
+    try {
+      assert.equal(await (await fetch(`${worker.url}/log/checkpoint`)).text(), older);
+      await dave.p.page.reload();
+      const alarm = dave.p.page.getByTestId("log-alarm");
+      await alarm.waitFor({ timeout: 30_000 });
+      assert.match(await alarm.textContent(), /key rotation of dave that this app did not make/);
+    } finally {
+      worker.tamper("UPDATE log_state SET checkpoint = ? WHERE id = 1", newer);
+    }
+  } finally {
+    await dave.p.close();
+  }
+});
+
+test("a start that cannot read the log says so: the handle is not shown as checked", async () => {
+  const { page } = alice.p;
+  await startedWithoutAlarm(alice.p);
+  assert.equal(await page.getByTestId("log-unchecked").count(), 0);
+  // Entry bundles fail while the table is away; checkpoints and lookups still answer.
+  const size = await logSize();
+  assert.equal((await postRegister(worker.url, freshEnvelope("localhost").envelope)).status, 201, "one more entry to read");
+  worker.tamper("ALTER TABLE log_entries RENAME TO log_entries_away");
+  try {
+    assert.equal((await fetch(`${worker.url}/log/tile/entries/000.p/${size + 1}`)).status, 503);
+    await page.reload();
+    const unchecked = page.getByTestId("log-unchecked");
+    await unchecked.waitFor({ timeout: 30_000 });
+    assert.match(await unchecked.textContent(), /could not read localhost's log/);
+  } finally {
+    worker.tamper("ALTER TABLE log_entries_away RENAME TO log_entries");
+  }
+  await startedWithoutAlarm(alice.p);
+  assert.equal(await page.getByTestId("log-unchecked").count(), 0, "gone once a start gets through");
+});
+
 test("self-monitoring checks what it reads against the signed tree: an entry served otherwise raises the alarm", async () => {
   const { page } = alice.p;
   await startedWithoutAlarm(alice.p);

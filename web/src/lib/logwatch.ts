@@ -24,6 +24,13 @@ interface Watched {
   checkpoint?: string;
   /** How many of the log's entries the app has read for statements about its own handle or key. */
   monitored?: number;
+  /** Since when (ms) and why the reading of the log for statements about its own handle has failed, if it has. */
+  unchecked?: Unchecked;
+}
+
+export interface Unchecked {
+  since: number;
+  reason: string;
 }
 
 /** A failure that shows the server (or someone with its database) lying: raises the alarm. */
@@ -176,20 +183,43 @@ export async function recordOwnStatement(envelope: unknown): Promise<void> {
 const MONITOR_BATCH = 4096;
 
 /**
- * Monitors this person's own handle and key in `server`'s log: reads the entries added since
+ * Monitors this person's own handles and key in `server`'s log: reads the entries added since
  * the last start (from the log's entry bundles, after checking the new checkpoint against the
- * one kept) and raises the alarm for any statement about `handle` or `primary` that this app
+ * one kept) and raises the alarm for any statement about `handles` or `primary` that this app
  * did not make: a registration, rotation or release from another device, or by someone who
- * holds the key. The first start only notes where the log is.
+ * holds the key. The first start only notes where the log is. It reads up to the newest
+ * checkpoint the app holds, whichever way it came (lookups, gossip): a server that keeps
+ * serving this app an older checkpoint does not keep a newer statement from it.
+ *
+ * Resolves to the failure that stopped it, if one did (and keeps it, with the time of the
+ * first such start, until a start gets through): reading nothing is not the same as finding
+ * nothing, and the person is told. An alarm (the server caught lying) is raised and thrown.
  */
-export async function monitorOwn(server: string, handle: string | null, primary: string): Promise<void> {
+export async function monitorOwn(server: string, handles: string[], primary: string): Promise<Unchecked | undefined> {
   const name = server.toLowerCase();
+  try {
+    await readOwn(name, handles, primary);
+  } catch (e) {
+    if (e instanceof LogAlarmError) throw e;
+    const kept = (await getSetting(`log ${name}`)) as Watched | undefined;
+    if (!kept) return { since: Date.now(), reason: e instanceof Error ? e.message : String(e) };
+    const unchecked = { since: kept.unchecked?.since ?? Date.now(), reason: e instanceof Error ? e.message : String(e) };
+    await putSetting(`log ${name}`, { ...kept, unchecked } satisfies Watched);
+    return unchecked;
+  }
+  return undefined;
+}
+
+async function readOwn(name: string, handles: string[], primary: string): Promise<void> {
   const kept = await watched(name, name);
   const verifier = parseVerifierKey(kept.verifierKey);
-  const note = await (await fetch("/log/checkpoint")).text();
-  const checkpoint = openCheckpoint(note, verifier);
-  await observe(name, name, kept, checkpoint, verifier);
+  const response = await fetch("/log/checkpoint");
+  if (!response.ok) throw new LogError(`The log's checkpoint could not be read (${response.status}).`);
+  const served = openCheckpoint(await response.text(), verifier);
+  await observe(name, name, kept, served, verifier);
   const current = ((await getSetting(`log ${name}`)) as Watched | undefined) ?? kept;
+  // The newest checkpoint kept: the one just served, or a newer one seen before.
+  const checkpoint = current.checkpoint ? openCheckpoint(current.checkpoint, verifier) : served;
   const from = current.monitored ?? checkpoint.size;
   const to = Math.min(checkpoint.size, from + MONITOR_BATCH);
   const made = new Set(((await getSetting("own-statements")) as string[] | undefined) ?? []);
@@ -214,16 +244,16 @@ export async function monitorOwn(server: string, handle: string | null, primary:
   }
   for (let i = from; i < to; i++) {
     const entry = entries[i - first];
-    const about = aboutMe(entry, handle, primary);
+    const about = aboutMe(entry, handles, primary);
     if (about && !made.has(bytesToHex(sha256(entry)))) {
       await raise(name, `${name}'s log holds a ${about} that this app did not make (entry ${i}). If it was not you on another device, your key may be in someone else's hands.`, true);
     }
   }
-  await putSetting(`log ${name}`, { ...current, monitored: to } satisfies Watched);
+  await putSetting(`log ${name}`, { ...current, monitored: to, unchecked: undefined } satisfies Watched);
 }
 
 /** What an entry says about this person, if anything: "registration of alice", …; null otherwise. */
-function aboutMe(entry: Uint8Array, handle: string | null, primary: string): string | null {
+function aboutMe(entry: Uint8Array, handles: string[], primary: string): string | null {
   let statement: { kez?: unknown; payload?: Record<string, unknown> };
   try {
     statement = JSON.parse(new TextDecoder().decode(entry));
@@ -231,7 +261,7 @@ function aboutMe(entry: Uint8Array, handle: string | null, primary: string): str
     return null;
   }
   const p = statement.payload ?? {};
-  const mine = (p.handle !== undefined && p.handle === handle) || [p.primary, p.old, p.new].includes(primary);
+  const mine = (typeof p.handle === "string" && handles.includes(p.handle)) || [p.primary, p.old, p.new].includes(primary);
   if (!mine) return null;
   const kind = { handle_registration: "registration", key_rotation: "key rotation", handle_release: "release" }[String(statement.kez)] ?? "statement";
   return `${kind} of ${String(p.handle)}`;

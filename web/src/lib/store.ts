@@ -500,7 +500,13 @@ export async function setCaughtUpAt(relay: string, inbox: string, at: number): P
 
 /** The app's own settings (the `settings` store also keeps relay state and read times under other keys). */
 /** The app's own settings; `log <server>` is what logwatch.ts keeps of that server's log. */
-export type AppSetting = "notify" | "without-handle" | "log-alarms" | "own-statements" | `log ${string}`;
+export type AppSetting = "notify" | "without-handle" | "log-alarms" | "own-statements" | "own-handles" | "pending-move" | `log ${string}`;
+
+/** A move of `handle` to the key of `seed`, kept from before it is sent until it is seen through. */
+export interface PendingMove {
+  seed: Uint8Array;
+  handle: string;
+}
 
 export async function getSetting(name: AppSetting): Promise<unknown> {
   return (await open()).get("settings", `app ${name}`);
