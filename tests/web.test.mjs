@@ -1,12 +1,13 @@
 // The web app end to end: the built app served by the worker in workerd (local D1), driven
 // in real headless Chromium profiles. Screenshots of the main screens go to test-artifacts/.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { openProfile } from "./support/browser.mjs";
 import { freePort, startWorker } from "./support/worker.mjs";
 import { freshEnvelope, postRegister } from "./support/kez.mjs";
-import { showView } from "./support/chat.mjs";
+import { readStore, showView } from "./support/chat.mjs";
 
 const mnemonicVectors = JSON.parse(readFileSync(new URL("./vectors/mnemonic.json", import.meta.url), "utf8"));
 
@@ -154,6 +155,30 @@ describe("web app in headless Chromium", () => {
     const result = alice.page.getByTestId("lookup-result");
     await result.getByText(`carol@${remoteDomain}`).waitFor();
     assert.equal(await result.getByTestId("result-primary").textContent(), carol.id.primary);
+  });
+
+  test("a server whose log key is not named after it is not pinned: its checkpoints could be compared with no one's", async () => {
+    const bob = profiles[1];
+    const pinned = async () => (await readStore(bob, "settings")).some(({ key }) => key === `app log ${remoteDomain}`);
+    assert.equal(await pinned(), false);
+    // The remote's healthz, with its log key renamed (and the key ID made to fit the name).
+    await bob.page.route(`${remote.url}/v1/healthz`, async (route) => {
+      const response = await route.fetch();
+      const body = await response.json();
+      const raw = Buffer.from(body.log.verifier_key.split("+")[2], "base64");
+      const id = createHash("sha256").update(Buffer.concat([Buffer.from("elsewhere/log\n"), raw])).digest().subarray(0, 4).toString("hex");
+      await route.fulfill({ response, json: { ...body, log: { ...body.log, verifier_key: `elsewhere/log+${id}+${raw.toString("base64")}` } } });
+    });
+    try {
+      await lookUp(bob, `carol@${remoteDomain}`);
+      await bob.page.getByTestId("lookup-error").getByText(`log key is named elsewhere/log, not ${remoteDomain}/log`, { exact: false }).waitFor();
+      assert.equal(await pinned(), false);
+    } finally {
+      await bob.page.unroute(`${remote.url}/v1/healthz`);
+    }
+    await lookUp(bob, `carol@${remoteDomain}`);
+    await bob.page.getByTestId("lookup-result").getByText(`carol@${remoteDomain}`).waitFor();
+    assert.equal(await pinned(), true);
   });
 
   test("unknown and malformed lookups get clear errors", async () => {

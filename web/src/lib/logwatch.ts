@@ -83,7 +83,10 @@ async function watched(server: string, home: string): Promise<Watched> {
     throw new LogError(`Could not read ${server}'s log key.`);
   }
   if (typeof key !== "string") throw new LogError(`${server} keeps no transparency log, so its bindings cannot be checked.`);
-  parseVerifierKey(key);
+  // Checkpoints are compared (gossip) by the origin they name, which is the key's name: a key
+  // named otherwise would keep this server's checkpoints out of every comparison.
+  const { name } = parseVerifierKey(key);
+  if (name.toLowerCase() !== `${server}/log`) throw new LogError(`${server}'s log key is named ${name}, not ${server}/log, so its checkpoints could not be compared with anyone's.`);
   const pinned: Watched = { verifierKey: key };
   await putSetting(`log ${server}`, pinned);
   return pinned;

@@ -428,12 +428,15 @@ export class Messenger {
         message = null; // not for us, altered, or forged: dropped
       }
     }
-    if (message) {
-      const arrival = await this.arrivalOf(message);
-      const { decision, known } = await this.decide(message.header.from, arrival);
-      if (decision !== "drop") await this.handle(message, decision === "accept");
-      if (decision === "request") await this.hold(message.header.from, arrival, !known);
-    }
+    if (!message) return;
+    const arrival = await this.arrivalOf(message);
+    const { decision, known } = await this.decide(message.header.from, arrival);
+    // Only what was taken is remembered as handled (for SEEN_KEEP_MS): anyone can make events
+    // with valid ids, and remembering each one they send would grow this browser's storage
+    // for a month, outside every quota. The rest is dropped again if a relay sends it again.
+    if (decision === "drop") return;
+    await this.handle(message, decision === "accept");
+    if (decision === "request") await this.hold(message.header.from, arrival, !known);
     await store.markSeen(event.id);
   }
 
