@@ -253,7 +253,8 @@ describe("trust and safety in the web app", () => {
 
     // One more key sends 60 messages: 50 are kept (REQUEST_QUOTA), the rest dropped.
     const pushy = fresh();
-    await flood(Array.from({ length: 60 }, (_, i) => eventFrom(pushy, people.alice, { type: "text", text: `again ${i}` })));
+    const pushed = Array.from({ length: 60 }, (_, i) => eventFrom(pushy, people.alice, { type: "text", text: `again ${i}` }));
+    await flood(pushed);
     // Events are handled in arrival order: once a later marker is stored, all 60 were handled.
     // (From one more stranger: a contact's marker would get a receipt.)
     const marker = fresh();
@@ -265,6 +266,9 @@ describe("trust and safety in the web app", () => {
     assert.equal(kept.length, 50);
     assert.equal((await readStore(alice, "peers")).find((p) => p.key === pushy.primary).value.held.messages, 50);
     assert.deepEqual(kept.map((m) => m.value.text).sort(), Array.from({ length: 50 }, (_, i) => `again ${i}`).sort());
+    // Only what was taken is remembered as handled: the ten the quota dropped leave no trace.
+    const seen = new Set((await readStore(alice, "seen")).map(({ key }) => key));
+    assert.equal(pushed.filter((event) => seen.has(event.id)).length, 50);
 
     // alice sent only her own message (one event to the one relay), nothing to any stranger,
     // and asked the directory about none of them.
