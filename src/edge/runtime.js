@@ -292,13 +292,13 @@ async function registerSteps(request, env, limits, maxBody, check) {
  * `message`; then, if all hold and a `write` is given (every other check passed), the
  * statement and its log entry in one transaction that also reads the handle's row back, then
  * the log's tree brought up to it (`advanceLog`, which reads the row again with its proof).
- * Resolves to `[holds, outcome]`: `holds` one
- * boolean per proof; `outcome` undefined (no write), `[WRITTEN, row]`, or `[REFUSED, row]` when
- * the handle's state did not allow the statement (its entry was not appended, nothing was
- * written; `row`, read in the same transaction, says why). Rejects with D1's error if the
- * write fails, and only then. The worker has checked
- * the strict rules first (canonical s, an R and a key not of small order; `registration::check`).
- * A key that is not a point fails the equation here, and wasm then tells the two errors apart.
+ * Resolves to `[holds, outcome]`: `holds` one boolean per proof; `outcome` undefined (no
+ * write), `[WRITTEN, row]`, or `[REFUSED, row]` when the handle's state did not allow the
+ * statement (its entry was not appended, nothing was written; `row`, read in the same
+ * transaction, says why). Rejects with D1's error if the write fails, and only then. The
+ * worker has checked the strict rules first (canonical s, an R and a key not of small order;
+ * `registration::check`). A key that is not a point fails the equation here, and wasm then
+ * tells the two errors apart.
  *
  * `write` is `[session, statements, log, readBack, value]`: the `first-primary`
  * session and the bound statements of the transaction, the first of which appends the entry
@@ -413,9 +413,9 @@ let signedSize = 0;
  *
  * Each step's write batch also reads back the rows of the registrations it signs (`readBack`,
  * their row's statement), so the promise resolves to the row (its values in order) when a
- * step read it, else to undefined, and the caller keeps the row its write read. `read` is `[state, entries]`
- * as the registration's write batch read them (if it did): when no step is in flight, the
- * first step is made from them, with no read of its own. Alone, a registration then takes two
+ * step read it, else to undefined, and the caller keeps the row its write read. `read` is
+ * `[state, entries]` as the registration's write batch read them (if it did): when no step is
+ * in flight, the first step is made from them, with no read of its own. Alone, a registration then takes two
  * round trips in all; waiting for a step, three.
  *
  * `log` is `[state, entries, nodes, update, step]`: the statements (on the `first-primary`
