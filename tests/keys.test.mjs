@@ -170,11 +170,11 @@ test("a move whose answer is lost: the next start finds the handle on the new ke
     await route.fetch();
     await route.fulfill({ status: 502, contentType: "text/plain", body: "bad gateway" });
   });
+  const error = page.getByTestId("handle-change-error");
   try {
     await showView(alice.p, "Settings");
     await page.getByRole("button", { name: "Move to a new key…" }).click();
     await page.getByRole("button", { name: "Move to a new key", exact: true }).click();
-    const error = page.getByTestId("handle-change-error");
     for (let i = 0; (await error.textContent()).trim() === ""; i++) {
       if (i > 300) throw new Error("the failed move was never reported");
       await new Promise((r) => setTimeout(r, 100));
@@ -184,6 +184,10 @@ test("a move whose answer is lost: the next start finds the handle on the new ke
   }
   const holder = (await getJson(`${worker.url}/v1/u/alice`)).body.primary;
   assert.notEqual(holder, before, "the server moved the handle");
+  // alice tries again: the old key no longer holds the handle (409), and the key the first
+  // try moved it to must not be lost to a new one.
+  await page.getByRole("button", { name: "Move to a new key", exact: true }).click();
+  await error.getByText("This handle is no longer held by this key", { exact: false }).waitFor();
   assert.equal((await page.getByTestId("primary").textContent()).trim(), before, "the page kept its key for now");
   await page.reload();
   const shown = page.getByTestId("primary");

@@ -24,11 +24,11 @@ interface Watched {
   checkpoint?: string;
   /** How many of the log's entries the app has read for statements about its own handle or key. */
   monitored?: number;
-  /** Since when (ms) and why the reading of the log for statements about its own handle has failed, if it has. */
-  unchecked?: Unchecked;
 }
 
+/** Since when (ms, the first start that failed) and why the log could not be read for statements about this person. */
 export interface Unchecked {
+  server: string;
   since: number;
   reason: string;
 }
@@ -204,12 +204,13 @@ export async function monitorOwn(server: string, handles: string[], primary: str
     await readOwn(name, handles, primary);
   } catch (e) {
     if (e instanceof LogAlarmError) throw e;
-    const kept = (await getSetting(`log ${name}`)) as Watched | undefined;
-    if (!kept) return { since: Date.now(), reason: e instanceof Error ? e.message : String(e) };
-    const unchecked = { since: kept.unchecked?.since ?? Date.now(), reason: e instanceof Error ? e.message : String(e) };
-    await putSetting(`log ${name}`, { ...kept, unchecked } satisfies Watched);
+    const before = (await getSetting("monitor-unchecked")) as Unchecked | undefined;
+    const since = before?.server === name ? before.since : Date.now();
+    const unchecked = { server: name, since, reason: e instanceof Error ? e.message : String(e) };
+    await putSetting("monitor-unchecked", unchecked);
     return unchecked;
   }
+  await putSetting("monitor-unchecked", undefined);
   return undefined;
 }
 
@@ -252,7 +253,7 @@ async function readOwn(name: string, handles: string[], primary: string): Promis
       await raise(name, `${name}'s log holds a ${about} that this app did not make (entry ${i}). If it was not you on another device, your key may be in someone else's hands.`, true);
     }
   }
-  await putSetting(`log ${name}`, { ...current, monitored: to, unchecked: undefined } satisfies Watched);
+  await putSetting(`log ${name}`, { ...current, monitored: to } satisfies Watched);
 }
 
 /** What an entry says about this person, if anything: "registration of alice", …; null otherwise. */

@@ -17,7 +17,7 @@ export const PIECE_SCHEME = "rs-leopard-gf16";
 /** Source pieces: within what the code supports. */
 export const MAX_SOURCE_PIECES = 32_768;
 /**
- * Recovery pieces are at most k + this: a sender's are under 2k/3 plus one per relay
+ * Recovery pieces are at most k + this: a sender's are at most k plus one per relay
  * (transfer.ts `pieceCounts`), and it stripes pieces over at most this many relays. A larger
  * n would let anyone who can send one piece ask the receiver for decoding work out of all
  * proportion to it (k = 1, n = 32,769: a 65,536-shard work buffer, a gigabyte at 16 KiB pieces).

@@ -209,8 +209,12 @@ export async function markBackedUp(): Promise<void> {
 /** Removes the identity and everything that came with it; only the relay list (a device setting) stays. */
 export async function forgetIdentity(): Promise<void> {
   const names = ["identity", "registration", "contacts", "messages", "attachments", "chunks", "seen", "peers"] as const;
-  const tx = (await open()).transaction(names, "readwrite");
-  await Promise.all([...names.map((n) => tx.objectStore(n).clear()), tx.done]);
+  const tx = (await open()).transaction([...names, "settings"], "readwrite");
+  // What belongs to the key goes with it: a pending move holds a seed, and the next identity
+  // must not watch (or take up) this one's handles.
+  const settings = tx.objectStore("settings");
+  const mine = (["pending-move", "own-handles", "own-statements", "monitor-unchecked"] as const satisfies AppSetting[]).map((name) => settings.delete(`app ${name}`));
+  await Promise.all([...names.map((n) => tx.objectStore(n).clear()), ...mine, tx.done]);
 }
 
 export async function loadRegistration(): Promise<Registration | undefined> {
@@ -500,12 +504,14 @@ export async function setCaughtUpAt(relay: string, inbox: string, at: number): P
 
 /** The app's own settings (the `settings` store also keeps relay state and read times under other keys). */
 /** The app's own settings; `log <server>` is what logwatch.ts keeps of that server's log. */
-export type AppSetting = "notify" | "without-handle" | "log-alarms" | "own-statements" | "own-handles" | "pending-move" | `log ${string}`;
+export type AppSetting = "notify" | "without-handle" | "log-alarms" | "own-statements" | "own-handles" | "pending-move" | "monitor-unchecked" | `log ${string}`;
 
 /** A move of `handle` to the key of `seed`, kept from before it is sent until it is seen through. */
 export interface PendingMove {
   seed: Uint8Array;
   handle: string;
+  /** When it was first signed (ms): the server may apply it for 5 minutes after. */
+  signedAt: number;
 }
 
 export async function getSetting(name: AppSetting): Promise<unknown> {
