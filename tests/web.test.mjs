@@ -165,7 +165,8 @@ describe("web app in headless Chromium", () => {
     await bob.page.route(`${remote.url}/v1/healthz`, async (route) => {
       const response = await route.fetch();
       const body = await response.json();
-      const raw = Buffer.from(body.log.verifier_key.split("+")[2], "base64");
+      // name+id+base64: the base64 may itself hold a "+".
+      const raw = Buffer.from(body.log.verifier_key.split("+").slice(2).join("+"), "base64");
       const id = createHash("sha256").update(Buffer.concat([Buffer.from("elsewhere/log\n"), raw])).digest().subarray(0, 4).toString("hex");
       await route.fulfill({ response, json: { ...body, log: { ...body.log, verifier_key: `elsewhere/log+${id}+${raw.toString("base64")}` } } });
     });
