@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { screenshots } from "./support/browser.mjs";
-import { openChat, readStore, saveContact, setUp, showView, typeAndSend } from "./support/chat.mjs";
+import { openChat, readStore, saveContact, setUp, showView, typeAndSend, writeStore } from "./support/chat.mjs";
 import { freshEnvelope, getJson, identity, postRegister } from "./support/kez.mjs";
 import { rotationEnvelope } from "../scripts/lib/registration.mjs";
 import { startRelay } from "./support/relay.mjs";
@@ -133,7 +133,7 @@ const MARKER = { server: "a marker this test put here" };
  * raised no alarm.
  */
 async function startedWithoutAlarm(p) {
-  await putAppSetting(p, "monitor-unchecked", MARKER);
+  await writeStore(p, "settings", "app monitor-unchecked", MARKER);
   await p.page.reload();
   let unchecked = MARKER;
   for (let i = 0; unchecked?.server === MARKER.server; i++) {
@@ -145,27 +145,6 @@ async function startedWithoutAlarm(p) {
   await monitoredUpTo(p, await logSize());
   assert.deepEqual((await readStore(p, "settings")).find(({ key }) => key === "app log-alarms")?.value ?? [], []);
   assert.equal(await p.page.getByTestId("log-alarm").count(), 0);
-}
-
-/** Puts `value` under the app's setting `name` in the page's IndexedDB, as `putSetting` does. */
-function putAppSetting(p, name, value) {
-  return p.page.evaluate(
-    ([key, value]) =>
-      new Promise((resolve, reject) => {
-        const request = indexedDB.open("kez-chat");
-        request.onerror = () => reject(request.error);
-        request.onsuccess = () => {
-          const tx = request.result.transaction("settings", "readwrite");
-          tx.objectStore("settings").put(value, key);
-          tx.oncomplete = () => {
-            request.result.close();
-            resolve();
-          };
-          tx.onerror = () => reject(tx.error);
-        };
-      }),
-    [`app ${name}`, value],
-  );
 }
 
 test("self-monitoring: a statement this app made itself (alice taking her handle back) raises nothing", async () => {

@@ -195,6 +195,27 @@ export async function useRelays(p, urls) {
   if (chat) await openChat(p, chat);
 }
 
+/** Puts `value` under `key` in the page's IndexedDB store `storeName`, directly (as the app's own `put` would). */
+export function writeStore(p, storeName, key, value) {
+  return p.page.evaluate(
+    ([name, key, value]) =>
+      new Promise((resolve, reject) => {
+        const request = indexedDB.open("kez-chat");
+        request.onerror = () => reject(request.error);
+        request.onsuccess = () => {
+          const tx = request.result.transaction(name, "readwrite");
+          tx.objectStore(name).put(value, key);
+          tx.oncomplete = () => {
+            request.result.close();
+            resolve();
+          };
+          tx.onerror = () => reject(tx.error);
+        };
+      }),
+    [storeName, key, value],
+  );
+}
+
 /** What the page keeps in IndexedDB's `storeName`, read directly: `[{key, value}]` (a Blob as its type and size). */
 export function readStore(p, storeName) {
   return p.page.evaluate(
