@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { after, before, describe, test } from "node:test";
 import { openProfile } from "./support/browser.mjs";
-import { bmp, bubbleWith, decodedSize, openChat, saveContact, setUp, showView, statusOf, typeAndSend } from "./support/chat.mjs";
+import { bmp, bubbleWith, decodedSize, grayPng, openChat, saveContact, setUp, showView, statusOf, typeAndSend } from "./support/chat.mjs";
 import { freshEnvelope, postRegister } from "./support/kez.mjs";
 import { startRelay } from "./support/relay.mjs";
 import { startWorker } from "./support/worker.mjs";
@@ -215,6 +215,21 @@ describe("the messenger's screens, in headless Chromium", () => {
     assert.equal(await alice.page.evaluate(() => document.activeElement?.getAttribute("aria-label")), "Show big.bmp full size", "focus goes back to the image");
     assert.equal(await alice.page.locator(".chat").count(), 1, "that Escape closed the image, not the chat");
     await statusOf(alice.page.getByTestId("bubble").filter({ has: img }), "delivered", 120_000);
+  });
+
+  test("an image whose header states 100 megapixels (a 0.1 MB PNG) is offered as a file, never decoded or shown", async () => {
+    const huge = grayPng(10_000, 10_000);
+    assert.ok(huge.length < 200_000, "a small file for a huge image");
+    await alice.page.getByTestId("file-input").setInputFiles({ name: "huge.png", mimeType: "image/png", buffer: huge });
+    for (const p of [alice, bob]) {
+      const bubble = p.page.getByTestId("bubble").filter({ has: p.page.getByTestId("download").filter({ hasText: "huge.png" }) });
+      await bubble.waitFor({ timeout: 60_000 });
+      assert.equal(await bubble.getByTestId("not-previewed").textContent(), "Not shown: at 10000 × 10000 pixels it is larger than this app decodes.");
+      assert.equal(await p.page.locator('img[alt="huge.png"]').count(), 0, "no <img> holds it");
+    }
+    // A small PNG sent next is shown as ever: the check reads real headers.
+    await alice.page.getByTestId("file-input").setInputFiles({ name: "after.png", mimeType: "image/png", buffer: await png(alice, "#33c") });
+    await bob.page.getByAltText("after.png", { exact: true }).waitFor({ timeout: 60_000 });
   });
 
   test("emoji: the picker inserts one, and :shortcode: completes", async () => {

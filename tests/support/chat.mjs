@@ -2,6 +2,7 @@
 // chat, send texts and files, and read what the page shows and keeps. Shared by the messaging
 // and relay tests.
 import { createHash, randomBytes } from "node:crypto";
+import { crc32, deflateSync } from "node:zlib";
 import { openProfile } from "./browser.mjs";
 
 export const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
@@ -20,6 +21,28 @@ export function bmp(width, height) {
   header.writeUInt16LE(24, 28);
   header.writeUInt32LE(row * height, 34);
   return Buffer.concat([header, randomBytes(row * height)]);
+}
+
+/**
+ * A PNG of `width` × `height` black 8-bit grey pixels: all zeros, so it deflates to a small
+ * file however many pixels it states.
+ */
+export function grayPng(width, height) {
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+    return Buffer.concat([head, data, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bit depth; colour type 0 (grey), deflate, no filter, no interlace
+  // Each row: filter type 0, then its pixels.
+  const rows = deflateSync(Buffer.alloc((width + 1) * height), { level: 9 });
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", header), chunk("IDAT", rows), chunk("IEND", Buffer.alloc(0))]);
 }
 
 /** A new identity in a new profile (or in `p`), registered as `name` on the worker at `url`. */

@@ -1,15 +1,54 @@
 // Images as people send and see them: large ones shown as a thumbnail made here from the
 // decoded image (never by a server), and iPhone photos (HEIC) turned into JPEG before sending
-// when this browser can decode them.
+// when this browser can decode them. An image is decoded only when its header states a size
+// this app will decode (image-header.ts), and one at a time.
+
+import { type Dimensions, statedDimensions, withinDecodeBudget } from "./image-header";
 
 /** A thumbnail's longest side, in pixels. */
 export const THUMBNAIL_SIDE = 640;
 /** Images up to this size, and no wider than a thumbnail, are shown as they are. */
 const SHOWN_AS_IS_BYTES = 256 * 1024;
 
-/** A downscaled copy of `image` for its bubble; null when it is small enough as it is, animated (GIF), or cannot be decoded. */
-export async function thumbnail(image: Blob, side = THUMBNAIL_SIDE): Promise<Blob | null> {
-  if (image.type === "image/gif") return null;
+/** An image whose own header states a size this app decodes (`checkImage`): only these are decoded. */
+export class DecodableImage {
+  private constructor(
+    readonly blob: Blob,
+    readonly size: Dimensions,
+  ) {}
+
+  static from(blob: Blob, size: Dimensions | null): DecodableImage | null {
+    return withinDecodeBudget(size) ? new DecodableImage(blob, size) : null;
+  }
+}
+
+/** What an image's header allows: decoding it, or only offering it as a file (too large, or a header this app cannot read). */
+export type ImageCheck = { kind: "decodable"; image: DecodableImage } | { kind: "too-large"; size: Dimensions } | { kind: "unreadable" };
+
+/** Reads `blob`'s header (never decoding it) to tell whether it may be shown inline, thumbnailed and opened full size. */
+export async function checkImage(blob: Blob): Promise<ImageCheck> {
+  const size = statedDimensions(new Uint8Array(await blob.arrayBuffer()));
+  const image = DecodableImage.from(blob, size);
+  if (image) return { kind: "decodable", image };
+  return size ? { kind: "too-large", size } : { kind: "unreadable" };
+}
+
+/** The decode in progress: a chat of many large images decodes them in turn, not all at once. */
+let decoding: Promise<unknown> = Promise.resolve();
+
+function inTurn<T>(work: () => Promise<T>): Promise<T> {
+  const run = decoding.then(work, work);
+  decoding = run.catch(() => {});
+  return run;
+}
+
+/** A downscaled copy of `image` for its bubble; null when it is small enough as it is, animated (GIF), or cannot be decoded after all. */
+export async function thumbnail(image: DecodableImage, side = THUMBNAIL_SIDE): Promise<Blob | null> {
+  if (image.blob.type === "image/gif") return null;
+  return inTurn(() => downscaled(image.blob, side));
+}
+
+async function downscaled(image: Blob, side: number): Promise<Blob | null> {
   let bitmap: ImageBitmap;
   try {
     bitmap = await createImageBitmap(image);
