@@ -14,7 +14,6 @@ pub mod registration;
 pub mod request_url;
 pub mod routes;
 pub mod timestamp;
-pub mod tokens;
 pub mod webfinger;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,6 +1,7 @@
 // Caching and read-your-writes (README, "Caching and read replicas"): the built worker in
 // workerd with a local D1 and the local Cache API, through `wrangler dev`.
 import assert from "node:assert/strict";
+import net from "node:net";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -292,6 +293,39 @@ describe("a statement's own isolate and data centre forget what it changed", () 
       });
     });
   }
+});
+
+describe("clients that hang up", () => {
+  test("200 lookups whose clients hang up mid-request leave every later lookup answered as before, and nothing panics", async () => {
+    const user = await registered();
+    const missing = `gone${Date.now().toString(36)}`;
+    const { port } = new URL(worker.url);
+    const heads = [
+      `GET /v1/u/${user.handle} HTTP/1.1`,
+      `GET /v1/u/${missing} HTTP/1.1`,
+      `GET ${webfingerPath(user)} HTTP/1.1`,
+      `GET /v1/u/${user.handle} HTTP/1.1\r\nx-kez-bookmark: ${user.bookmark}`,
+    ];
+    for (let i = 0; i < 200; i++) {
+      const socket = net.connect(Number(port), "127.0.0.1");
+      await new Promise((resolve, reject) => {
+        socket.once("error", reject);
+        socket.write(`${heads[i % heads.length]}\r\nHost: 127.0.0.1\r\n\r\n`, () => resolve());
+      });
+      socket.destroy();
+    }
+    const [body, notFound] = [await fetch(`${worker.url}/v1/u/${user.handle}`), await fetch(`${worker.url}/v1/u/${missing}`)];
+    assert.equal(body.status, 200);
+    assert.equal(JSON.parse(await body.text()).primary, user.id.primary);
+    assert.equal(notFound.status, 404);
+    assert.equal(errorCode({ body: await notFound.json(), headers: notFound.headers }), "user_not_found");
+    for (let i = 0; i < 20; i++) {
+      const through = await fetch(`${worker.url}/v1/u/${user.handle}`, { headers: { "x-kez-bookmark": user.bookmark } });
+      assert.equal(through.status, 200);
+      assert.equal((await through.json()).primary, user.id.primary);
+    }
+    assert.doesNotMatch(worker.log(), /panicked at|Reinitializing Wasm/);
+  });
 });
 
 describe("errors are never cached as successes", () => {

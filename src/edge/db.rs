@@ -30,13 +30,15 @@ extern "C" {
     #[wasm_bindgen(js_name = lookUp)]
     #[allow(clippy::too_many_arguments)]
     fn look_up(
+        head: &str,
+        env: &Env,
         ctx: Context,
         edge_url: Option<String>,
         ttl_ms: f64,
         statement: &RawStatement,
+        session: &JsValue,
         value: &str,
         finish: &JsValue,
-        token: u32,
         not_found: &JsValue,
     ) -> Promise;
 }
@@ -287,23 +289,27 @@ pub fn lookup_statement(
 }
 
 /// Starts a lookup's I/O (`lookUp` in runtime.js): the edge cache at `edge_url` if given
-/// (answers younger than `ttl_ms`), else `statement` bound to `value`. `finish(token, kind,
-/// outcome, ctx)` (see `LookupOutcome::read`) makes the response the promise resolves to, but
-/// for no row: then `finish` only takes the lookup back, and the response is made from the
-/// `not_found` template (`http::lookup_not_found`) without another call into wasm. `ctx`
-/// keeps the I/O running to `finish` should the client disconnect, and comes back with it.
+/// (answers younger than `ttl_ms`), else `statement` bound to `value`. `finish(head, kind,
+/// outcome, env, ctx, bookmark)` (see `LookupOutcome::read`) makes the response the promise
+/// resolves to from the request's `head`, but for no row: then the response is made from the
+/// `not_found` template (`http::lookup_not_found`). `bookmark` is `session`'s newest after
+/// the read (a read through a client's bookmark), else undefined.
 #[allow(clippy::too_many_arguments)]
 pub fn start_lookup(
+    head: &str,
+    env: &Env,
     ctx: Context,
     edge_url: Option<String>,
     ttl_ms: i64,
     statement: &D1PreparedStatement,
+    session: Option<&D1DatabaseSession>,
     value: &str,
     finish: &JsValue,
-    token: u32,
     not_found: &JsValue,
 ) -> Promise {
-    look_up(ctx, edge_url, ttl_ms as f64, statement.inner(), value, finish, token, not_found)
+    let none = JsValue::UNDEFINED;
+    let session = session.map_or(&none, AsRef::as_ref);
+    look_up(head, env, ctx, edge_url, ttl_ms as f64, statement.inner(), session, value, finish, not_found)
 }
 
 /// A row `firstRow` read (null when there was none), as the strings of `columns`.

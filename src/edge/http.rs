@@ -55,6 +55,16 @@ impl RequestHead {
         RequestHead { text: request_head(req) }
     }
 
+    /// A head as `read` made it, handed back by JS (a lookup's `finish`).
+    pub fn from_text(text: String) -> RequestHead {
+        RequestHead { text }
+    }
+
+    /// The head as one string, to hand to JS and back.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// `(method, url, if-none-match, x-kez-bookmark)`, as `requestHead` in runtime.js wrote them.
     pub fn parts(&self) -> (&str, &str, Option<&str>, Option<&str>) {
         let mut lines = self.text.splitn(4, '\n');

@@ -21,7 +21,6 @@ use crate::request_url::RequestUrl;
 use crate::routes::{route, Route, READ_METHODS};
 use config::{cache_settings, config, CACHE_OFF};
 use http::{error_response, now_ms, uncached, RequestHead};
-use registry::{Conditions, Lookup};
 use std::future::Future;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
@@ -74,24 +73,18 @@ pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
             Err(e) => fail(e),
         },
         Route::LookupHandle(_) | Route::LookupPrimary(_) | Route::WebFinger => {
-            let parsed = config(&env).and_then(|config| {
-                let lookup = Lookup::parse(route, &url, config)?;
-                let conditions = Conditions::read(if_none_match, bookmark)?;
-                Ok((lookup, conditions))
-            });
-            let (lookup, conditions) = match parsed {
+            let (lookup, conditions) = match registry::parse_lookup(route, &url, if_none_match, bookmark, &env) {
                 Ok(parsed) => parsed,
                 Err(e) => return fail(e),
             };
-            let isolate_key = lookup.isolate_key();
-            // No clock read when there is no cache to ask.
+            // No key made and no clock read when there is no cache to ask.
             let cached = settings
                 .server_caching()
-                .then(|| lookup.answer_from_isolate(settings, &isolate_key, &conditions, now_ms()));
+                .then(|| lookup.answer_from_isolate(settings, &lookup.isolate_key(), &conditions, now_ms()));
             if let Some(response) = cached.flatten() {
                 return response.into();
             }
-            lookup.answer_from_storage(env, ctx, settings, isolate_key, url.origin(), conditions).unwrap_or_else(fail)
+            lookup.answer_from_storage(head.text(), &env, ctx, settings, url.origin(), &conditions).unwrap_or_else(fail)
         }
         Route::Register => registry::register(&req, env, &ctx, settings).unwrap_or_else(fail),
         Route::Rotate => {

@@ -1,9 +1,11 @@
 //! The registry's endpoints: lookups (by handle, by key, WebFinger) and registration.
 
 use super::cache::{self, CacheKey, CachedUser};
-use super::config::{config, log_key, quarantine_days, rate_limits, CACHE_OFF};
+use super::config::{cache_settings, config, log_key, quarantine_days, rate_limits, CACHE_OFF};
 use super::db::{self, LookupOutcome, UserKey};
-use super::http::{body_bytes, error_response, internal, js_internal, lookup_not_found, now_ms, with_headers, Reply};
+use super::http::{
+    body_bytes, error_response, internal, js_internal, lookup_not_found, now_ms, with_headers, Reply, RequestHead,
+};
 use super::promise;
 use crate::api::{Config, Named, ReleasedView, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
@@ -13,11 +15,9 @@ use crate::lifecycle::DAY_MS;
 use crate::log::stored::LogKey;
 use crate::registration::{self, MAX_BODY_BYTES};
 use crate::request_url::RequestUrl;
-use crate::routes::Route;
+use crate::routes::{route, Route};
 use crate::timestamp::format_rfc3339_utc;
-use crate::tokens::Tokens;
 use crate::webfinger::{self, Subject};
-use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -25,7 +25,7 @@ use wasm_bindgen::JsValue;
 use worker::js_sys::{self, Array};
 use worker::web_sys::{Request, Response};
 use worker::worker_sys::Context;
-use worker::{D1DatabaseSession, Env};
+use worker::Env;
 
 #[wasm_bindgen(module = "/src/edge/runtime.js")]
 extern "C" {
@@ -150,30 +150,38 @@ impl Lookup {
 
     /// The edge cache's answer, else D1's (kept in both caches); with a bookmark, D1's
     /// through a session at that bookmark, kept nowhere. A promise of the response: the I/O
-    /// runs in JS as one promise (`lookUp` in runtime.js), which calls back once to make
-    /// the response.
+    /// runs in JS as one promise (`lookUp` in runtime.js), which calls back once with the
+    /// request's `head` to make the response (`finish_lookup`). Wasm keeps nothing while the
+    /// I/O runs, so a request the runtime cancels (its client gone) leaves nothing behind.
     pub fn answer_from_storage(
-        self,
-        env: Env,
+        &self,
+        head: &str,
+        env: &Env,
         ctx: Context,
         settings: &'static CacheSettings,
-        isolate_key: String,
         origin: &str,
-        conditions: Conditions,
+        conditions: &Conditions,
     ) -> Result<JsValue, ApiError> {
-        let key = self.cache_key(isolate_key, origin);
         let caching = settings.server_caching() && conditions.bookmark.is_none();
         // WebFinger needs the view, which only a user read from D1 carries (cache.rs).
-        let edge_url = (caching && self.webfinger.is_none()).then(|| key.edge_url());
-        let (statement, session) = db::lookup_statement(&env, self.user_key(), conditions.bookmark.as_ref())?;
-        let value = self.user_key().value().to_owned();
-        let token = PENDING.with_borrow_mut(|pending| {
-            pending.insert(PendingLookup { lookup: self, env, settings, key, conditions, caching, session })
-        });
+        let edge_url =
+            (caching && self.webfinger.is_none()).then(|| self.cache_key(self.isolate_key(), origin).edge_url());
+        let (statement, session) = db::lookup_statement(env, self.user_key(), conditions.bookmark.as_ref())?;
         let not_found = lookup_not_found(settings);
         Ok(FINISH_LOOKUP
             .with(|finish| {
-                db::start_lookup(ctx, edge_url, settings.ttl_ms(), &statement, &value, finish, token, &not_found)
+                db::start_lookup(
+                    head,
+                    env,
+                    ctx,
+                    edge_url,
+                    settings.ttl_ms(),
+                    &statement,
+                    session.as_ref(),
+                    self.user_key().value(),
+                    finish,
+                    &not_found,
+                )
             })
             .into())
     }
@@ -188,7 +196,7 @@ impl Lookup {
         key: &CacheKey,
         conditions: &Conditions,
         caching: bool,
-        session: Option<&D1DatabaseSession>,
+        bookmark_after: Option<String>,
         outcome: LookupOutcome,
     ) -> Result<Response, ApiError> {
         let row = match outcome {
@@ -206,8 +214,8 @@ impl Lookup {
             return gone(&row.record()?, settings);
         }
         let config = config(env)?;
-        let served = match session {
-            Some(session) => Served::ThroughBookmark(db::latest_bookmark(session)),
+        let served = match conditions.bookmark {
+            Some(_) => Served::ThroughBookmark(bookmark_after),
             None => Served::Fresh { kept: caching },
         };
         if !caching && self.webfinger.is_some() {
@@ -279,41 +287,59 @@ impl Lookup {
     }
 }
 
-/// A lookup waiting for its I/O (`lookUp` in runtime.js), under the token `finish` is called with.
-struct PendingLookup {
-    lookup: Lookup,
-    env: Env,
-    settings: &'static CacheSettings,
-    key: CacheKey,
-    conditions: Conditions,
-    caching: bool,
-    session: Option<D1DatabaseSession>,
-}
-
 thread_local! {
-    /// Lookups whose I/O is under way. One `finish` per isolate takes each back by its token:
-    /// a closure made per lookup cost its creation, its registration for finalization and
-    /// its release on every request.
-    static PENDING: RefCell<Tokens<PendingLookup>> = const { RefCell::new(Tokens::new()) };
+    /// `lookUp`'s call back, one per isolate: a closure made per lookup cost its creation,
+    /// its registration for finalization and its release on every request.
     static FINISH_LOOKUP: JsValue =
-        Closure::<dyn FnMut(u32, u32, JsValue, Context) -> Option<Response>>::new(finish_lookup).into_js_value();
+        Closure::<dyn FnMut(String, u32, JsValue, Env, Context, Option<String>) -> Option<Response>>::new(finish_lookup)
+            .into_js_value();
 }
 
-/// `lookUp`'s call back: the response for the lookup under `token`, once its I/O is done;
-/// none when D1 had no row (runtime.js then answers from `lookup_not_found`'s template).
-fn finish_lookup(token: u32, kind: u32, outcome: JsValue, ctx: Context) -> Option<Response> {
-    let Some(p) = PENDING.with_borrow_mut(|pending| pending.take(token)) else {
-        return Some(error_response(&CACHE_OFF, &internal("a lookup finished twice"), Some(Route::WebFinger)));
-    };
-    let settled = match LookupOutcome::read(kind, outcome) {
+/// A lookup request, parsed from its route, URL and conditional headers: by `fetch`, and by
+/// `finish_lookup` again from the same request head.
+pub fn parse_lookup(
+    route: Route<'_>,
+    url: &RequestUrl<'_>,
+    if_none_match: Option<&str>,
+    bookmark: Option<&str>,
+    env: &Env,
+) -> Result<(Lookup, Conditions), ApiError> {
+    let config = config(env)?;
+    Ok((Lookup::parse(route, url, config)?, Conditions::read(if_none_match, bookmark)?))
+}
+
+/// `lookUp`'s call back: the response once the lookup's I/O is done, made from the request
+/// `head` parsed again (`RequestHead`), the outcome, and the session's newest bookmark after
+/// a read through a client's bookmark; none when D1 had no row (runtime.js then answers from
+/// `lookup_not_found`'s template).
+fn finish_lookup(
+    head: String,
+    kind: u32,
+    outcome: JsValue,
+    env: Env,
+    ctx: Context,
+    bookmark_after: Option<String>,
+) -> Option<Response> {
+    let outcome = match LookupOutcome::read(kind, outcome) {
         Ok(LookupOutcome::NoRow) => return None,
-        Ok(outcome) => {
-            p.lookup.settle(&p.env, &ctx, p.settings, &p.key, &p.conditions, p.caching, p.session.as_ref(), outcome)
-        }
-        Err(e) => Err(e),
+        outcome => outcome,
     };
+    let settings = cache_settings(&env).unwrap_or(&CACHE_OFF);
+    let head = RequestHead::from_text(head);
+    let (method, full_url, if_none_match, bookmark) = head.parts();
+    let url = RequestUrl::split(full_url);
+    let settled = outcome.and_then(|outcome| {
+        let route = match route(method, url.path()) {
+            Ok(route @ (Route::LookupHandle(_) | Route::LookupPrimary(_) | Route::WebFinger)) => route,
+            _ => return Err(internal("a lookup's head that routes elsewhere")),
+        };
+        let (lookup, conditions) = parse_lookup(route, &url, if_none_match, bookmark, &env)?;
+        let key = lookup.cache_key(lookup.isolate_key(), url.origin());
+        let caching = settings.server_caching() && conditions.bookmark.is_none();
+        lookup.settle(&env, &ctx, settings, &key, &conditions, caching, bookmark_after, outcome)
+    });
     // Every lookup route answers errors alike.
-    Some(settled.unwrap_or_else(|e| error_response(p.settings, &e, Some(Route::WebFinger))))
+    Some(settled.unwrap_or_else(|e| error_response(settings, &e, Some(Route::WebFinger))))
 }
 
 /// A lookup of a given-up handle (or its key): 410 with the signed release and its log proof,

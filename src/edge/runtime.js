@@ -107,29 +107,17 @@ const NO_ROW = 3;
 
 /**
  * A lookup's I/O as one promise: the edge cache (when `edgeUrl` is given), else the first
- * row of `statement` bound to `value`; then `finish(token, kind, outcome, ctx)` (in wasm, one
- * function per isolate; `token` names the lookup) makes the response. One promise and one
- * call back, where awaiting each step from wasm costs a future, its task queue and two
- * closures per step. When D1 has no row, `finish` only takes the lookup back, and the
- * answer is the `notFound` template (`responseTemplate`): no response made in wasm.
+ * row of `statement` bound to `value`; then `finish(head, kind, outcome, env, ctx, bookmark)`
+ * (in wasm, one function per isolate) makes the response from the request's `head`, which it
+ * parses again: wasm keeps nothing for the lookup while the I/O runs, so a request the
+ * runtime cancels when its client disconnects leaves nothing behind, and the lookup needs no
+ * `waitUntil`. `bookmark` is `session`'s newest after the read (a read through a client's
+ * bookmark, on a session of its own), else undefined. One promise and one call back, where
+ * awaiting each step from wasm costs a future, its task queue and two closures per step.
+ * When D1 has no row, `finish` answers undefined, and the answer is the `notFound` template
+ * (`responseTemplate`): no response made in wasm.
  */
-export function lookUp(ctx, edgeUrl, ttlMs, statement, value, finish, token, notFound) {
-  return outliveClient(ctx, lookUpSteps(ctx, edgeUrl, ttlMs, statement, value, finish, token, notFound));
-}
-
-/**
- * `promise`, kept running by `ctx.waitUntil` should the client disconnect (the runtime then
- * cancels the request, and `waitUntil` gives its work up to 30 s more). Each promise here
- * ends in a call back that frees what wasm holds for the request, and a registration's may
- * be running the log's step that others in this isolate wait for: cut off, the first would
- * leak, the second would leave every later statement waiting on a step that never ends.
- */
-function outliveClient(ctx, promise) {
-  ctx.waitUntil(promise);
-  return promise;
-}
-
-async function lookUpSteps(ctx, edgeUrl, ttlMs, statement, value, finish, token, notFound) {
+export async function lookUp(head, env, ctx, edgeUrl, ttlMs, statement, session, value, finish, notFound) {
   let kind = FAILED;
   let outcome;
   try {
@@ -143,7 +131,20 @@ async function lookUpSteps(ctx, edgeUrl, ttlMs, statement, value, finish, token,
   } catch (e) {
     outcome = e;
   }
-  return finish(token, kind, outcome, ctx) ?? fromTemplate(notFound);
+  const bookmark = session === undefined ? undefined : (session.getBookmark() ?? undefined);
+  return finish(head, kind, outcome, env, ctx, bookmark) ?? fromTemplate(notFound);
+}
+
+/**
+ * `promise`, kept running by `ctx.waitUntil` should the client disconnect (the runtime then
+ * cancels the request, and `waitUntil` gives its work up to 30 s more). A registration's or
+ * statement's promise ends in a call back that frees what wasm holds for the request, and may
+ * be running the log's step that others in this isolate wait for: cut off, the first would
+ * leak, the second would leave every later statement waiting on a step that never ends.
+ */
+function outliveClient(ctx, promise) {
+  ctx.waitUntil(promise);
+  return promise;
 }
 
 /** Keeps an answer in the data centre's cache after the response is sent. */
