@@ -12,13 +12,10 @@ const SHOWN_AS_IS_BYTES = 256 * 1024;
 
 /** An image whose own header states a size this app decodes (`checkImage`): only these are decoded. */
 export class DecodableImage {
-  private constructor(
-    readonly blob: Blob,
-    readonly size: Dimensions,
-  ) {}
+  private constructor(readonly blob: Blob) {}
 
   static from(blob: Blob, size: Dimensions | null): DecodableImage | null {
-    return withinDecodeBudget(size) ? new DecodableImage(blob, size) : null;
+    return withinDecodeBudget(size) ? new DecodableImage(blob) : null;
   }
 }
 
