@@ -78,6 +78,19 @@ describe("read-your-writes", () => {
     assert.equal(after.body.primary, user.id.primary);
   });
 
+  test("through a bookmark, a handle or key nobody holds is user_not_found, as without one", async () => {
+    const user = await registered();
+    const stranger = freshEnvelope(SERVER);
+    for (const path of [...lookupPaths(stranger), webfingerPath(stranger)]) {
+      const through = await getJson(worker.url + path, { headers: { "x-kez-bookmark": user.bookmark } });
+      const plain = await getJson(worker.url + path);
+      assert.equal(through.status, 404, path);
+      assert.equal(errorCode(through), "user_not_found", path);
+      assert.deepEqual([...through.headers].filter(([name]) => name !== "date"), [...plain.headers].filter(([name]) => name !== "date"), path);
+      assert.deepEqual(through.body, plain.body, path);
+    }
+  });
+
   test("a bookmark that is not one is refused with invalid_bookmark, and nothing is looked up", async () => {
     const user = await registered();
     for (const bad of ["first-primary", "x", "00000000-00000001-00000000-0000000000000000000000000000000G", "0".repeat(200)]) {

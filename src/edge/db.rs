@@ -27,10 +27,15 @@ extern "C" {
     fn first_row(statement: &RawStatement, value: &str) -> Promise;
     #[wasm_bindgen(js_name = columnOf)]
     fn column_of(statement: &RawStatement, values: &Array, column: &str) -> Promise;
+    /// D1 reads made by lookups in this isolate, for the benchmark's count of queries per
+    /// lookup.
+    #[cfg(feature = "bench")]
+    #[wasm_bindgen(js_name = lookupReadCount)]
+    pub fn lookup_read_count() -> u32;
     #[wasm_bindgen(js_name = lookUp)]
     #[allow(clippy::too_many_arguments)]
     fn look_up(
-        head: &str,
+        head: &JsValue,
         env: &Env,
         ctx: Context,
         edge_url: Option<String>,
@@ -47,24 +52,16 @@ extern "C" {
 pub enum LookupOutcome {
     /// The edge cache's `[body, etag, readAtMs]`.
     FromEdge(JsValue),
-    /// D1's row.
+    /// D1's row (when D1 has none, runtime.js answers the lookups' 404 itself).
     FromD1(LookupRow),
-    /// D1 has no row: runtime.js answers the lookups' 404 itself.
-    NoRow,
 }
 
 impl LookupOutcome {
-    /// `kind` and `outcome` as runtime.js passes them (`FROM_EDGE`, `FROM_D1`, `FAILED`,
-    /// `NO_ROW`).
+    /// `kind` and `outcome` as runtime.js passes them (`FROM_EDGE`, `FROM_D1`, `FAILED`).
     pub fn read(kind: u32, outcome: JsValue) -> Result<LookupOutcome, ApiError> {
-        #[cfg(feature = "bench")]
-        if kind == 1 || kind == 3 {
-            LOOKUP_QUERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
         match kind {
             0 => Ok(LookupOutcome::FromEdge(outcome)),
             1 => Ok(LookupOutcome::FromD1(LookupRow::read(outcome)?.ok_or_else(|| internal("FROM_D1 without a row"))?)),
-            3 => Ok(LookupOutcome::NoRow),
             _ => Err(storage_js(outcome)),
         }
     }
@@ -220,10 +217,6 @@ thread_local! {
     static LOG_STEP: OnceCell<Closure<LogStep>> = const { OnceCell::new() };
 }
 
-/// D1 reads made by lookups in this isolate, for the benchmark's count of queries per lookup.
-#[cfg(feature = "bench")]
-pub static LOOKUP_QUERIES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
 fn database(env: &Env) -> Result<D1Database, ApiError> {
     env.d1("DB").map_err(internal)
 }
@@ -296,7 +289,7 @@ pub fn lookup_statement(
 /// the read (a read through a client's bookmark), else undefined.
 #[allow(clippy::too_many_arguments)]
 pub fn start_lookup(
-    head: &str,
+    head: &JsValue,
     env: &Env,
     ctx: Context,
     edge_url: Option<String>,

@@ -42,27 +42,31 @@ extern "C" {
     #[wasm_bindgen(js_name = readBody)]
     fn read_body_js(request: &Request, max: u32) -> js_sys::Promise;
     #[wasm_bindgen(js_name = requestHead)]
-    fn request_head(request: &Request) -> String;
+    fn request_head(request: &Request) -> JsValue;
 }
 
-/// What every request is read for: method, URL and the two caching headers.
+/// What every request is read for: method, URL and the two caching headers, as the one
+/// string `requestHead` (runtime.js) writes: kept as that JS string too, so that a lookup
+/// hands it to JS and back (`finish_lookup`) without converting it.
 pub struct RequestHead {
+    js: JsValue,
     text: String,
 }
 
 impl RequestHead {
     pub fn read(req: &Request) -> RequestHead {
-        RequestHead { text: request_head(req) }
+        RequestHead::from_js(request_head(req))
     }
 
     /// A head as `read` made it, handed back by JS (a lookup's `finish`).
-    pub fn from_text(text: String) -> RequestHead {
-        RequestHead { text }
+    pub fn from_js(js: JsValue) -> RequestHead {
+        let text = js.as_string().unwrap_or_default();
+        RequestHead { js, text }
     }
 
-    /// The head as one string, to hand to JS and back.
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The head as the JS string it came from.
+    pub fn js(&self) -> &JsValue {
+        &self.js
     }
 
     /// `(method, url, if-none-match, x-kez-bookmark)`, as `requestHead` in runtime.js wrote them.

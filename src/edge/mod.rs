@@ -84,7 +84,7 @@ pub fn fetch(req: Request, env: Env, ctx: Context) -> JsValue {
             if let Some(response) = cached.flatten() {
                 return response.into();
             }
-            lookup.answer_from_storage(head.text(), &env, ctx, settings, url.origin(), &conditions).unwrap_or_else(fail)
+            lookup.answer_from_storage(head.js(), &env, ctx, settings, url.origin(), &conditions).unwrap_or_else(fail)
         }
         Route::Register => registry::register(&req, env, &ctx, settings).unwrap_or_else(fail),
         Route::Rotate => {
@@ -142,9 +142,7 @@ fn bench(req: Request, full_url: String, env: Env) -> JsValue {
     promise(async move {
         let url = RequestUrl::split(&full_url);
         let nats = config::nats_config_if_set(&env);
-        match crate::bench::handle(req, &url, &env, nats, db::LOOKUP_QUERIES.load(std::sync::atomic::Ordering::Relaxed))
-            .await
-        {
+        match crate::bench::handle(req, &url, &env, nats, db::lookup_read_count()).await {
             Ok(response) => response.into(),
             Err(e) => error_response(&CACHE_OFF, &ApiError::Internal(e.to_string()), None),
         }

@@ -155,7 +155,7 @@ impl Lookup {
     /// I/O runs, so a request the runtime cancels (its client gone) leaves nothing behind.
     pub fn answer_from_storage(
         &self,
-        head: &str,
+        head: &JsValue,
         env: &Env,
         ctx: Context,
         settings: &'static CacheSettings,
@@ -208,7 +208,6 @@ impl Lookup {
                 return self.answer(settings, &user, served, conditions).ok_or_else(|| internal("edge answer"));
             }
             LookupOutcome::FromD1(row) => row,
-            LookupOutcome::NoRow => return Err(ApiError::UserNotFound),
         };
         if row.released_at()?.is_some() {
             return gone(&row.record()?, settings);
@@ -291,7 +290,7 @@ thread_local! {
     /// `lookUp`'s call back, one per isolate: a closure made per lookup cost its creation,
     /// its registration for finalization and its release on every request.
     static FINISH_LOOKUP: JsValue =
-        Closure::<dyn FnMut(String, u32, JsValue, Env, Context, Option<String>) -> Option<Response>>::new(finish_lookup)
+        Closure::<dyn FnMut(JsValue, u32, JsValue, Env, Context, Option<String>) -> Response>::new(finish_lookup)
             .into_js_value();
 }
 
@@ -310,25 +309,21 @@ pub fn parse_lookup(
 
 /// `lookUp`'s call back: the response once the lookup's I/O is done, made from the request
 /// `head` parsed again (`RequestHead`), the outcome, and the session's newest bookmark after
-/// a read through a client's bookmark; none when D1 had no row (runtime.js then answers from
-/// `lookup_not_found`'s template).
+/// a read through a client's bookmark. Not called when D1 has no row (runtime.js then
+/// answers from `lookup_not_found`'s template).
 fn finish_lookup(
-    head: String,
+    head: JsValue,
     kind: u32,
     outcome: JsValue,
     env: Env,
     ctx: Context,
     bookmark_after: Option<String>,
-) -> Option<Response> {
-    let outcome = match LookupOutcome::read(kind, outcome) {
-        Ok(LookupOutcome::NoRow) => return None,
-        outcome => outcome,
-    };
+) -> Response {
     let settings = cache_settings(&env).unwrap_or(&CACHE_OFF);
-    let head = RequestHead::from_text(head);
+    let head = RequestHead::from_js(head);
     let (method, full_url, if_none_match, bookmark) = head.parts();
     let url = RequestUrl::split(full_url);
-    let settled = outcome.and_then(|outcome| {
+    let settled = LookupOutcome::read(kind, outcome).and_then(|outcome| {
         let route = match route(method, url.path()) {
             Ok(route @ (Route::LookupHandle(_) | Route::LookupPrimary(_) | Route::WebFinger)) => route,
             _ => return Err(internal("a lookup's head that routes elsewhere")),
@@ -339,7 +334,7 @@ fn finish_lookup(
         lookup.settle(&env, &ctx, settings, &key, &conditions, caching, bookmark_after, outcome)
     });
     // Every lookup route answers errors alike.
-    Some(settled.unwrap_or_else(|e| error_response(settings, &e, Some(Route::WebFinger))))
+    settled.unwrap_or_else(|e| error_response(settings, &e, Some(Route::WebFinger)))
 }
 
 /// A lookup of a given-up handle (or its key): 410 with the signed release and its log proof,

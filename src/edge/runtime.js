@@ -103,19 +103,25 @@ async function edgeCached(url, ttlMs) {
 const FROM_EDGE = 0;
 const FROM_D1 = 1;
 const FAILED = 2;
-const NO_ROW = 3;
+
+/** The D1 reads lookups made in this isolate (the benchmark build reports it). */
+let lookupReads = 0;
+
+export function lookupReadCount() {
+  return lookupReads;
+}
 
 /**
  * A lookup's I/O as one promise: the edge cache (when `edgeUrl` is given), else the first
  * row of `statement` bound to `value`; then `finish(head, kind, outcome, env, ctx, bookmark)`
- * (in wasm, one function per isolate) makes the response from the request's `head`, which it
- * parses again: wasm keeps nothing for the lookup while the I/O runs, so a request the
- * runtime cancels when its client disconnects leaves nothing behind, and the lookup needs no
- * `waitUntil`. `bookmark` is `session`'s newest after the read (a read through a client's
- * bookmark, on a session of its own), else undefined. One promise and one call back, where
- * awaiting each step from wasm costs a future, its task queue and two closures per step.
- * When D1 has no row, `finish` answers undefined, and the answer is the `notFound` template
- * (`responseTemplate`): no response made in wasm.
+ * (in wasm, one function per isolate) makes the response from the request's `head` (the
+ * string `requestHead` made), which it parses again: wasm keeps nothing for the lookup while
+ * the I/O runs, so a request the runtime cancels when its client disconnects leaves nothing
+ * behind, and the lookup needs no `waitUntil`. `bookmark` is `session`'s newest after the
+ * read (a read through a client's bookmark, on a session of its own), else undefined. One
+ * promise and one call back, where awaiting each step from wasm costs a future, its task
+ * queue and two closures per step. When D1 has no row, the answer is the `notFound`
+ * template (`responseTemplate`), with no call into wasm at all.
  */
 export async function lookUp(head, env, ctx, edgeUrl, ttlMs, statement, session, value, finish, notFound) {
   let kind = FAILED;
@@ -125,14 +131,16 @@ export async function lookUp(head, env, ctx, edgeUrl, ttlMs, statement, session,
     if (outcome !== undefined) {
       kind = FROM_EDGE;
     } else {
+      lookupReads++;
       outcome = await firstRow(statement, value);
-      kind = outcome === null ? NO_ROW : FROM_D1;
+      if (outcome === null) return fromTemplate(notFound);
+      kind = FROM_D1;
     }
   } catch (e) {
     outcome = e;
   }
   const bookmark = session === undefined ? undefined : (session.getBookmark() ?? undefined);
-  return finish(head, kind, outcome, env, ctx, bookmark) ?? fromTemplate(notFound);
+  return finish(head, kind, outcome, env, ctx, bookmark);
 }
 
 /**
