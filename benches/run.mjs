@@ -402,7 +402,7 @@ const scenarios = [
 const results = [];
 for (const scenario of scenarios) {
   for (const r of await compare(scenario)) {
-    log(`${scenario.name} on ${r.target.name}: ${r.rps.toFixed(0)} req/s (by quarter ${r.quarters.map((x) => x.toFixed(0)).join(" ")}), p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, ${r.cpuUs.toFixed(0)} µs CPU per request${r.unexpected ? `, ${r.unexpected} UNEXPECTED STATUSES` : ""}`);
+    log(`${scenario.name} on ${r.target.name}: ${r.rps.toFixed(0)} req/s (by quarter ${r.quarters.map((x) => x.toFixed(0)).join(" ")}), p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${Number.isFinite(r.cpuUs) ? `, ${r.cpuUs.toFixed(0)} µs CPU per request` : ""}${r.unexpected ? `, ${r.unexpected} UNEXPECTED STATUSES` : ""}`);
     results.push({ scenario: scenario.name, ...r, target: r.target.name });
   }
 }

@@ -47,7 +47,7 @@ extern "C" {
 
 /// What every request is read for: method, URL and the two caching headers, as the one
 /// string `requestHead` (runtime.js) writes: kept as that JS string too, so that a lookup
-/// hands it to JS and back (`finish_lookup`) without converting it.
+/// hands it to JS (and JS back to `finish_lookup`) without making it again from wasm's copy.
 pub struct RequestHead {
     js: JsValue,
     text: String,
