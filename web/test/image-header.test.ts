@@ -35,6 +35,9 @@ describe("statedDimensions", () => {
   it("reads PNG's IHDR, and nothing that is not one", () => {
     expect(statedDimensions(png(16000, 16000))).toEqual({ width: 16000, height: 16000 });
     expect(statedDimensions(png(2 ** 31, 1))).toEqual({ width: 2 ** 31, height: 1 });
+    // A side of no pixels is no size to go by: unreadable, not "too large".
+    expect(statedDimensions(png(0, 100))).toBeNull();
+    expect(statedDimensions(png(100, 0))).toBeNull();
     const notIhdr = png(10, 10);
     notIhdr.set(bytes("IDAT"), 12);
     expect(statedDimensions(notIhdr)).toBeNull();

@@ -16,11 +16,15 @@ export const MAX_DECODED_PIXELS = 64_000_000;
 /**
  * The size `bytes` (a whole file) states for its image as PNG, JPEG, GIF, WebP, BMP or AVIF,
  * the largest it may decode to (for GIF, a frame past the screen's edge widens it, and for
- * AVIF the largest of every `ispe`); null when the bytes are none of these or their header is
- * cut short or malformed.
+ * AVIF the largest of every `ispe`); null when the bytes are none of these, or their header
+ * is cut short, malformed or states a side of no pixels (no decoder makes such an image).
  */
 export function statedDimensions(bytes: Uint8Array): Dimensions | null {
-  const reader = new Bytes(bytes);
+  const size = headerDimensions(new Bytes(bytes));
+  return size && size.width > 0 && size.height > 0 ? size : null;
+}
+
+function headerDimensions(reader: Bytes): Dimensions | null {
   if (reader.matches(0, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return png(reader);
   if (reader.matches(0, [0xff, 0xd8])) return jpeg(reader);
   if (reader.ascii(0, 6) === "GIF87a" || reader.ascii(0, 6) === "GIF89a") return gif(reader);
@@ -94,8 +98,8 @@ const isStartOfFrame = (marker: number) => marker >= 0xc0 && marker <= 0xcf && m
 
 /**
  * JPEG: the first start-of-frame, found by walking the segments (an EXIF thumbnail inside
- * APP1 is stepped over with its segment). None before the scan, or a height of 0 (set by a
- * later DNL marker): unknown.
+ * APP1 is stepped over with its segment). None before the scan: unknown (as is a height of 0,
+ * left to a later DNL marker).
  */
 function jpeg(r: Bytes): Dimensions | null {
   let at = 2;
@@ -109,10 +113,7 @@ function jpeg(r: Bytes): Dimensions | null {
     if (marker === 0xd9 || marker === 0xda) return null;
     const length = r.u16be(at);
     if (length === undefined || length < 2) return null;
-    if (isStartOfFrame(marker)) {
-      const size = dimensions(r.u16be(at + 5), r.u16be(at + 3));
-      return size && size.height > 0 ? size : null;
-    }
+    if (isStartOfFrame(marker)) return dimensions(r.u16be(at + 5), r.u16be(at + 3));
     at += length;
   }
 }
