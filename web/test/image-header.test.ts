@@ -115,6 +115,17 @@ describe("statedDimensions", () => {
     expect(statedDimensions(overrun)).toBeNull();
   });
 
+  it("knows no AVIF size when the file holds tracks: an image sequence's frames are sized by no ispe", () => {
+    // A 1 × 1 still image, then a track: whatever the major brand, no size is known.
+    const withTrack = (brand: string) => {
+      const still = avif(ispe(1, 1));
+      still.set(bytes(brand), 8);
+      return bytes(still, box("moov", box("trak", fullBox("tkhd", new Uint8Array(80)))));
+    };
+    expect(statedDimensions(avif(ispe(1, 1)))).toEqual({ width: 1, height: 1 });
+    for (const brand of ["avis", "avif", "mif1"]) expect(statedDimensions(withTrack(brand)), brand).toBeNull();
+  });
+
   it("knows nothing of bytes that are no image it reads", () => {
     for (const junk of [new Uint8Array(0), bytes("hello, world"), bytes("<svg xmlns='http://www.w3.org/2000/svg'/>"), bytes([0, 0, 1, 0, 1, 0])]) expect(statedDimensions(junk)).toBeNull();
   });

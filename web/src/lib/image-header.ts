@@ -192,8 +192,10 @@ function bmp(r: Bytes): Dimensions | null {
 
 /**
  * AVIF (ISO BMFF): the largest width and the largest height among the `ispe` properties in
- * meta/iprp/ipco (a grid's output size is its own item's `ispe`). A file with none (an image
- * sequence alone, say) is unknown.
+ * meta/iprp/ipco (a grid's output size is its own item's `ispe`). A file with none is unknown,
+ * and so is one with tracks (a `moov` box: an image sequence): decoders show its track,
+ * whose size no `ispe` states, even beside a small still image (libavif does for the brand
+ * `avis`, and for any brand but `avif`).
  */
 function avif(r: Bytes): Dimensions | null {
   const boxes = (start: number, end: number): { type: string; body: number; end: number }[] => {
@@ -222,7 +224,7 @@ function avif(r: Bytes): Dimensions | null {
   };
   const child = (list: { type: string; body: number; end: number }[], type: string) => list.find((box) => box.type === type);
   const top = boxes(0, r.length);
-  if (top[0]?.type !== "ftyp") return null;
+  if (top[0]?.type !== "ftyp" || child(top, "moov")) return null;
   const meta = child(top, "meta");
   // meta, like ispe, is a full box: a version and flags come first.
   const iprp = meta && child(boxes(meta.body + 4, meta.end), "iprp");
