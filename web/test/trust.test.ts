@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { hexToBytes } from "@noble/hashes/utils.js";
 import fixed from "../../tests/vectors/messaging.json";
-import { displayName, sendableName } from "../src/lib/message";
+import { displayName, sendableName, shortName } from "../src/lib/message";
 import { identityFromSeed } from "../src/lib/identity";
 import { groupedDigits, safetyHalf, safetyNumber, sameSafetyNumber } from "../src/lib/safety";
 import { type Arrival, REQUESTS_MAX, REQUEST_QUOTA, type SenderFacts, decide, held } from "../src/lib/trust";
@@ -90,5 +90,26 @@ describe("file names", () => {
     expect(displayName("résumé 😀.pdf")).toBe("résumé 😀.pdf");
     expect(sendableName("invoice\u202Efdp.exe")).toBe("invoicefdp.exe");
     expect(sendableName("x\u0090y/z.txt")).toBe("xy_z.txt");
+  });
+
+  it("lose the blank characters that could hide an extension: fillers go, runs of spaces of any width shrink to one", () => {
+    const padded = (blank: string) => `invoice.pdf${blank.repeat(60)}.exe`;
+    for (const filler of ["\u3164", "\u115F", "\uFFA0", "\u034F", "\uFE0F"]) expect(displayName(padded(filler)), filler).toBe("invoice.pdf.exe");
+    for (const blank of [" ", "\u00A0", "\u2800", "\u3000", "\u2007"]) expect(displayName(padded(blank)), blank).toBe("invoice.pdf .exe");
+    expect(displayName("  \u2800 ")).toBe("file");
+    expect(sendableName(padded("\u2800"))).toBe("invoice.pdf .exe");
+    expect(displayName("holiday photo 2.jpg")).toBe("holiday photo 2.jpg");
+  });
+
+  it("keep their end in a short preview: a long name loses its middle", () => {
+    const long = `invoice.pdf${"x".repeat(200)}.exe`;
+    const short = shortName(long);
+    expect([...short].length).toBe(40);
+    expect(short.startsWith("invoice.pdf")).toBe(true);
+    expect(short.endsWith("xxxxxxxx.exe")).toBe(true);
+    expect(short).toContain("…");
+    expect(shortName("report.pdf")).toBe("report.pdf");
+    // Cut by characters, not UTF-16 units: an emoji is never split.
+    expect(shortName(`${"😀".repeat(50)}.png`)).toBe(`${"😀".repeat(27)}…${"😀".repeat(8)}.png`);
   });
 });

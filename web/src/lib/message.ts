@@ -107,20 +107,38 @@ const isName = (x: unknown): x is string => typeof x === "string" && x.length >=
 
 /**
  * Characters that change how a name reads without being visible: Unicode format characters
- * (`\p{Cf}`: bidi overrides and isolates, zero-width joiners, ...) and C1 controls.
+ * (`\p{Cf}`: bidi overrides and isolates, zero-width joiners, ...), the other default-ignorable
+ * ones (Hangul fillers, variation selectors, ...) and C1 controls.
  * `invoice\u202Efdp.exe` would otherwise show as "invoiceexe.pdf".
  */
-const NAME_DECEPTIVE = /[\p{Cf}\u0080-\u009f]/gu;
+const NAME_DECEPTIVE = /[\p{Default_Ignorable_Code_Point}\p{Cf}\u0080-\u009f]/gu;
+/** Runs of blank characters (spaces of every width, the braille blank), which could push an extension out of sight: one space each. */
+const NAME_BLANKS = /[\p{Zs}\u2800]+/gu;
 
-/** A received file name as shown and offered for download: what is left once deceptive characters go. */
+const withoutDeceptive = (name: string) => name.replace(NAME_DECEPTIVE, "").replace(NAME_BLANKS, " ").trim();
+
+/** A received file name as shown and offered for download: what is left once deceptive characters go and blank runs shrink. */
 export function displayName(name: string): string {
-  return name.replace(NAME_DECEPTIVE, "") || "file";
+  return withoutDeceptive(name) || "file";
+}
+
+/** How much of a name's end `shortName` keeps: its extension, and then some. */
+const SHORT_NAME_TAIL = 12;
+
+/**
+ * `displayName` of at most `max` characters for a one-line preview: a longer name loses its
+ * middle, never its end, so "invoice.pdf<220 letters>.exe" cannot pass for a PDF.
+ */
+export function shortName(name: string, max = 40): string {
+  const chars = [...displayName(name)];
+  if (chars.length <= max) return chars.join("");
+  return chars.slice(0, max - SHORT_NAME_TAIL - 1).join("") + "…" + chars.slice(-SHORT_NAME_TAIL).join("");
 }
 
 /** A picked file's name made sendable: deceptive characters go, forbidden ones become "_", cut without splitting a pair. */
 export function sendableName(name: string): string {
   let out = "";
-  for (const c of name.replace(NAME_DECEPTIVE, "").replace(NAME_FORBIDDEN_ALL, "_")) {
+  for (const c of withoutDeceptive(name).replace(NAME_FORBIDDEN_ALL, "_")) {
     if (out.length + c.length > NAME_MAX) break;
     out += c;
   }
