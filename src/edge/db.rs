@@ -387,7 +387,7 @@ pub fn latest_bookmark(session: &D1DatabaseSession) -> Option<String> {
     session.get_bookmark().ok().flatten()
 }
 
-/// What `verifyAndWrite` (runtime.js) needs to write a registration: on the isolate's
+/// What `writeStatement` (runtime.js) needs to write a registration: on the isolate's
 /// `first-primary` session, in one batch, its log entry (unless the handle is held, in
 /// quarantine from another key: released after `cutoff`, or released by a statement signed
 /// after it), the clearing of a released row it may take, its insert, and the read back by
@@ -428,7 +428,7 @@ pub fn registration_write(
     })?
 }
 
-/// What `verifyAndWrite` needs to apply a rotation or release of `handle` from `current` key,
+/// What `writeStatement` needs to apply a rotation or release of `handle` from `current` key,
 /// signed at `signed_at_ms`: its entry appended only if the handle is held by that key under a
 /// statement not signed later, and `change` bound to `(handle, current, value, envelope,
 /// signed_at_ms)` (`value`: the new key, or the time of release).
@@ -455,7 +455,7 @@ pub fn change_write(
     })?
 }
 
-/// `verifyAndWrite`'s arguments: each `(key, signature)` to verify over `message`, and the
+/// `settle`'s `proof` (runtime.js): each `(key, signature)` to verify over `message`, and the
 /// write to make if they all hold (none when a later check failed).
 pub fn proof(pairs: impl IntoIterator<Item = ([u8; 32], [u8; 64])>, message: &[u8], write: Option<&Array>) -> JsValue {
     let pairs: Array = pairs
@@ -471,7 +471,7 @@ pub fn proof(pairs: impl IntoIterator<Item = ([u8; 32], [u8; 64])>, message: &[u
     proof.into()
 }
 
-/// What `verifyAndWrite` resolved to: each equation's result, and the write's outcome (none
+/// What `settle` (runtime.js) resolved to: each equation's result, and the write's outcome (none
 /// when nothing was to be written, or an equation failed).
 pub struct Written {
     pub holds: Vec<bool>,
@@ -489,14 +489,14 @@ pub enum Outcome {
 
 impl Written {
     pub fn read(value: JsValue) -> Result<Written, ApiError> {
-        let value: Array = value.dyn_into().map_err(|_| internal("verifyAndWrite's result"))?;
-        let holds: Array = value.get(0).dyn_into().map_err(|_| internal("verifyAndWrite's equations"))?;
+        let value: Array = value.dyn_into().map_err(|_| internal("settle's result"))?;
+        let holds: Array = value.get(0).dyn_into().map_err(|_| internal("settle's equations"))?;
         let holds = holds.iter().map(|h| h.as_bool() == Some(true)).collect();
         let outcome = value.get(1);
         let outcome = if outcome.is_undefined() {
             None
         } else {
-            let outcome: Array = outcome.dyn_into().map_err(|_| internal("verifyAndWrite's outcome"))?;
+            let outcome: Array = outcome.dyn_into().map_err(|_| internal("settle's outcome"))?;
             let row = LookupRow::read(outcome.get(1))?.map(|row| row.record()).transpose()?;
             Some(if outcome.get(0).as_f64() == Some(1.0) { Outcome::Written(row) } else { Outcome::Refused(row) })
         };
@@ -504,7 +504,7 @@ impl Written {
     }
 }
 
-/// `[session, statements, log, readBack, handle, columns]` for `verifyAndWrite`.
+/// `[session, statements, log, readBack, handle, columns]` for `writeStatement`.
 fn write(
     s: &Statements,
     key: &'static LogKey,

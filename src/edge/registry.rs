@@ -404,9 +404,9 @@ const STEP_RATE_LIMITED: u32 = 0;
 const STEP_BODY: u32 = 1;
 const STEP_VERIFIED: u32 = 2;
 
-/// The period of the rate limit bindings (`[[ratelimits]]` in wrangler.toml,
-/// `REGISTRATIONS_BY_ADDRESS` and `REGISTRATIONS_BY_KEY`, counted in runtime.js): a refused
-/// client is told to wait that long.
+/// The period of the rate limit bindings (`[[ratelimits]]` in wrangler.toml: registrations by
+/// address and by key, statements by address and by handle, counted in runtime.js): a
+/// refused client is told to wait that long.
 const RATE_LIMIT_PERIOD_SECONDS: u32 = 60;
 
 /// `POST /v1/register`: 201 with the user body and the write's bookmark (`x-kez-bookmark`).
@@ -436,7 +436,7 @@ pub fn register(req: &Request, env: Env, ctx: &Context, settings: &'static Cache
     Ok(register_js(req, &env, ctx, limits, MAX_BODY_BYTES as u32, &check).into())
 }
 
-fn rate_limited() -> ApiError {
+pub(super) fn rate_limited() -> ApiError {
     ApiError::RateLimited { retry_after: RATE_LIMIT_PERIOD_SECONDS }
 }
 
@@ -450,7 +450,7 @@ struct Pending {
 
 /// Every check of a registration but the signature's equation, on the body `register` read
 /// (null: too large). A response when the request ends here, else `[limitKey, proof, finish]`
-/// for `register`'s second step.
+/// for `register`'s second step (`limitKey` undefined when nothing is to be written).
 #[allow(clippy::too_many_arguments)]
 fn check_body(
     env: &Env,
@@ -463,52 +463,35 @@ fn check_body(
 ) -> Result<JsValue, ApiError> {
     let body = body_bytes(body)?;
     let now_ms = now_ms();
-    let signed = registration::check(registration::parse_envelope(&body)?, &config.server, now_ms);
-    // Counted for every parsed envelope, checked or not: failed attempts count too.
-    let limit_key = match (limits, &signed) {
-        (false, _) => None,
-        (true, Ok(signed)) => Some(signed.primary().to_string()),
-        // A body that is not an envelope names no key: only its address was counted.
-        (true, Err(_)) => registration::parse_envelope(&body).ok().map(|e| e.payload.primary),
-    };
-    // A failed check ends the request here, unless a key is to be counted first.
-    let signed = match signed {
-        Err(e) if limit_key.is_none() => return Err(e),
-        signed => signed,
-    };
-    let pending = match &signed {
-        Ok(signed) => signed
-            .pending()
-            .map(|(handle, envelope_jcs, signed_at_ms)| {
-                let record = UserRecord {
-                    handle: handle.to_string(),
-                    primary_key: signed.primary().to_string(),
-                    registered_at: format_rfc3339_utc(now_ms),
-                    envelope: envelope_jcs.to_owned(),
-                    released_at: None,
-                    log: None,
-                };
-                let skeleton = handle.skeleton();
-                let cutoff = format_rfc3339_utc(now_ms - i64::from(quarantine_days) * DAY_MS);
-                db::registration_write(env, log_key, &record, &skeleton, &cutoff, signed_at_ms)
-                    .map(|write| (Pending { record, skeleton, cutoff }, write))
-            })
-            .transpose()?,
-        Err(_) => None,
-    };
-    let proof = match &signed {
-        Ok(signed) => {
-            let write = pending.as_ref().map(|(_, write)| write);
-            db::proof([(*signed.key_bytes(), signed.signature_bytes())], signed.message(), write)
-        }
-        Err(_) => JsValue::UNDEFINED,
-    };
+    let signed = registration::check(registration::parse_envelope(&body)?, &config.server, now_ms)?;
+    let pending = signed
+        .pending()
+        .map(|(handle, envelope_jcs, signed_at_ms)| {
+            let record = UserRecord {
+                handle: handle.to_string(),
+                primary_key: signed.primary().to_string(),
+                registered_at: format_rfc3339_utc(now_ms),
+                envelope: envelope_jcs.to_owned(),
+                released_at: None,
+                log: None,
+            };
+            let skeleton = handle.skeleton();
+            let cutoff = format_rfc3339_utc(now_ms - i64::from(quarantine_days) * DAY_MS);
+            db::registration_write(env, log_key, &record, &skeleton, &cutoff, signed_at_ms)
+                .map(|write| (Pending { record, skeleton, cutoff }, write))
+        })
+        .transpose()?;
+    // Counted only for a registration about to be written (its signature holding, `settle`
+    // in runtime.js): anyone can name a key, and every registered key is public.
+    let limit_key = (limits && pending.is_some()).then(|| signed.primary().to_string());
+    let write = pending.as_ref().map(|(_, write)| write);
+    let proof = db::proof([(*signed.key_bytes(), signed.signature_bytes())], signed.message(), write);
     let pending = pending.map(|(pending, _)| pending);
     let env = env.clone();
     let finish = Closure::once_into_js(move |step: u32, outcome: JsValue| -> JsValue {
         let concluded = match step {
             STEP_RATE_LIMITED => Err(rate_limited()),
-            STEP_VERIFIED => signed.and_then(|signed| conclude(signed, pending, outcome, config, settings)),
+            STEP_VERIFIED => conclude(signed, pending, outcome, config, settings),
             _ => match (db::storage_js(outcome), pending) {
                 // SQLite names the newest index it checked first: the skeleton's, also when
                 // the very handle (or key) is taken. The code comes from the holder, read from
@@ -538,8 +521,8 @@ fn check_body(
     Ok([JsValue::from(limit_key), proof, finish].iter().collect::<Array>().into())
 }
 
-/// The response once the equation was checked and the write ran (`verifyAndWrite`'s
-/// `[holds, outcome]`): the stored user's row, read back with the write (and after the log's
+/// The response once the equation was checked and the write ran (`settle`'s
+/// `[holds, outcome]`, runtime.js): the stored user's row, read back with the write (and after the log's
 /// step, with its proof).
 fn conclude(
     signed: registration::Signed,

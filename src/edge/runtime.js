@@ -261,9 +261,9 @@ async function allowed(env, binding, key) {
  * (`REGISTRATIONS_BY_ADDRESS`; over the limit, `check(RATE_LIMITED)`). Then the body (null
  * when larger than `maxBody`) goes to `check(BODY, body)`, which answers with a Response
  * (the request ends there) or with `[limitKey, proof, finish]`: the key to count
- * (`REGISTRATIONS_BY_KEY`, failed attempts too), and the signature to verify and the write
- * to make (`verifyAndWrite`'s arguments; no write when a check failed: `finish` holds the
- * error). `finish(VERIFIED, outcome)` (see `verifyAndWrite`), `finish(RATE_LIMITED)` or
+ * (`REGISTRATIONS_BY_KEY`, once its signature holds: see `settle`), and the signature to
+ * verify and the write to make (`settle`'s `proof`; no write when a check failed: `finish`
+ * holds the error). `finish(VERIFIED, outcome)`, `finish(RATE_LIMITED)` or
  * `finish(STEP_FAILED, error)` makes the response. Each callback is called exactly once (a
  * wasm closure that is never called is never freed).
  */
@@ -272,56 +272,78 @@ export function register(request, env, ctx, limits, maxBody, check) {
 }
 
 async function registerSteps(request, env, limits, maxBody, check) {
-  let step;
-  let read;
-  try {
-    const over = limits && !(await allowed(env, "REGISTRATIONS_BY_ADDRESS", request.headers.get("cf-connecting-ip") ?? ""));
-    [step, read] = over ? [RATE_LIMITED] : [BODY, await readBody(request, maxBody)];
-  } catch (e) {
-    [step, read] = [STEP_FAILED, e];
-  }
+  const [step, read] = await countedBody(request, env, limits && "REGISTRATIONS_BY_ADDRESS", maxBody);
   const next = check(step, read);
   if (next instanceof Response) return next;
   const [limitKey, proof, finish] = next;
-  let outcome;
+  return finish(...(await settle(env, proof, limitKey === undefined ? undefined : ["REGISTRATIONS_BY_KEY", limitKey])));
+}
+
+/**
+ * A write request's first step, as `check` takes it: `[RATE_LIMITED]` when the client's
+ * address is over the limit of `env[binding]` (counted before the body is read; no binding
+ * given: not limited), else `[BODY, body]` (null when larger than `maxBody`), or
+ * `[STEP_FAILED, error]`.
+ */
+async function countedBody(request, env, binding, maxBody) {
   try {
-    if (limitKey !== undefined && !(await allowed(env, "REGISTRATIONS_BY_KEY", limitKey))) {
-      outcome = [RATE_LIMITED];
-    } else {
-      outcome = [VERIFIED, proof === undefined ? undefined : await verifyAndWrite(...proof)];
-    }
+    if (binding && !(await allowed(env, binding, request.headers.get("cf-connecting-ip") ?? ""))) return [RATE_LIMITED];
+    return [BODY, await readBody(request, maxBody)];
   } catch (e) {
-    outcome = [STEP_FAILED, e];
+    return [STEP_FAILED, e];
   }
-  return finish(...outcome);
+}
+
+/**
+ * `finish`'s arguments for `proof` (`[proofs, message, write]`): the equations
+ * (`equationsHold`), then, if they all hold and a `write` is given, `limit` (`[binding, key]`)
+ * counted and the write made (`writeStatement`): `[VERIFIED, [holds, outcome]]`
+ * (`outcome` undefined when nothing was to be written), `[RATE_LIMITED]` when over the limit,
+ * `[STEP_FAILED, error]` when something failed. Only a statement about to be written counts
+ * against its key or handle: envelopes its holder never signed, or that fail a check (a
+ * stale replay among them), cannot use up their limit.
+ */
+async function settle(env, proof, limit) {
+  try {
+    const [proofs, message, write] = proof;
+    const holds = await equationsHold(proofs, message);
+    if (!holds.every(Boolean) || write === undefined) return [VERIFIED, [holds, undefined]];
+    if (limit !== undefined && !(await allowed(env, ...limit))) return [RATE_LIMITED];
+    return [VERIFIED, [holds, await writeStatement(write)]];
+  } catch (e) {
+    return [STEP_FAILED, e];
+  }
 }
 
 /**
  * Ed25519's equation by the runtime (WebCrypto) for each `[key, signature]` of `proofs` over
- * `message`; then, if all hold and a `write` is given (every other check passed), the
- * statement and its log entry in one transaction that also reads the handle's row back, then
- * the log's tree brought up to it (`advanceLog`, which reads the row again with its proof).
- * Resolves to `[holds, outcome]`: `holds` one boolean per proof; `outcome` undefined (no
- * write), `[WRITTEN, row]`, or `[REFUSED, row]` when the handle's state did not allow the
- * statement (its entry was not appended, nothing was written; `row`, read in the same
- * transaction, says why). Rejects with D1's error if the write fails, and only then. The
- * worker has checked the strict rules first (canonical s, an R and a key not of small order;
- * `registration::check`). A key that is not a point fails the equation here, and wasm then
- * tells the two errors apart.
+ * `message`: one boolean each. The worker has checked the strict rules first (canonical s,
+ * an R and a key not of small order; `registration::check`). A key that is not a point
+ * fails the equation here, and wasm then tells the two errors apart.
+ */
+function equationsHold(proofs, message) {
+  return Promise.all(
+    proofs.map(async ([key, signature]) => {
+      const publicKey = await crypto.subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"]);
+      return crypto.subtle.verify({ name: "Ed25519" }, publicKey, signature, message);
+    }),
+  );
+}
+
+/**
+ * A statement whose signatures hold (every other check passed), and its log entry, in one
+ * transaction that also reads the handle's row back, then the log's tree brought up to it
+ * (`advanceLog`, which reads the row again with its proof). Resolves to `[WRITTEN, row]`, or
+ * `[REFUSED, row]` when the handle's state did not allow the statement (its entry was not
+ * appended, nothing was written; `row`, read in the same transaction, says why). Rejects
+ * with D1's error if the write fails, and only then.
  *
  * `write` is `[session, statements, log, readBack, value]`: the `first-primary`
  * session and the bound statements of the transaction, the first of which appends the entry
  * (`RETURNING idx`, no row when refused); the log's statements and step (`advanceLog`); and the
  * read back (`readBack` bound to `value`).
  */
-async function verifyAndWrite(proofs, message, write) {
-  const holds = await Promise.all(
-    proofs.map(async ([key, signature]) => {
-      const publicKey = await crypto.subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"]);
-      return crypto.subtle.verify({ name: "Ed25519" }, publicKey, signature, message);
-    }),
-  );
-  if (!holds.every(Boolean) || write === undefined) return [holds, undefined];
+async function writeStatement(write) {
   const [session, statements, log, readBack, value] = write;
   const [state, entries] = log;
   // Alone in this isolate, the write reads the log's state and the entries after it in its
@@ -339,7 +361,7 @@ async function verifyAndWrite(proofs, message, write) {
     const appended = written[0];
     const [now] = written[statements.length].results;
     const rowNow = now === undefined ? null : Object.values(now);
-    if (appended.results.length === 0) return [holds, [REFUSED, rowNow]];
+    if (appended.results.length === 0) return [REFUSED, rowNow];
     let signed;
     try {
       signed = await advanceLog(session, log, appended.results[0].idx + 1, alone ? written.slice(-2) : undefined, row);
@@ -347,50 +369,39 @@ async function verifyAndWrite(proofs, message, write) {
       // Written and logged; the next step signs it (its lookups carry no proof until then).
       console.error("log: step failed", String(e));
     }
-    return [holds, [WRITTEN, signed ?? rowNow]];
+    return [WRITTEN, signed ?? rowNow];
   } finally {
     writes--;
   }
 }
 
-/** Statements being written by this isolate now (`verifyAndWrite`). */
+/** Statements being written by this isolate now (`writeStatement`). */
 let writes = 0;
 
-/** What `verifyAndWrite`'s outcome says of the write. */
+/** What `writeStatement`'s outcome says of the write. */
 const REFUSED = 0;
 const WRITTEN = 1;
 
 /**
- * A rotation's or release's I/O as one promise, as `register`'s without rate limits (each
- * needs signatures by a key that holds a handle): the body (null when larger than `maxBody`)
- * goes to `check(BODY, body)`, which answers with a Response or `[proof, finish, forget]`
- * (`verifyAndWrite`'s arguments, or undefined; the data centre's cache URLs of the answers a
- * written statement changes, or undefined); `finish(VERIFIED, [holds, outcome])` or
+ * A rotation's or release's I/O as one promise, as `register`'s but with the client's address
+ * alone counted (`STATEMENTS_BY_ADDRESS`, with `limits`): the body (null when larger than
+ * `maxBody`) goes to `check(BODY, body)`, which answers with a Response or
+ * `[proof, finish, forget]`: `settle`'s `proof`, and the data centre's cache URLs of the
+ * answers a written statement changes, or undefined. `finish(VERIFIED, [holds, outcome])` or
  * `finish(STEP_FAILED, error)` makes the response. Once written, `forget` is deleted before
  * the response goes out: a lookup here right after it must not be answered from the cache.
  */
-export function applyStatement(request, ctx, maxBody, check) {
-  return outliveClient(ctx, applyStatementSteps(request, maxBody, check));
+export function applyStatement(request, env, ctx, limits, maxBody, check) {
+  return outliveClient(ctx, applyStatementSteps(request, env, limits, maxBody, check));
 }
 
-async function applyStatementSteps(request, maxBody, check) {
-  let step;
-  let read;
-  try {
-    [step, read] = [BODY, await readBody(request, maxBody)];
-  } catch (e) {
-    [step, read] = [STEP_FAILED, e];
-  }
+async function applyStatementSteps(request, env, limits, maxBody, check) {
+  const [step, read] = await countedBody(request, env, limits && "STATEMENTS_BY_ADDRESS", maxBody);
   const next = check(step, read);
   if (next instanceof Response) return next;
   const [proof, finish, forget] = next;
-  let outcome;
-  try {
-    outcome = [VERIFIED, proof === undefined ? undefined : await verifyAndWrite(...proof)];
-  } catch (e) {
-    outcome = [STEP_FAILED, e];
-  }
-  if (forget !== undefined && outcome[0] === VERIFIED && outcome[1]?.[1]?.[0] === WRITTEN) await edgeForget(forget);
+  const outcome = await settle(env, proof, undefined);
+  if (forget !== undefined && outcome[0] === VERIFIED && outcome[1][1]?.[0] === WRITTEN) await edgeForget(forget);
   return finish(...outcome);
 }
 

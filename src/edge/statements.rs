@@ -4,10 +4,10 @@
 //! state decides in that transaction: a statement that does not follow it appends nothing.
 
 use super::cache;
-use super::config::{config, log_key};
+use super::config::{config, log_key, rate_limits};
 use super::db::{self, Outcome};
 use super::http::{body_bytes, error_response, internal, js_internal, now_ms};
-use super::registry::created;
+use super::registry::{created, rate_limited};
 use crate::caching::CacheSettings;
 use crate::error::ApiError;
 use crate::lifecycle::{self, Change, SignedStatement};
@@ -26,10 +26,18 @@ use worker::Env;
 #[wasm_bindgen(module = "/src/edge/runtime.js")]
 extern "C" {
     #[wasm_bindgen(js_name = applyStatement)]
-    fn apply_statement(request: &Request, ctx: &Context, max_body: u32, check: &JsValue) -> js_sys::Promise;
+    fn apply_statement(
+        request: &Request,
+        env: &Env,
+        ctx: &Context,
+        limits: bool,
+        max_body: u32,
+        check: &JsValue,
+    ) -> js_sys::Promise;
 }
 
 /// The steps `applyStatement` reports, as runtime.js numbers them.
+const STEP_RATE_LIMITED: u32 = 0;
 const STEP_BODY: u32 = 1;
 const STEP_VERIFIED: u32 = 2;
 
@@ -60,15 +68,20 @@ pub fn apply(
 ) -> Result<JsValue, ApiError> {
     let config = config(&env)?;
     let log_key = log_key(&env)?;
+    let limits = rate_limits(&env)?;
     let origin = origin.to_owned();
-    let check = Closure::once_into_js(move |step: u32, read: JsValue| -> JsValue {
-        let checked = match step {
-            STEP_BODY => check_body(&env, log_key, &config.server, settings, kind, &origin, read),
-            _ => Err(js_internal(read)),
-        };
-        checked.unwrap_or_else(|e| error_response(settings, &e, Some(kind.route())).into())
-    });
-    Ok(apply_statement(req, ctx, MAX_BODY_BYTES as u32, &check).into())
+    let check = {
+        let env = env.clone();
+        Closure::once_into_js(move |step: u32, read: JsValue| -> JsValue {
+            let checked = match step {
+                STEP_RATE_LIMITED => Err(rate_limited()),
+                STEP_BODY => check_body(&env, log_key, &config.server, settings, kind, &origin, read),
+                _ => Err(js_internal(read)),
+            };
+            checked.unwrap_or_else(|e| error_response(settings, &e, Some(kind.route())).into())
+        })
+    };
+    Ok(apply_statement(req, &env, ctx, limits, MAX_BODY_BYTES as u32, &check).into())
 }
 
 /// Every check but the equations, on the body `applyStatement` read (null: too large). A
