@@ -33,8 +33,13 @@ impl Tile {
         if kind == "entries" {
             return Some(Tile::Entries { index, width });
         }
-        // Levels are small decimal numbers without leading zeros.
-        if kind.is_empty() || kind.len() > 2 || (kind.len() > 1 && kind.starts_with('0')) {
+        // Levels are small decimal numbers without leading zeros (or a sign: `u8::from_str`
+        // would take "+1").
+        if kind.is_empty()
+            || kind.len() > 2
+            || (kind.len() > 1 && kind.starts_with('0'))
+            || !kind.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         let level: u8 = kind.parse().ok().filter(|l| *l <= 63 / TILE_HEIGHT as u8)?;
@@ -173,6 +178,9 @@ mod tests {
             "tile/0/001/001",
             "tile/0/x1/001",
             "tile/00/001",
+            "tile/+1/001",
+            "tile/+0/001",
+            "tile/+/001",
             "tile/8/001",
             "tile/0/001.p/0",
             "tile/0/001.p/256",
