@@ -13,9 +13,9 @@ pub enum ApiError {
     BodyTooLarge {
         limit: usize,
     },
-    UnsupportedEnvelope,
-    UnsupportedPayload,
-    KeyMismatch,
+    UnsupportedEnvelope(StatementKind),
+    UnsupportedPayload(StatementKind),
+    KeyMismatch(StatementKind),
     UnsupportedAlgorithm,
     InvalidPrimaryKey,
     InvalidSignature,
@@ -97,15 +97,42 @@ struct ErrorBody<'a> {
     message: &'a str,
 }
 
+/// Which signed statement a request carries (the endpoint decides): the errors that name
+/// what the statement must say are worded for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementKind {
+    Registration,
+    Rotation,
+    Release,
+}
+
+impl StatementKind {
+    fn tag(self) -> &'static str {
+        match self {
+            StatementKind::Registration => crate::registration::ENVELOPE_TAG,
+            StatementKind::Rotation => crate::lifecycle::ROTATION_TAG,
+            StatementKind::Release => crate::lifecycle::RELEASE_TAG,
+        }
+    }
+
+    fn payload_type(self) -> &'static str {
+        match self {
+            StatementKind::Registration => crate::registration::PAYLOAD_TYPE,
+            StatementKind::Rotation => crate::lifecycle::ROTATION_TYPE,
+            StatementKind::Release => crate::lifecycle::RELEASE_TYPE,
+        }
+    }
+}
+
 impl ApiError {
     pub fn status(&self) -> u16 {
         use ApiError::*;
         match self {
             InvalidJson(_)
             | InvalidEnvelope(_)
-            | UnsupportedEnvelope
-            | UnsupportedPayload
-            | KeyMismatch
+            | UnsupportedEnvelope(_)
+            | UnsupportedPayload(_)
+            | KeyMismatch(_)
             | UnsupportedAlgorithm
             | InvalidPrimaryKey
             | InvalidSignature
@@ -143,9 +170,9 @@ impl ApiError {
             InvalidJson(_) => "invalid_json",
             InvalidEnvelope(_) => "invalid_envelope",
             BodyTooLarge { .. } => "body_too_large",
-            UnsupportedEnvelope => "unsupported_envelope",
-            UnsupportedPayload => "unsupported_payload",
-            KeyMismatch => "key_mismatch",
+            UnsupportedEnvelope(_) => "unsupported_envelope",
+            UnsupportedPayload(_) => "unsupported_payload",
+            KeyMismatch(_) => "key_mismatch",
             UnsupportedAlgorithm => "unsupported_algorithm",
             InvalidPrimaryKey => "invalid_primary_key",
             InvalidSignature => "invalid_signature",
@@ -184,15 +211,16 @@ impl ApiError {
         use ApiError::*;
         match self {
             InvalidJson(detail) => format!("The request body is not valid JSON: {detail}."),
-            InvalidEnvelope(detail) => format!("The registration envelope has the wrong shape: {detail}."),
+            InvalidEnvelope(detail) => format!("The envelope has the wrong shape: {detail}."),
             BodyTooLarge { limit } => format!("The request body is larger than {limit} bytes."),
-            UnsupportedEnvelope => "The envelope's \"kez\" tag must be \"handle_registration\".".into(),
-            UnsupportedPayload => "The payload must be of type \"kez.chat.handle_registration\", version 1.".into(),
-            KeyMismatch => "The signing key must be the payload's primary key.".into(),
+            UnsupportedEnvelope(kind) => format!("The envelope's \"kez\" tag must be \"{}\" here.", kind.tag()),
+            UnsupportedPayload(kind) => format!("The payload must be of type \"{}\", version 1.", kind.payload_type()),
+            KeyMismatch(StatementKind::Rotation) => "A rotation needs two signatures: by the payload's old key, then by its new key.".into(),
+            KeyMismatch(_) => "The signing key must be the payload's primary key.".into(),
             UnsupportedAlgorithm => "The signature algorithm must be \"ed25519-sha512-jcs\".".into(),
-            InvalidPrimaryKey => "The primary key must be \"ed25519:\" followed by 64 lowercase hex digits of a valid Ed25519 public key.".into(),
-            InvalidSignature => "The signature does not verify against the primary key over the JCS-canonical payload.".into(),
-            WrongServer { expected } => format!("This registration is for another server; this server is \"{expected}\"."),
+            InvalidPrimaryKey => "A key must be \"ed25519:\" followed by 64 lowercase hex digits of a valid Ed25519 public key.".into(),
+            InvalidSignature => "A signature does not verify against its key over the JCS-canonical payload.".into(),
+            WrongServer { expected } => format!("This statement is for another server; this server is \"{expected}\"."),
             InvalidHandle => "A handle is 3 to 32 characters of a-z, 0-9, \"_\" and \"-\", starting with a letter or digit.".into(),
             ReservedHandle => "This handle is reserved and cannot be registered.".into(),
             InvalidTimestamp => "\"created_at\" must be an RFC 3339 timestamp, such as 2026-01-01T12:00:00Z.".into(),
@@ -314,6 +342,25 @@ mod tests {
         assert!(!body.contains("secret"));
         assert!(body.contains("it has been logged. Incident ab12."), "{body}");
         assert_eq!(ApiError::Internal(String::new()).status(), 500);
+    }
+
+    #[test]
+    fn statement_errors_name_what_the_endpoint_takes() {
+        for (kind, tag, payload_type) in [
+            (StatementKind::Registration, "handle_registration", "kez.chat.handle_registration"),
+            (StatementKind::Rotation, "key_rotation", "kez.chat.key_rotation"),
+            (StatementKind::Release, "handle_release", "kez.chat.handle_release"),
+        ] {
+            let envelope = ApiError::UnsupportedEnvelope(kind);
+            assert_eq!((envelope.status(), envelope.code()), (400, "unsupported_envelope"));
+            assert!(envelope.message().contains(&format!("\"{tag}\"")), "{}", envelope.message());
+            let payload = ApiError::UnsupportedPayload(kind);
+            assert_eq!((payload.status(), payload.code()), (400, "unsupported_payload"));
+            assert!(payload.message().contains(&format!("\"{payload_type}\"")), "{}", payload.message());
+            assert_eq!(ApiError::KeyMismatch(kind).code(), "key_mismatch");
+        }
+        assert!(ApiError::KeyMismatch(StatementKind::Rotation).message().contains("old key, then by its new key"));
+        assert!(ApiError::KeyMismatch(StatementKind::Release).message().contains("primary key"));
     }
 
     #[test]

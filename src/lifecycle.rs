@@ -6,7 +6,7 @@
 //! decide, in the transaction that logs it (`edge::statements`).
 
 use crate::domain::{ClaimedKey, Handle, ServerDomain};
-use crate::error::ApiError;
+use crate::error::{ApiError, StatementKind};
 use crate::registration::{
     bad_key_or_signature, claimed_signature, decode_signature, later_checks, strict_signature, EnvelopeSignature,
     PAYLOAD_VERSION, SIGNATURE_ALG,
@@ -176,17 +176,17 @@ pub fn check_rotation(
     now_ms: i64,
 ) -> Result<SignedStatement, ApiError> {
     if envelope.kez != ROTATION_TAG {
-        return Err(ApiError::UnsupportedEnvelope);
+        return Err(ApiError::UnsupportedEnvelope(StatementKind::Rotation));
     }
     let p = &envelope.payload;
     if p.kind != ROTATION_TYPE || p.version != PAYLOAD_VERSION {
-        return Err(ApiError::UnsupportedPayload);
+        return Err(ApiError::UnsupportedPayload(StatementKind::Rotation));
     }
     let [by_old, by_new] = &envelope.signatures[..] else {
-        return Err(ApiError::KeyMismatch);
+        return Err(ApiError::KeyMismatch(StatementKind::Rotation));
     };
     if by_old.key != p.old || by_new.key != p.new {
-        return Err(ApiError::KeyMismatch);
+        return Err(ApiError::KeyMismatch(StatementKind::Rotation));
     }
     if by_old.alg != SIGNATURE_ALG || by_new.alg != SIGNATURE_ALG {
         return Err(ApiError::UnsupportedAlgorithm);
@@ -221,14 +221,14 @@ pub fn check_release(
     now_ms: i64,
 ) -> Result<SignedStatement, ApiError> {
     if envelope.kez != RELEASE_TAG {
-        return Err(ApiError::UnsupportedEnvelope);
+        return Err(ApiError::UnsupportedEnvelope(StatementKind::Release));
     }
     let p = &envelope.payload;
     if p.kind != RELEASE_TYPE || p.version != PAYLOAD_VERSION {
-        return Err(ApiError::UnsupportedPayload);
+        return Err(ApiError::UnsupportedPayload(StatementKind::Release));
     }
     if envelope.signature.key != p.primary {
-        return Err(ApiError::KeyMismatch);
+        return Err(ApiError::KeyMismatch(StatementKind::Release));
     }
     if envelope.signature.alg != SIGNATURE_ALG {
         return Err(ApiError::UnsupportedAlgorithm);

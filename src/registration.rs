@@ -6,7 +6,7 @@
 use crate::api::UserRecord;
 use crate::domain::is_small_order_encoding;
 use crate::domain::{decode_lower_hex, ClaimedKey, Handle, HandleError, PrimaryKey, ServerDomain};
-use crate::error::ApiError;
+use crate::error::{ApiError, StatementKind};
 use crate::timestamp::parse_rfc3339_ms;
 use curve25519_dalek::Scalar;
 use ed25519_dalek::Signature;
@@ -168,16 +168,16 @@ pub(crate) fn strict_signature(signature: &Signature) -> bool {
 pub fn check(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<Signed, ApiError> {
     // (1) envelope tag
     if envelope.kez != ENVELOPE_TAG {
-        return Err(ApiError::UnsupportedEnvelope);
+        return Err(ApiError::UnsupportedEnvelope(StatementKind::Registration));
     }
     let payload = &envelope.payload;
     // (2) payload type and version
     if payload.kind != PAYLOAD_TYPE || payload.version != PAYLOAD_VERSION {
-        return Err(ApiError::UnsupportedPayload);
+        return Err(ApiError::UnsupportedPayload(StatementKind::Registration));
     }
     // (3) the signing key is the key being registered
     if envelope.signature.key != payload.primary {
-        return Err(ApiError::KeyMismatch);
+        return Err(ApiError::KeyMismatch(StatementKind::Registration));
     }
     // (4) strict Ed25519 over the canonical payload
     if envelope.signature.alg != SIGNATURE_ALG {

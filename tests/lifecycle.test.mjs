@@ -70,6 +70,12 @@ describe("key rotation", () => {
       assert.equal(response.status, status, `${name}: ${JSON.stringify(response.body)}`);
       assert.equal(errorCode(response), code, name);
     }
+    // The errors that say what the statement must be are worded for a rotation.
+    const registrationTag = await rotate({ ...good, kez: "handle_registration" });
+    assert.equal(errorCode(registrationTag), "unsupported_envelope");
+    assert.match(registrationTag.body.message, /"key_rotation"/);
+    const oneSignature = await rotate({ ...good, signatures: [good.signatures[0]] });
+    assert.match(oneSignature.body.message, /old key, then by its new key/);
     assert.equal(entries(), before, "nothing appended");
     assert.equal((await getJson(`${worker.url}/v1/u/${handle}`)).body.primary, id.primary, "nothing changed");
     // Replayed after it applied: the old key no longer holds the handle.

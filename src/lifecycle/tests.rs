@@ -103,12 +103,12 @@ fn every_rotation_rule_has_its_code() {
                 e["kez"] = json!("handle_registration");
                 e
             },
-            ApiError::UnsupportedEnvelope,
+            ApiError::UnsupportedEnvelope(StatementKind::Rotation),
         ),
-        ("type", rotation(|p| p["type"] = json!(RELEASE_TYPE)), ApiError::UnsupportedPayload),
-        ("version", rotation(|p| p["version"] = json!(2)), ApiError::UnsupportedPayload),
-        ("one signature", old_only, ApiError::KeyMismatch),
-        ("signatures swapped", swapped, ApiError::KeyMismatch),
+        ("type", rotation(|p| p["type"] = json!(RELEASE_TYPE)), ApiError::UnsupportedPayload(StatementKind::Rotation)),
+        ("version", rotation(|p| p["version"] = json!(2)), ApiError::UnsupportedPayload(StatementKind::Rotation)),
+        ("one signature", old_only, ApiError::KeyMismatch(StatementKind::Rotation)),
+        ("signatures swapped", swapped, ApiError::KeyMismatch(StatementKind::Rotation)),
         (
             "alg",
             {
@@ -151,7 +151,7 @@ fn a_release_signed_by_its_key_applies_and_others_do_not() {
     assert_eq!(give_up(&by_other).err(), Some(ApiError::InvalidSignature));
     let mut mismatch = release(|_| {});
     mismatch["signature"]["key"] = json!(primary(&key(2)));
-    assert_eq!(give_up(&mismatch).err(), Some(ApiError::KeyMismatch));
+    assert_eq!(give_up(&mismatch).err(), Some(ApiError::KeyMismatch(StatementKind::Release)));
     assert_eq!(give_up(&release(|p| p["handle"] = json!("admin"))).err(), Some(ApiError::ReservedHandle));
 }
 

@@ -144,17 +144,20 @@ fn each_rule_has_its_own_error() {
                 e["kez"] = json!("something_else");
                 e
             },
-            ApiError::UnsupportedEnvelope,
+            ApiError::UnsupportedEnvelope(StatementKind::Registration),
         ),
-        (signed(&key, |p| p["type"] = json!("kez.chat.other")), ApiError::UnsupportedPayload),
-        (signed(&key, |p| p["version"] = json!(2)), ApiError::UnsupportedPayload),
+        (
+            signed(&key, |p| p["type"] = json!("kez.chat.other")),
+            ApiError::UnsupportedPayload(StatementKind::Registration),
+        ),
+        (signed(&key, |p| p["version"] = json!(2)), ApiError::UnsupportedPayload(StatementKind::Registration)),
         (
             {
                 let mut e = signed(&key, |_| {});
                 e["signature"]["key"] = json!(primary_of(&signing_key(3)));
                 e
             },
-            ApiError::KeyMismatch,
+            ApiError::KeyMismatch(StatementKind::Registration),
         ),
         (
             {
@@ -402,11 +405,11 @@ fn checks_run_in_the_contract_order() {
     e["signature"]["sig"] = json!("00".repeat(64));
     assert_eq!(check(&e).unwrap_err(), ApiError::InvalidSignature);
     e["signature"]["key"] = json!(primary_of(&signing_key(9)));
-    assert_eq!(check(&e).unwrap_err(), ApiError::KeyMismatch);
+    assert_eq!(check(&e).unwrap_err(), ApiError::KeyMismatch(StatementKind::Registration));
     e["payload"]["version"] = json!(7);
-    assert_eq!(check(&e).unwrap_err(), ApiError::UnsupportedPayload);
+    assert_eq!(check(&e).unwrap_err(), ApiError::UnsupportedPayload(StatementKind::Registration));
     e["kez"] = json!("x");
-    assert_eq!(check(&e).unwrap_err(), ApiError::UnsupportedEnvelope);
+    assert_eq!(check(&e).unwrap_err(), ApiError::UnsupportedEnvelope(StatementKind::Registration));
 
     let e = signed(&key, |p| {
         p["handle"] = json!("x");
