@@ -78,15 +78,40 @@ describe("read-your-writes", () => {
     assert.equal(after.body.primary, user.id.primary);
   });
 
-  test("through a bookmark, a handle or key nobody holds is user_not_found, as without one", async () => {
+  test("through a bookmark, a handle or key nobody holds is user_not_found as without one, but no-store and with the session's bookmark", async () => {
     const user = await registered();
     const stranger = freshEnvelope(SERVER);
+    const headersBut = (response, ...names) => [...response.headers].filter(([name]) => !["date", ...names].includes(name));
     for (const path of [...lookupPaths(stranger), webfingerPath(stranger)]) {
       const through = await getJson(worker.url + path, { headers: { "x-kez-bookmark": user.bookmark } });
       const plain = await getJson(worker.url + path);
       assert.equal(through.status, 404, path);
       assert.equal(errorCode(through), "user_not_found", path);
-      assert.deepEqual([...through.headers].filter(([name]) => name !== "date"), [...plain.headers].filter(([name]) => name !== "date"), path);
+      assert.deepEqual(through.body, plain.body, path);
+      assert.equal(plain.headers.get("cache-control"), NEGATIVE, path);
+      // A client's own fresh view is never kept, as for a found user read through a bookmark.
+      assert.equal(through.headers.get("cache-control"), "no-store", path);
+      assert.match(through.headers.get("x-kez-bookmark"), BOOKMARK, path);
+      assert.deepEqual(headersBut(through, "cache-control", "x-kez-bookmark"), headersBut(plain, "cache-control"), path);
+    }
+  });
+
+  test("through the release's bookmark, a released handle is 410 at once, no-store and with the session's bookmark", async () => {
+    const user = await registered();
+    const release = await fetch(`${worker.url}/v1/release`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(releaseEnvelope(user.id, { handle: user.handle, server: SERVER })) });
+    assert.equal(release.status, 201);
+    const bookmark = release.headers.get("x-kez-bookmark");
+    assert.match(bookmark, BOOKMARK);
+    for (const path of lookupPaths(user)) {
+      const through = await getJson(worker.url + path, { headers: { "x-kez-bookmark": bookmark } });
+      assert.equal(through.status, 410, path);
+      assert.equal(through.body.error, "handle_released", path);
+      assert.equal(through.headers.get("cache-control"), "no-store", path);
+      assert.match(through.headers.get("x-kez-bookmark"), BOOKMARK, path);
+      const plain = await getJson(worker.url + path);
+      assert.equal(plain.status, 410, path);
+      assert.equal(plain.headers.get("cache-control"), NEGATIVE, path);
+      assert.equal(plain.headers.get("x-kez-bookmark"), null, path);
       assert.deepEqual(through.body, plain.body, path);
     }
   });

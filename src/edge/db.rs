@@ -52,8 +52,11 @@ extern "C" {
 pub enum LookupOutcome {
     /// The edge cache's `[body, etag, readAtMs]`.
     FromEdge(JsValue),
-    /// D1's row (when D1 has none, runtime.js answers the lookups' 404 itself).
+    /// D1's row.
     FromD1(LookupRow),
+    /// No row, read through a client's bookmark (without one, runtime.js answers the lookups'
+    /// 404 itself).
+    Absent,
 }
 
 impl LookupOutcome {
@@ -61,7 +64,7 @@ impl LookupOutcome {
     pub fn read(kind: u32, outcome: JsValue) -> Result<LookupOutcome, ApiError> {
         match kind {
             0 => Ok(LookupOutcome::FromEdge(outcome)),
-            1 => Ok(LookupOutcome::FromD1(LookupRow::read(outcome)?.ok_or_else(|| internal("FROM_D1 without a row"))?)),
+            1 => Ok(LookupRow::read(outcome)?.map_or(LookupOutcome::Absent, LookupOutcome::FromD1)),
             _ => Err(storage_js(outcome)),
         }
     }

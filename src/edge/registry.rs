@@ -208,9 +208,16 @@ impl Lookup {
                 return self.answer(settings, &user, served, conditions).ok_or_else(|| internal("edge answer"));
             }
             LookupOutcome::FromD1(row) => row,
+            LookupOutcome::Absent => {
+                let body = ApiError::UserNotFound.to_json(None);
+                return Ok(absent(settings, 404, body, conditions, bookmark_after));
+            }
         };
         if row.released_at()?.is_some() {
-            return gone(&row.record()?, settings);
+            let body = ReleasedView::from_record(&row.record()?)
+                .ok_or_else(|| internal("a release without its envelope"))?
+                .to_json();
+            return Ok(absent(settings, 410, body, conditions, bookmark_after));
         }
         let config = config(env)?;
         let served = match conditions.bookmark {
@@ -337,24 +344,31 @@ fn finish_lookup(
     settled.unwrap_or_else(|e| error_response(settings, &e, Some(Route::WebFinger)))
 }
 
-/// A lookup of a given-up handle (or its key): 410 with the signed release and its log proof,
-/// kept by caches as briefly as a 404.
-fn gone(record: &UserRecord, settings: &CacheSettings) -> Result<Response, ApiError> {
-    let body = ReleasedView::from_record(record).ok_or_else(|| internal("a release without its envelope"))?.to_json();
-    Ok(with_headers(settings, |h| {
+/// A lookup's 404 (no such user) or 410 (a released handle, `body` its `ReleasedView`): cached
+/// a few seconds; read through a client's bookmark, not cached at all, and with the session's
+/// newest bookmark, as a found user's answer has (a writer's own fresh state must not stick).
+fn absent(
+    settings: &CacheSettings,
+    status: u16,
+    body: String,
+    conditions: &Conditions,
+    bookmark_after: Option<String>,
+) -> Response {
+    let through_bookmark = conditions.bookmark.is_some();
+    with_headers(settings, |h| {
         Reply {
-            status: 410,
+            status,
             body: body.as_str().into(),
             content_type: Some(&h.json),
-            cache_control: &h.negative,
+            cache_control: if through_bookmark { &h.no_store } else { &h.negative },
             vary: Some(&h.bookmark),
             etag: None,
             age: None,
             any_origin: true,
-            extra: None,
+            extra: bookmark_after.filter(|_| through_bookmark).map(|b| (&h.bookmark, JsValue::from(b))),
         }
         .send()
-    }))
+    })
 }
 
 /// A lookup's 200 (or 304, `not_modified`) with the headers where it was `served` from.

@@ -120,8 +120,8 @@ export function lookupReadCount() {
  * behind, and the lookup needs no `waitUntil`. `bookmark` is `session`'s newest after the
  * read (a read through a client's bookmark, on a session of its own), else undefined. One
  * promise and one call back, where awaiting each step from wasm costs a future, its task
- * queue and two closures per step. When D1 has no row, the answer is the `notFound`
- * template (`responseTemplate`), with no call into wasm at all.
+ * queue and two closures per step. When D1 has no row (and no bookmark was given), the
+ * answer is the `notFound` template (`responseTemplate`), with no call into wasm at all.
  */
 export async function lookUp(head, env, ctx, edgeUrl, ttlMs, statement, session, value, finish, notFound) {
   let kind = FAILED;
@@ -133,7 +133,8 @@ export async function lookUp(head, env, ctx, edgeUrl, ttlMs, statement, session,
     } else {
       lookupReads++;
       outcome = await firstRow(statement, value);
-      if (outcome === null) return fromTemplate(notFound);
+      // Through a bookmark, wasm answers (its 404 is not cached, and carries the bookmark).
+      if (outcome === null && session === undefined) return fromTemplate(notFound);
       kind = FROM_D1;
     }
   } catch (e) {
