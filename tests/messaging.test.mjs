@@ -18,6 +18,7 @@ import {
   acceptRequest,
   openChat,
   openRequest,
+  readStore,
   saveContact,
   sendImageAndTime,
   setUp as setUpPerson,
@@ -25,6 +26,7 @@ import {
   sha256,
   statusOf,
   typeAndSend,
+  useRelays,
 } from "./support/chat.mjs";
 import { freshEnvelope, identity as nodeIdentity, postRegister } from "./support/kez.mjs";
 import { loadProtocol, publishAll } from "./support/protocol.mjs";
@@ -34,6 +36,8 @@ import { startWorker } from "./support/worker.mjs";
 const KIND = 4260;
 let worker;
 let relays = [];
+/** Relays a test used for a while (their connections are expected too). */
+const otherRelays = [];
 let alice;
 let bob;
 const people = {};
@@ -296,6 +300,39 @@ describe("messages over nostr relays, in headless Chromium", () => {
     assert.equal(await bubbleWith(bob, "hello bob, this is alice").count(), 1);
   });
 
+  test("a flood of newer events on a relay that caps what one request returns does not hide an older message", async () => {
+    // strfry answers a request with at most its 500 newest events; this relay with 10.
+    const capped = await startRelay({ maxEventSize: TIGHT, maxLimit: 10 });
+    otherRelays.push(capped);
+    const inbox = proto.inboxTag(proto.parsePrimary(people.bob));
+    const caughtUpKey = `caught-up ${capped.url} ${inbox}`;
+    try {
+      await useRelays(alice, [capped.url]);
+      await useRelays(bob, [capped.url]);
+      // Bob has read the relay once: later he asks only for what came since.
+      for (;;) {
+        const settings = await readStore(bob, "settings");
+        if (settings.some((s) => s.key === caughtUpKey)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await bob.page.close();
+      await sendText(alice, "sent before the flood");
+      await statusOf(bubbleWith(alice, "sent before the flood"), "sent");
+      // Four requests' worth of newer events for his inbox (boxes nobody can open).
+      const flood = Array.from({ length: 40 }, () => proto.wrap(randomBytes(120), proto.parsePrimary(people.bob), Date.now() + 2_000));
+      await publishAll(capped.url, flood);
+      await bob.reopen();
+      await bob.page.goto(worker.url);
+      await openChat(bob, "alice@localhost");
+      await bubbleWith(bob, "sent before the flood").waitFor({ timeout: 30_000 });
+      await statusOf(bubbleWith(alice, "sent before the flood"), "delivered");
+    } finally {
+      await useRelays(alice, relays.map((r) => r.url));
+      await useRelays(bob, relays.map((r) => r.url));
+      await capped.close();
+    }
+  });
+
   test("bob reloads in the middle of a 5 MB transfer and it resumes from what he kept", async () => {
     const big = bmp(1280, 1365);
     await attachFile(alice, { name: "resume.bmp", mimeType: "image/bmp", buffer: big });
@@ -494,9 +531,9 @@ describe("messages over nostr relays, in headless Chromium", () => {
     }
   });
 
-  test("no page error, and no connection but the home server and the two relays", () => {
+  test("no page error, and no connection but the home server and the relays the tests gave", () => {
     // The relays' origins over WebSocket, and over http for their NIP-11 documents.
-    const allowed = new Set([new URL(worker.url).origin, ...relays.flatMap((r) => [new URL(r.url).origin, r.url.replace(/^ws/, "http")])]);
+    const allowed = new Set([new URL(worker.url).origin, ...[...relays, ...otherRelays].flatMap((r) => [new URL(r.url).origin, r.url.replace(/^ws/, "http")])]);
     for (const p of [alice, bob]) {
       assert.deepEqual(p.errors, [], `${p.name}: page errors`);
       assert.deepEqual(p.requests.filter((u) => !allowed.has(new URL(u).origin) && !u.startsWith("blob:")), []);

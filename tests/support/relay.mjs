@@ -227,7 +227,7 @@ function lifecycle(proc, cleanUp) {
   };
 }
 
-function nostrRelayConfig({ port, dbFile, maxEventSize, eventsPerSecond }) {
+function nostrRelayConfig({ port, dbFile, maxEventSize, eventsPerSecond, maxLimit }) {
   // nostr-relay reads `validators` under `storage:` (a top-level `validators:` key is
   // silently ignored and only is_signed runs). YAML strings are JSON-quoted.
   return `DEBUG: false
@@ -252,10 +252,10 @@ authentication:
 verification:
   nip05_verification: disabled
 max_event_size: ${maxEventSize}
-${eventsPerSecond ? `rate_limits:\n  ip:\n    EVENT: "${eventsPerSecond}/s"\n` : ""}`;
+${maxLimit ? `max_limit: ${maxLimit}\n` : ""}${eventsPerSecond ? `rate_limits:\n  ip:\n    EVENT: "${eventsPerSecond}/s"\n` : ""}`;
 }
 
-const RELAY_OPTIONS = new Set(["maxEventSize", "port", "eventsPerSecond", "statedMessageLength"]);
+const RELAY_OPTIONS = new Set(["maxEventSize", "port", "eventsPerSecond", "statedMessageLength", "maxLimit"]);
 
 /**
  * An HTTP front on 127.0.0.1:`port` for a relay on `innerPort`: WebSocket upgrades are
@@ -304,6 +304,8 @@ async function nip11Front(port, innerPort, maxMessageLength) {
  *   many EVENTs accepted per second from one IP address; the rest are answered
  *   ["OK", <id>, false, "rate-limited: slow down"] (see the top of this file).
  * - `port` is a free one unless given.
+ * - `maxLimit` caps the events one request returns, newest first (nostr-relay's `max_limit`,
+ *   6000 by default; strfry's default is 500).
  * - `statedMessageLength`: nostr-relay 1.14 cannot state a limit in its NIP-11 document; with
  *   this, the relay listens behind nip11Front, whose NIP-11 answer adds
  *   `limitation.max_message_length` (what the relay's `maxEventSize` amounts to).
@@ -312,9 +314,9 @@ export async function startRelay(options = {}) {
   for (const name of Object.keys(options)) {
     if (!RELAY_OPTIONS.has(name)) throw new Error(`startRelay: unknown option ${name}`);
   }
-  const { maxEventSize = 262144, port: fixedPort, eventsPerSecond, statedMessageLength } = options;
-  if (eventsPerSecond !== undefined && !(Number.isInteger(eventsPerSecond) && eventsPerSecond > 0)) {
-    throw new Error(`startRelay: eventsPerSecond must be a positive integer, not ${eventsPerSecond}`);
+  const { maxEventSize = 262144, port: fixedPort, eventsPerSecond, statedMessageLength, maxLimit } = options;
+  for (const [name, value] of Object.entries({ eventsPerSecond, maxLimit })) {
+    if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new Error(`startRelay: ${name} must be a positive integer, not ${value}`);
   }
   if (!existsSync(NOSTR_RELAY_BIN)) {
     throw new Error(`no nostr-relay at ${NOSTR_RELAY_BIN}: run kez_install_relay (scripts/env.sh)`);
@@ -326,7 +328,7 @@ export async function startRelay(options = {}) {
   const configFile = path.join(dir, "config.yaml");
   const url = `ws://127.0.0.1:${port}`;
   const relayPort = statedMessageLength === undefined ? port : await freePort();
-  writeFileSync(configFile, nostrRelayConfig({ port: relayPort, dbFile, maxEventSize, eventsPerSecond }));
+  writeFileSync(configFile, nostrRelayConfig({ port: relayPort, dbFile, maxEventSize, eventsPerSecond, maxLimit }));
 
   // `nostr-relay serve` runs alembic migrations, then becomes the gunicorn master itself.
   const proc = relayProcess({

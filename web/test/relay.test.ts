@@ -243,3 +243,61 @@ describe("relay answers", () => {
     relay.close();
   });
 });
+
+describe("reading what a relay stored", () => {
+  it("a subscription's filter is asked for at every REQ: after a reconnect it can ask from later on", async () => {
+    const relay = new Relay(URL);
+    let since = 100;
+    relay.subscribe("sub", () => ({ kinds: [4260], "#p": ["ab"], since }), () => {});
+    await vi.advanceTimersByTimeAsync(1);
+    expect(ScriptedSocket.last.sent).toEqual([["REQ", "sub", { kinds: [4260], "#p": ["ab"], since: 100 }]]);
+    since = 500;
+    ScriptedSocket.last.close();
+    await vi.advanceTimersByTimeAsync(300);
+    expect(ScriptedSocket.last.sent).toEqual([["REQ", "sub", { kinds: [4260], "#p": ["ab"], since: 500 }]]);
+  });
+
+  it("fetchStored hands over the events, resolves at EOSE and closes the request; it is never sent again", async () => {
+    const relay = new Relay(URL);
+    await vi.advanceTimersByTimeAsync(1);
+    const socket = ScriptedSocket.last;
+    const got: unknown[] = [];
+    let done = false;
+    const filter = { kinds: [4260], "#p": ["ab"], since: 10, until: 20, limit: 2 };
+    void relay.fetchStored("page-1", filter, (e) => got.push(e)).then(() => (done = true));
+    expect(socket.sent).toEqual([["REQ", "page-1", filter]]);
+    const [a, b] = [event(), event()];
+    socket.say("EVENT", "page-1", a);
+    socket.say("EVENT", "other", b); // another subscription's: not this request's
+    socket.say("EVENT", "page-1", b);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(done).toBe(false);
+    socket.say("EOSE", "page-1");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(done).toBe(true);
+    expect(got).toEqual([a, b]);
+    expect(socket.sent.at(-1)).toEqual(["CLOSE", "page-1"]);
+    // Anything the relay still sends for it is dropped, and a reconnect does not ask again.
+    socket.say("EVENT", "page-1", event());
+    expect(got).toHaveLength(2);
+    socket.close();
+    await vi.advanceTimersByTimeAsync(300);
+    expect(ScriptedSocket.last).not.toBe(socket);
+    expect(ScriptedSocket.last.sent).toEqual([]);
+  });
+
+  it("fetchStored rejects when the connection is lost, the relay closes the request, or it is not connected", async () => {
+    const relay = new Relay(URL);
+    await expect(relay.fetchStored("early", { kinds: [4260], "#p": ["ab"] }, () => {})).rejects.toThrow("not connected");
+    await vi.advanceTimersByTimeAsync(1);
+    const lost = relay.fetchStored("lost", { kinds: [4260], "#p": ["ab"] }, () => {});
+    const lostCheck = expect(lost).rejects.toThrow("connection lost");
+    ScriptedSocket.last.close();
+    await lostCheck;
+    await vi.advanceTimersByTimeAsync(300);
+    const closed = relay.fetchStored("closed", { kinds: [4260], "#p": ["ab"] }, () => {});
+    const closedCheck = expect(closed).rejects.toThrow("closed: error: too many subscriptions");
+    ScriptedSocket.last.say("CLOSED", "closed", "error: too many subscriptions");
+    await closedCheck;
+  });
+});

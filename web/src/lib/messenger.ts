@@ -45,6 +45,35 @@ const UNNAMED_RECHECK_MS = 10 * 60_000;
 /** The first subscription to a relay (no `since`) asks for at most this many stored events. */
 const FIRST_SUBSCRIPTION_LIMIT = 1_000;
 
+/**
+ * Later subscriptions take stored events this many at a time, newest first, and page back
+ * through the rest (`catchUp`): relays cap what one request returns (strfry at 500 by
+ * default), and a flood of newer events must not hide older messages.
+ */
+const CATCH_UP_PAGE = 250;
+
+/**
+ * The most stored events, and pages, one catch-up goes through on one relay. Past either (a
+ * flood, or a relay that ignores `until`), the relay is not counted as caught up: the next
+ * subscription starts from the same time again.
+ */
+const CATCH_UP_MAX_EVENTS = 10_000;
+const CATCH_UP_MAX_PAGES = 100;
+
+/** What one REQ of the inbox subscription asked for, and the stored events it handed over before EOSE. */
+interface Batch {
+  /** When the REQ went out (ms): the relay is caught up to this once its stored events are handled. */
+  at: number;
+  /** Its `since` (Unix seconds), if any. */
+  since: number | undefined;
+  /** Ids of the stored events seen so far, its own and its pages'. */
+  stored: Set<string>;
+  /** The oldest `created_at` among its own. */
+  oldest: number;
+  /** Its EOSE came. */
+  complete: boolean;
+}
+
 /** Receipts wait this long to go out together (up to RECEIPT_IDS_MAX ids in one receipt). */
 const RECEIPT_BATCH_MS = 200;
 const RECEIPT_IDS_MAX = 100;
@@ -111,6 +140,8 @@ export class Messenger {
   private listeners = new Set<() => void>();
   private stallTimer: ReturnType<typeof setInterval>;
   private readonly subscription = `kez-${newId().slice(0, 8)}`;
+  /** Catch-up pages asked for so far (each request gets an id of its own). */
+  private pages = 0;
   /** When each incoming file last got a chunk (since this page loaded). */
   private progressAt = new Map<string, number>();
   /** Files whose pieces are on their way, by message id: withdrawn when the receipt comes. */
@@ -207,28 +238,73 @@ export class Messenger {
   }
 
   /**
-   * Subscribes to our inbox on a relay: everything it stored the first time, then only what
-   * was created since an hour before the last time it said it had sent all it stored (the
-   * hour covers clocks that disagree), so a reload does not fetch every old file again.
+   * Subscribes to our inbox on a relay: the newest events it stored the first time, then only
+   * what was created since an hour before the last time it handed over all it stored (the hour
+   * covers clocks that disagree), paging back through them (`catchUp`), so a reload does not
+   * fetch every old file again. After a reconnect, the REQ asks from the newest such time.
    */
   private async subscribe(url: string, relay: Relay) {
     const inbox = inboxTag(this.me.publicKey);
-    const caughtUp = await store.caughtUpAt(url, inbox);
-    const since = caughtUp === undefined ? undefined : Math.floor(caughtUp / 1000) - CATCH_UP_MARGIN_S;
-    const subscribedAt = Date.now();
+    let caughtUp = await store.caughtUpAt(url, inbox);
+    let batch: Batch | undefined;
     relay.subscribe(
       this.subscription,
-      // The first time, everything stored could be a flood: the newest events only.
-      { kinds: [KIND], "#p": [inbox], ...(since === undefined ? { limit: FIRST_SUBSCRIPTION_LIMIT } : { since }) },
-      (e) => void this.receive(e).catch(report),
-      () => void this.afterStored(url, inbox, subscribedAt).catch(report),
+      () => {
+        const since = caughtUp === undefined ? undefined : Math.floor(caughtUp / 1000) - CATCH_UP_MARGIN_S;
+        batch = { at: Date.now(), since, stored: new Set(), oldest: Infinity, complete: false };
+        // The first time, everything stored could be a flood: the newest events only.
+        return { kinds: [KIND], "#p": [inbox], ...(since === undefined ? { limit: FIRST_SUBSCRIPTION_LIMIT } : { since, limit: CATCH_UP_PAGE }) };
+      },
+      (e) => {
+        if (batch && !batch.complete) batch.oldest = Math.min(batch.oldest, storedAt(batch.stored, e));
+        void this.receive(e).catch(report);
+      },
+      () => {
+        const current = batch;
+        if (!current || current.complete) return;
+        current.complete = true;
+        void this.catchUp(url, relay, inbox, current)
+          .then((through) => {
+            if (through && (caughtUp ?? 0) < current.at) caughtUp = current.at;
+          })
+          .catch(report);
+      },
     );
   }
 
-  /** Remembers that a relay's stored events up to `at` were handed over, once they are handled. */
-  private async afterStored(url: string, inbox: string, at: number) {
+  /**
+   * Pages back through what a relay stored since `batch.since`, from the oldest event its REQ
+   * handed over, CATCH_UP_PAGE at a time, each page once the last is handled (what waits to be
+   * handled stays one page). True once through: the relay is then remembered as caught up to
+   * when the REQ went out. False when it stopped short (the connection lost, the relay closed
+   * the request, or CATCH_UP_MAX_EVENTS gone through): the next REQ starts from the same time.
+   */
+  private async catchUp(url: string, relay: Relay, inbox: string, batch: Batch): Promise<boolean> {
+    let until = batch.oldest;
+    for (let pages = 0; batch.since !== undefined && Number.isFinite(until) && until >= batch.since; pages++) {
+      if (batch.stored.size >= CATCH_UP_MAX_EVENTS || pages === CATCH_UP_MAX_PAGES) return false;
+      await this.receiving;
+      const before = batch.stored.size;
+      let count = 0;
+      let oldest = Infinity;
+      try {
+        const filter = { kinds: [KIND], "#p": [inbox], since: batch.since, until, limit: CATCH_UP_PAGE };
+        await relay.fetchStored(`${this.subscription}-${++this.pages}`, filter, (e) => {
+          count++;
+          oldest = Math.min(oldest, storedAt(batch.stored, e));
+          void this.receive(e).catch(report);
+        });
+      } catch {
+        return false;
+      }
+      if (count === 0) break;
+      // Some relays take `until` as "before", others as "at or before": the events of the
+      // oldest second come again from the second kind. A page of nothing new moves past it.
+      until = batch.stored.size > before ? Math.min(until, oldest) : Math.min(until, oldest) - 1;
+    }
     await this.receiving;
-    await store.setCaughtUpAt(url, inbox, at);
+    await store.setCaughtUpAt(url, inbox, batch.at);
+    return true;
   }
 
   close(): void {
@@ -883,4 +959,15 @@ function fitsPointer(c: store.StoredChunk, p: { k: number; n: number; pieceBytes
 /** Background work that failed (storage errors): reported, never an unhandled rejection. */
 function report(e: unknown) {
   console.warn("kez-chat:", e);
+}
+
+/**
+ * The `created_at` of a stored event a REQ handed over, its id added to `stored`; Infinity for
+ * one without an id or a time (it counts for nothing).
+ */
+function storedAt(stored: Set<string>, raw: unknown): number {
+  const { id, created_at: at } = (raw ?? {}) as { id?: unknown; created_at?: unknown };
+  if (typeof id !== "string" || typeof at !== "number" || !Number.isSafeInteger(at)) return Infinity;
+  stored.add(id);
+  return at;
 }

@@ -48,15 +48,25 @@ export interface Filter {
   "#p": string[];
   /** Only events created at or after this (Unix seconds). */
   since?: number;
+  /** Only events created at or before this (Unix seconds; some relays take it as "before"). */
+  until?: number;
   /** At most this many stored events (the newest). */
   limit?: number;
 }
 
 interface Subscription {
-  filter: Filter;
+  /** Asked for at every REQ (the first and after each reconnect), so it can move on. */
+  filter: () => Filter;
   onevent: (event: unknown) => void;
   /** The relay has sent everything it had stored (EOSE). */
   oneose: () => void;
+}
+
+/** A one-off request for stored events (`fetchStored`). */
+interface Query {
+  onevent: (event: unknown) => void;
+  resolve: () => void;
+  reject: (e: Error) => void;
 }
 
 interface Pending {
@@ -88,6 +98,7 @@ export class Relay {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private backoff = 250;
   private subscriptions = new Map<string, Subscription>();
+  private queries = new Map<string, Query>();
   private closedForGood = false;
   /** No event goes out before this (performance.now()), after a rate-limited answer. */
   private pausedUntil = 0;
@@ -155,9 +166,34 @@ export class Relay {
     this.wakeRoomWaiters();
   }
 
-  subscribe(id: string, filter: Filter, onevent: Subscription["onevent"], oneose: Subscription["oneose"] = () => {}): void {
-    this.subscriptions.set(id, { filter, onevent, oneose });
-    if (this.state === "open") this.ws!.send(JSON.stringify(["REQ", id, filter]));
+  /** `filter` is asked for at every REQ: the first, and again after each reconnect. */
+  subscribe(id: string, filter: Filter | (() => Filter), onevent: Subscription["onevent"], oneose: Subscription["oneose"] = () => {}): void {
+    this.subscriptions.set(id, { filter: typeof filter === "function" ? filter : () => filter, onevent, oneose });
+    if (this.state === "open") this.request(id);
+  }
+
+  /**
+   * The events the relay has stored for `filter`, each handed to `onevent`; resolves once it
+   * has sent them all (EOSE, and the subscription is closed), rejects if the connection is lost
+   * or the relay closes the subscription first. Unlike `subscribe`, never sent again.
+   */
+  fetchStored(id: string, filter: Filter, onevent: Query["onevent"]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.state !== "open") return reject(new Error(`${this.url}: not connected`));
+      this.queries.set(id, { onevent, resolve, reject });
+      this.ws!.send(JSON.stringify(["REQ", id, filter]));
+    });
+  }
+
+  private request(id: string) {
+    const s = this.subscriptions.get(id);
+    if (s) this.ws?.send(JSON.stringify(["REQ", id, s.filter()]));
+  }
+
+  /** Every query in flight fails (the connection is gone). */
+  private failQueries(why: string) {
+    for (const q of this.queries.values()) q.reject(new Error(`${this.url}: ${why}`));
+    this.queries.clear();
   }
 
   close(): void {
@@ -173,6 +209,7 @@ export class Relay {
     this.inflight.clear();
     this.delayed.clear();
     this.awaitingAuth = [];
+    this.failQueries("relay removed");
     this.wakeRoomWaiters();
   }
 
@@ -196,13 +233,14 @@ export class Relay {
       this.challenge = null;
       this.authSent = false;
       this.setState("open");
-      for (const [id, s] of this.subscriptions) ws.send(JSON.stringify(["REQ", id, s.filter]));
+      for (const id of this.subscriptions.keys()) this.request(id);
       this.pump();
     };
     ws.onmessage = (m) => this.receive(m.data);
     ws.onclose = () => {
       if (this.ws !== ws) return;
       this.ws = null;
+      this.failQueries("connection lost");
       clearTimeout(this.pumpTimer);
       this.pumpTimer = undefined;
       // What was awaiting an answer goes out again first after reconnecting, unless it has
@@ -273,8 +311,14 @@ export class Relay {
     if (!Array.isArray(message)) return;
     const [type, a, b, c] = message;
     if (type === "EVENT" && typeof a === "string") {
-      this.subscriptions.get(a)?.onevent(b);
+      (this.subscriptions.get(a) ?? this.queries.get(a))?.onevent(b);
     } else if (type === "EOSE" && typeof a === "string") {
+      const q = this.queries.get(a);
+      if (q) {
+        this.queries.delete(a);
+        this.ws?.send(JSON.stringify(["CLOSE", a]));
+        q.resolve();
+      }
       this.subscriptions.get(a)?.oneose();
     } else if (type === "OK" && typeof a === "string") {
       this.answer(a, b === true, typeof c === "string" ? c : "");
@@ -283,6 +327,12 @@ export class Relay {
       this.authSent = false;
       if (this.awaitingAuth.length > 0 || this.subscriptionsAwaitingAuth.size > 0) this.authenticate();
     } else if (type === "CLOSED" && typeof a === "string") {
+      const q = this.queries.get(a);
+      if (q) {
+        this.queries.delete(a);
+        q.reject(new Error(`${this.url}: closed: ${typeof b === "string" ? b : ""}`));
+        return;
+      }
       const s = this.subscriptions.get(a);
       if (!s) return;
       const why = typeof b === "string" ? b : "";
@@ -309,10 +359,7 @@ export class Relay {
       const waiting = this.awaitingAuth;
       this.awaitingAuth = [];
       if (accepted) {
-        for (const sub of this.subscriptionsAwaitingAuth) {
-          const s = this.subscriptions.get(sub);
-          if (s) this.ws?.send(JSON.stringify(["REQ", sub, s.filter]));
-        }
+        for (const sub of this.subscriptionsAwaitingAuth) this.request(sub);
         this.queue.unshift(...waiting);
         this.pump();
       } else {
