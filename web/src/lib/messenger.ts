@@ -583,11 +583,8 @@ export class Messenger {
         const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256 };
         if (h.mode === "inline") {
           // A file id already used by this sender, or a message id already seen, changes nothing.
-          if (await store.fileIdUsed(fileKey(h.from, h.file_id))) break;
-          if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, at: now })) {
-            await store.putAttachmentIfNew(fileKey(h.from, h.file_id), receivedBlob(data, h.mime));
-            acknowledge(h.id);
-          }
+          const message: store.StoredMessage = { id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, at: now };
+          if (await store.putInlineFileIfNew(message, fileKey(h.from, h.file_id), receivedBlob(data, h.mime))) acknowledge(h.id);
         } else {
           // The bubble may already be there, made by the first chunk.
           const key = fileKey(h.from, h.file_id);
@@ -605,11 +602,8 @@ export class Messenger {
         if (h.mode === "inline") {
           const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256 };
           // Neither a second message with this id nor one reusing the file id replaces the bytes.
-          if (await store.fileIdUsed(fileKey(h.from, h.file_id))) break;
-          if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, at: now })) {
-            await store.putAttachmentIfNew(fileKey(h.from, h.file_id), receivedBlob(data, h.mime));
-            acknowledge(h.id);
-          }
+          const message: store.StoredMessage = { id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, at: now };
+          if (await store.putInlineFileIfNew(message, fileKey(h.from, h.file_id), receivedBlob(data, h.mime))) acknowledge(h.id);
         } else {
           await this.pointerV2(h, now);
         }

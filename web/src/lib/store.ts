@@ -389,10 +389,22 @@ export async function putAttachmentIfNew(key: string, blob: Blob): Promise<void>
   await tx.done;
 }
 
-/** Whether a sender's file id is taken: by a kept file, or by a file on its way (`in:<key>`). */
-export async function fileIdUsed(key: string): Promise<boolean> {
-  const database = await open();
-  return (await database.getKey("attachments", key)) !== undefined || (await database.getKey("messages", `in:${key}`)) !== undefined;
+/**
+ * An inline file: its message and its bytes (under `key`) in one transaction, so a message is
+ * never "ready" without them (a full disk or a closed tab between two writes would leave it so
+ * for good: a replay finds the message and changes nothing). False, and nothing written, when
+ * the message id is known or the sender's file id taken: by a kept file, or by a file on its
+ * way (`in:<key>`).
+ */
+export async function putInlineFileIfNew(message: StoredMessage, key: string, blob: Blob): Promise<boolean> {
+  const tx = (await open()).transaction(["messages", "attachments"], "readwrite");
+  const messages = tx.objectStore("messages");
+  const attachments = tx.objectStore("attachments");
+  const taken =
+    (await messages.getKey(message.id)) !== undefined || (await messages.getKey(`in:${key}`)) !== undefined || (await attachments.getKey(key)) !== undefined;
+  if (!taken) await Promise.all([messages.put(message), attachments.put(blob, key)]);
+  await tx.done;
+  return !taken;
 }
 
 /** Whether an inline file took this file id: a file is kept under it, with no transfer entry (`in:<key>`). */
