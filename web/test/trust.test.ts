@@ -5,7 +5,7 @@ import fixed from "../../tests/vectors/messaging.json";
 import { displayName, sendableName, shortName } from "../src/lib/message";
 import { identityFromSeed } from "../src/lib/identity";
 import { groupedDigits, safetyHalf, safetyNumber, sameSafetyNumber } from "../src/lib/safety";
-import { type Arrival, REQUESTS_MAX, REQUEST_QUOTA, type SenderFacts, decide, held } from "../src/lib/trust";
+import { type Arrival, REQUESTS_MAX, REQUEST_QUOTA, type SenderFacts, decide, held, stallReason } from "../src/lib/trust";
 
 const stranger: SenderFacts = { contact: false, standing: undefined, held: { messages: 0, bytes: 0 }, requests: { senders: 0, bytes: 0 } };
 const text: Arrival = { kind: "message", bytes: 100 };
@@ -48,6 +48,15 @@ describe("decide: accept, request or drop", () => {
     expect(decide(text, { ...stranger, requests: crowded })).toBe("drop");
     expect(decide(text, { ...stranger, standing: "request", held: { messages: 1, bytes: 10 }, requests: crowded })).toBe("request");
     expect(decide(text, { ...stranger, requests: { senders: 1, bytes: REQUESTS_MAX.bytes - 50 } })).toBe("drop");
+  });
+});
+
+describe("stallReason", () => {
+  it("says a request's file larger than its quota is too large, and what to do; anything else stalled", () => {
+    const tooLarge = stallReason(REQUEST_QUOTA.bytes + 1, "request");
+    expect(tooLarge).toMatch(/^Too large to take from someone you have not accepted \(a request keeps at most 1 MB\): accept the request/);
+    expect(stallReason(REQUEST_QUOTA.bytes, "request")).toBe("The transfer stalled.");
+    for (const standing of ["accepted", "blocked", undefined] as const) expect(stallReason(REQUEST_QUOTA.bytes * 10, standing)).toBe("The transfer stalled.");
   });
 });
 

@@ -18,7 +18,7 @@ import { relayLimits } from "./relay-info";
 import { open as openSealed, SealError, seal } from "./seal";
 import { notice } from "./pins";
 import * as store from "./store";
-import { type Arrival, type Decision, decide, held } from "./trust";
+import { type Arrival, type Decision, decide, held, stallReason } from "./trust";
 import { ASSUMED_LIMITS, type RelayLimits, maxPaddedForAll } from "./transfer";
 
 /** Until a relay's NIP-11 document is read (or if reading it fails): the assumed limits. */
@@ -765,7 +765,8 @@ export class Messenger {
     for (const m of await store.pendingIncomingFiles()) {
       const last = Math.max(this.progressAt.get(fileKey(m.peer, m.file!.fileId)) ?? 0, m.at, this.startedAt);
       if (now - last > STALL_MS) {
-        await store.updateMessage(m.id, (x) => (x.status === "pending" ? { ...x, status: "failed", error: "The transfer stalled." } : x));
+        const error = stallReason(m.file!.size, (await store.getPeer(m.peer))?.standing);
+        await store.updateMessage(m.id, (x) => (x.status === "pending" ? { ...x, status: "failed", error } : x));
         // What came of it is not kept: a failed transfer holds no pieces.
         await store.deleteChunks(fileKey(m.peer, m.file!.fileId));
         this.changed();

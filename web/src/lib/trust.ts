@@ -51,3 +51,15 @@ export function decide(arrival: Arrival, facts: SenderFacts): Decision {
 export function held(before: Held, arrival: Arrival): Held {
   return { messages: before.messages + (arrival.kind === "message" ? 1 : 0), bytes: before.bytes + arrival.bytes };
 }
+
+/**
+ * Why an incoming file that stopped arriving failed. A request's quota drops what a file
+ * larger than it brings, so such a file from a key not accepted never completes: that is said,
+ * and what to do, rather than "stalled".
+ */
+export function stallReason(size: number, standing: Standing | undefined): string {
+  if (standing === "request" && size > REQUEST_QUOTA.bytes) {
+    return `Too large to take from someone you have not accepted (a request keeps at most ${REQUEST_QUOTA.bytes / 1_000_000} MB): accept the request and ask them to send it again.`;
+  }
+  return "The transfer stalled.";
+}
