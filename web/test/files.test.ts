@@ -130,10 +130,10 @@ describe("publishing pieces", () => {
     await transfer.done;
   });
 
-  it("fails when no relay takes a piece for two minutes (relays that never answer)", async () => {
+  it("fails when no relay takes a piece for two minutes (relays that never answer), and takes back what is still queued", async () => {
     vi.useFakeTimers();
     try {
-      const { transfer } = setUp(["silent", "silent", "silent"], 4);
+      const { fakes, transfer } = setUp(["silent", "silent", "silent"], 4);
       let result = "";
       const outcome = transfer.enough.then(
         () => (result = "sent"),
@@ -144,6 +144,12 @@ describe("publishing pieces", () => {
       await vi.advanceTimersByTimeAsync(15_000);
       await outcome;
       expect(result).toBe("No relay took a piece for 2 minutes.");
+      // Every piece still waiting on a relay is withdrawn, and nothing more goes out.
+      const given = fakes.reduce((sum, f) => sum + f.got.length, 0);
+      expect(given).toBeGreaterThan(0);
+      expect(fakes.reduce((sum, f) => sum + f.withdrawn, 0)).toBe(given);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(fakes.reduce((sum, f) => sum + f.got.length, 0)).toBe(given);
     } finally {
       vi.useRealTimers();
     }

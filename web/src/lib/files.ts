@@ -86,7 +86,9 @@ export async function makePieces(bytes: Uint8Array, plan: PiecePlan): Promise<Ui
  * accepted somewhere (the rest keep going in the background). A relay that refuses a piece for
  * good (`invalid:`, `blocked:`, `restricted:`, `pow:`) gets no more pieces: its unsent share
  * moves to the other relays. If everything settled short of k, the pieces no relay took go once
- * more to the relays that took some; then it fails.
+ * more to the relays that took some; then it fails, and takes back what is still queued (as
+ * `withdraw`): a retry's pieces must not wait behind a failed transfer's, nor the recipient
+ * get the file twice.
  */
 export function publishPieces(fileId: string, pieces: Uint8Array[], plan: PiecePlan, relays: Map<string, Relay>, sink: PieceSink): PieceTransfer {
   const { k, n } = plan;
@@ -96,14 +98,15 @@ export function publishPieces(fileId: string, pieces: Uint8Array[], plan: PieceP
   /** Event ids given to each relay and not settled yet, by piece index: to withdraw a share. */
   const outstanding = new Map<string, Map<string, number>>();
   const running: Promise<void>[] = [];
-  let delivered = false;
+  /** Withdrawn (the recipient has the file) or failed: nothing more goes out. */
+  let stopped = false;
   let enough: () => void = () => {};
   const enoughAccepted = new Promise<void>((resolve) => (enough = resolve));
   let lastAcceptedAt = Date.now();
 
   const send = (url: string, i: number) => {
     const relay = relays.get(url);
-    if (!relay || delivered) return;
+    if (!relay || stopped) return;
     const event = sink.event({ type: "kez-file-piece-v2", file_id: fileId, i, k, n }, pieces[i], plan.maxPadded);
     const mine = outstanding.get(url) ?? new Map<string, number>();
     outstanding.set(url, mine);
@@ -159,7 +162,7 @@ export function publishPieces(fileId: string, pieces: Uint8Array[], plan: PieceP
     const relay = relays.get(url);
     for (const i of share) {
       if (!refusing.has(url)) await relay?.roomFor(SEALED_AHEAD);
-      if (delivered) return;
+      if (stopped) return;
       // A piece of a relay that refused one meanwhile goes to another relay.
       const target = refusing.has(url) ? anotherRelay() : url;
       if (target) send(target, i);
@@ -193,13 +196,19 @@ export function publishPieces(fileId: string, pieces: Uint8Array[], plan: PieceP
     await Promise.race([enoughAccepted, settled(), stalled]);
     if (accepted.size < k) throw new FileSendError(`Only ${accepted.size} of the ${k} pieces needed reached a relay.`);
   };
-  const enoughPieces = run().finally(() => (finished = true));
+  const withdraw = () => {
+    stopped = true;
+    for (const [url, mine] of outstanding) relays.get(url)?.withdraw(new Set(mine.keys()));
+  };
+  const enoughPieces = run()
+    .catch((e: unknown) => {
+      withdraw();
+      throw e;
+    })
+    .finally(() => (finished = true));
   return {
     enough: enoughPieces,
-    withdraw() {
-      delivered = true;
-      for (const [url, mine] of outstanding) relays.get(url)?.withdraw(new Set(mine.keys()));
-    },
+    withdraw,
     done: enoughPieces
       .catch(() => {})
       .then(() => feeding)

@@ -443,6 +443,10 @@ export class Messenger {
     const key = failed.file && fileKey(this.me.primary, failed.file.fileId);
     const blob = key ? await store.getAttachment(key) : undefined;
     if (failed.text === undefined && !blob) return;
+    // Its pieces may still be going (it failed on its pointer): they stop, and what is queued
+    // is taken back, before the new message's go.
+    this.sendingPieces.get(id)?.();
+    this.sendingPieces.delete(id);
     await store.deleteMessage(id);
     this.changed();
     try {
