@@ -108,6 +108,20 @@ describe("web app in headless Chromium", () => {
     assert.equal(await page.getByTestId("my-fqhn").textContent(), "alice@localhost");
   });
 
+  test("a second tab waits while the first one runs the messenger, says so, and takes over when the first closes", async () => {
+    const alice = profiles[0];
+    const second = await alice.newTab();
+    await second.goto(worker.url);
+    await second.getByTestId("open-elsewhere").getByText("kez-chat is open in another tab of this browser.").waitFor();
+    // The second shows nothing of the app meanwhile; the first goes on as it was.
+    assert.equal(await second.getByTestId("me").count(), 0);
+    await alice.page.getByTestId("me").getByText("alice@localhost").waitFor();
+    await alice.page.close();
+    await second.getByTestId("me").getByText("alice@localhost").waitFor();
+    assert.equal(await second.getByTestId("open-elsewhere").count(), 0);
+    alice.page = second;
+  });
+
   test("bob sees a clear error for a taken handle, and nothing is written", async () => {
     const bob = await profile("bob");
     people.bob = await createIdentity(bob);

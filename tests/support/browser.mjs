@@ -80,6 +80,10 @@ export async function openProfile(name, { viewport = { width: 1000, height: 900 
       profile.page = await watch(await context.newPage());
       return profile.page;
     },
+    /** Opens another page (a second tab) in the same profile, beside the current one. */
+    async newTab() {
+      return watch(await context.newPage());
+    },
     async screenshot(label) {
       mkdirSync(ARTIFACTS, { recursive: true });
       await profile.page.screenshot({ path: path.join(ARTIFACTS, `${label}.png`), fullPage: true });
