@@ -230,6 +230,12 @@ describe("the messenger's screens, in headless Chromium", () => {
     // A small PNG sent next is shown as ever: the check reads real headers.
     await alice.page.getByTestId("file-input").setInputFiles({ name: "after.png", mimeType: "image/png", buffer: await png(alice, "#33c") });
     await bob.page.getByAltText("after.png", { exact: true }).waitFor({ timeout: 60_000 });
+    // The chat list calls a photo only an image the chat shows: an SVG is a file, by its name.
+    const bobRow = alice.page.getByTestId("chats").getByRole("button", { name: /Open chat with bob@localhost/ });
+    await bobRow.getByTestId("preview").filter({ hasText: "You: 📷 Photo" }).waitFor();
+    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>');
+    await alice.page.getByTestId("file-input").setInputFiles({ name: "drawing.svg", mimeType: "image/svg+xml", buffer: svg });
+    await bobRow.getByTestId("preview").filter({ hasText: "You: 📎 drawing.svg" }).waitFor();
   });
 
   test("emoji: the picker inserts one, and :shortcode: completes", async () => {

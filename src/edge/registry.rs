@@ -419,8 +419,8 @@ const STEP_BODY: u32 = 1;
 const STEP_VERIFIED: u32 = 2;
 
 /// The period of the rate limit bindings (`[[ratelimits]]` in wrangler.toml: registrations by
-/// address and by key, statements by address and by handle, counted in runtime.js): a
-/// refused client is told to wait that long.
+/// address and by key, rotations and releases by address, counted in runtime.js): a refused
+/// client is told to wait that long.
 const RATE_LIMIT_PERIOD_SECONDS: u32 = 60;
 
 /// `POST /v1/register`: 201 with the user body and the write's bookmark (`x-kez-bookmark`).
@@ -535,9 +535,9 @@ fn check_body(
     Ok([JsValue::from(limit_key), proof, finish].iter().collect::<Array>().into())
 }
 
-/// The response once the equation was checked and the write ran (`settle`'s
-/// `[holds, outcome]`, runtime.js): the stored user's row, read back with the write (and after the log's
-/// step, with its proof).
+/// The response once the equation was checked and the write ran (`settle`'s `[holds, outcome]`,
+/// runtime.js): the stored user's row, read back with the write (and after the log's step,
+/// with its proof).
 fn conclude(
     signed: registration::Signed,
     pending: Option<Pending>,

@@ -300,9 +300,9 @@ async function countedBody(request, env, binding, maxBody) {
  * (`equationsHold`), then, if they all hold and a `write` is given, `limit` (`[binding, key]`)
  * counted and the write made (`writeStatement`): `[VERIFIED, [holds, outcome]]`
  * (`outcome` undefined when nothing was to be written), `[RATE_LIMITED]` when over the limit,
- * `[STEP_FAILED, error]` when something failed. Only a statement about to be written counts
- * against its key or handle: envelopes its holder never signed, or that fail a check (a
- * stale replay among them), cannot use up their limit.
+ * `[STEP_FAILED, error]` when something failed. Only a registration about to be written
+ * counts against its key: envelopes naming a key that its holder never signed, or that fail a
+ * check (a stale replay among them), cannot use up its limit.
  */
 async function settle(env, proof, limit) {
   try {

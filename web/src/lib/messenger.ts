@@ -277,7 +277,8 @@ export class Messenger {
    * handed over, CATCH_UP_PAGE at a time, each page once the last is handled (what waits to be
    * handled stays one page). True once through: the relay is then remembered as caught up to
    * when the REQ went out. False when it stopped short (the connection lost, the relay closed
-   * the request, or CATCH_UP_MAX_EVENTS gone through): the next REQ starts from the same time.
+   * the request, or CATCH_UP_MAX_EVENTS or CATCH_UP_MAX_PAGES gone through): the next REQ
+   * starts from the same time.
    */
   private async catchUp(url: string, relay: Relay, inbox: string, batch: Batch): Promise<boolean> {
     let until = batch.oldest;
