@@ -148,7 +148,7 @@ describe("relay answers", () => {
 
   it("a CLOSED subscription asking for auth is sent again after AUTH; NOTICE and other CLOSED reasons are kept for people", async () => {
     const relay = new Relay(URL);
-    relay.subscribe("sub", { kinds: [4260], "#p": ["ab"] }, () => {});
+    relay.subscribe("sub", () => ({ kinds: [4260], "#p": ["ab"] }), () => {});
     await vi.advanceTimersByTimeAsync(1);
     const socket = ScriptedSocket.last;
     const reqs = () => socket.sent.filter((m) => Array.isArray(m) && m[0] === "REQ").length;

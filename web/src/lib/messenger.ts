@@ -8,6 +8,7 @@ import { bytesToHex, concatBytes } from "@noble/hashes/utils.js";
 import { lookupPrimary } from "./api";
 import { find, parseQuery, verifyLogged } from "./directory";
 import { type Identity, parsePrimary } from "./identity";
+import { CATCH_UP_PAGE, type FetchPage, StoredEvents, pageBack } from "./catch-up";
 import { decodeSource, preloadErasure } from "./erasure";
 import { FileSendError, makePieces, planPieces, publishPieces } from "./files";
 import { heardCheckpoint, newestCheckpoint } from "./logwatch";
@@ -45,31 +46,14 @@ const UNNAMED_RECHECK_MS = 10 * 60_000;
 /** The first subscription to a relay (no `since`) asks for at most this many stored events. */
 const FIRST_SUBSCRIPTION_LIMIT = 1_000;
 
-/**
- * Later subscriptions take stored events this many at a time, newest first, and page back
- * through the rest (`catchUp`): relays cap what one request returns (strfry at 500 by
- * default), and a flood of newer events must not hide older messages.
- */
-const CATCH_UP_PAGE = 250;
-
-/**
- * The most stored events, and pages, one catch-up goes through on one relay. Past either (a
- * flood, or a relay that ignores `until`), the relay is not counted as caught up: the next
- * subscription starts from the same time again.
- */
-const CATCH_UP_MAX_EVENTS = 10_000;
-const CATCH_UP_MAX_PAGES = 100;
-
 /** What one REQ of the inbox subscription asked for, and the stored events it handed over before EOSE. */
 interface Batch {
   /** When the REQ went out (ms): the relay is caught up to this once its stored events are handled. */
   at: number;
   /** Its `since` (Unix seconds), if any. */
   since: number | undefined;
-  /** Ids of the stored events seen so far, its own and its pages'. */
-  stored: Set<string>;
-  /** The oldest `created_at` among its own. */
-  oldest: number;
+  /** What it and its pages handed over. */
+  seen: StoredEvents;
   /** Its EOSE came. */
   complete: boolean;
 }
@@ -251,12 +235,12 @@ export class Messenger {
       this.subscription,
       () => {
         const since = caughtUp === undefined ? undefined : Math.floor(caughtUp / 1000) - CATCH_UP_MARGIN_S;
-        batch = { at: Date.now(), since, stored: new Set(), oldest: Infinity, complete: false };
+        batch = { at: Date.now(), since, seen: new StoredEvents(), complete: false };
         // The first time, everything stored could be a flood: the newest events only.
         return { kinds: [KIND], "#p": [inbox], ...(since === undefined ? { limit: FIRST_SUBSCRIPTION_LIMIT } : { since, limit: CATCH_UP_PAGE }) };
       },
       (e) => {
-        if (batch && !batch.complete) batch.oldest = Math.min(batch.oldest, storedAt(batch.stored, e));
+        if (batch && !batch.complete) batch.seen.note(e);
         void this.receive(e).catch(report);
       },
       () => {
@@ -273,35 +257,24 @@ export class Messenger {
   }
 
   /**
-   * Pages back through what a relay stored since `batch.since`, from the oldest event its REQ
-   * handed over, CATCH_UP_PAGE at a time, each page once the last is handled (what waits to be
-   * handled stays one page). True once through: the relay is then remembered as caught up to
-   * when the REQ went out. False when it stopped short (the connection lost, the relay closed
-   * the request, or CATCH_UP_MAX_EVENTS or CATCH_UP_MAX_PAGES gone through): the next REQ
-   * starts from the same time.
+   * Pages back through what a relay stored since `batch.since` (`pageBack`), each page once the
+   * last is handled (what waits to be handled stays one page). True once through: the relay is
+   * then remembered as caught up to when the REQ went out. False when it stopped short (the
+   * connection lost, the relay closed a page, or `pageBack`'s bounds): the next REQ starts
+   * from the same time.
    */
   private async catchUp(url: string, relay: Relay, inbox: string, batch: Batch): Promise<boolean> {
-    let until = batch.oldest;
-    for (let pages = 0; batch.since !== undefined && Number.isFinite(until) && until >= batch.since; pages++) {
-      if (batch.stored.size >= CATCH_UP_MAX_EVENTS || pages === CATCH_UP_MAX_PAGES) return false;
-      await this.receiving;
-      const before = batch.stored.size;
-      let count = 0;
-      let oldest = Infinity;
-      try {
-        const filter = { kinds: [KIND], "#p": [inbox], since: batch.since, until, limit: CATCH_UP_PAGE };
+    const since = batch.since;
+    if (since !== undefined) {
+      const fetchPage: FetchPage = async (until, onevent) => {
+        await this.receiving;
+        const filter = { kinds: [KIND], "#p": [inbox], since, until, limit: CATCH_UP_PAGE };
         await relay.fetchStored(`${this.subscription}-${++this.pages}`, filter, (e) => {
-          count++;
-          oldest = Math.min(oldest, storedAt(batch.stored, e));
+          onevent(e);
           void this.receive(e).catch(report);
         });
-      } catch {
-        return false;
-      }
-      if (count === 0) break;
-      // Some relays take `until` as "before", others as "at or before": the events of the
-      // oldest second come again from the second kind. A page of nothing new moves past it.
-      until = batch.stored.size > before ? Math.min(until, oldest) : Math.min(until, oldest) - 1;
+      };
+      if (!(await pageBack(since, batch.seen, fetchPage).catch(() => false))) return false;
     }
     await this.receiving;
     await store.setCaughtUpAt(url, inbox, batch.at);
@@ -959,15 +932,4 @@ function fitsPointer(c: store.StoredChunk, p: { k: number; n: number; pieceBytes
 /** Background work that failed (storage errors): reported, never an unhandled rejection. */
 function report(e: unknown) {
   console.warn("kez-chat:", e);
-}
-
-/**
- * The `created_at` of a stored event a REQ handed over, its id added to `stored`; Infinity for
- * one without an id or a time (it counts for nothing).
- */
-function storedAt(stored: Set<string>, raw: unknown): number {
-  const { id, created_at: at } = (raw ?? {}) as { id?: unknown; created_at?: unknown };
-  if (typeof id !== "string" || typeof at !== "number" || !Number.isSafeInteger(at)) return Infinity;
-  stored.add(id);
-  return at;
 }

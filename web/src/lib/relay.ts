@@ -167,8 +167,8 @@ export class Relay {
   }
 
   /** `filter` is asked for at every REQ: the first, and again after each reconnect. */
-  subscribe(id: string, filter: Filter | (() => Filter), onevent: Subscription["onevent"], oneose: Subscription["oneose"] = () => {}): void {
-    this.subscriptions.set(id, { filter: typeof filter === "function" ? filter : () => filter, onevent, oneose });
+  subscribe(id: string, filter: () => Filter, onevent: Subscription["onevent"], oneose: Subscription["oneose"] = () => {}): void {
+    this.subscriptions.set(id, { filter, onevent, oneose });
     if (this.state === "open") this.request(id);
   }
 
