@@ -2,7 +2,7 @@
 // command does, on 127.0.0.1 with a fresh local D1 that has the migrations applied.
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,15 +13,42 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
 const run = promisify(execFile);
 
-export function freePort() {
+/**
+ * The first port the kernel hands out for outgoing connections (Linux; elsewhere none known).
+ * A port from below it cannot be taken, between `freePort` and the server binding it, by one
+ * of the many connections the tests open: a port the kernel picked for a listener could be.
+ */
+const EPHEMERAL_START = (() => {
+  try {
+    return Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || null;
+  } catch {
+    return null;
+  }
+})();
+/** Ports this process handed out (each is free when handed out, and handed out once). */
+const handedOut = new Set();
+
+function listensOn(port) {
   return new Promise((resolve, reject) => {
     const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
+    server.once("error", (e) => (e.code === "EADDRINUSE" ? resolve(null) : reject(e)));
+    server.listen(port, "127.0.0.1", () => {
+      const bound = server.address().port;
+      server.close(() => resolve(bound));
     });
   });
+}
+
+/** A port free on 127.0.0.1 now: below the ephemeral range where there is one, else the kernel's pick. */
+export async function freePort() {
+  const low = 10_000;
+  for (let attempt = 0; EPHEMERAL_START !== null && EPHEMERAL_START > low + 1_000 && attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (EPHEMERAL_START - low));
+    if (handedOut.has(port) || (await listensOn(port)) === null) continue;
+    handedOut.add(port);
+    return port;
+  }
+  return listensOn(0);
 }
 
 /** The SQLite file behind the local D1 database in a `--persist-to` folder. */
