@@ -45,8 +45,10 @@ const plaintexts = [];
 /** The app's protocol code, for carol: a second client driven from Node. */
 let proto;
 let carol;
-/** Ids of the events carol published (v1 chunks are bigger than the 64 KiB relay takes). */
-const carolEvents = new Set();
+/** dave: a key bob never heard of (so a request), driven from Node like carol. */
+let dave;
+/** Ids of the events carol and dave published (v1 chunks are bigger than the 64 KiB relay takes). */
+const nodeEvents = new Set();
 /**
  * The tighter relay's limit: nostr-relay enforces it on content characters; the app, which is
  * not told (no NIP-11 limits), assumes strfry's 64 KiB of whole EVENT message, and the test
@@ -54,27 +56,27 @@ const carolEvents = new Set();
  */
 const TIGHT = 65_536;
 
-/** A sealed event from carol to bob. */
-function carolEvent(body, data, id, maxPadded) {
+/** A sealed event to bob, from carol unless `from` is given. */
+function carolEvent(body, data, id, maxPadded, from = carol) {
   const to = proto.parsePrimary(people.bob);
-  return proto.wrap(proto.seal(proto.encodeMessage(carol, people.bob, body, data, id), to, undefined, undefined, maxPadded), to);
+  return proto.wrap(proto.seal(proto.encodeMessage(from, people.bob, body, data, id), to, undefined, undefined, maxPadded), to);
 }
 
 /** The app's own plan for `size` bytes over the two relays (no NIP-11 limits counted: 64 KiB). */
 const planFor = (size) => proto.planPieces(size, new Map(relays.map((r) => [r.url, proto.ASSUMED_LIMITS])), true);
 
 /**
- * A v2 file from carol as the app would send it for the 64 KiB relay (pointer + all n pieces),
- * plus the pieces' raw bytes, so tests can send variations.
+ * A v2 file from carol (or `from`) as the app would send it for the 64 KiB relay (pointer + all
+ * n pieces), plus the pieces' raw bytes, so tests can send variations.
  */
-async function carolPieces(bytes, name) {
+async function carolPieces(bytes, name, from = carol) {
   const plan = planFor(bytes.length);
   const { k, n, pieceBytes, maxPadded } = plan;
   const data = await proto.makePieces(bytes, plan);
   const file_id = proto.newId();
   const pointerBody = { type: "kez-file-v2", mode: "pieces", file_id, name, mime: "image/bmp", size: bytes.length, sha256: sha256(bytes), scheme: proto.PIECE_SCHEME, piece_bytes: pieceBytes, k, n };
-  const piece = (i, body = {}, piece = data[i]) => carolEvent({ type: "kez-file-piece-v2", file_id, i, k, n, ...body }, piece, undefined, maxPadded);
-  return { k, n, pieceBytes, data, file_id, maxPadded, pointer: (body = {}) => carolEvent({ ...pointerBody, ...body }, undefined, undefined, maxPadded), piece };
+  const piece = (i, body = {}, piece = data[i]) => carolEvent({ type: "kez-file-piece-v2", file_id, i, k, n, ...body }, piece, undefined, maxPadded, from);
+  return { k, n, pieceBytes, data, file_id, maxPadded, pointer: (body = {}) => carolEvent({ ...pointerBody, ...body }, undefined, undefined, maxPadded, from), piece };
 }
 
 /** Events carrying `bytes` from carol to bob as v1 chunks + pointer (`claimedSha256` may lie). */
@@ -90,9 +92,9 @@ function carolFile(bytes, name, { claimedSha256 = sha256(bytes) } = {}) {
   return { chunks, pointer };
 }
 
-/** Carol publishes to the 256 KiB relay (v1 chunks do not fit the other one). */
+/** Carol (or dave) publishes to the 256 KiB relay (v1 chunks do not fit the other one). */
 async function carolSends(events) {
-  for (const e of events) carolEvents.add(e.id);
+  for (const e of events) nodeEvents.add(e.id);
   await publishAll(relays[1].url, events);
 }
 
@@ -136,6 +138,13 @@ before(async () => {
   // Started now, checked by the last test: a transfer that never completes (one of two chunks).
   const stalled = carolFile(bmp(256, 300), "never-complete.bmp");
   await carolSends([stalled.pointer, stalled.chunks[0]]);
+  // Checked there too: dave, a request, sends two files, each within a request's 1 MB quota but
+  // not both; the pieces past the quota are dropped, so one of them can never complete.
+  dave = proto.identityFromSeed(randomBytes(32));
+  for (const [bytes, name] of [[bmp(320, 320), "first-of-two.bmp"], [bmp(500, 500), "second-of-two.bmp"]]) {
+    const file = await carolPieces(bytes, name, dave);
+    await carolSends([file.pointer(), ...Array.from({ length: file.k }, (_, i) => file.piece(i))]);
+  }
   await saveContact(alice, "bob");
   await openChat(alice, "bob@localhost");
 });
@@ -395,7 +404,7 @@ describe("messages over nostr relays, in headless Chromium", () => {
       f.piece(f.k),
       f.piece(f.k + 1),
     ];
-    for (const e of events) carolEvents.add(e.id);
+    for (const e of events) nodeEvents.add(e.id);
     await Promise.all(relays.map((r) => publishAll(r.url, events)));
     await image(bob, "checked.bmp").waitFor({ timeout: 30_000 });
     assert.equal((await decodedSize(image(bob, "checked.bmp")))[0], 300);
@@ -494,6 +503,13 @@ describe("messages over nostr relays, in headless Chromium", () => {
     const chip = bob.page.locator(".chip-failed").filter({ hasText: "never-complete.bmp" });
     await chip.waitFor({ timeout: 90_000 });
     assert.match(await chip.textContent(), /The transfer stalled/);
+    // dave's: whichever of his files came second past the quota failed, saying why.
+    await openRequest(bob, `Unverified key ${proto.fingerprint(dave.publicKey)}`);
+    const failed = bob.page.locator(".chip-failed").filter({ hasText: /(first|second)-of-two\.bmp/ });
+    await failed.waitFor({ timeout: 90_000 });
+    assert.equal(await failed.count(), 1);
+    assert.match(await failed.textContent(), /Too large to take from someone you have not accepted: with what they sent before, it is more than the 1 MB a request keeps/);
+    await openChat(bob, "carol@localhost");
   });
 
   test("the relays never saw plaintext, names or keys, and no author twice", () => {
@@ -526,7 +542,7 @@ describe("messages over nostr relays, in headless Chromium", () => {
       assert.ok(largest <= TIGHT, `${p.name} sent an EVENT message of ${largest} bytes`);
       console.log(`# ${p.name}: ${events.length} EVENT messages, the largest ${largest} bytes (limit ${TIGHT})`);
     }
-    for (const e of relays[1].events().filter((e) => !carolEvents.has(e.id))) {
+    for (const e of relays[1].events().filter((e) => !nodeEvents.has(e.id))) {
       assert.ok(JSON.stringify(["EVENT", e]).length <= TIGHT);
     }
   });

@@ -519,8 +519,7 @@ export class Messenger {
   /** Whether a message from `from` is taken, held as a request, or dropped (trust.ts). */
   private async decide(from: string, arrival: Arrival): Promise<{ decision: Decision; known: boolean }> {
     const [contact, peer] = await Promise.all([store.getContact(from), store.getPeer(from)]);
-    this.requestTotals ??= store.peersWithStanding("request").then((ps) => ({ senders: ps.length, bytes: ps.reduce((sum, p) => sum + p.held.bytes, 0) }));
-    const requests = await this.requestTotals;
+    const requests = await this.requestsNow();
     const decision = decide(arrival, { contact: contact !== undefined, standing: peer?.standing, held: peer?.held ?? { messages: 0, bytes: 0 }, requests });
     return { decision, known: peer !== undefined };
   }
@@ -743,13 +742,26 @@ export class Messenger {
     for (const m of await store.pendingIncomingFiles()) {
       const last = Math.max(this.progressAt.get(fileKey(m.peer, m.file!.fileId)) ?? 0, m.at, this.startedAt);
       if (now - last > STALL_MS) {
-        const error = stallReason(m.file!.size, (await store.getPeer(m.peer))?.standing);
+        const key = fileKey(m.peer, m.file!.fileId);
+        const error = await this.whyStalled(m.peer, m.file!.size, key);
         await store.updateMessage(m.id, (x) => (x.status === "pending" ? { ...x, status: "failed", error } : x));
         // What came of it is not kept: a failed transfer holds no pieces.
-        await store.deleteChunks(fileKey(m.peer, m.file!.fileId));
+        await store.deleteChunks(key);
         this.changed();
       }
     }
+  }
+
+  /** Why the file `key` from `peer` stopped arriving (trust.ts): a quota, or a stall. */
+  private async whyStalled(peer: string, size: number, key: string): Promise<string> {
+    const kept = (await store.getChunks(key)).reduce((sum, chunk) => sum + chunk.data.length, 0);
+    return stallReason({ size, kept }, await store.getPeer(peer), await this.requestsNow());
+  }
+
+  /** What all requests keep now, read once and then counted as they grow. */
+  private requestsNow(): Promise<{ senders: number; bytes: number }> {
+    this.requestTotals ??= store.peersWithStanding("request").then((ps) => ({ senders: ps.length, bytes: ps.reduce((sum, p) => sum + p.held.bytes, 0) }));
+    return this.requestTotals;
   }
 
   /**

@@ -52,14 +52,36 @@ export function held(before: Held, arrival: Arrival): Held {
   return { messages: before.messages + (arrival.kind === "message" ? 1 : 0), bytes: before.bytes + arrival.bytes };
 }
 
-/**
- * Why an incoming file that stopped arriving failed. A request's quota drops what a file
- * larger than it brings, so such a file from a key not accepted never completes: that is said,
- * and what to do, rather than "stalled".
- */
-export function stallReason(size: number, standing: Standing | undefined): string {
-  if (standing === "request" && size > REQUEST_QUOTA.bytes) {
-    return `Too large to take from someone you have not accepted (a request keeps at most ${REQUEST_QUOTA.bytes / 1_000_000} MB): accept the request and ask them to send it again.`;
-  }
-  return "The transfer stalled.";
+/** An incoming file that stopped arriving, as far as the quotas are concerned. */
+export interface StalledFile {
+  /** Its size, as its pointer states it. */
+  size: number;
+  /** The bytes of its pieces kept here when it stopped. */
+  kept: number;
 }
+
+/**
+ * Why an incoming file that stopped arriving failed. A request's quota, and the quota of all
+ * requests together, drop the pieces past them, so a request's file the quota could not hold
+ * never completes: that is said, and what to do, rather than "stalled". `sender.held` is
+ * what the sender keeps here (this file's pieces included), `requests` what all requests keep.
+ */
+export function stallReason(file: StalledFile, sender: { standing: Standing; held: Held } | undefined, requests: { bytes: number }): string {
+  if (sender?.standing !== "request") return STALLED;
+  const { held } = sender;
+  const needed = Math.max(0, file.size - file.kept);
+  if (file.size > REQUEST_QUOTA.bytes) {
+    return `Too large to take from someone you have not accepted (a request keeps at most ${megabytes(REQUEST_QUOTA.bytes)} MB): accept the request and ask them to send it again.`;
+  }
+  if (held.bytes + needed > REQUEST_QUOTA.bytes) {
+    return `Too large to take from someone you have not accepted: with what they sent before, it is more than the ${megabytes(REQUEST_QUOTA.bytes)} MB a request keeps. Accept the request and ask them to send it again.`;
+  }
+  if (requests.bytes + needed > REQUESTS_MAX.bytes) {
+    return `Requests from people you have not accepted already keep ${megabytes(REQUESTS_MAX.bytes)} MB, all they may together: accept or delete some, then ask them to send it again.`;
+  }
+  return STALLED;
+}
+
+const STALLED = "The transfer stalled.";
+
+const megabytes = (bytes: number) => bytes / 1_000_000;
