@@ -45,8 +45,12 @@ const plaintexts = [];
 /** The app's protocol code, for carol: a second client driven from Node. */
 let proto;
 let carol;
-/** dave: a key bob never heard of (so a request), driven from Node like carol. */
+/** dave and frank: keys bob never heard of (so requests), driven from Node like carol. */
 let dave;
+let frank;
+/** frank's file, sent with every redundant piece (no receipt stops them to a request). */
+let franksFile;
+const FRANKS_TEXT = "it's frank: the photo above is from me";
 /** Ids of the events carol and dave published (v1 chunks are bigger than the 64 KiB relay takes). */
 const nodeEvents = new Set();
 /**
@@ -145,6 +149,12 @@ before(async () => {
     const file = await carolPieces(bytes, name, dave);
     await carolSends([file.pointer(), ...Array.from({ length: file.k }, (_, i) => file.piece(i))]);
   }
+  // frank sends a file as the app would to a request, all n pieces (twice k over two relays:
+  // more than the quota), then a text: the redundant pieces must leave room for it.
+  frank = proto.identityFromSeed(randomBytes(32));
+  franksFile = await carolPieces(bmp(480, 480), "from-frank.bmp", frank);
+  assert.ok(franksFile.n * franksFile.pieceBytes > 1_000_000 && franksFile.k * franksFile.pieceBytes < 1_000_000);
+  await carolSends([franksFile.pointer(), ...Array.from({ length: franksFile.n }, (_, i) => franksFile.piece(i)), carolEvent({ type: "text", text: FRANKS_TEXT }, undefined, undefined, undefined, frank)]);
   await saveContact(alice, "bob");
   await openChat(alice, "bob@localhost");
 });
@@ -495,6 +505,15 @@ describe("messages over nostr relays, in headless Chromium", () => {
         console.log(`# ${p.name} -> ${connection}: ${at.length} events, six in a row never within less than ${at.length < 6 ? "-" : (tightest / 1000).toFixed(3)} s`);
       }
     }
+  });
+
+  test("a request's file with all its redundant pieces leaves the quota room for the message after it", async () => {
+    await openRequest(bob, `Unverified key ${proto.fingerprint(frank.publicKey)}`);
+    await imageBubble(bob, "from-frank.bmp").waitFor({ timeout: 60_000 });
+    await bubbleWith(bob, FRANKS_TEXT).waitFor({ timeout: 60_000 });
+    // Kept: the k pieces that made the file whole, and the text; the rest dropped uncounted.
+    const held = (await readStore(bob, "peers")).find((p) => p.key === frank.primary).value.held;
+    assert.equal(held.bytes, franksFile.k * franksFile.pieceBytes + Buffer.byteLength(FRANKS_TEXT));
   });
 
   test("a transfer that stalls is marked failed", async () => {

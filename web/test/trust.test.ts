@@ -32,6 +32,13 @@ describe("decide: accept, request or drop", () => {
     expect(decide(legacy, { ...stranger, contact: true })).toBe("accept");
   });
 
+  it("a redundant piece (its file whole, or the piece kept) is dropped from a request, whatever room is left; taken from contacts", () => {
+    const redundant = { kind: "piece", bytes: 48_000, redundant: true } as const;
+    expect(decide(redundant, { ...stranger, standing: "request", held: { messages: 1, bytes: 48_000 } })).toBe("drop");
+    expect(decide(redundant, { ...stranger, contact: true })).toBe("accept");
+    expect(decide({ ...redundant, redundant: false }, { ...stranger, standing: "request", held: { messages: 1, bytes: 48_000 } })).toBe("request");
+  });
+
   it("a request keeps at most REQUEST_QUOTA messages and bytes: the one over it is dropped", () => {
     const full = { ...stranger, standing: "request" as const, held: { messages: REQUEST_QUOTA.messages - 1, bytes: 0 } };
     expect(decide(text, full)).toBe("request");

@@ -497,7 +497,8 @@ export class Messenger {
   /**
    * A decoded message as trust.ts weighs it: what kind, how many bytes it would keep here, and
    * whether it is a version 1 file body. A piece or chunk that would start a new file entry
-   * counts as a message, so a request cannot make endless entries from one-byte pieces.
+   * counts as a message, so a request cannot make endless entries from one-byte pieces. One of
+   * a file already whole, or one already kept, is `redundant`.
    */
   private async arrivalOf({ header: h, data }: Message): Promise<Arrival> {
     const legacy = h.type === "kez-file-v1" || h.type === "kez-file-chunk-v1";
@@ -508,8 +509,10 @@ export class Messenger {
         return { kind: "message", bytes: new TextEncoder().encode(h.text).length, legacy };
       case "kez-file-chunk-v1":
       case "kez-file-piece-v2": {
-        const known = (await store.getMessage(incomingFileId(fileKey(h.from, h.file_id)))) !== undefined;
-        return { kind: known ? "piece" : "message", bytes: data.length, legacy };
+        const key = fileKey(h.from, h.file_id);
+        const entry = await store.getMessage(incomingFileId(key));
+        const redundant = entry?.status === "ready" || (await store.hasChunk(key, h.i));
+        return { kind: entry ? "piece" : "message", bytes: data.length, legacy, redundant };
       }
       default:
         return { kind: "message", bytes: data.length, legacy };
@@ -754,8 +757,10 @@ export class Messenger {
 
   /** Why the file `key` from `peer` stopped arriving (trust.ts): a quota, or a stall. */
   private async whyStalled(peer: string, size: number, key: string): Promise<string> {
-    const kept = (await store.getChunks(key)).reduce((sum, chunk) => sum + chunk.data.length, 0);
-    return stallReason({ size, kept }, await store.getPeer(peer), await this.requestsNow());
+    const sender = await store.getPeer(peer);
+    // Only a request's quota drops pieces: a contact's large file is not read for nothing.
+    const kept = sender?.standing === "request" ? (await store.getChunks(key)).reduce((sum, chunk) => sum + chunk.data.length, 0) : 0;
+    return stallReason({ size, kept }, sender, await this.requestsNow());
   }
 
   /** What all requests keep now, read once and then counted as they grow. */

@@ -449,6 +449,10 @@ export async function deleteChunksUnless(file: string, keep: (c: StoredChunk) =>
   await tx.done;
 }
 
+export async function hasChunk(file: string, i: number): Promise<boolean> {
+  return (await (await open()).getKey("chunks", [file, i])) !== undefined;
+}
+
 export async function countChunks(file: string): Promise<number> {
   return (await open()).countFromIndex("chunks", "file", file);
 }

@@ -21,6 +21,12 @@ export interface Arrival {
   bytes: number;
   /** A version 1 file body: no current client sends one, so only accepted senders may. */
   legacy?: boolean;
+  /**
+   * A piece or chunk of a file already whole, or one already kept: it adds nothing. A request
+   * gets every redundant piece (no receipt stops them); counted, they would use up the quota
+   * its next message needs, and remembered, they would grow storage outside it.
+   */
+  redundant?: boolean;
 }
 
 export interface SenderFacts {
@@ -37,8 +43,8 @@ export interface SenderFacts {
 export function decide(arrival: Arrival, facts: SenderFacts): Decision {
   if (facts.standing === "blocked") return "drop";
   if (facts.contact || facts.standing === "accepted") return "accept";
-  // We never wrote to this key: a receipt from it has nothing to confirm.
-  if (arrival.kind === "receipt" || arrival.legacy) return "drop";
+  // We never wrote to this key: a receipt from it has nothing to confirm; a redundant piece adds nothing.
+  if (arrival.kind === "receipt" || arrival.legacy || arrival.redundant) return "drop";
   if (facts.standing === undefined && facts.requests.senders >= REQUESTS_MAX.senders) return "drop";
   const messages = facts.held.messages + (arrival.kind === "message" ? 1 : 0);
   const bytes = facts.held.bytes + arrival.bytes;
