@@ -230,9 +230,12 @@ describe("the messenger's screens, in headless Chromium", () => {
     // A small PNG sent next is shown as ever: the check reads real headers.
     await alice.page.getByTestId("file-input").setInputFiles({ name: "after.png", mimeType: "image/png", buffer: await png(alice, "#33c") });
     await bob.page.getByAltText("after.png", { exact: true }).waitFor({ timeout: 60_000 });
-    // The chat list calls a photo only an image the chat shows: an SVG is a file, by its name.
+    // The chat list always names the file (its type is only claimed): an image the chat shows
+    // inline is a 📷, anything else (an SVG) a 📎, and a non-image claimed as PNG keeps its name.
     const bobRow = alice.page.getByTestId("chats").getByRole("button", { name: /Open chat with bob@localhost/ });
-    await bobRow.getByTestId("preview").filter({ hasText: "You: 📷 Photo" }).waitFor();
+    await bobRow.getByTestId("preview").filter({ hasText: "You: 📷 after.png" }).waitFor();
+    await alice.page.getByTestId("file-input").setInputFiles({ name: "payroll.exe", mimeType: "image/png", buffer: Buffer.from("MZ not an image") });
+    await bobRow.getByTestId("preview").filter({ hasText: "You: 📷 payroll.exe" }).waitFor();
     const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>');
     await alice.page.getByTestId("file-input").setInputFiles({ name: "drawing.svg", mimeType: "image/svg+xml", buffer: svg });
     await bobRow.getByTestId("preview").filter({ hasText: "You: 📎 drawing.svg" }).waitFor();

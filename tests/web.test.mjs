@@ -246,6 +246,9 @@ describe("web app in headless Chromium", () => {
     const { page } = p;
     await page.getByRole("button", { name: "Forget on this device" }).click();
     await page.getByRole("button", { name: "Forget it" }).click();
+    // The app loads again, with nothing of the identity left.
+    await page.getByRole("button", { name: "Restore an identity" }).waitFor();
+    for (const name of ["identity", "registration", "contacts", "messages", "peers"]) assert.deepEqual(await readStore(p, name), [], name);
     await page.getByRole("button", { name: "Restore an identity" }).click();
     const field = page.getByLabel("Recovery phrase (12 or 24 words)");
     await field.fill("abandon abandon abandon");

@@ -106,6 +106,14 @@ describe("statedDimensions", () => {
     expect(statedDimensions(avif(ispe(8192, 6144), box("pixi", [3, 8, 8, 8]), ispe(512, 512)))).toEqual({ width: 8192, height: 6144 });
   });
 
+  it("reads AVIF's largest ispe among more boxes than a call takes arguments (a sender's 250,000)", () => {
+    const small = ispe(2, 3);
+    const many = new Uint8Array(small.length * 250_000);
+    for (let i = 1; i < 250_000; i++) many.set(small, i * small.length);
+    many.set(ispe(4, 1), 0);
+    expect(statedDimensions(avif(many))).toEqual({ width: 4, height: 3 });
+  });
+
   it("knows no AVIF size without an ispe, nor from an ispe cut short, nor past a box that overruns its parent", () => {
     expect(statedDimensions(avif(box("pixi", [3, 8, 8, 8])))).toBeNull();
     expect(statedDimensions(avif(fullBox("ispe", u32be(100))))).toBeNull();

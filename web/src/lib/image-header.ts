@@ -234,6 +234,6 @@ function avif(r: Bytes): Dimensions | null {
     .filter((box) => box.type === "ispe")
     .map((ispe) => (ispe.end - ispe.body >= 12 ? dimensions(r.u32be(ispe.body + 4), r.u32be(ispe.body + 8)) : null));
   if (sizes.length === 0 || sizes.includes(null)) return null;
-  const known = sizes as Dimensions[];
-  return { width: Math.max(...known.map((s) => s.width)), height: Math.max(...known.map((s) => s.height)) };
+  // A fold, not Math.max(...): a file may hold more boxes than a call takes arguments.
+  return (sizes as Dimensions[]).reduce((most, s) => ({ width: Math.max(most.width, s.width), height: Math.max(most.height, s.height) }));
 }

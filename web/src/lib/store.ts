@@ -122,6 +122,8 @@ interface KezDb extends DBSchema {
 }
 
 let db: Promise<IDBPDatabase<KezDb>> | undefined;
+/** Set once this page forgot its identity (`forgetIdentity`): nothing in it reads or writes again. */
+let forgotten = false;
 
 /**
  * Opens the database, upgrading it step by step from whatever version this browser has.
@@ -129,6 +131,7 @@ let db: Promise<IDBPDatabase<KezDb>> | undefined;
  * or rename a store.
  */
 function open(): Promise<IDBPDatabase<KezDb>> {
+  if (forgotten) return Promise.reject(new Error("this page forgot its identity: it must load again"));
   db ??= openDB<KezDb>("kez-chat", 3, {
     async upgrade(database, oldVersion, _newVersion, tx) {
       if (oldVersion < 1) {
@@ -207,9 +210,18 @@ export async function markBackedUp(): Promise<void> {
 }
 
 /** Removes the identity and everything that came with it; only the relay list (a device setting) stays. */
+/**
+ * Deletes the identity and everything that came with it. Work of this page still under way
+ * (an event being handled, a lookup's answer on its way) must not write into the next
+ * identity's storage, so no transaction starts on this page after this one: those started
+ * before it run before it, and are wiped. The page must load again to use storage.
+ */
 export async function forgetIdentity(): Promise<void> {
   const names = ["identity", "registration", "contacts", "messages", "attachments", "chunks", "seen", "peers"] as const;
-  const tx = (await open()).transaction([...names, "settings"], "readwrite");
+  const database = await open();
+  const tx = database.transaction([...names, "settings"], "readwrite");
+  forgotten = true;
+  database.close(); // after the transactions already started, this one included
   // What belongs to the key goes with it: a pending move holds a seed, and the next identity
   // must not watch (or take up) this one's handles.
   const settings = tx.objectStore("settings");
