@@ -5,7 +5,7 @@
 //! first thing wrong). Whether it follows the handle's current state is the database's to
 //! decide, in the transaction that logs it (`edge::statements`).
 
-use crate::domain::{ClaimedKey, Handle, ServerDomain};
+use crate::domain::{ClaimedKey, Handle, HandleError, ServerDomain};
 use crate::error::{ApiError, StatementKind};
 use crate::registration::{
     bad_key_or_signature, claimed_signature, decode_signature, later_checks, strict_signature, EnvelopeSignature,
@@ -19,6 +19,11 @@ pub const ROTATION_TYPE: &str = "kez.chat.key_rotation";
 pub const RELEASE_TAG: &str = "handle_release";
 pub const RELEASE_TYPE: &str = "kez.chat.handle_release";
 pub const DAY_MS: i64 = 86_400_000;
+
+/// A statement is about a handle already held, so only its form is checked: a name reserved
+/// since it was registered (or a lookalike registered before lookalikes were refused) stays
+/// its holder's to rotate or release, and the database refuses a handle the key does not hold.
+const STATEMENT_HANDLE: fn(&str) -> Result<Handle, HandleError> = Handle::parse_stored;
 
 /// `RELEASE_QUARANTINE_DAYS`: how long a given-up handle stays out of reach of other keys (its
 /// own key may take it back at any time). 0 to 3650; 30 when unset.
@@ -204,13 +209,14 @@ pub fn check_rotation(
         proofs.push((key, signature));
     }
     let message = serde_json::to_vec(p).expect("strings and integers always serialize");
-    let checked =
-        later_checks(server, &p.server, &p.handle, &p.created_at, now_ms).map(|(handle, signed_at_ms)| Statement {
+    let checked = later_checks(server, &p.server, &p.handle, STATEMENT_HANDLE, &p.created_at, now_ms).map(
+        |(handle, signed_at_ms)| Statement {
             handle,
             change: Change::Rotation { old: p.old.clone(), new: p.new.clone() },
             envelope_jcs: serde_json::to_string(&envelope).expect("strings and integers always serialize"),
             signed_at_ms,
-        });
+        },
+    );
     Ok(SignedStatement { proofs, message, checked })
 }
 
@@ -235,13 +241,14 @@ pub fn check_release(
     }
     let (primary, signature) = claimed_signature(&p.primary, &envelope.signature.sig)?;
     let message = serde_json::to_vec(p).expect("strings and integers always serialize");
-    let checked =
-        later_checks(server, &p.server, &p.handle, &p.created_at, now_ms).map(|(handle, signed_at_ms)| Statement {
+    let checked = later_checks(server, &p.server, &p.handle, STATEMENT_HANDLE, &p.created_at, now_ms).map(
+        |(handle, signed_at_ms)| Statement {
             handle,
             change: Change::Release { primary: p.primary.clone() },
             envelope_jcs: serde_json::to_string(&envelope).expect("strings and integers always serialize"),
             signed_at_ms,
-        });
+        },
+    );
     Ok(SignedStatement { proofs: vec![(primary, signature)], message, checked })
 }
 

@@ -186,11 +186,11 @@ pub fn check(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<S
     let (primary, signature) = claimed_signature(&payload.primary, &envelope.signature.sig)?;
     let message = canonical_payload(payload);
     // (5) to (7)
-    let checked = later_checks(server, &payload.server, &payload.handle, &payload.created_at, now_ms).map(
-        |(handle, signed_at_ms)| {
+    // A new name passes every rule, the reserved names and their lookalikes included.
+    let checked = later_checks(server, &payload.server, &payload.handle, Handle::parse, &payload.created_at, now_ms)
+        .map(|(handle, signed_at_ms)| {
             (handle, serde_json::to_string(&envelope).expect("strings and integers always serialize"), signed_at_ms)
-        },
-    );
+        });
     Ok(Signed { primary, signature, message, checked })
 }
 
@@ -222,19 +222,20 @@ pub(crate) fn claimed_signature(key: &str, sig: &str) -> Result<(ClaimedKey, Sig
     }
 }
 
-/// Checks 5 to 7, the same for every statement: meant for this server, a valid handle, a
-/// fresh `created_at`.
+/// Checks 5 to 7, the same for every statement: meant for this server, a valid handle (by
+/// `handle_rule`), a fresh `created_at`.
 pub(crate) fn later_checks(
     server: &ServerDomain,
     named: &str,
     handle: &str,
+    handle_rule: fn(&str) -> Result<Handle, HandleError>,
     created_at: &str,
     now_ms: i64,
 ) -> Result<(Handle, i64), ApiError> {
     if !server.matches(named) {
         return Err(ApiError::WrongServer { expected: server.to_string() });
     }
-    let handle = Handle::parse(handle).map_err(|e| match e {
+    let handle = handle_rule(handle).map_err(|e| match e {
         HandleError::Invalid => ApiError::InvalidHandle,
         HandleError::Reserved => ApiError::ReservedHandle,
     })?;

@@ -196,6 +196,23 @@ describe("handle release", () => {
     assert.equal((await getJson(`${worker.url}/v1/u/${handle}`)).body.primary, id.primary);
   });
 
+  test("a handle reserved since it was registered stays its holder's to rotate and release; a stranger's is refused by the database", async () => {
+    // As if `adm1n` had been registered before lookalikes of reserved names were refused.
+    const { id, handle } = await registered();
+    worker.tamper("UPDATE registrations SET handle = 'adm1n', skeleton = 'admin' WHERE handle = ?", handle);
+    const stranger = await release(releaseEnvelope(identity(), { handle: "adm1n", server: SERVER }));
+    assert.equal(stranger.status, 409, JSON.stringify(stranger.body));
+    assert.equal(errorCode(stranger), "not_current_key");
+    const next = identity();
+    const rotated = await rotate(rotationEnvelope(id, next, { handle: "adm1n", server: SERVER }));
+    assert.equal(rotated.status, 201, JSON.stringify(rotated.body));
+    assert.equal(rotated.body.primary, next.primary);
+    const released = await release(releaseEnvelope(next, { handle: "adm1n", server: SERVER }));
+    assert.equal(released.status, 201, JSON.stringify(released.body));
+    // Nobody holds `admin`: a release of it is refused by the database, not by the name.
+    assert.equal(errorCode(await release(releaseEnvelope(identity(), { handle: "admin", server: SERVER }))), "user_not_found");
+  });
+
   test("a release by a key that does not hold the handle is 409 not_current_key", async () => {
     const { handle } = await registered();
     const response = await release(releaseEnvelope(identity(), { handle, server: SERVER }));

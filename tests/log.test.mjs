@@ -195,6 +195,33 @@ describe("the log", () => {
     assert.equal(signed.body.log.checkpoint, next.body.log.checkpoint);
   });
 
+  test("a registration whose entry another isolate's step signed first still gets its proof", async () => {
+    // Another isolate's step wins the race for the state: the trigger writes the step's state
+    // itself, once, so this isolate's own update changes no row, and its next read finds the
+    // entry signed and nothing left to step.
+    worker.tamper("CREATE TABLE other_isolate_wins (once INTEGER)");
+    worker.tamper("INSERT INTO other_isolate_wins VALUES (1)");
+    worker.tamper(`CREATE TRIGGER other_isolate BEFORE UPDATE ON log_state WHEN (SELECT count(*) FROM other_isolate_wins) > 0 BEGIN
+      DELETE FROM other_isolate_wins;
+      UPDATE log_state SET size = NEW.size, edge = NEW.edge, checkpoint = NEW.checkpoint WHERE id = 1;
+      SELECT RAISE(IGNORE);
+    END`);
+    try {
+      const { handle, envelope } = freshEnvelope(SERVER);
+      const response = await postRegister(worker.url, envelope);
+      assert.equal(response.status, 201, JSON.stringify(response.body));
+      assert.equal(worker.query("SELECT count(*) AS n FROM other_isolate_wins")[0].n, 0, "the other isolate's step ran");
+      assert.equal(response.body.handle, handle);
+      const note = await (await fetch(`${worker.url}/log/checkpoint`)).text();
+      assert.ok(response.body.log, "the 201 carries its proof");
+      assert.equal(response.body.log.checkpoint, note);
+      assert.equal(sizeOf(note), response.body.log.index + 1);
+    } finally {
+      worker.tamper("DROP TRIGGER other_isolate");
+      worker.tamper("DROP TABLE other_isolate_wins");
+    }
+  });
+
   test("a registration answered 503 wrote nothing, even when only the read of its row failed", async () => {
     // Lookups read log_nodes, the registration's own statements do not.
     worker.tamper("ALTER TABLE log_nodes RENAME TO log_nodes_away");

@@ -433,11 +433,12 @@ let signedSize = 0;
  * instead of racing for the state.
  *
  * Each step's write batch also reads back the rows of the registrations it signs (`readBack`,
- * their row's statement), so the promise resolves to the row (its values in order) when a
- * step read it, else to undefined, and the caller keeps the row its write read. `read` is
- * `[state, entries]` as the registration's write batch read them (if it did): when no step is
- * in flight, the first step is made from them, with no read of its own. Alone, a registration then takes two
- * round trips in all; waiting for a step, three.
+ * their row's statement), so the promise resolves to the row (its values in order); it is
+ * read once more when the step that signed it did not (another isolate's, or one that began
+ * before this write joined the waiters). `read` is `[state, entries]` as the registration's
+ * write batch read them (if it did): when no step is in flight, the first step is made from
+ * them, with no read of its own. Alone, a registration then takes two round trips in all;
+ * waiting for a step, three.
  *
  * `log` is `[state, entries, nodes, update, step]`: the statements (on the `first-primary`
  * session) and wasm's step, `(size, edge, entries)` to `[size, edge, nodesJson, checkpoint]`.
@@ -461,7 +462,11 @@ async function advanceLog(session, log, target, read, readBack) {
   } finally {
     waiting.delete(waiter);
   }
-  return waiter.row;
+  if (waiter.row !== undefined) return waiter.row;
+  // Signed by a step that did not read the row back: another isolate's, or one of this
+  // isolate's that started before this write joined it. Read now, it carries its proof.
+  const [row] = (await readBack.all()).results;
+  return row === undefined ? undefined : Object.values(row);
 }
 
 /** The registrations of this isolate waiting for a step: `{ target, readBack, row }`. */
