@@ -65,11 +65,11 @@ describe("stallReason", () => {
   it("says a request's file larger than its quota is too large, and what to do; anyone else's stalled", () => {
     const tooLarge = stallReason({ size: REQUEST_QUOTA.bytes + 1, kept: 0 }, request(0), none);
     expect(tooLarge).toMatch(/^Too large to take from someone you have not accepted \(a request keeps at most 1 MB\): accept the request/);
-    expect(stallReason({ size: REQUEST_QUOTA.bytes, kept: 0 }, request(0), none)).toBe("The transfer stalled.");
+    expect(stallReason({ size: REQUEST_QUOTA.bytes, kept: 0 }, request(0), none)).toBe("The transfer stalled. It goes on if the rest arrives.");
     for (const standing of ["accepted", "blocked"] as const) {
-      expect(stallReason({ size: REQUEST_QUOTA.bytes * 10, kept: 0 }, { standing, held: { messages: 1, bytes: 9e9 } }, { bytes: 9e9 })).toBe("The transfer stalled.");
+      expect(stallReason({ size: REQUEST_QUOTA.bytes * 10, kept: 0 }, { standing, held: { messages: 1, bytes: 9e9 } }, { bytes: 9e9 })).toBe("The transfer stalled. It goes on if the rest arrives.");
     }
-    expect(stallReason({ size: REQUEST_QUOTA.bytes * 10, kept: 0 }, undefined, none)).toBe("The transfer stalled.");
+    expect(stallReason({ size: REQUEST_QUOTA.bytes * 10, kept: 0 }, undefined, none)).toBe("The transfer stalled. It goes on if the rest arrives.");
   });
 
   it("says a file that fits a request's quota only in part, after what the sender kept before, is too large", () => {
@@ -77,13 +77,13 @@ describe("stallReason", () => {
     const file = { size: 500_000, kept: 100_000 };
     expect(stallReason(file, request(700_000), none)).toMatch(/^Too large to take from someone you have not accepted: with what they sent before, it is more than the 1 MB a request keeps\. Accept/);
     // 500 kB kept before: exactly 1 MB fits, so it merely stalled.
-    expect(stallReason(file, request(600_000), none)).toBe("The transfer stalled.");
+    expect(stallReason(file, request(600_000), none)).toBe("The transfer stalled. It goes on if the rest arrives.");
   });
 
   it("says the requests' quota together is full when that is what stopped it", () => {
     const file = { size: 400_000, kept: 0 };
     expect(stallReason(file, request(0), { bytes: REQUESTS_MAX.bytes - 399_999 })).toMatch(/^Requests from people you have not accepted already keep 50 MB, all they may together/);
-    expect(stallReason(file, request(0), { bytes: REQUESTS_MAX.bytes - 400_000 })).toBe("The transfer stalled.");
+    expect(stallReason(file, request(0), { bytes: REQUESTS_MAX.bytes - 400_000 })).toBe("The transfer stalled. It goes on if the rest arrives.");
   });
 });
 

@@ -149,7 +149,10 @@ export class Messenger {
     preloadErasure();
     void this.failInterrupted().catch(report);
     // Pruning scans the whole store: not while the first events come in.
-    this.pruneTimer = setTimeout(() => void store.pruneSeen(Date.now() - SEEN_KEEP_MS).catch(report), PRUNE_DELAY_MS);
+    this.pruneTimer = setTimeout(() => {
+      const before = Date.now() - SEEN_KEEP_MS;
+      void store.pruneSeen(before).then(() => store.pruneStalledPieces(before)).catch(report);
+    }, PRUNE_DELAY_MS);
     store.contactEvents.addEventListener("change", this.contactsChanged);
   }
 
@@ -600,7 +603,7 @@ export class Messenger {
         // Chunks come first: show "Receiving i/n" from the first one (the signed chunk names its sender).
         await store.upsertMessage(incomingFileId(key), (m) =>
           m
-            ? m.status === "ready" ? m : { ...m, received, status: "pending", error: undefined }
+            ? m.status === "ready" ? m : { ...m, received, status: "pending", error: undefined, stalledAt: undefined }
             : { id: incomingFileId(key), peer: h.from, direction: "in", file: { fileId: h.file_id, name: "", mime: "", size: 0, sha256: "", chunks: h.n }, status: "pending", received, sentAt: h.sent_at, at: now },
         );
         await this.finalize(h.from, h.file_id);
@@ -649,7 +652,7 @@ export class Messenger {
     // Pieces may come before the pointer: "Receiving N/k" shows from the first one.
     const received = await store.addPiece(piece, incomingFileId(key), (m, received) =>
       m
-        ? m.status === "ready" ? m : { ...m, received, status: "pending", error: undefined }
+        ? m.status === "ready" ? m : { ...m, received, status: "pending", error: undefined, stalledAt: undefined }
         : {
             id: incomingFileId(key),
             peer: h.from,
@@ -745,11 +748,10 @@ export class Messenger {
     for (const m of await store.pendingIncomingFiles()) {
       const last = Math.max(this.progressAt.get(fileKey(m.peer, m.file!.fileId)) ?? 0, m.at, this.startedAt);
       if (now - last > STALL_MS) {
-        const key = fileKey(m.peer, m.file!.fileId);
-        const error = await this.whyStalled(m.peer, m.file!.size, key);
-        await store.updateMessage(m.id, (x) => (x.status === "pending" ? { ...x, status: "failed", error } : x));
-        // What came of it is not kept: a failed transfer holds no pieces.
-        await store.deleteChunks(key);
+        const error = await this.whyStalled(m.peer, m.file!.size, fileKey(m.peer, m.file!.fileId));
+        // Its pieces are kept: their events count as handled, so if the rest comes (the sender
+        // or this browser was offline), only the pieces kept here can complete it.
+        await store.updateMessage(m.id, (x) => (x.status === "pending" ? { ...x, status: "failed", error, stalledAt: now } : x));
         this.changed();
       }
     }

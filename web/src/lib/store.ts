@@ -60,6 +60,8 @@ export interface StoredMessage {
   at: number;
   /** Why it failed, for people. */
   error?: string;
+  /** Incoming files that stalled: when (ms). Their pieces are kept for the rest to complete them, then pruned. */
+  stalledAt?: number;
 }
 
 /** A v1 chunk or a v2 piece (which also has `k`) of a file being received. */
@@ -384,6 +386,20 @@ export async function upsertMessage(id: string, change: (m: StoredMessage | unde
 /** Outgoing messages still "sending" that were started before `before` (ms). */
 export async function unfinishedOutgoing(before: number): Promise<StoredMessage[]> {
   return (await (await open()).getAllFromIndex("messages", "status", "sending")).filter((m) => m.direction === "out" && m.at < before);
+}
+
+/**
+ * Drops the pieces of incoming files that stalled before `before` (ms) and never went on: by
+ * then the ids of the events that brought them are forgotten too (`pruneSeen`).
+ */
+export async function pruneStalledPieces(before: number): Promise<void> {
+  const tx = (await open()).transaction(["messages", "chunks"], "readwrite");
+  const chunks = tx.objectStore("chunks");
+  for (const m of await tx.objectStore("messages").index("status").getAll("failed")) {
+    if (m.direction !== "in" || !m.file || m.stalledAt === undefined || m.stalledAt >= before) continue;
+    for (const key of await chunks.index("file").getAllKeys(`${m.peer}/${m.file.fileId}`)) await chunks.delete(key);
+  }
+  await tx.done;
 }
 
 export async function pendingIncomingFiles(): Promise<StoredMessage[]> {

@@ -88,6 +88,6 @@ export function stallReason(file: StalledFile, sender: { standing: Standing; hel
   return STALLED;
 }
 
-const STALLED = "The transfer stalled.";
+const STALLED = "The transfer stalled. It goes on if the rest arrives.";
 
 const megabytes = (bytes: number) => bytes / 1_000_000;
