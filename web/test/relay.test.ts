@@ -1,14 +1,19 @@
 // The relay connection's answers to relays (relay.ts), with a scripted WebSocket and fake
 // timers: rate-limited: waits and sends again, final refusals reject at once, auth-required:
 // is answered with a NIP-42 AUTH by a throwaway key and the event sent again, CLOSED and
-// NOTICE reach the person; at most 5 events go out in any second, as send() sees them.
+// NOTICE reach the person; at most 5 events go out in any second, as send() sees them;
+// publishToAny takes back what still waits once its deadline passed.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { AUTH_KIND, type NostrEvent } from "../src/lib/nostr";
-import { Relay, RelayRefusal } from "../src/lib/relay";
+import { NotPublished, Relay, RelayRefusal, publishToAny } from "../src/lib/relay";
 
 /** A WebSocket whose server side is the test: it records what the client sent. */
 class ScriptedSocket {
   static last: ScriptedSocket;
+  /** Every socket made since the test began. */
+  static all: ScriptedSocket[] = [];
+  /** While set, every connection closes before it opens, as with no network. */
+  static offline = false;
   sent: unknown[] = [];
   bufferedAmount = 0;
   onopen: (() => void) | null = null;
@@ -16,7 +21,8 @@ class ScriptedSocket {
   onclose: (() => void) | null = null;
   constructor(readonly url: string) {
     ScriptedSocket.last = this;
-    setTimeout(() => this.onopen?.(), 0);
+    ScriptedSocket.all.push(this);
+    setTimeout(() => (ScriptedSocket.offline ? this.onclose?.() : this.onopen?.()), 0);
   }
   send(data: string) {
     this.sent.push(JSON.parse(data));
@@ -48,10 +54,12 @@ function publish(relay: Relay, e: NostrEvent) {
 }
 
 beforeEach(() => {
+  ScriptedSocket.all = [];
   vi.useFakeTimers();
   vi.stubGlobal("WebSocket", ScriptedSocket);
 });
 afterEach(() => {
+  ScriptedSocket.offline = false;
   vi.restoreAllMocks();
   vi.useRealTimers();
   vi.unstubAllGlobals();
@@ -187,6 +195,51 @@ describe("relay answers", () => {
     expect(outcomes.slice(5).map((o) => (o.value as RelayRefusal).reason)).toEqual(["withdrawn", "withdrawn", "withdrawn"]);
     await vi.advanceTimersByTimeAsync(5_000);
     expect(ScriptedSocket.last.events()).toHaveLength(5);
+    relay.close();
+  });
+
+  it("publishToAny: past its deadline, an event still waiting is taken back, and never goes out when the network returns", async () => {
+    ScriptedSocket.offline = true; // no network: every connection fails
+    const relays = [new Relay(URL), new Relay(`${URL}/2`)];
+    const e = event();
+    let outcome: unknown;
+    publishToAny(relays, e, false, 120_000).then(
+      () => (outcome = "accepted"),
+      (err: unknown) => (outcome = err),
+    );
+    // Published straight to the first relay, with no deadline: it waits for the network.
+    const waiting = event();
+    void relays[0].publish(waiting).catch(() => {});
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(outcome).toBeInstanceOf(NotPublished);
+    expect((outcome as NotPublished).pastDeadline).toBe(true);
+    ScriptedSocket.offline = false;
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    // (Sent again and again: the scripted relay never answers it.)
+    const sent = new Set(ScriptedSocket.all.flatMap((socket) => socket.events().map((x) => x.id)));
+    expect([...sent]).toEqual([waiting.id]);
+    for (const r of relays) r.close();
+  });
+
+  it("publishToAny: accepted by one relay is enough; refused by all rejects at once, not at the deadline", async () => {
+    const relay = new Relay(URL);
+    await vi.advanceTimersByTimeAsync(1);
+    const socket = ScriptedSocket.last;
+    const good = event();
+    let first: unknown;
+    publishToAny([relay], good, false, 120_000).then(() => (first = "accepted"));
+    await vi.advanceTimersByTimeAsync(1);
+    socket.say("OK", good.id, true, "");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(first).toBe("accepted");
+    const bad = event();
+    let second: unknown;
+    publishToAny([relay], bad, false, 120_000).catch((err: unknown) => (second = err));
+    await vi.advanceTimersByTimeAsync(1_000);
+    socket.say("OK", bad.id, false, "blocked: no");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(second).toBeInstanceOf(NotPublished);
+    expect((second as NotPublished).pastDeadline).toBe(false);
     relay.close();
   });
 

@@ -14,7 +14,7 @@ import { FileSendError, makePieces, planPieces, publishPieces } from "./files";
 import { heardCheckpoint, newestCheckpoint } from "./logwatch";
 import { type Body, FILE_MAX, type Header, type Message, PIECE_SCHEME, decodeMessage, encodeMessage, newId, sendableMime, sendableName } from "./message";
 import { KIND, type NostrEvent, hasValidId, inboxTag, unwrap, wrap } from "./nostr";
-import { Relay, type RelayState } from "./relay";
+import { NotPublished, Relay, type RelayState, publishToAny } from "./relay";
 import { relayLimits } from "./relay-info";
 import { open as openSealed, SealError, seal } from "./seal";
 import { notice } from "./pins";
@@ -298,14 +298,9 @@ export class Messenger {
   private publish(event: NostrEvent, later = false): Promise<void> {
     const relays = [...this.relays.values()];
     if (relays.length === 0) return Promise.reject(new SendError("No relays are set: add one under Relays."));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SendError("No relay accepted it within 2 minutes.")), PUBLISH_DEADLINE_MS);
+    return publishToAny(relays, event, later, PUBLISH_DEADLINE_MS).catch((e: unknown) => {
+      throw new SendError(e instanceof NotPublished && e.pastDeadline ? "No relay accepted it within 2 minutes." : "No relay accepted it.");
     });
-    const accepted = Promise.any(relays.map((r) => r.publish(event, later))).catch(() => {
-      throw new SendError("No relay accepted it.");
-    });
-    return Promise.race([accepted, deadline]).finally(() => clearTimeout(timer));
   }
 
   /** Every relay's limits (fetched once per day per relay, see relay-info.ts). */

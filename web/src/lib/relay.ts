@@ -156,8 +156,9 @@ export class Relay {
 
   /** Takes back events not sent yet (queued or waiting to retry); they reject as "withdrawn". */
   withdraw(ids: Set<string>): void {
-    const taken = [...this.queue, ...this.delayed].filter((p) => ids.has(p.event.id));
+    const taken = [...this.queue, ...this.delayed, ...this.awaitingAuth].filter((p) => ids.has(p.event.id));
     this.queue = this.queue.filter((p) => !ids.has(p.event.id));
+    this.awaitingAuth = this.awaitingAuth.filter((p) => !ids.has(p.event.id));
     for (const p of taken) {
       this.delayed.delete(p);
       clearTimeout(p.timer);
@@ -412,4 +413,35 @@ export class Relay {
     this.authId = auth.id;
     this.ws!.send(JSON.stringify(["AUTH", auth]));
   }
+}
+
+/** Why `publishToAny` gave up: every relay refused, or none accepted before the deadline. */
+export class NotPublished extends Error {
+  constructor(readonly pastDeadline: boolean) {
+    super(pastDeadline ? "no relay accepted it in time" : "no relay accepted it");
+  }
+}
+
+/**
+ * Publishes `event` to every relay: resolves once one accepted it, rejects with NotPublished
+ * when all refused, or when none accepted within `deadlineMs`. Then what still waits in a
+ * relay's queue (the socket down, say) is taken back: the event is reported not sent, so it
+ * must not go out later, when a retry has sent its replacement.
+ */
+export function publishToAny(relays: Relay[], event: NostrEvent, later: boolean, deadlineMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new NotPublished(true)), deadlineMs);
+  });
+  const accepted = Promise.any(relays.map((r) => r.publish(event, later))).catch(() => {
+    throw new NotPublished(false);
+  });
+  // It may settle after the deadline: never an unhandled rejection.
+  accepted.catch(() => {});
+  return Promise.race([accepted, deadline])
+    .finally(() => clearTimeout(timer))
+    .catch((e: unknown) => {
+      for (const relay of relays) relay.withdraw(new Set([event.id]));
+      throw e;
+    });
 }
