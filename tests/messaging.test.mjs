@@ -202,6 +202,26 @@ describe("messages over nostr relays, in headless Chromium", () => {
     await statusOf(bubbleWith(bob, "hi alice! ✓ 😀"), "delivered");
   });
 
+  test("a message bob's browser could not store (a full disk, say) is taken from the other relay's copy", async () => {
+    const text = "kept at the second try";
+    // The first write of this message in bob's page fails, as a full disk's would.
+    await bob.page.evaluate((text) => {
+      const put = IDBObjectStore.prototype.put;
+      window.failedWrites = 0;
+      IDBObjectStore.prototype.put = function (value, ...rest) {
+        if (window.failedWrites === 0 && this.name === "messages" && value?.text === text) {
+          window.failedWrites++;
+          throw new DOMException("The disk is full.", "QuotaExceededError");
+        }
+        return put.call(this, value, ...rest);
+      };
+    }, text);
+    await sendText(alice, text);
+    await bubbleWith(bob, text).waitFor({ timeout: 30_000 });
+    assert.equal(await bob.page.evaluate(() => window.failedWrites), 1, "the first copy's write failed");
+    await statusOf(bubbleWith(alice, text), "delivered");
+  });
+
   test("a 30 KB image fits one event on both relays and travels inline", async () => {
     const small = bmp(100, 100);
     assert.ok(small.length > 29_000 && small.length < 31_000);

@@ -56,6 +56,8 @@ interface Batch {
   seen: StoredEvents;
   /** Its EOSE came. */
   complete: boolean;
+  /** How many events had failed to be handled when it began (`Messenger.failures`). */
+  failuresBefore: number;
 }
 
 /** Receipts wait this long to go out together (up to RECEIPT_IDS_MAX ids in one receipt). */
@@ -238,7 +240,7 @@ export class Messenger {
       this.subscription,
       () => {
         const since = caughtUp === undefined ? undefined : Math.floor(caughtUp / 1000) - CATCH_UP_MARGIN_S;
-        batch = { at: Date.now(), since, seen: new StoredEvents(), complete: false };
+        batch = { at: Date.now(), since, seen: new StoredEvents(), complete: false, failuresBefore: this.failures };
         // The first time, everything stored could be a flood: the newest events only.
         return { kinds: [KIND], "#p": [inbox], ...(since === undefined ? { limit: FIRST_SUBSCRIPTION_LIMIT } : { since, limit: CATCH_UP_PAGE }) };
       },
@@ -263,8 +265,8 @@ export class Messenger {
    * Pages back through what a relay stored since `batch.since` (`pageBack`), each page once the
    * last is handled (what waits to be handled stays one page). True once through: the relay is
    * then remembered as caught up to when the REQ went out. False when it stopped short (the
-   * connection lost, the relay closed a page, or `pageBack`'s bounds): the next REQ starts
-   * from the same time.
+   * connection lost, the relay closed a page, `pageBack`'s bounds, or an event that could not
+   * be kept): the next REQ starts from the same time.
    */
   private async catchUp(url: string, relay: Relay, inbox: string, batch: Batch): Promise<boolean> {
     const since = batch.since;
@@ -280,6 +282,8 @@ export class Messenger {
       if (!(await pageBack(since, batch.seen, fetchPage).catch(() => false))) return false;
     }
     await this.receiving;
+    // An event it handed over could not be kept: the next catch-up starts from the same time.
+    if (this.failures !== batch.failuresBefore) return false;
     await store.setCaughtUpAt(url, inbox, batch.at);
     return true;
   }
@@ -470,6 +474,21 @@ export class Messenger {
     // a flood must not grow the page's memory without bound.
     if (this.seen.size >= SEEN_MEMO_MAX) this.seen.clear();
     this.seen.add(event.id);
+    try {
+      await this.handleNew(event as NostrEvent);
+    } catch (e) {
+      // Storage failed (full, say): the event may come again, from this relay's next catch-up
+      // (`catchUp` does not move past it) or another relay.
+      this.seen.delete(event.id);
+      this.failures++;
+      throw e;
+    }
+  }
+
+  /** Events whose handling failed since this page loaded (`catchUp` does not move past one). */
+  private failures = 0;
+
+  private async handleNew(event: NostrEvent) {
     if (await store.wasSeen(event.id)) return;
     const sealed = unwrap(event);
     let message: Message | null = null;
