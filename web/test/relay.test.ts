@@ -170,6 +170,10 @@ describe("relay answers", () => {
     expect(relay.notice).toBe("slow down a bit");
     socket.say("CLOSED", "sub", "error: shutting down");
     expect(relay.notice).toBe("subscription closed: error: shutting down");
+    // Authenticated, and still refused: said, not waited on for ever.
+    socket.say("CLOSED", "sub", "auth-required: members only");
+    expect(relay.notice).toBe("subscription closed: auth-required: members only");
+    expect(socket.sent.filter((m) => Array.isArray(m) && m[0] === "AUTH")).toHaveLength(1);
     relay.close();
   });
 

@@ -337,7 +337,11 @@ export class Relay {
       const s = this.subscriptions.get(a);
       if (!s) return;
       const why = typeof b === "string" ? b : "";
-      if (why.startsWith("auth-required:")) {
+      if (why.startsWith("auth-required:") && this.authSent && this.authId === null) {
+        // We did authenticate on this connection and it still wants it (a throwaway key may
+        // not read here): nothing more to try, and people are told.
+        this.setNotice(`subscription closed: ${why}`);
+      } else if (why.startsWith("auth-required:")) {
         this.subscriptionsAwaitingAuth.add(a);
         this.authenticate();
       } else {
