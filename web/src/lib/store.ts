@@ -211,12 +211,12 @@ export async function markBackedUp(): Promise<void> {
   await tx.done;
 }
 
-/** Removes the identity and everything that came with it; only the relay list (a device setting) stays. */
 /**
- * Deletes the identity and everything that came with it. Work of this page still under way
- * (an event being handled, a lookup's answer on its way) must not write into the next
- * identity's storage, so no transaction starts on this page after this one: those started
- * before it run before it, and are wiped. The page must load again to use storage.
+ * Deletes the identity and everything that came with it; only the relay list (a device
+ * setting) stays. Work of this page still under way (an event being handled, a lookup's
+ * answer on its way) must not write into the next identity's storage, so no transaction
+ * starts on this page after this one: those started before it run before it, and are wiped.
+ * The page must load again to use storage.
  */
 export async function forgetIdentity(): Promise<void> {
   const names = ["identity", "registration", "contacts", "messages", "attachments", "chunks", "seen", "peers"] as const;
