@@ -53,7 +53,7 @@ let frank;
 /** frank's file, sent with every redundant piece (no receipt stops them to a request). */
 let franksFile;
 const FRANKS_TEXT = "it's frank: the photo above is from me";
-/** Ids of the events carol and dave published (v1 chunks are bigger than the 64 KiB relay takes). */
+/** Ids of the events the Node clients (carol, dave, frank) published (v1 chunks are bigger than the 64 KiB relay takes). */
 const nodeEvents = new Set();
 /**
  * The tighter relay's limit: nostr-relay enforces it on content characters; the app, which is
@@ -98,7 +98,7 @@ function carolFile(bytes, name, { claimedSha256 = sha256(bytes) } = {}) {
   return { chunks, pointer };
 }
 
-/** Carol (or dave) publishes to the 256 KiB relay (v1 chunks do not fit the other one). */
+/** Carol (or dave, or frank) publishes to the 256 KiB relay (v1 chunks do not fit the other one). */
 async function carolSends(events) {
   for (const e of events) nodeEvents.add(e.id);
   await publishAll(relays[1].url, events);
