@@ -145,6 +145,7 @@ describe("trust and safety in the web app", () => {
     assert.equal((await alice.page.getByTestId("safety-state").textContent()).trim(), "Not compared yet.");
 
     // alice scans a picture of bob's code: the QR holds exactly the number.
+    await bob.page.locator(".qr svg").waitFor();
     const qr = await bob.page.locator(".qr").screenshot();
     await alice.page.getByTestId("safety-scan").setInputFiles({ name: "bob-code.png", mimeType: "image/png", buffer: qr });
     await alice.page.getByTestId("safety-state").getByText("✓ Verified", { exact: false }).waitFor();
