@@ -62,8 +62,8 @@ export async function readableMask(text: string): Promise<number | undefined> {
 }
 
 /** QR modules as RGBA pixels, 4 per module, with a quiet zone of 4 modules. */
-export function raster(modules: boolean[][], scale = 4): { width: number; height: number; data: Uint8ClampedArray } {
-  const quiet = 4;
+export function raster(modules: boolean[][]): { width: number; height: number; data: Uint8ClampedArray } {
+  const [scale, quiet] = [4, 4];
   const size = (modules.length + 2 * quiet) * scale;
   const data = new Uint8ClampedArray(size * size * 4).fill(255);
   modules.forEach((row, y) =>
