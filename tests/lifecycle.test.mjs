@@ -213,6 +213,23 @@ describe("handle release", () => {
     assert.equal(errorCode(await release(releaseEnvelope(identity(), { handle: "admin", server: SERVER }))), "user_not_found");
   });
 
+  test("a handle registered before its exact name was reserved is still found by lookups and WebFinger", async () => {
+    const { id, handle } = await registered();
+    // As if `support` had been registered before it was reserved.
+    worker.tamper("UPDATE registrations SET handle = 'support', skeleton = 'support' WHERE handle = ?", handle);
+    for (const path of ["/v1/u/support", "/v1/u/Support", `/v1/by-primary/${id.primary}`]) {
+      const found = await getJson(`${worker.url}${path}`);
+      assert.equal(found.status, 200, `${path}: ${JSON.stringify(found.body)}`);
+      assert.equal(found.body.handle, "support", path);
+      assert.equal(found.body.primary, id.primary, path);
+    }
+    const webfinger = await getJson(`${worker.url}/.well-known/webfinger?resource=${encodeURIComponent(`acct:support@${SERVER}`)}`);
+    assert.equal(webfinger.status, 200, JSON.stringify(webfinger.body));
+    assert.equal(webfinger.body.subject, `acct:support@${SERVER}`);
+    // A reserved name nobody holds is still 404.
+    assert.equal(errorCode(await getJson(`${worker.url}/v1/u/admin`)), "user_not_found");
+  });
+
   test("a release by a key that does not hold the handle is 409 not_current_key", async () => {
     const { handle } = await registered();
     const response = await release(releaseEnvelope(identity(), { handle, server: SERVER }));

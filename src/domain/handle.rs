@@ -163,16 +163,12 @@ impl Handle {
     }
 
     /// Parses a handle someone is looking up, where case does not matter (`Alice` finds
-    /// `alice`). Reserved names are never registered, so they are reported like any unknown
-    /// handle; lookalikes of them may have been registered before they were refused, so they
-    /// are looked up.
+    /// `alice`). Only its form is checked: a name reserved, or a lookalike refused, after
+    /// it was registered still belongs to its holder, who must stay findable.
     pub fn parse_lookup(s: &str) -> Result<Handle, HandleError> {
         let s = s.to_ascii_lowercase();
         if !is_well_formed(&s) {
             return Err(HandleError::Invalid);
-        }
-        if is_reserved(&s) {
-            return Err(HandleError::Reserved);
         }
         Ok(Handle(s))
     }
@@ -336,7 +332,8 @@ mod tests {
     fn lookup_folds_case_but_registration_does_not() {
         assert_eq!(Handle::parse_lookup("AliCE").unwrap().as_str(), "alice");
         assert_eq!(Handle::parse("AliCE"), Err(HandleError::Invalid));
-        assert_eq!(Handle::parse_lookup("ADMIN"), Err(HandleError::Reserved));
+        // A reserved name is looked up: it may have been registered before it was reserved.
+        assert_eq!(Handle::parse_lookup("ADMIN").unwrap().as_str(), "admin");
     }
 
     #[test]

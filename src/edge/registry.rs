@@ -9,7 +9,7 @@ use super::http::{
 use super::promise;
 use crate::api::{Config, Named, ReleasedView, UserRecord, UserView};
 use crate::caching::{etag, none_match, Bookmark, CacheSettings};
-use crate::domain::{Handle, HandleError, PrimaryKey};
+use crate::domain::{Handle, PrimaryKey};
 use crate::error::ApiError;
 use crate::lifecycle::DAY_MS;
 use crate::log::stored::LogKey;
@@ -77,12 +77,8 @@ impl Conditions {
 
 impl Lookup {
     pub fn parse(route: Route<'_>, url: &RequestUrl<'_>, config: &Config) -> Result<Lookup, ApiError> {
-        let handle = |raw| {
-            Handle::parse_lookup(raw).map_err(|e| match e {
-                HandleError::Invalid => ApiError::InvalidHandle,
-                HandleError::Reserved => ApiError::UserNotFound,
-            })
-        };
+        // A lookup checks only the handle's form (`parse_lookup`).
+        let handle = |raw| Handle::parse_lookup(raw).map_err(|_| ApiError::InvalidHandle);
         Ok(match route {
             Route::LookupHandle(raw) => Lookup { key: LookupKey::Handle(handle(raw)?), webfinger: None },
             Route::LookupPrimary(raw) => Lookup {
