@@ -222,6 +222,27 @@ describe("messages over nostr relays, in headless Chromium", () => {
     await statusOf(bubbleWith(alice, text), "delivered");
   });
 
+  test("a message bob's browser could not store from either relay is named in a banner, and fetched again once there is room", async () => {
+    const text = "kept once there is room";
+    await bob.page.evaluate((text) => {
+      const put = IDBObjectStore.prototype.put;
+      window.diskFull = true;
+      IDBObjectStore.prototype.put = function (value, ...rest) {
+        if (window.diskFull && this.name === "messages" && value?.text === text) throw new DOMException("The disk is full.", "QuotaExceededError");
+        return put.call(this, value, ...rest);
+      };
+    }, text);
+    await sendText(alice, text);
+    const banner = bob.page.getByTestId("unstored");
+    await banner.getByText("this device's storage is full; 1 item", { exact: false }).waitFor({ timeout: 30_000 });
+    assert.equal(await bubbleWith(bob, text).count(), 0, "not shown while it could not be kept");
+    await bob.page.evaluate(() => (window.diskFull = false));
+    await banner.getByRole("button", { name: "Fetch again" }).click();
+    await bubbleWith(bob, text).waitFor({ timeout: 30_000 });
+    await banner.waitFor({ state: "detached" });
+    await statusOf(bubbleWith(alice, text), "delivered");
+  });
+
   test("a 30 KB image fits one event on both relays and travels inline", async () => {
     const small = bmp(100, 100);
     assert.ok(small.length > 29_000 && small.length < 31_000);

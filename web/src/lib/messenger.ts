@@ -478,15 +478,33 @@ export class Messenger {
       await this.handleNew(event as NostrEvent);
     } catch (e) {
       // Storage failed (full, say): the event may come again, from this relay's next catch-up
-      // (`catchUp` does not move past it) or another relay.
+      // (`catchUp` does not move past it), another relay or `fetchUnstoredAgain`.
       this.seen.delete(event.id);
       this.failures++;
+      if (this.unstored.size < SEEN_MEMO_MAX) this.unstored.add(event.id);
+      this.unstoredReason = e instanceof DOMException && e.name === "QuotaExceededError" ? "this device's storage is full" : String(e);
+      this.changed();
       throw e;
     }
+    if (this.unstored.delete(event.id)) this.changed();
   }
 
   /** Events whose handling failed since this page loaded (`catchUp` does not move past one). */
   private failures = 0;
+  /** Events whose handling failed and that were not handled since: the page says so. */
+  private unstored = new Set<string>();
+  /** Why the last of them failed, in words. */
+  unstoredReason = "";
+
+  /** How many events this page could not store and has not stored since. */
+  get unstoredCount(): number {
+    return this.unstored.size;
+  }
+
+  /** Asks every relay again for what it stored since it was last caught up (the person freed space, say). */
+  fetchUnstoredAgain(): void {
+    for (const relay of this.relays.values()) relay.resubscribe(this.subscription);
+  }
 
   private async handleNew(event: NostrEvent) {
     if (await store.wasSeen(event.id)) return;

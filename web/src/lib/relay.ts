@@ -173,6 +173,11 @@ export class Relay {
     if (this.state === "open") this.request(id);
   }
 
+  /** Sends a subscription's REQ again, with its filter asked afresh (NIP-01: it replaces the one open). */
+  resubscribe(id: string): void {
+    if (this.state === "open") this.request(id);
+  }
+
   /**
    * The events the relay has stored for `filter`, each handed to `onevent`; resolves once it
    * has sent them all (EOSE, and the subscription is closed), rejects if the connection is lost
