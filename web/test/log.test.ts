@@ -56,7 +56,11 @@ describe("the log, against the worker's vectors", () => {
       expect(verifyInclusion(p.index, size, leafHash(new Uint8Array([9])), proof, root)).toBe(false);
       expect(checkIncluded(entries[p.index], { index: p.index, checkpoint: vectors.checkpoints["300"], inclusion_proof: p.proof }, verifier).size).toBe(300);
       expect(() => checkIncluded(entries[(p.index + 1) % 300], { index: p.index, checkpoint: vectors.checkpoints["300"], inclusion_proof: p.proof }, verifier)).toThrow(LogError);
+      // A negative index walks the tree as index 0 does (-1 % 2 is -1): it names no leaf.
+      expect(verifyInclusion(-1 - p.index, size, leaves[p.index], proof, root)).toBe(false);
     }
+    const first = vectors.inclusion.find((p) => p.index === 0)!;
+    expect(verifyInclusion(-1, size, leaves[0], first.proof.map(fromBase64), root)).toBe(false);
   });
 
   it("verifies the consistency proof, and builds the same one from tiles", async () => {

@@ -77,7 +77,7 @@ const nodeHash = (left: Uint8Array, right: Uint8Array) => sha256(concatBytes(Uin
 
 /** Whether `proof` shows `leaf` is leaf `index` of the tree of `size` with `root` (RFC 9162 §2.1.3.2). */
 export function verifyInclusion(index: number, size: number, leaf: Uint8Array, proof: Uint8Array[], root: Uint8Array): boolean {
-  if (index >= size) return false;
+  if (index < 0 || index >= size) return false;
   let [fn, sn, r] = [index, size - 1, leaf];
   for (const p of proof) {
     if (sn === 0) return false;
