@@ -171,6 +171,39 @@ describe("web app in headless Chromium", () => {
     assert.equal(await result.getByTestId("result-primary").textContent(), carol.id.primary);
   });
 
+  test("another server's x-kez-bookmark does not steer the app's lookups at its home server", async () => {
+    const { page } = profiles[0];
+    const planted = "00000000-ffffffff-00000000ffffffffffffffffffffffff";
+    // The remote's answers (WebFinger, then the user) each carry a bookmark, exposed to this page.
+    await page.route(`${remote.url}/**`, async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, headers: { ...response.headers(), "x-kez-bookmark": planted } });
+    });
+    const remoteAnswers = [];
+    const homeLookups = [];
+    const onResponse = async (response) => {
+      if (response.url().startsWith(remote.url)) remoteAnswers.push(await response.headerValue("x-kez-bookmark"));
+    };
+    const onRequest = (request) => {
+      if (request.url().startsWith(`${worker.url}/v1/u/`)) homeLookups.push(request.headers()["x-kez-bookmark"]);
+    };
+    page.on("response", onResponse);
+    page.on("request", onRequest);
+    try {
+      await lookUp(profiles[0], `carol@${remoteDomain}`);
+      await page.getByTestId("lookup-result").getByText(`carol@${remoteDomain}`).waitFor();
+      await lookUp(profiles[0], "bob");
+      await page.getByTestId("lookup-result").getByText("bob@localhost").waitFor();
+    } finally {
+      page.off("response", onResponse);
+      page.off("request", onRequest);
+      await page.unroute(`${remote.url}/**`);
+    }
+    assert.ok(remoteAnswers.includes(planted), "the remote's answers carried the bookmark");
+    assert.ok(homeLookups.length > 0, "the app looked bob up at home");
+    for (const bookmark of homeLookups) assert.notEqual(bookmark, planted);
+  });
+
   test("a server whose log key is not named after it is not pinned: its checkpoints could be compared with no one's", async () => {
     const bob = profiles[1];
     const pinned = async () => (await readStore(bob, "settings")).some(({ key }) => key === `app log ${remoteDomain}`);

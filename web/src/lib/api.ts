@@ -47,7 +47,9 @@ const BOOKMARK_HEADER = "x-kez-bookmark";
 const BOOKMARK_WINDOW_MS = 120_000;
 const BOOKMARK_KEY = "kez-chat:bookmark";
 
+/** Only the home server's answers count: another server's bookmark would steer this app's home lookups. */
 function rememberBookmark(response: Response) {
+  if (!response.url.startsWith(`${location.origin}/`)) return;
   const bookmark = response.headers.get(BOOKMARK_HEADER);
   if (!bookmark) return;
   try {
