@@ -237,6 +237,21 @@ test("self-monitoring keeps watching a handle the directory stops naming (an uns
   }
 });
 
+test("self-monitoring reads from the person's registration: a statement made before the app's next start is caught there", async () => {
+  // erin makes her identity and registers in one page load: no start has monitored yet.
+  const erin = await setUp(worker.url, "erin");
+  try {
+    const moved = await getJson(`${worker.url}/v1/rotate`, { method: "POST", body: JSON.stringify(rotationEnvelope(await sameKeyElsewhere(erin.p), identity(), { handle: "erin", server: "localhost" })) });
+    assert.equal(moved.status, 201, JSON.stringify(moved.body));
+    await erin.p.page.reload();
+    const alarm = erin.p.page.getByTestId("log-alarm");
+    await alarm.waitFor({ timeout: 30_000 });
+    assert.match(await alarm.textContent(), /key rotation of erin that this app did not make/);
+  } finally {
+    await erin.p.close();
+  }
+});
+
 test("self-monitoring reads up to the newest checkpoint the app holds, though the server serves it an older one", async () => {
   const dave = await setUp(worker.url, "dave");
   try {

@@ -538,6 +538,40 @@ describe("trust and safety in the web app", () => {
     const stored = await settings(alice);
     assert.equal(stored.get("log-alarms").length, 1);
     assert.notEqual(stored.get("log localhost").checkpoint, forked);
+    // The alarm keeps both signed checkpoints, and shows them to be copied.
+    assert.deepEqual(stored.get("log-alarms")[0].evidence, [stored.get("log localhost").checkpoint, forked]);
+    await alarm.getByText("The evidence:", { exact: false }).click();
+    assert.deepEqual(await alarm.getByTestId("log-evidence").allTextContents(), [stored.get("log localhost").checkpoint, forked]);
+    await alice.page.getByRole("button", { name: "I understand, hide this" }).click();
+    await alice.page.getByTestId("log-alarm").waitFor({ state: "detached" });
+  });
+
+  test("gossip: a check the server stalls by refusing its tiles is kept, and made at the next start", async () => {
+    const settings = async (p) => new Map((await readStore(p, "settings")).map((s) => [String(s.key).replace(/^app /, ""), s.value]));
+    const kept = (await settings(alice)).get("log localhost").checkpoint;
+    const size = Number(kept.split("\n")[1]);
+    assert.ok(size > 1);
+    // A smaller tree of another history: checking it needs tiles of the tree alice holds.
+    const forked = signCheckpoint(worker.logSeed, "localhost/log", size - 1, randomBytes(32));
+    await alice.page.route("**/log/tile/**", (route) => route.fulfill({ status: 404, contentType: "application/json", body: '{"error":"tile_not_found","message":"refused for this test"}' }));
+    try {
+      await flood([eventFrom(carol, people.alice, { type: "text", text: "shown while tiles are refused", checkpoint: forked })]);
+      for (let i = 0; !((await settings(alice)).get("log-heard-unchecked") ?? []).some((h) => h.note === forked); i++) {
+        if (i > 300) throw new Error("the stalled check was never kept");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(await alice.page.getByTestId("log-alarm").count(), 0, "a refused tile proves nothing");
+    } finally {
+      await alice.page.unroute("**/log/tile/**");
+    }
+    await alice.page.reload();
+    const alarm = alice.page.getByTestId("log-alarm");
+    await alarm.waitFor({ timeout: 30_000 });
+    assert.match(await alarm.textContent(), new RegExp(`It showed a contact's app \\(${carol.primary.slice(0, 20)}…\\) a checkpoint \\(size ${size - 1},`));
+    for (let i = 0; ((await settings(alice)).get("log-heard-unchecked") ?? []).length > 0; i++) {
+      if (i > 300) throw new Error("the check made stayed in the list");
+      await new Promise((r) => setTimeout(r, 100));
+    }
     await alice.page.getByRole("button", { name: "I understand, hide this" }).click();
     await alice.page.getByTestId("log-alarm").waitFor({ state: "detached" });
   });

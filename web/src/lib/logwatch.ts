@@ -16,14 +16,27 @@ export interface LogAlarm {
   at: number;
   /** A statement about this person's own handle or key, made elsewhere (not a contradiction). */
   own?: boolean;
+  /** The two signed checkpoints of histories that cannot both be true: the proof, for anyone. */
+  evidence?: [string, string];
 }
 
 /** What the app keeps of a server's log: the verifier key it pinned, the newest checkpoint it checked. */
 interface Watched {
   verifierKey: string;
   checkpoint?: string;
-  /** How many of the log's entries the app has read for statements about its own handle or key. */
+  /**
+   * How many of the log's entries the app has read for statements about its own handle or
+   * key: from the size of the first checkpoint it kept, so a statement made after the person
+   * registered (in the same page load, say) is read at the next start.
+   */
   monitored?: number;
+}
+
+/** A checkpoint a contact's app sent whose check could not be made yet (a tile unreadable). */
+interface HeardUnchecked {
+  server: string;
+  note: string;
+  from: string;
 }
 
 /** Since when (ms, the first start that failed) and why the log could not be read for statements about this person. */
@@ -49,10 +62,10 @@ export async function alarms(): Promise<LogAlarm[]> {
   return ((await getSetting("log-alarms")) as LogAlarm[] | undefined) ?? [];
 }
 
-async function raise(server: string, message: string, own = false) {
+async function raise(server: string, message: string, own = false, evidence?: [string, string]) {
   const now = await alarms();
   if (now.some((a) => a.server === server && a.message === message)) return;
-  const next = [...now, { server, message, at: Date.now(), ...(own ? { own } : {}) }];
+  const next = [...now, { server, message, at: Date.now(), ...(own ? { own } : {}), ...(evidence ? { evidence } : {}) }];
   await putSetting("log-alarms", next);
   for (const listener of listeners) listener(next);
 }
@@ -72,9 +85,26 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
 }
 
+const keptLog = async (server: string) => (await getSetting(`log ${server}`)) as Watched | undefined;
+
+/** Read-check-writes of each server's kept log waiting their turn (where the browser has no Web Locks). */
+const turns = new Map<string, Promise<unknown>>();
+
+/**
+ * Runs `update` alone for `server`'s kept log, which it must read afresh inside: otherwise two
+ * checks in flight (the server chooses when each answer arrives) could each pass against the
+ * same old checkpoint and then overwrite one another. Across this app's tabs too, with Web Locks.
+ */
+function exclusively<T>(server: string, update: () => Promise<T>): Promise<T> {
+  if (typeof navigator !== "undefined" && "locks" in navigator) return navigator.locks.request(`kez-chat log ${server}`, update);
+  const run = (turns.get(server) ?? Promise.resolve()).then(update, update);
+  turns.set(server, run.catch(() => {}));
+  return run;
+}
+
 /** The server's log as pinned: the verifier key from its healthz the first time the app met it. */
 async function watched(server: string, home: string): Promise<Watched> {
-  const kept = (await getSetting(`log ${server}`)) as Watched | undefined;
+  const kept = await keptLog(server);
   if (kept) return kept;
   let key: unknown;
   try {
@@ -88,8 +118,8 @@ async function watched(server: string, home: string): Promise<Watched> {
   const { name } = parseVerifierKey(key);
   if (name.toLowerCase() !== `${server}/log`) throw new LogError(`${server}'s log key is named ${name}, not ${server}/log, so its checkpoints could not be compared with anyone's.`);
   const pinned: Watched = { verifierKey: key };
-  await putSetting(`log ${server}`, pinned);
-  return pinned;
+  // The first key pinned stays, should another check have pinned one meanwhile.
+  return exclusively(server, async () => (await keptLog(server)) ?? (await putSetting(`log ${server}`, pinned), pinned));
 }
 
 /**
@@ -110,7 +140,7 @@ export async function checkLogged(body: { envelope: Envelope; log?: LogProof | n
     if (!body.log) throw e;
     throw await alarm(name, e);
   }
-  await observe(name, home, kept, checkpoint, verifier);
+  await observe(name, home, checkpoint, verifier);
   return checkpoint;
 }
 
@@ -140,38 +170,92 @@ export async function heardCheckpoint(note: string, home: string, from: string):
   } catch {
     return;
   }
-  const root = btoa(String.fromCharCode(...checkpoint.root)).slice(0, 12);
-  await observe(server, home, kept, checkpoint, verifier, `a contact's app (${from.slice(0, 20)}…) a checkpoint (size ${checkpoint.size}, root ${root}…)`);
+  if (!(await checkHeard(server, home, checkpoint, verifier, from))) {
+    // The check could not be made: kept, and tried again (`recheckHeard`).
+    await updateHeardUnchecked((list) => [...list.filter((h) => h.note !== note).slice(-(HEARD_UNCHECKED_MAX - 1)), { server, note, from }]);
+    return;
+  }
   if (heardConsistent.size >= 256) heardConsistent.clear();
   heardConsistent.add(note);
+  await recheckHeard(home);
+}
+
+/** Unchecked gossiped checkpoints kept, at most: the newest. */
+const HEARD_UNCHECKED_MAX = 32;
+const HEARD_UNCHECKED = "log-heard-unchecked";
+
+/** Rewrites the list of unchecked gossiped checkpoints, one rewrite at a time (a name no server has). */
+const updateHeardUnchecked = (update: (list: HeardUnchecked[]) => HeardUnchecked[]) =>
+  exclusively("heard unchecked", async () => {
+    await putSetting(HEARD_UNCHECKED, update(((await getSetting(HEARD_UNCHECKED)) as HeardUnchecked[] | undefined) ?? []));
+  });
+
+/** Checks a gossiped checkpoint as `observe` does; false if it could not be checked (no alarm). */
+async function checkHeard(server: string, home: string, checkpoint: Checkpoint, verifier: Verifier, from: string): Promise<boolean> {
+  const root = btoa(String.fromCharCode(...checkpoint.root)).slice(0, 12);
+  try {
+    await observe(server, home, checkpoint, verifier, `a contact's app (${from.slice(0, 20)}…) a checkpoint (size ${checkpoint.size}, root ${root}…)`);
+    return true;
+  } catch (e) {
+    // Only an alarm is an answer; a tile refused or a connection lost proves nothing.
+    if (e instanceof LogAlarmError) throw e;
+    return false;
+  }
+}
+
+/**
+ * Tries again the gossiped checkpoints whose check could not be made: at each start, and
+ * after a gossip check that went through. Each leaves the list once checked, once it raised
+ * the alarm, or once its log is no longer watched.
+ */
+export async function recheckHeard(home: string): Promise<void> {
+  const waiting = ((await getSetting(HEARD_UNCHECKED)) as HeardUnchecked[] | undefined) ?? [];
+  const done = new Set<string>();
+  for (const { server, note, from } of waiting) {
+    const kept = await keptLog(server);
+    try {
+      if (!kept) done.add(note);
+      else {
+        const verifier = parseVerifierKey(kept.verifierKey);
+        if (await checkHeard(server, home, openCheckpoint(note, verifier), verifier, from)) done.add(note);
+      }
+    } catch {
+      done.add(note); // the alarm is raised
+    }
+  }
+  if (done.size > 0) await updateHeardUnchecked((list) => list.filter((h) => !done.has(h.note)));
 }
 
 /** Gossiped checkpoints found consistent since the page loaded: each is checked once. */
 const heardConsistent = new Set<string>();
 
 /**
- * Checks `checkpoint` against the newest kept for `server` and keeps the newer. `heardFrom`
- * names where a gossiped checkpoint came from, for the alarm.
+ * Checks `checkpoint` against the newest kept for `server` and keeps the newer (never an
+ * older one). `heardFrom` names where a gossiped checkpoint came from, for the alarm.
  */
-async function observe(server: string, home: string, kept: Watched, checkpoint: Checkpoint, verifier: Verifier, heardFrom?: string) {
-  if (kept.checkpoint) {
-    const newest = openCheckpoint(kept.checkpoint, verifier);
-    try {
-      await checkConsistent(newest, checkpoint, (path) => fetchBytes(`${baseOf(server, home)}/log/${path}`));
-    } catch (e) {
-      // A tile that could not be read proves nothing; two histories do.
-      if (!(e instanceof InconsistentLog)) throw e;
-      throw await alarm(server, heardFrom ? `It showed ${heardFrom} that contradicts the history it showed this app.` : e);
+async function observe(server: string, home: string, checkpoint: Checkpoint, verifier: Verifier, heardFrom?: string) {
+  await exclusively(server, async () => {
+    const kept = await keptLog(server);
+    if (!kept) return; // forgotten meanwhile
+    const newest = kept.checkpoint ? openCheckpoint(kept.checkpoint, verifier) : undefined;
+    if (newest) {
+      try {
+        await checkConsistent(newest, checkpoint, (path) => fetchBytes(`${baseOf(server, home)}/log/${path}`));
+      } catch (e) {
+        // A tile that could not be read proves nothing; two histories do.
+        if (!(e instanceof InconsistentLog)) throw e;
+        throw await alarm(server, heardFrom ? `It showed ${heardFrom} that contradicts the history it showed this app.` : e, [newest.note, checkpoint.note]);
+      }
+      if (checkpoint.size <= newest.size) return;
     }
-    if (checkpoint.size <= newest.size) return;
-  }
-  await putSetting(`log ${server}`, { ...kept, checkpoint: checkpoint.note } satisfies Watched);
+    await putSetting(`log ${server}`, { ...kept, checkpoint: checkpoint.note, monitored: kept.monitored ?? newest?.size ?? checkpoint.size } satisfies Watched);
+  });
 }
 
-async function alarm(server: string, cause: unknown): Promise<LogAlarmError> {
+async function alarm(server: string, cause: unknown, evidence?: [string, string]): Promise<LogAlarmError> {
   const detail = cause instanceof Error ? cause.message : String(cause);
   const message = `${server} showed something its own signed log contradicts: ${detail}`;
-  await raise(server, message);
+  await raise(server, message, false, evidence);
   return new LogAlarmError(message);
 }
 
@@ -190,9 +274,10 @@ const MONITOR_BATCH = 4096;
  * the last start (from the log's entry bundles, after checking the new checkpoint against the
  * one kept) and raises the alarm for any statement about `handles` or `primary` that this app
  * did not make: a registration, rotation or release from another device, or by someone who
- * holds the key. The first start only notes where the log is. It reads up to the newest
- * checkpoint the app holds, whichever way it came (lookups, gossip): a server that keeps
- * serving this app an older checkpoint does not keep a newer statement from it.
+ * holds the key. It reads from the first checkpoint the app kept for that server (a lookup,
+ * its own registration, or a start) up to the newest checkpoint the app holds, whichever way
+ * it came (lookups, gossip): a server that keeps serving this app an older checkpoint does
+ * not keep a newer statement from it.
  *
  * Resolves to the failure that stopped it, if one did (and keeps it, with the time of the
  * first such start, until a start gets through): reading nothing is not the same as finding
@@ -220,8 +305,8 @@ async function readOwn(name: string, handles: string[], primary: string): Promis
   const response = await fetch("/log/checkpoint");
   if (!response.ok) throw new LogError(`The log's checkpoint could not be read (${response.status}).`);
   const served = openCheckpoint(await response.text(), verifier);
-  await observe(name, name, kept, served, verifier);
-  const current = ((await getSetting(`log ${name}`)) as Watched | undefined) ?? kept;
+  await observe(name, name, served, verifier);
+  const current = (await keptLog(name)) ?? kept;
   // The newest checkpoint kept: the one just served, or a newer one seen before.
   const checkpoint = current.checkpoint ? openCheckpoint(current.checkpoint, verifier) : served;
   const from = current.monitored ?? checkpoint.size;
@@ -253,7 +338,10 @@ async function readOwn(name: string, handles: string[], primary: string): Promis
       await raise(name, `${name}'s log holds a ${about} that this app did not make (entry ${i}). If it was not you on another device, your key may be in someone else's hands.`, true);
     }
   }
-  await putSetting(`log ${name}`, { ...current, monitored: to } satisfies Watched);
+  await exclusively(name, async () => {
+    const now = await keptLog(name);
+    if (now) await putSetting(`log ${name}`, { ...now, monitored: Math.max(now.monitored ?? 0, to) } satisfies Watched);
+  });
 }
 
 /** What an entry says about this person, if anything: "registration of alice", …; null otherwise. */

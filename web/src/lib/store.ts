@@ -224,10 +224,10 @@ export async function forgetIdentity(): Promise<void> {
   const tx = database.transaction([...names, "settings"], "readwrite");
   forgotten = true;
   database.close(); // after the transactions already started, this one included
-  // What belongs to the key goes with it: a pending move holds a seed, and the next identity
-  // must not watch (or take up) this one's handles.
+  // What belongs to the key goes with it: a pending move holds a seed, the next identity
+  // must not watch (or take up) this one's handles, and unchecked gossip names its contacts.
   const settings = tx.objectStore("settings");
-  const mine = (["pending-move", "own-handles", "own-statements", "monitor-unchecked"] as const satisfies AppSetting[]).map((name) => settings.delete(`app ${name}`));
+  const mine = (["pending-move", "own-handles", "own-statements", "monitor-unchecked", "log-heard-unchecked"] as const satisfies AppSetting[]).map((name) => settings.delete(`app ${name}`));
   await Promise.all([...names.map((n) => tx.objectStore(n).clear()), ...mine, tx.done]);
 }
 
@@ -548,7 +548,7 @@ export async function setCaughtUpAt(relay: string, inbox: string, at: number): P
 
 /** The app's own settings (the `settings` store also keeps relay state and read times under other keys). */
 /** The app's own settings; `log <server>` is what logwatch.ts keeps of that server's log. */
-export type AppSetting = "notify" | "without-handle" | "log-alarms" | "own-statements" | "own-handles" | "pending-move" | "monitor-unchecked" | `log ${string}`;
+export type AppSetting = "notify" | "without-handle" | "log-alarms" | "log-heard-unchecked" | "own-statements" | "own-handles" | "pending-move" | "monitor-unchecked" | `log ${string}`;
 
 /** A move of `handle` to the key of `seed`, kept from before it is sent until it is seen through. */
 export interface PendingMove {
