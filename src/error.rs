@@ -229,7 +229,7 @@ impl ApiError {
             HandleQuarantined { days } => format!("This handle was given up less than {days} days ago; only the key that held it may take it back until then."),
             HandleReleased => "This handle was given up: it has no key to rotate or release.".into(),
             NotCurrentKey => "The statement names a key this handle does not hold now: a wrong key, or a statement that already applied.".into(),
-            StatementSuperseded => "The statement in force for this handle was signed after this one (by created_at): sign a new statement.".into(),
+            StatementSuperseded => "The statement in force for this handle was signed after this one, or in the same millisecond (by created_at): sign a new statement.".into(),
             SameKey => "A rotation must move the handle to a different key.".into(),
             HandleConfusable => "A registered handle looks like this one (0 and o, 1, i and l, rn and m, vv and w, cl and d, 5 and s, and \"-\" and \"_\" count as the same); choose another.".into(),
             KeyAlreadyRegistered => "This primary key already has a handle on this server.".into(),

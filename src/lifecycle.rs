@@ -260,7 +260,7 @@ pub fn refusal(change: &Change, row: Option<(&str, bool)>) -> ApiError {
         Some((_, true)) => ApiError::HandleReleased,
         Some((current, false)) if current != change.current_key() => ApiError::NotCurrentKey,
         // It named the current key and the handle is held (the row is read in the write's own
-        // transaction): the statement in force was signed after it.
+        // transaction): the statement in force was not signed before it.
         Some(_) => ApiError::StatementSuperseded,
     }
 }

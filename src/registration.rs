@@ -197,7 +197,7 @@ pub fn check(envelope: Envelope, server: &ServerDomain, now_ms: i64) -> Result<S
 /// Why a registration of `handle` by `key` lost to `holder`, the row on its skeleton (read
 /// after the insert failed). A released row of the very handle outlives the write for one of
 /// two reasons: another key gave it up after `cutoff` (RFC 3339; the quarantine), or its
-/// release was signed after this registration was (a registration replayed to take back a
+/// release was not signed before this registration (a registration replayed to take back a
 /// handle its key has since given up).
 pub fn lost_to(holder: &UserRecord, handle: &str, key: &str, cutoff: &str, quarantine_days: u32) -> ApiError {
     match &holder.released_at {

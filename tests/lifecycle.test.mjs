@@ -127,6 +127,29 @@ describe("replays", () => {
     await superseded("/v1/rotate", away, handle, id.primary);
   });
 
+  test("a statement signed in the same millisecond as the one in force is 409 statement_superseded, so none applies twice", async () => {
+    // Were both of two statements signed in one millisecond to apply, the first could be
+    // replayed after the second, and again, each time logged anew.
+    const at = new Date();
+    const { id, handle, envelope } = freshEnvelope(SERVER, { edit: (p) => (p.created_at = at.toISOString()) });
+    assert.equal((await postRegister(worker.url, envelope)).status, 201);
+    await superseded("/v1/release", releaseEnvelope(id, { handle, server: SERVER, createdAt: at }), handle, id.primary);
+    const next = identity();
+    const later = new Date(at.getTime() + 1);
+    assert.equal((await rotate(rotationEnvelope(id, next, { handle, server: SERVER, createdAt: later }))).status, 201);
+    await superseded("/v1/rotate", rotationEnvelope(next, id, { handle, server: SERVER, createdAt: later }), handle, next.primary);
+    // A millisecond later, it applies.
+    assert.equal((await rotate(rotationEnvelope(next, id, { handle, server: SERVER, createdAt: new Date(later.getTime() + 1) }))).status, 201);
+    // A registration signed in the release's millisecond does not take the handle back.
+    const releasedAt = new Date(later.getTime() + 2);
+    assert.equal((await release(releaseEnvelope(id, { handle, server: SERVER, createdAt: releasedAt }))).status, 201);
+    const before = entries();
+    const back = await postRegister(worker.url, freshEnvelope(SERVER, { handle, id, edit: (p) => (p.created_at = releasedAt.toISOString()) }).envelope);
+    assert.equal(errorCode(back), "statement_superseded");
+    assert.equal(entries(), before, "nothing appended");
+    assert.equal((await getJson(`${worker.url}/v1/u/${handle}`)).status, 410, "still released");
+  });
+
   test("a statement signed before the registration in force is 409 statement_superseded", async () => {
     const { id, handle } = await registered();
     const earlier = { handle, server: SERVER, createdAt: new Date(Date.now() - 60_000) };

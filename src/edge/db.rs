@@ -114,35 +114,37 @@ const BY_SKELETON: &str =
      FROM registrations WHERE skeleton = ?1";
 /// A registration's log entry, appended (the next index) unless the handle is held, was
 /// given up by another key after the cutoff (?4, RFC 3339), or was given up by a release
-/// signed after this registration (?5, Unix ms: a registration replayed to take a handle
-/// back): then nothing is appended, and the insert after it fails on the row that is there.
+/// signed after this registration or in the same millisecond (?5, Unix ms: a registration
+/// replayed to take a handle back): then nothing is appended, and the insert after it fails
+/// on the row that is there. Each statement that applies is signed strictly later than the
+/// one in force, so none applies twice.
 const APPEND_REGISTRATION: &str = "INSERT INTO log_entries (idx, entry) \
      SELECT coalesce((SELECT max(idx) FROM log_entries) + 1, 0), ?1 WHERE NOT EXISTS (SELECT 1 FROM registrations \
-     WHERE handle = ?2 AND (released_at IS NULL OR coalesce(stated_at_ms, 0) > ?5 \
+     WHERE handle = ?2 AND (released_at IS NULL OR coalesce(stated_at_ms, 0) >= ?5 \
      OR (primary_key <> ?3 AND released_at > ?4))) RETURNING idx";
 /// Then, in the same batch and under the same condition: a released row the registration may
 /// take (its own key's, or one out of quarantine) makes way (its statements stay in the log).
 const CLEAR_RELEASED: &str = "DELETE FROM registrations \
-     WHERE handle = ?1 AND released_at IS NOT NULL AND coalesce(stated_at_ms, 0) <= ?4 \
+     WHERE handle = ?1 AND released_at IS NOT NULL AND coalesce(stated_at_ms, 0) < ?4 \
      AND (primary_key = ?2 OR released_at <= ?3)";
 /// Then the registration, pointing at its entry, signed at ?6 (Unix ms).
 const INSERT: &str = "INSERT INTO registrations \
      (handle, primary_key, registered_at, envelope, skeleton, log_index, stated_at_ms) \
      VALUES (?1, ?2, ?3, ?4, ?5, (SELECT max(idx) FROM log_entries), ?6)";
 /// A rotation's or release's entry, appended only if the handle is held by the key it names
-/// and the statement in force was not signed after it (?4, Unix ms).
+/// and the statement in force was signed before it (?4, Unix ms).
 const APPEND_CHANGE: &str = "INSERT INTO log_entries (idx, entry) \
      SELECT coalesce((SELECT max(idx) FROM log_entries) + 1, 0), ?1 WHERE EXISTS (SELECT 1 FROM registrations \
-     WHERE handle = ?2 AND primary_key = ?3 AND released_at IS NULL AND coalesce(stated_at_ms, 0) <= ?4) \
+     WHERE handle = ?2 AND primary_key = ?3 AND released_at IS NULL AND coalesce(stated_at_ms, 0) < ?4) \
      RETURNING idx";
 /// Then, under the same condition: the handle moves to the new key, its statement the envelope.
 const ROTATE: &str = "UPDATE registrations \
      SET primary_key = ?3, envelope = ?4, log_index = (SELECT max(idx) FROM log_entries), stated_at_ms = ?5 \
-     WHERE handle = ?1 AND primary_key = ?2 AND released_at IS NULL AND coalesce(stated_at_ms, 0) <= ?5";
+     WHERE handle = ?1 AND primary_key = ?2 AND released_at IS NULL AND coalesce(stated_at_ms, 0) < ?5";
 /// Or: the handle is given up, at ?3, its release the envelope.
 const RELEASE: &str = "UPDATE registrations \
      SET released_at = ?3, envelope = ?4, log_index = (SELECT max(idx) FROM log_entries), stated_at_ms = ?5 \
-     WHERE handle = ?1 AND primary_key = ?2 AND released_at IS NULL AND coalesce(stated_at_ms, 0) <= ?5";
+     WHERE handle = ?1 AND primary_key = ?2 AND released_at IS NULL AND coalesce(stated_at_ms, 0) < ?5";
 const LOG_STATE: &str = "SELECT size, edge FROM log_state WHERE id = 1";
 /// Bound to `ENTRIES_PER_STEP`.
 const LOG_NEXT_ENTRIES: &str =

@@ -49,8 +49,9 @@ describe("registration envelope", () => {
     expect(signRegistration(alice, payload)).toEqual(valid.envelope);
   });
 
-  it("writes created_at as RFC 3339 UTC seconds", () => {
-    expect(rfc3339(new Date("2026-11-26T10:52:13.789Z"))).toBe("2026-11-26T10:52:13Z");
+  it("writes created_at as RFC 3339 UTC to the millisecond", () => {
+    expect(rfc3339(new Date("2026-11-26T10:52:13.789Z"))).toBe("2026-11-26T10:52:13.789Z");
+    expect(rfc3339(new Date("2026-11-26T10:52:13.000Z"))).toBe("2026-11-26T10:52:13Z");
   });
 
   it("will not sign a payload that names another key", () => {

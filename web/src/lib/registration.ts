@@ -27,9 +27,13 @@ export function canonicalBytes(value: unknown): Uint8Array {
   return utf8ToBytes(text);
 }
 
-/** RFC 3339 UTC with whole seconds, as the server prints times. */
+/**
+ * RFC 3339 UTC to the millisecond (a whole second without a fraction), a statement's
+ * `created_at`: the server orders a handle's statements by it, and refuses one not signed
+ * after the statement in force.
+ */
 export function rfc3339(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, "Z");
+  return date.toISOString().replace(/\.000Z$/, "Z");
 }
 
 export function registrationPayload(handle: string, primary: string, server: string, createdAt = new Date()): RegistrationPayload {
