@@ -1,7 +1,7 @@
 // Write rate limits, with the worker as wrangler.toml configures it (Workers Rate Limiting
 // bindings, which wrangler dev runs locally): 5 registrations a minute per client address
-// (CF-Connecting-IP, which Cloudflare sets and wrangler dev passes on) and per key, 5
-// rotations and releases a minute per client address.
+// (CF-Connecting-IP, which Cloudflare sets and wrangler dev passes on; an IPv6 address by its
+// /64) and per key, 5 rotations and releases a minute per client address.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { releaseEnvelope, rotationEnvelope } from "../scripts/lib/registration.mjs";
@@ -50,6 +50,22 @@ describe("registration rate limits", () => {
     // Refused before its body was read: even garbage from that address is 429, not 400.
     assertLimited(await postRegister(worker.url, "{", from("198.51.100.7")));
     assert.equal((await postRegister(worker.url, sixth.envelope, from("198.51.100.8"))).status, 201);
+  });
+
+  test("an IPv6 /64 is one address (a host holds the block whole): its 6th registration a minute is 429, whatever address in it sends it", async () => {
+    await windowWithRoom();
+    for (let i = 1; i <= 5; i++) assert.equal((await postRegister(worker.url, freshEnvelope("localhost").envelope, from(`2001:db8:7:7:${i}::${i}`))).status, 201);
+    const sixth = freshEnvelope("localhost");
+    assertLimited(await postRegister(worker.url, sixth.envelope, from("2001:0db8:0007:0007:ffff:ffff:ffff:ffff")));
+    await assertNothingStored(sixth.handle, sixth.id.primary);
+    // The next /64 is another address.
+    assert.equal((await postRegister(worker.url, sixth.envelope, from("2001:db8:7:8::1"))).status, 201);
+  });
+
+  test("an IPv4-mapped IPv6 address counts as the IPv4 address", async () => {
+    await windowWithRoom();
+    for (let i = 0; i < 5; i++) assert.equal((await postRegister(worker.url, freshEnvelope("localhost").envelope, from("198.51.100.77"))).status, 201);
+    assertLimited(await postRegister(worker.url, freshEnvelope("localhost").envelope, from("::ffff:198.51.100.77")));
   });
 
   test("a key gets 5 registrations a minute that reach the write, from any addresses; ones the database refuses count", async () => {

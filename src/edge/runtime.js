@@ -281,6 +281,19 @@ async function registerSteps(request, env, limits, maxBody, check) {
 }
 
 /**
+ * What a client's address is limited as: an IPv6 address by its /64, a block one host (any
+ * VPS) holds whole and could otherwise spend as 2^64 clients; IPv4 (mapped or not) as itself.
+ */
+export function addressBlock(address) {
+  if (!address.includes(":")) return address;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1];
+  const [left, right] = address.split("%")[0].split("::").map((part) => (part ? part.split(":") : []));
+  const groups = right === undefined ? left : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  return `${groups.slice(0, 4).map((group) => parseInt(group, 16).toString(16)).join(":")}::/64`;
+}
+
+/**
  * A write request's first step, as `check` takes it: `[RATE_LIMITED]` when the client's
  * address is over the limit of `env[binding]` (counted before the body is read; no binding
  * given: not limited), else `[BODY, body]` (null when larger than `maxBody`), or
@@ -288,7 +301,7 @@ async function registerSteps(request, env, limits, maxBody, check) {
  */
 async function countedBody(request, env, binding, maxBody) {
   try {
-    if (binding && !(await allowed(env, binding, request.headers.get("cf-connecting-ip") ?? ""))) return [RATE_LIMITED];
+    if (binding && !(await allowed(env, binding, addressBlock(request.headers.get("cf-connecting-ip") ?? "")))) return [RATE_LIMITED];
     return [BODY, await readBody(request, maxBody)];
   } catch (e) {
     return [STEP_FAILED, e];
