@@ -210,6 +210,9 @@ struct Statements {
     log_checkpoint: D1PreparedStatement,
     log_tile: D1PreparedStatement,
     log_bundle: D1PreparedStatement,
+    /// On the primary: a tile the replica's tree does not reach yet.
+    primary_log_tile: D1PreparedStatement,
+    primary_log_bundle: D1PreparedStatement,
 }
 
 /// `(size, edge, entries)` to `[size, edge, nodesJson, checkpoint]`, or a thrown error.
@@ -257,6 +260,8 @@ fn with_statements<T>(env: &Env, f: impl FnOnce(&Statements) -> T) -> Result<T, 
                 log_checkpoint: replica.prepare(LOG_CHECKPOINT),
                 log_tile: replica.prepare(LOG_TILE),
                 log_bundle: replica.prepare(LOG_BUNDLE),
+                primary_log_tile: db.prepare(LOG_TILE),
+                primary_log_bundle: db.prepare(LOG_BUNDLE),
             });
         }
         Ok(f(cell.get().expect("set above")))
@@ -585,19 +590,48 @@ pub async fn log_checkpoint(env: &Env) -> Result<Option<String>, ApiError> {
     Ok(notes.into_iter().next().filter(|note| !note.is_empty()))
 }
 
+/// Where the log's tiles are read: the isolate's replica, or the primary, for a tile of a
+/// tree the replica has not caught up with (a client can hold a newer checkpoint than the
+/// replica: a write's 201, a read through a bookmark).
+#[derive(Clone, Copy)]
+pub enum LogSource {
+    Replica,
+    Primary,
+}
+
 /// The stored node hashes (hex) with keys from `first` to `last`, in order, if the signed tree
 /// has at least `min_size` leaves (else none). The keys pass as text: above level 0 they are
 /// beyond what a JS number holds exactly.
-pub async fn log_hashes(env: &Env, first: i64, last: i64, min_size: u64) -> Result<Vec<String>, ApiError> {
+pub async fn log_hashes(
+    env: &Env,
+    from: LogSource,
+    first: i64,
+    last: i64,
+    min_size: u64,
+) -> Result<Vec<String>, ApiError> {
     let bounds = [JsValue::from(first.to_string()), JsValue::from(last.to_string()), JsValue::from(min_size as f64)];
-    column(&statement(env, |s| &s.log_tile)?, &bounds, "hash").await
+    let statement = statement(env, |s| match from {
+        LogSource::Replica => &s.log_tile,
+        LogSource::Primary => &s.primary_log_tile,
+    })?;
+    column(&statement, &bounds, "hash").await
 }
 
 /// The log entries from `first` to `last`, in order, if the signed tree has at least
 /// `min_size` leaves (else none).
-pub async fn log_entries(env: &Env, first: u64, last: u64, min_size: u64) -> Result<Vec<String>, ApiError> {
+pub async fn log_entries(
+    env: &Env,
+    from: LogSource,
+    first: u64,
+    last: u64,
+    min_size: u64,
+) -> Result<Vec<String>, ApiError> {
     let bounds = [JsValue::from(first as f64), JsValue::from(last as f64), JsValue::from(min_size as f64)];
-    column(&statement(env, |s| &s.log_bundle)?, &bounds, "entry").await
+    let statement = statement(env, |s| match from {
+        LogSource::Replica => &s.log_bundle,
+        LogSource::Primary => &s.primary_log_bundle,
+    })?;
+    column(&statement, &bounds, "entry").await
 }
 
 /// The text values of `name` in every row of `statement` bound to `values`.

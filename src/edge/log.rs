@@ -3,7 +3,7 @@
 //! What they serve is written by registrations (db.rs, `advanceLog` in runtime.js).
 
 use super::config::log_key;
-use super::db;
+use super::db::{self, LogSource};
 use super::http::{error_response, internal, Reply};
 use super::promise;
 use crate::caching::CacheSettings;
@@ -36,12 +36,17 @@ pub fn checkpoint(env: Env, settings: &'static CacheSettings) -> JsValue {
 
 /// `GET /log/tile/…`: a hash tile or an entry bundle of the tree the newest checkpoint signs
 /// or of an older one (a partial tile of any width up to the tree's there: `Tile::min_tree_size`),
-/// in one query.
+/// in one query on the replica, and one more on the primary if the replica has no such tile.
 pub fn tile(env: Env, settings: &'static CacheSettings, path: &str) -> JsValue {
     let tile = Tile::parse(path);
     promise(async move {
         let body = match tile {
-            Some(tile) => read_tile(&env, tile).await.map(|body| (tile, body)),
+            Some(tile) => match read_tile(&env, LogSource::Replica, tile).await {
+                // The replica may not have caught up with a tree a client was shown.
+                Err(ApiError::TileNotFound) => read_tile(&env, LogSource::Primary, tile).await,
+                read => read,
+            }
+            .map(|body| (tile, body)),
             None => Err(ApiError::TileNotFound),
         };
         match body {
@@ -54,13 +59,13 @@ pub fn tile(env: Env, settings: &'static CacheSettings, path: &str) -> JsValue {
     })
 }
 
-async fn read_tile(env: &Env, tile: Tile) -> Result<Vec<u8>, ApiError> {
+async fn read_tile(env: &Env, from: LogSource, tile: Tile) -> Result<Vec<u8>, ApiError> {
     let min_size = tile.min_tree_size().ok_or(ApiError::TileNotFound)?;
     match tile {
         Tile::Hashes { level, index, width } => {
             let nodes: Vec<tree::Node> = tree::tile_nodes(level, index, width).collect();
             let (first, last) = (nodes[0].key(), nodes[nodes.len() - 1].key());
-            let hashes = db::log_hashes(env, first, last, min_size).await?;
+            let hashes = db::log_hashes(env, from, first, last, min_size).await?;
             if hashes.len() != nodes.len() {
                 return Err(ApiError::TileNotFound);
             }
@@ -72,7 +77,7 @@ async fn read_tile(env: &Env, tile: Tile) -> Result<Vec<u8>, ApiError> {
         }
         Tile::Entries { index, width } => {
             let first = index * TILE_WIDTH;
-            let entries = db::log_entries(env, first, first + u64::from(width) - 1, min_size).await?;
+            let entries = db::log_entries(env, from, first, first + u64::from(width) - 1, min_size).await?;
             if entries.len() != usize::from(width) {
                 return Err(ApiError::TileNotFound);
             }
