@@ -197,7 +197,7 @@ describe("handle release", () => {
     const released = await release(releaseEnvelope(id, { handle, server: SERVER }));
     assert.equal(released.status, 201, JSON.stringify(released.body));
     assert.equal(released.body.log.index, before);
-    for (const path of [`/v1/u/${handle}`, `/v1/by-primary/${id.primary}`]) {
+    for (const path of [`/v1/u/${handle}`, `/v1/by-primary/${id.primary}`, `/.well-known/webfinger?resource=acct:${handle}@${SERVER}`]) {
       const gone = await getJson(`${worker.url}${path}`);
       assert.equal(gone.status, 410, path);
       assert.equal(gone.body.error, "handle_released");
