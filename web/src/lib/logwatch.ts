@@ -16,7 +16,7 @@ export interface LogAlarm {
   at: number;
   /** A statement about this person's own handle or key, made elsewhere (not a contradiction). */
   own?: boolean;
-  /** The two signed checkpoints of histories that cannot both be true: the proof, for anyone. */
+  /** The kept and the new signed checkpoint, which the app could not fit in one history: the evidence. */
   evidence?: [string, string];
 }
 
