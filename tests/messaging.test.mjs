@@ -272,6 +272,34 @@ describe("messages over nostr relays, in headless Chromium", () => {
     assert.equal((await settledEventCount()) - before, 4 + 2 + 2);
   });
 
+  test("a file bob's browser had no room to assemble is named in the banner, and assembled once there is room", async () => {
+    // In pieces (k = 2), as the 50 KB image above.
+    const picture = bmp(128, 136);
+    await bob.page.evaluate(() => {
+      const put = IDBObjectStore.prototype.put;
+      window.diskFull = true;
+      IDBObjectStore.prototype.put = function (value, ...rest) {
+        if (window.diskFull && this.name === "attachments") {
+          // As a full disk fails a transaction: all of it.
+          this.transaction.abort();
+          throw new DOMException("The disk is full.", "QuotaExceededError");
+        }
+        return put.call(this, value, ...rest);
+      };
+    });
+    await attachFile(alice, { name: "kept-later.bmp", mimeType: "image/bmp", buffer: picture });
+    const banner = bob.page.getByTestId("unstored");
+    await banner.getByText("this device's storage is full", { exact: false }).waitFor({ timeout: 30_000 });
+    assert.equal(await image(bob, "kept-later.bmp").count(), 0);
+    // Every piece is kept and its event handled: nothing that arrives now would assemble it.
+    await bob.page.evaluate(() => (window.diskFull = false));
+    await banner.getByRole("button", { name: "Fetch again" }).click();
+    await image(bob, "kept-later.bmp").waitFor({ timeout: 30_000 });
+    assert.ok((await attachmentHashes(bob)).includes(sha256(picture)));
+    await banner.waitFor({ state: "detached" });
+    await statusOf(imageBubble(alice, "kept-later.bmp"), "delivered");
+  });
+
   test("a 500 KB image arrives byte-identical", async () => {
     const medium = bmp(300, 560);
     assert.ok(medium.length > 500_000 && medium.length < 510_000);

@@ -303,6 +303,19 @@ describe("trust and safety in the web app", () => {
     await openChat(alice, "bob@localhost");
   });
 
+  test("a request's message sent again in other events (anyone who saw it can) counts once against its quota", async () => {
+    const sender = fresh();
+    const id = randomBytes(16).toString("hex");
+    const copies = Array.from({ length: 10 }, () => eventFrom(sender, people.alice, { type: "text", text: "said once, sent ten times" }, undefined, { id }));
+    assert.equal(new Set(copies.map((e) => e.id)).size, 10, "ten events");
+    await flood(copies);
+    const marker = fresh();
+    await flood([eventFrom(marker, people.alice, { type: "text", text: "a marker after the copies" })]);
+    await storedText(alice, "a marker after the copies");
+    assert.deepEqual((await readStore(alice, "peers")).find((p) => p.key === sender.primary).value.held, { messages: 1, bytes: "said once, sent ten times".length });
+    assert.equal((await readStore(alice, "messages")).filter((m) => m.value.peer === sender.primary).length, 1);
+  });
+
   test("the seed survives a reload, persist() is asked for, and the backup reminder stays until two words are re-typed", async () => {
     const erin = await openProfile("erin");
     try {

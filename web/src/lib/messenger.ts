@@ -482,7 +482,7 @@ export class Messenger {
       this.seen.delete(event.id);
       this.failures++;
       if (this.unstored.size < SEEN_MEMO_MAX) this.unstored.add(event.id);
-      this.unstoredReason = e instanceof DOMException && e.name === "QuotaExceededError" ? "this device's storage is full" : String(e);
+      this.unstoredReason = storageFailure(e);
       this.changed();
       throw e;
     }
@@ -493,17 +493,23 @@ export class Messenger {
   private failures = 0;
   /** Events whose handling failed and that were not handled since: the page says so. */
   private unstored = new Set<string>();
+  /** Files whose assembly failed and has not succeeded since (`finalize`), by key: their sender and file id. */
+  private unassembled = new Map<string, [string, string]>();
   /** Why the last of them failed, in words. */
   unstoredReason = "";
 
-  /** How many events this page could not store and has not stored since. */
+  /** How many events and files this page could not store and has not stored since. */
   get unstoredCount(): number {
-    return this.unstored.size;
+    return this.unstored.size + this.unassembled.size;
   }
 
-  /** Asks every relay again for what it stored since it was last caught up (the person freed space, say). */
+  /**
+   * Asks every relay again for what it stored since it was last caught up, and assembles again
+   * the files that could not be (the person freed space, say).
+   */
   fetchUnstoredAgain(): void {
     for (const relay of this.relays.values()) relay.resubscribe(this.subscription);
+    for (const [sender, fileId] of this.unassembled.values()) void this.finalize(sender, fileId).catch(report);
   }
 
   private async handleNew(event: NostrEvent) {
@@ -533,15 +539,17 @@ export class Messenger {
    * A decoded message as trust.ts weighs it: what kind, how many bytes it would keep here, and
    * whether it is a version 1 file body. A piece or chunk that would start a new file entry
    * counts as a message, so a request cannot make endless entries from one-byte pieces. One of
-   * a file already whole, or one already kept, is `redundant`.
+   * a file already whole, or one already kept, is `redundant`; so is a message already kept
+   * (anyone who saw its event can send it again in new ones).
    */
   private async arrivalOf({ header: h, data }: Message): Promise<Arrival> {
     const legacy = h.type === "kez-file-v1" || h.type === "kez-file-chunk-v1";
+    const kept = async () => (await store.getMessage(h.id))?.peer === h.from;
     switch (h.type) {
       case "receipt":
         return { kind: "receipt", bytes: 0, legacy };
       case "text":
-        return { kind: "message", bytes: new TextEncoder().encode(h.text).length, legacy };
+        return { kind: "message", bytes: new TextEncoder().encode(h.text).length, legacy, redundant: await kept() };
       case "kez-file-chunk-v1":
       case "kez-file-piece-v2": {
         const key = fileKey(h.from, h.file_id);
@@ -549,8 +557,11 @@ export class Messenger {
         const redundant = entry?.status === "ready" || (await store.hasChunk(key, h.i));
         return { kind: entry ? "piece" : "message", bytes: data.length, legacy, redundant };
       }
-      default:
-        return { kind: "message", bytes: data.length, legacy };
+      default: {
+        // A file: inline (kept under its message id), or a pointer (named by its transfer entry).
+        const pointed = async () => (await store.getMessage(incomingFileId(fileKey(h.from, h.file_id))))?.messageId === h.id;
+        return { kind: "message", bytes: data.length, legacy, redundant: (await kept()) || (await pointed()) };
+      }
     }
   }
 
@@ -707,7 +718,11 @@ export class Messenger {
     await store.updateMessage(incomingFileId(key), (m) => (m.status === "ready" ? m : { ...m, received }));
   }
 
-  /** Assembles a file once the pointer and every chunk are here (one assembly at a time per file). */
+  /**
+   * Assembles a file once the pointer and every chunk are here (one assembly at a time per
+   * file). One that failed (storage full, say) is remembered until one succeeds: its pieces
+   * are all kept and their events handled, so nothing arriving would assemble it again.
+   */
   private async finalize(sender: string, fileId: string) {
     const key = fileKey(sender, fileId);
     if (this.finalizing.has(key)) {
@@ -720,6 +735,11 @@ export class Messenger {
         this.finalizeAgain.delete(key);
         await this.assemble(sender, key);
       } while (this.finalizeAgain.has(key));
+      this.unassembled.delete(key);
+    } catch (e) {
+      this.unassembled.set(key, [sender, fileId]);
+      this.unstoredReason = storageFailure(e);
+      throw e;
     } finally {
       this.finalizing.delete(key);
       this.changed();
@@ -780,6 +800,9 @@ export class Messenger {
     for (const m of await store.pendingIncomingFiles()) {
       const last = Math.max(this.progressAt.get(fileKey(m.peer, m.file!.fileId)) ?? 0, m.at, this.startedAt);
       if (now - last > STALL_MS) {
+        // Every piece may be here though no assembly went through (the page was closed during
+        // one, say): a last try before it is called stalled.
+        await this.finalize(m.peer, m.file!.fileId).catch(report);
         const error = await this.whyStalled(m.peer, m.file!.size, fileKey(m.peer, m.file!.fileId));
         // Its pieces are kept: their events count as handled, so if the rest comes (the sender
         // or this browser was offline), only the pieces kept here can complete it.
@@ -981,6 +1004,11 @@ function fitsPointer(c: store.StoredChunk, p: { k: number; n: number; pieceBytes
 }
 
 /** Background work that failed (storage errors): reported, never an unhandled rejection. */
+/** A failure to store something, in words for the person. */
+function storageFailure(e: unknown): string {
+  return e instanceof DOMException && e.name === "QuotaExceededError" ? "this device's storage is full" : String(e);
+}
+
 function report(e: unknown) {
   console.warn("kez-chat:", e);
 }
