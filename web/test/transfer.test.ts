@@ -122,7 +122,10 @@ describe("counts and striping", () => {
       ["wss://b", limits(262_144)],
       ["wss://paid", limits(262_144, { restrictedWrites: true })],
       ["wss://tiny", limits(8_000)],
+      // Large events, but a content limit that would leave a piece 1 KB (or no room at all).
+      ["wss://tiny-content", { ...limits(262_144), maxContentLength: 2_147 }],
     ]);
+    expect(takesPieces(relays.get("wss://tiny-content")!)).toBe(false);
     const plan = planPieces(5_000_000, relays, true);
     expect([...plan.shares.keys()]).toEqual(["wss://a", "wss://b"]);
     expect(plan.pieceBytes).toBe(pieceBytesFor(maxPaddedFor([limits(65_536)])));

@@ -141,7 +141,11 @@ export function limitsFromNip11(doc: unknown): RelayLimits {
   };
 }
 
-/** Whether a relay may be given file pieces at all. */
+/**
+ * Whether a relay may be given file pieces at all. Pieces are sized for the tightest relay
+ * given them: one stating a tiny content limit must not shrink them (or leave no room for
+ * one) on every relay.
+ */
 export function takesPieces(limits: RelayLimits): boolean {
-  return !limits.restrictedWrites && limits.maxEventTags !== 0 && limits.maxMessageLength >= MIN_PIECE_RELAY_MESSAGE && maxContent(limits) > 0;
+  return !limits.restrictedWrites && limits.maxEventTags !== 0 && limits.maxMessageLength >= MIN_PIECE_RELAY_MESSAGE && maxPaddedFor([limits]) >= MIN_SIZING_PADDED;
 }
