@@ -11,7 +11,7 @@ interface Stored {
 }
 
 let n = 0;
-const stored = (created_at: number): Stored => ({ id: `e${n++}`, created_at });
+const stored = (created_at: number): Stored => ({ id: (n++).toString(16).padStart(64, "0"), created_at });
 
 /** A relay holding `events` (all at or after `since`), answering each page as `kind` relays do, at most `cap` events. */
 function relay(events: Stored[], cap: number, kind: "before" | "at or before" | "ignores until") {
@@ -73,6 +73,16 @@ describe("pageBack", () => {
     const ignoring = relay(events, 10, "ignores until");
     expect(await pageBack(0, subscription(events, 10), ignoring.fetchPage)).toBe(false);
     expect(ignoring.pages()).toBe(CATCH_UP_MAX_PAGES);
+  });
+
+  it("keeps at most CATCH_UP_MAX_EVENTS ids, and only event ids", () => {
+    const seen = new StoredEvents();
+    seen.note({ id: "x".repeat(1_000_000), created_at: 1 });
+    seen.note({ id: "A".repeat(64), created_at: 1 });
+    expect(seen.ids.size).toBe(0);
+    expect(seen.oldest).toBe(Infinity);
+    for (let i = 0; i < CATCH_UP_MAX_EVENTS + 100; i++) seen.note(stored(2_000));
+    expect(seen.ids.size).toBe(CATCH_UP_MAX_EVENTS);
   });
 
   it("gives up after CATCH_UP_MAX_EVENTS of a flood", async () => {

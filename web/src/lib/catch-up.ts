@@ -14,15 +14,22 @@ export const CATCH_UP_PAGE = 250;
 export const CATCH_UP_MAX_EVENTS = 10_000;
 export const CATCH_UP_MAX_PAGES = 100;
 
-/** The stored events a relay handed over so far: their ids, and the oldest `created_at`. */
+const EVENT_ID = /^[0-9a-f]{64}$/;
+
+/**
+ * The stored events a relay handed over so far: their ids, and the oldest `created_at`. At
+ * most CATCH_UP_MAX_EVENTS (then the catch-up stops short), so a relay that never ends its
+ * stored events cannot grow the page's memory.
+ */
 export class StoredEvents {
   readonly ids = new Set<string>();
   oldest = Infinity;
 
-  /** Counts one (an event without an id or a time counts for nothing). */
+  /** Counts one (an event without an event id, 64 hex digits, or a time counts for nothing). */
   note(raw: unknown): void {
     const { id, created_at: at } = (raw ?? {}) as { id?: unknown; created_at?: unknown };
-    if (typeof id !== "string" || typeof at !== "number" || !Number.isSafeInteger(at)) return;
+    if (typeof id !== "string" || !EVENT_ID.test(id) || typeof at !== "number" || !Number.isSafeInteger(at)) return;
+    if (this.ids.size >= CATCH_UP_MAX_EVENTS) return;
     this.ids.add(id);
     this.oldest = Math.min(this.oldest, at);
   }
