@@ -459,33 +459,53 @@ export class Messenger {
   /** Handles events one after another, in arrival order (EOSE bookkeeping waits on this). */
   private receiving: Promise<void> = Promise.resolve();
 
+  /**
+   * Queues an event to be handled. The same event comes from every relay: a copy of one
+   * already waiting is not queued again (five relays' first answers, full of pieces, would
+   * otherwise wait in memory five times over), only counted, so that it is tried once more if
+   * handling the first fails, as it would have been.
+   */
   private receive(raw: unknown): Promise<void> {
-    this.receiving = this.receiving.then(() => this.handleEvent(raw)).catch(report);
+    const event = raw as Partial<NostrEvent> | null;
+    if (!event || typeof event.id !== "string") return this.receiving;
+    const copies = this.queued.get(event.id);
+    if (copies !== undefined) {
+      this.queued.set(event.id, copies + 1);
+      return this.receiving;
+    }
+    // Only an id that is the hash of the event may stand for it: otherwise one relay could
+    // suppress a real event by sending garbage under its id.
+    if (this.seen.has(event.id) || !hasValidId(event)) return this.receiving;
+    this.queued.set(event.id, 0);
+    this.receiving = this.receiving.then(() => this.handleEvent(event as NostrEvent)).catch(report);
     return this.receiving;
   }
 
-  private async handleEvent(raw: unknown) {
-    const event = raw as Partial<NostrEvent> | null;
-    if (!event || typeof event.id !== "string" || this.seen.has(event.id)) return;
-    // Only an id that is the hash of the event may mark it handled: otherwise one relay could
-    // suppress a real event by sending garbage under its id.
-    if (!hasValidId(event)) return;
-    // A memo in front of the "seen" store (the same event comes from every relay), kept small:
-    // a flood must not grow the page's memory without bound.
+  /** Events waiting to be handled (or being handled), with how many copies came meanwhile. */
+  private queued = new Map<string, number>();
+
+  private async handleEvent(event: NostrEvent) {
+    // A memo in front of the "seen" store, kept small: a flood must not grow the page's memory
+    // without bound.
     if (this.seen.size >= SEEN_MEMO_MAX) this.seen.clear();
     this.seen.add(event.id);
     try {
-      await this.handleNew(event as NostrEvent);
+      await this.handleNew(event);
     } catch (e) {
-      // Storage failed (full, say): the event may come again, from this relay's next catch-up
-      // (`catchUp` does not move past it), another relay or `fetchUnstoredAgain`.
+      // Storage failed (full, say): the event may come again, from a copy that came meanwhile,
+      // this relay's next catch-up (`catchUp` does not move past it), another relay or
+      // `fetchUnstoredAgain`.
       this.seen.delete(event.id);
       this.failures++;
       if (this.unstored.size < SEEN_MEMO_MAX) this.unstored.add(event.id);
       this.unstoredReason = storageFailure(e);
       this.changed();
+      const copies = this.queued.get(event.id) ?? 0;
+      this.queued.delete(event.id);
+      if (copies > 0) void this.receive(event);
       throw e;
     }
+    this.queued.delete(event.id);
     if (this.unstored.delete(event.id)) this.changed();
   }
 
