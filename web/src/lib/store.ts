@@ -546,8 +546,10 @@ export async function setCaughtUpAt(relay: string, inbox: string, at: number): P
   await (await open()).put("settings", at, `caught-up ${relay} ${inbox}`);
 }
 
-/** The app's own settings (the `settings` store also keeps relay state and read times under other keys). */
-/** The app's own settings; `log <server>` is what logwatch.ts keeps of that server's log. */
+/**
+ * The app's own settings (the `settings` store also keeps relay state and read times under
+ * other keys); `log <server>` is what logwatch.ts keeps of that server's log.
+ */
 export type AppSetting = "notify" | "without-handle" | "log-alarms" | "log-heard-unchecked" | "own-statements" | "own-handles" | "pending-move" | "monitor-unchecked" | `log ${string}`;
 
 /** A move of `handle` to the key of `seed`, kept from before it is sent until it is seen through. */
