@@ -491,6 +491,22 @@ describe("messages over nostr relays, in headless Chromium", () => {
     assert.deepEqual(bob.errors.slice(errorsBefore), []);
   });
 
+  test("a v2 file that does not match its SHA-256 stays failed as damaged when more of its pieces come", async () => {
+    // bob's chat with carol is open (the test above).
+    const picture = bmp(200, 210);
+    const f = await carolPieces(picture, "wrong-v2.bmp");
+    await carolSends([f.pointer({ sha256: sha256(Buffer.from("something else")) }), ...Array.from({ length: f.k }, (_, i) => f.piece(i))]);
+    const chip = bob.page.locator(".chip-failed").filter({ hasText: "wrong-v2.bmp" });
+    await chip.waitFor({ timeout: 30_000 });
+    assert.match(await chip.textContent(), /The file arrived damaged \(its SHA-256 does not match\)/);
+    // The redundancy keeps coming (no receipt stops it); once the text after it shows, it was handled.
+    await carolSends([f.piece(f.k), carolEvent({ type: "text", text: "after the damaged file's last piece" })]);
+    await bubbleWith(bob, "after the damaged file's last piece").waitFor({ timeout: 30_000 });
+    assert.equal(await chip.count(), 1, "still failed");
+    assert.match(await chip.textContent(), /arrived damaged/);
+    assert.equal(await image(bob, "wrong-v2.bmp").count(), 0);
+  });
+
   test("with one relay stopped, delivery still succeeds through the other; it catches up after", async () => {
     await openChat(bob, "alice@localhost");
     // Texts, receipts and pointers go to every relay (file pieces are striped, so each relay

@@ -574,7 +574,7 @@ export class Messenger {
       case "kez-file-piece-v2": {
         const key = fileKey(h.from, h.file_id);
         const entry = await store.getMessage(incomingFileId(key));
-        const redundant = entry?.status === "ready" || (await store.hasChunk(key, h.i));
+        const redundant = entry?.status === "ready" || entry?.damaged === true || (await store.hasChunk(key, h.i));
         return { kind: entry ? "piece" : "message", bytes: data.length, legacy, redundant };
       }
       default: {
@@ -659,7 +659,8 @@ export class Messenger {
         break;
       case "kez-file-chunk-v1": {
         const key = fileKey(h.from, h.file_id);
-        if ((await store.getMessage(incomingFileId(key)))?.status === "ready") break; // a late copy
+        const entry = await store.getMessage(incomingFileId(key));
+        if (entry?.status === "ready" || entry?.damaged) break; // a late copy, or one of a file the sender got wrong
         await store.putChunk({ file: key, i: h.i, n: h.n, data: data.slice() });
         this.progressAt.set(key, now);
         const received = await store.countChunks(key);
@@ -708,7 +709,7 @@ export class Messenger {
   private async pieceV2(h: Extract<Header, { type: "kez-file-piece-v2" }>, data: Uint8Array, now: number) {
     const key = fileKey(h.from, h.file_id);
     const bubble = await store.getMessage(incomingFileId(key));
-    if (bubble?.status === "ready") return; // a late piece
+    if (bubble?.status === "ready" || bubble?.damaged) return; // a late piece, or one of a file the sender got wrong
     if (bubble?.file?.chunks !== undefined && bubble.file.pieces === undefined) return; // a v1 file of that id
     const piece = { file: key, i: h.i, k: h.k, n: h.n, data: data.slice() };
     if (bubble?.messageId && !fitsPointer(piece, bubble.file!.pieces!)) return; // not a piece of this file
@@ -779,7 +780,7 @@ export class Messenger {
     const bytes = concatBytes(...ordered.map((c) => c.data));
     const whole = ordered.length === n && ordered.every((c, i) => c.i === i) && bytes.length === file.size;
     if (!whole || (await digestHex(bytes)) !== file.sha256) {
-      await store.updateMessage(message.id, (m) => ({ ...m, status: "failed", error: "The file arrived damaged (its SHA-256 does not match)." }));
+      await store.updateMessage(message.id, (m) => ({ ...m, status: "failed", error: "The file arrived damaged (its SHA-256 does not match).", damaged: true }));
       await store.deleteChunks(key);
       return;
     }
@@ -803,7 +804,7 @@ export class Messenger {
     }
     if (!bytes) return;
     if ((await digestHex(bytes)) !== file.sha256) {
-      await store.updateMessage(message.id, (m) => ({ ...m, status: "failed", error: "The file arrived damaged (its SHA-256 does not match)." }));
+      await store.updateMessage(message.id, (m) => ({ ...m, status: "failed", error: "The file arrived damaged (its SHA-256 does not match).", damaged: true }));
       await store.deleteChunks(key);
       return;
     }

@@ -62,6 +62,8 @@ export interface StoredMessage {
   error?: string;
   /** Incoming files that stalled: when (ms). Their pieces are kept for the rest to complete them, then pruned. */
   stalledAt?: number;
+  /** An incoming file whose bytes did not match its SHA-256: final, whatever pieces come after. */
+  damaged?: true;
 }
 
 /** A v1 chunk or a v2 piece (which also has `k`) of a file being received. */
