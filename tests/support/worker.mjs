@@ -39,9 +39,13 @@ function listensOn(port) {
   });
 }
 
-/** A port free on 127.0.0.1 now: below the ephemeral range where there is one, else the kernel's pick. */
+/**
+ * A port free on 127.0.0.1 now: below the ephemeral range where there is one, else the kernel's
+ * pick. Never one of the "bad ports" fetch and Chromium refuse to connect to (the highest is
+ * 10080): a server handed one answers nobody.
+ */
 export async function freePort() {
-  const low = 10_000;
+  const low = 10_081;
   for (let attempt = 0; EPHEMERAL_START !== null && EPHEMERAL_START > low + 1_000 && attempt < 200; attempt++) {
     const port = low + Math.floor(Math.random() * (EPHEMERAL_START - low));
     if (handedOut.has(port) || (await listensOn(port)) === null) continue;
