@@ -177,10 +177,16 @@ describe("NATS auth callout through the bridge", () => {
     assert.match(await refusal(stack, { authenticator: kezAuthenticator(leaving.id) }), /authorization violation/i, "the released key");
   });
 
-  test("a registered public key whose nonce was signed with another key is refused", async () => {
+  test("a registered public key whose nonce was signed with another key is refused by the bridge, without asking the worker", async () => {
     const impostor = identity();
+    const answered = answeredCount(logLines(stack.bridge.log()));
+    const refusedHere = (lines) => lines.filter((l) => l.msg === "refused (empty reply)" && l.reason === "nonce signature invalid").length;
+    const before = refusedHere(logLines(stack.bridge.log()));
     const error = await refusal(stack, { authenticator: kezAuthenticator(alice.id, impostor.privateKey) });
     assert.match(error, /authorization violation/i);
+    const lines = await logUntil(stack.bridge, (ls) => refusedHere(ls) > before);
+    assert.equal(refusedHere(lines), before + 1, "refused by the bridge's own check");
+    assert.equal(answeredCount(lines), answered, "the worker was not asked");
   });
 
   test("user/password logins are refused", async () => {
@@ -219,8 +225,7 @@ describe("POST /internal/nats/auth over HTTP", () => {
   });
 
   /** An authorization request like nats-server's, for `who` signing the nonce with `signer`. */
-  function authRequest({ who = alice, signer = who?.id.privateKey, exp = Math.floor(Date.now() / 1000) + 5, type = "authorization_request", server = serverKey } = {}) {
-    const nonce = randomBytes(11).toString("base64url");
+  function authRequest({ who = alice, signer = who?.id.privateKey, exp = Math.floor(Date.now() / 1000) + 5, type = "authorization_request", server = serverKey, nonce = randomBytes(11).toString("base64url") } = {}) {
     const now = Math.floor(Date.now() / 1000);
     const userNkey = nkeyFor("user", randomBytes(32));
     const connectOpts = who
@@ -269,6 +274,9 @@ describe("POST /internal/nats/auth over HTTP", () => {
       [authRequest({ who: null }), "nkey authentication required"],
       [authRequest({ exp: Math.floor(Date.now() / 1000) - 60 }), "authorization request expired"],
       [authRequest({ exp: null }), "authorization request has no exp"],
+      // A signature alice's key made for another use (here, what a registration signs), offered
+      // as a login: it verifies, but no nats-server makes such a nonce.
+      [authRequest({ nonce: JSON.stringify({ handle: alice.handle, primary: alice.id.primary, server: "localhost" }) }), "nonce is not a nats-server nonce"],
     ];
     for (const [{ token, userNkey }, reason] of cases) {
       const answer = await call(token);

@@ -2,8 +2,9 @@
 //! `$SYS.REQ.USER.AUTH`, forwards it to the kez-chat worker over HTTP signed with the
 //! bridge's key, and passes the worker's signed answer back unchanged.
 //!
-//! Whenever it cannot get a proper answer (bad request, worker error, timeout) it replies
-//! with an empty body, which makes nats-server refuse the client at once.
+//! Whenever it cannot get a proper answer (bad request, a login that fails the checks that
+//! need no registry, worker error, timeout) it replies with an empty body, which makes
+//! nats-server refuse the client at once.
 
 mod keygen;
 mod log;
@@ -13,7 +14,7 @@ use clap::{Parser, Subcommand};
 use ed25519_dalek::SigningKey;
 use futures_util::StreamExt;
 use kez_nats::bridge_auth;
-use kez_nats::jwt;
+use kez_nats::callout::AuthRequest;
 use kez_nats::nkey::{self, KeyType};
 use log::{error, info, warn};
 use serde_json::json;
@@ -222,13 +223,19 @@ impl Bridge {
             );
         }
         let token = std::str::from_utf8(&message.payload).map_err(|_| "request is not UTF-8".to_string())?;
-        let claims: serde_json::Value =
-            jwt::decode_verified(token, KeyType::Server).map_err(|e| format!("request JWT: {e:?}"))?;
+        let request = AuthRequest::verify(token).map_err(|e| format!("request JWT: {e:?}"))?;
         let server_id = self.nats.server_info().server_id;
-        if claims["iss"] != server_id.as_str() {
-            return Err(format!("request signed by {} instead of the connected server {server_id}", claims["iss"]));
+        if request.server_id() != server_id {
+            return Err(format!(
+                "request signed by {} instead of the connected server {server_id}",
+                request.server_id()
+            ));
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs() as i64;
+        // What needs no registry is checked here, as the worker would: a flood of forged or
+        // stale logins then costs no round trip to the worker, and real logins do not queue
+        // behind it for the permits.
+        request.check_fresh(now).and_then(|()| request.client_key()).map_err(|denial| denial.reason().to_string())?;
         let response = self
             .http
             .post(&self.endpoint)

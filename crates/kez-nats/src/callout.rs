@@ -93,6 +93,9 @@ pub enum Denial {
     RequestWithoutExpiry,
     NkeyRequired,
     NonceSignatureInvalid,
+    /// A "nonce" that is not one nats-server makes: a signature over it (a registration, a
+    /// message header) was made for another use, and proves no login.
+    NonceMalformed,
     KeyNotRegistered,
 }
 
@@ -103,6 +106,7 @@ impl Denial {
             Denial::RequestWithoutExpiry => "authorization request has no exp",
             Denial::NkeyRequired => "nkey authentication required",
             Denial::NonceSignatureInvalid => "nonce signature invalid",
+            Denial::NonceMalformed => "nonce is not a nats-server nonce",
             Denial::KeyNotRegistered => "key not registered",
         }
     }
@@ -193,7 +197,7 @@ impl AuthRequest {
     pub fn check_fresh(&self, now_unix_seconds: i64) -> Result<(), Denial> {
         match self.claims.exp {
             None => Err(Denial::RequestWithoutExpiry),
-            Some(exp) if now_unix_seconds > exp + EXPIRY_LEEWAY_SECONDS => Err(Denial::RequestExpired),
+            Some(exp) if now_unix_seconds > exp.saturating_add(EXPIRY_LEEWAY_SECONDS) => Err(Denial::RequestExpired),
             Some(_) => Ok(()),
         }
     }
@@ -206,6 +210,9 @@ impl AuthRequest {
 
     /// The client's own Ed25519 key, once it has proven it holds it: its signature over
     /// the server's nonce must verify. nats-server does not check this for callout users.
+    /// The nonce must look like one nats-server makes (what the project's clients alone
+    /// sign, docs/PROTOCOL.md §2.1), so that a signature the key made for another use (a
+    /// registration, a message header) does not pass for a login.
     pub fn client_key(&self) -> Result<[u8; 32], Denial> {
         let (Some(nkey), Some(sig), Some(nonce)) = (
             self.claims.nats.connect_opts.nkey.as_deref(),
@@ -214,6 +221,9 @@ impl AuthRequest {
         ) else {
             return Err(Denial::NkeyRequired);
         };
+        if !is_server_nonce(nonce) {
+            return Err(Denial::NonceMalformed);
+        }
         let key = nkey::decode_public(KeyType::User, nkey).map_err(|_| Denial::NkeyRequired)?;
         let verifying = VerifyingKey::from_bytes(&key).map_err(|_| Denial::NonceSignatureInvalid)?;
         // Clients send base64url without padding (Go, Rust) or standard base64 with padding (Python).
@@ -228,6 +238,12 @@ impl AuthRequest {
             .map_err(|_| Denial::NonceSignatureInvalid)?;
         Ok(key)
     }
+}
+
+/// What nats-server's nonces look like: 11 to 64 URL-safe base64 characters (`checkNatsNonce`
+/// in scripts/lib/nats.mjs, the rule the project's clients sign by).
+fn is_server_nonce(nonce: &str) -> bool {
+    (11..=64).contains(&nonce.len()) && nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The NATS subjects a client may use: `kez.inbox.<recipient-hex>.<sender-hex>.<...>`.

@@ -1,5 +1,6 @@
 //! Against real claim sets captured from nats-server 2.15.1 (see testdata/README.md).
 use super::*;
+use ed25519_dalek::Signer;
 use serde_json::{json, Value};
 
 /// `iat` of the captured requests.
@@ -127,6 +128,38 @@ fn missing_nonce_or_signature_is_refused() {
     let mut claims = sample("request_allow");
     claims["nats"]["client_info"]["nonce"] = json!("another-nonce");
     assert_eq!(AuthRequest::verify(&token(claims)).unwrap().client_key(), Err(Denial::NonceSignatureInvalid));
+}
+
+#[test]
+fn a_signature_made_for_another_use_is_no_login() {
+    // Anyone can read a registration's payload and signature from a lookup; offered as a
+    // "nonce" and its signature, they verify, but no nats-server makes such a nonce.
+    let client = SigningKey::from_bytes(&[9; 32]);
+    let signed = |nonce: &str| {
+        let mut claims = sample("request_allow");
+        claims["nats"]["client_info"]["nonce"] = json!(nonce);
+        claims["nats"]["connect_opts"]["nkey"] =
+            json!(nkey::encode_public(KeyType::User, client.verifying_key().as_bytes()));
+        claims["nats"]["connect_opts"]["sig"] =
+            json!(BASE64URL_NOPAD.encode(&client.sign(nonce.as_bytes()).to_bytes()));
+        AuthRequest::verify(&token(claims)).unwrap().client_key()
+    };
+    let payload =
+        r#"{"created_at":"2026-12-04T00:00:00Z","handle":"alice","primary":"ed25519:00","server":"localhost"}"#;
+    for other_use in [payload, "kez-msg-v1\0{}", "short", &"a".repeat(65), "has space11"] {
+        assert_eq!(signed(other_use), Err(Denial::NonceMalformed), "{other_use:?}");
+    }
+    // The same key over nonces of nats-server's form logs in.
+    for nonce in ["tVl6ZlC1WbuMzUs", "abcdefghijk", &"Az09-_".repeat(10)] {
+        assert_eq!(signed(nonce), Ok(client.verifying_key().to_bytes()), "{nonce:?}");
+    }
+}
+
+#[test]
+fn an_expiry_at_the_end_of_time_does_not_overflow() {
+    let mut claims = sample("request_allow");
+    claims["exp"] = json!(i64::MAX);
+    assert_eq!(AuthRequest::verify(&token(claims)).unwrap().check_fresh(NOW), Ok(()));
 }
 
 #[test]
