@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { openProfile } from "./support/browser.mjs";
 import { freePort, startWorker } from "./support/worker.mjs";
@@ -16,6 +17,8 @@ let remote;
 let remoteDomain;
 const profiles = [];
 const people = {};
+/** Origins of other servers a test had the app look a handle up at. */
+const lookedUpAt = new Set();
 
 async function profile(name, options) {
   const p = await openProfile(name, options);
@@ -241,6 +244,38 @@ describe("web app in headless Chromium", () => {
     await error.getByText(/not a valid key/).waitFor();
   });
 
+  test("a server that answers without end: the lookup stops reading once past any answer's size, and says so", async () => {
+    const alice = profiles[0];
+    let sent = 0;
+    let dropped;
+    const cut = new Promise((resolve) => (dropped = resolve));
+    // Another "home server" whose WebFinger answer never ends (CORS allowed, so the page reads it).
+    const endless = createServer((req, res) => {
+      res.writeHead(200, { "content-type": "application/jrd+json", "access-control-allow-origin": "*" });
+      const chunk = Buffer.alloc(16 * 1024, 0x20);
+      const timer = setInterval(() => {
+        res.write(chunk);
+        sent += chunk.length;
+      }, 1);
+      res.on("close", () => {
+        clearInterval(timer);
+        dropped();
+      });
+    });
+    const port = await freePort();
+    await new Promise((resolve) => endless.listen(port, "127.0.0.1", resolve));
+    lookedUpAt.add(`http://127.0.0.1:${port}`);
+    try {
+      await lookUp(alice, `mallory@127.0.0.1:${port}`);
+      await alice.page.getByTestId("lookup-error").getByText("The server answered with more than any answer holds.").waitFor({ timeout: 30_000 });
+      await cut; // the page closed the connection
+      console.log(`# endless answer: the page stopped reading and closed the connection after ${(sent / 1024).toFixed(0)} KiB were sent`);
+    } finally {
+      endless.closeAllConnections();
+      endless.close();
+    }
+  });
+
   test("an answer whose key is not the one its signed registration names is refused (a key of the server's own making is the pins' job: trust.test.mjs)", async () => {
     const alice = profiles[0];
     const mallory = freshEnvelope("localhost", { handle: "mallory" });
@@ -347,8 +382,8 @@ describe("web app in headless Chromium", () => {
     await narrow.screenshot("6-narrow-360px");
   });
 
-  test("no page error, and no request to any origin but the two home servers", () => {
-    const allowed = new Set([new URL(worker.url).origin, new URL(remote.url).origin]);
+  test("no page error, and no request to any origin but the two home servers and those a handle was looked up at", () => {
+    const allowed = new Set([new URL(worker.url).origin, new URL(remote.url).origin, ...lookedUpAt]);
     for (const p of profiles) {
       assert.deepEqual(p.errors, [], `${p.name}: page errors`);
       const foreign = p.requests.filter((u) => !allowed.has(new URL(u).origin));

@@ -1,5 +1,6 @@
 // The home server's v1 API, as the app uses it. Every failure becomes an ApiError whose
 // message is a sentence for people; `code` is the server's stable error code.
+import { fetchBounded, ReadError } from "./bounded";
 import type { Envelope, UserBody } from "./registration";
 
 export class ApiError extends Error {
@@ -31,6 +32,7 @@ const SENTENCES: Record<string, string> = {
   statement_superseded: "This handle changed after this request was signed. Check your device's clock and try again.",
   handle_quarantined: "That handle was given up recently; only the key that held it can take it back for now.",
   network: "Could not reach the server. Check your connection and try again.",
+  timeout: "The server did not answer in time. Check your connection and try again.",
 };
 
 export function sentence(code: string, fallback: string): string {
@@ -70,17 +72,25 @@ function homeLookupHeaders(): Record<string, string> {
   }
 }
 
+/** The largest answer taken: every answer of the API is far smaller (a lookup: a statement of at most 16 KiB, its view and its log proof). */
+const ANSWER_MAX = 256 * 1024;
+/** How long an answer may take: a lookup waits for a replica to catch up with its bookmark, within seconds. */
+const ANSWER_TIMEOUT_MS = 30_000;
+
 async function request(url: string, init?: RequestInit): Promise<unknown> {
   let response: Response;
+  let bytes: Uint8Array;
   try {
-    response = await fetch(url, { ...init, headers: { accept: "application/json", ...init?.headers }, credentials: "omit", referrerPolicy: "no-referrer" });
-  } catch {
-    throw new ApiError("network", sentence("network", ""));
+    const headers = { accept: "application/json", ...init?.headers };
+    [response, bytes] = await fetchBounded(url, { ...init, headers, credentials: "omit", referrerPolicy: "no-referrer" }, ANSWER_MAX, ANSWER_TIMEOUT_MS);
+  } catch (e) {
+    if (e instanceof ReadError && e.reason === "too_large") throw new ApiError("bad_response", "The server answered with more than any answer holds.");
+    throw new ApiError("network", sentence(e instanceof ReadError && e.reason === "timeout" ? "timeout" : "network", ""));
   }
   rememberBookmark(response);
   let body: unknown = null;
   try {
-    body = await response.json();
+    body = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     // not JSON: handled below
   }

@@ -8,6 +8,8 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { type Checkpoint, checkConsistent, checkEntries, checkIncluded, InconsistentLog, LogError, type LogProof, openCheckpoint, parseVerifierKey, tilePath, type Verifier } from "./log";
 import { canonicalBytes, type Envelope } from "./registration";
+import { fetchBounded, ReadError } from "./bounded";
+import { exclusively } from "./exclusive";
 import { getSetting, putSetting } from "./store";
 
 export interface LogAlarm {
@@ -79,28 +81,30 @@ export async function dismissAlarms(): Promise<void> {
 /** Where the app reaches `server`: its own origin for the home server. */
 const baseOf = (server: string, home: string) => (server === home.toLowerCase() ? "" : originOf(server));
 
-async function fetchBytes(url: string): Promise<Uint8Array> {
-  const response = await fetch(url);
-  if (!response.ok) throw new LogError(`The log's tile ${url} could not be read (${response.status}).`);
-  return new Uint8Array(await response.arrayBuffer());
+/** The largest tile (tlog-tiles): 256 hashes, or 256 entries of at most 65,535 bytes with their 2-byte lengths. */
+const HASH_TILE_MAX = 256 * 32;
+const ENTRY_BUNDLE_MAX = 256 * (2 + 65_535);
+/** The largest checkpoint or healthz taken: each is a few hundred bytes. */
+const SMALL_ANSWER_MAX = 64 * 1024;
+/** How long one read of a log may take: the checks of that log wait behind it. */
+const LOG_READ_TIMEOUT_MS = 30_000;
+
+/** `url`'s body, if it answers OK within the size of what `url` is (`max`) and in time; else a LogError (which proves nothing). */
+async function readLog(url: string, max: number): Promise<Uint8Array> {
+  let response: Response;
+  let body: Uint8Array;
+  try {
+    [response, body] = await fetchBounded(url, {}, max, LOG_READ_TIMEOUT_MS);
+  } catch (e) {
+    throw new LogError(e instanceof ReadError ? e.message : `${url} could not be read.`);
+  }
+  if (!response.ok) throw new LogError(`${url} could not be read (${response.status}).`);
+  return body;
 }
+
+const fetchBytes = (url: string) => readLog(url, url.includes("/tile/entries/") ? ENTRY_BUNDLE_MAX : HASH_TILE_MAX);
 
 const keptLog = async (server: string) => (await getSetting(`log ${server}`)) as Watched | undefined;
-
-/** Read-check-writes of each server's kept log waiting their turn (where the browser has no Web Locks). */
-const turns = new Map<string, Promise<unknown>>();
-
-/**
- * Runs `update` alone for `server`'s kept log, which it must read afresh inside: otherwise two
- * checks in flight (the server chooses when each answer arrives) could each pass against the
- * same old checkpoint and then overwrite one another. Across this app's tabs too, with Web Locks.
- */
-function exclusively<T>(server: string, update: () => Promise<T>): Promise<T> {
-  if (typeof navigator !== "undefined" && "locks" in navigator) return navigator.locks.request(`kez-chat log ${server}`, update);
-  const run = (turns.get(server) ?? Promise.resolve()).then(update, update);
-  turns.set(server, run.catch(() => {}));
-  return run;
-}
 
 /** The server's log as pinned: the verifier key from its healthz the first time the app met it. */
 async function watched(server: string, home: string): Promise<Watched> {
@@ -108,7 +112,8 @@ async function watched(server: string, home: string): Promise<Watched> {
   if (kept) return kept;
   let key: unknown;
   try {
-    key = ((await (await fetch(`${baseOf(server, home)}/v1/healthz`)).json()) as { log?: { verifier_key?: unknown } }).log?.verifier_key;
+    const health = new TextDecoder().decode(await readLog(`${baseOf(server, home)}/v1/healthz`, SMALL_ANSWER_MAX));
+    key = (JSON.parse(health) as { log?: { verifier_key?: unknown } }).log?.verifier_key;
   } catch {
     throw new LogError(`Could not read ${server}'s log key.`);
   }
@@ -119,7 +124,7 @@ async function watched(server: string, home: string): Promise<Watched> {
   if (name.toLowerCase() !== `${server}/log`) throw new LogError(`${server}'s log key is named ${name}, not ${server}/log, so its checkpoints could not be compared with anyone's.`);
   const pinned: Watched = { verifierKey: key };
   // The first key pinned stays, should another check have pinned one meanwhile.
-  return exclusively(server, async () => (await keptLog(server)) ?? (await putSetting(`log ${server}`, pinned), pinned));
+  return exclusively(`log ${server}`, async () => (await keptLog(server)) ?? (await putSetting(`log ${server}`, pinned), pinned));
 }
 
 /**
@@ -184,9 +189,9 @@ export async function heardCheckpoint(note: string, home: string, from: string):
 const HEARD_UNCHECKED_MAX = 32;
 const HEARD_UNCHECKED = "log-heard-unchecked";
 
-/** Rewrites the list of unchecked gossiped checkpoints, one rewrite at a time (a name no server has). */
+/** Rewrites the list of unchecked gossiped checkpoints, one rewrite at a time. */
 const updateHeardUnchecked = (update: (list: HeardUnchecked[]) => HeardUnchecked[]) =>
-  exclusively("heard unchecked", async () => {
+  exclusively(HEARD_UNCHECKED, async () => {
     await putSetting(HEARD_UNCHECKED, update(((await getSetting(HEARD_UNCHECKED)) as HeardUnchecked[] | undefined) ?? []));
   });
 
@@ -234,7 +239,7 @@ const heardConsistent = new Set<string>();
  * older one). `heardFrom` names where a gossiped checkpoint came from, for the alarm.
  */
 async function observe(server: string, home: string, checkpoint: Checkpoint, verifier: Verifier, heardFrom?: string) {
-  await exclusively(server, async () => {
+  await exclusively(`log ${server}`, async () => {
     const kept = await keptLog(server);
     if (!kept) return; // forgotten meanwhile
     const newest = kept.checkpoint ? openCheckpoint(kept.checkpoint, verifier) : undefined;
@@ -302,9 +307,7 @@ export async function monitorOwn(server: string, handles: string[], primary: str
 async function readOwn(name: string, handles: string[], primary: string): Promise<void> {
   const kept = await watched(name, name);
   const verifier = parseVerifierKey(kept.verifierKey);
-  const response = await fetch("/log/checkpoint");
-  if (!response.ok) throw new LogError(`The log's checkpoint could not be read (${response.status}).`);
-  const served = openCheckpoint(await response.text(), verifier);
+  const served = openCheckpoint(new TextDecoder().decode(await readLog("/log/checkpoint", SMALL_ANSWER_MAX)), verifier);
   await observe(name, name, served, verifier);
   const current = (await keptLog(name)) ?? kept;
   // The newest checkpoint kept: the one just served, or a newer one seen before.
@@ -338,7 +341,7 @@ async function readOwn(name: string, handles: string[], primary: string): Promis
       await raise(name, `${name}'s log holds a ${about} that this app did not make (entry ${i}). If it was not you on another device, your key may be in someone else's hands.`, true);
     }
   }
-  await exclusively(name, async () => {
+  await exclusively(`log ${name}`, async () => {
     const now = await keptLog(name);
     if (now) await putSetting(`log ${name}`, { ...now, monitored: Math.max(now.monitored ?? 0, to) } satisfies Watched);
   });

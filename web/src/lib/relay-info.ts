@@ -1,5 +1,6 @@
 // Each relay's NIP-11 document (its limits), fetched over HTTP(S) from the relay's own URL and
 // kept in IndexedDB for a day, so pieces are sized for what the relays actually take.
+import { fetchBounded } from "./bounded";
 import * as store from "./store";
 import { ASSUMED_LIMITS, type RelayLimits, limitsFromNip11 } from "./transfer";
 
@@ -7,6 +8,8 @@ import { ASSUMED_LIMITS, type RelayLimits, limitsFromNip11 } from "./transfer";
 const REFRESH_MS = 24 * 3600_000;
 const RETRY_MS = 3600_000;
 const FETCH_TIMEOUT_MS = 5_000;
+/** The largest document taken (a relay's limits take a few hundred bytes). */
+const NIP11_MAX = 64 * 1024;
 
 /** The relay's HTTP URL: https for wss, http for ws (loopback only, see RelaysCard). */
 export function nip11Url(relayUrl: string): string | null {
@@ -24,16 +27,10 @@ async function fetchLimits(relayUrl: string): Promise<RelayLimits | null> {
   const url = nip11Url(relayUrl);
   if (!url) return null;
   try {
-    const response = await fetch(url, {
-      headers: { Accept: "application/nostr+json" },
-      signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-      credentials: "omit",
-      referrerPolicy: "no-referrer",
-    });
+    const init: RequestInit = { headers: { Accept: "application/nostr+json" }, credentials: "omit", referrerPolicy: "no-referrer" };
+    const [response, body] = await fetchBounded(url, init, NIP11_MAX, FETCH_TIMEOUT_MS);
     if (!response.ok) return null;
-    const text = await response.text();
-    if (text.length > 65_536) return null;
-    return limitsFromNip11(JSON.parse(text));
+    return limitsFromNip11(JSON.parse(new TextDecoder().decode(body)));
   } catch {
     return null; // unreachable, no CORS, not JSON: assume the default
   }

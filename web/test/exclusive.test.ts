@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { exclusively } from "../src/lib/exclusive";
+
+/** A promise and the function that settles it. */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { open, opened };
+}
+
+describe("exclusively (the in-page turns, where the browser has no Web Locks)", () => {
+  it("runs here without Web Locks, so these tests exercise the in-page path", () => {
+    expect(typeof navigator === "undefined" || !("locks" in navigator)).toBe(true);
+  });
+
+  it("keeps two read-check-writes of one record from overwriting each other", async () => {
+    let stored = 0;
+    const first = gate();
+    // The first reads, then waits (for a network answer, say) until the second has started.
+    const increment = (wait: Promise<void>) =>
+      exclusively("counter", async () => {
+        const read = stored;
+        await wait;
+        stored = read + 1;
+      });
+    const a = increment(first.opened);
+    const b = increment(Promise.resolve());
+    first.open();
+    await Promise.all([a, b]);
+    expect(stored).toBe(2);
+  });
+
+  it("starts the next update once one fails, and hands the failure to its own caller", async () => {
+    const failing = exclusively("failing", async () => {
+      throw new Error("tile refused");
+    });
+    const next = exclusively("failing", async () => "ran");
+    await expect(failing).rejects.toThrow("tile refused");
+    await expect(next).resolves.toBe("ran");
+  });
+
+  it("lets updates of other records run while one waits", async () => {
+    const held = gate();
+    const order: string[] = [];
+    const slow = exclusively("log a.example", async () => {
+      await held.opened;
+      order.push("a");
+    });
+    await exclusively("log b.example", async () => {
+      order.push("b");
+    });
+    held.open();
+    await slow;
+    expect(order).toEqual(["b", "a"]);
+  });
+});
