@@ -6,7 +6,7 @@ import { after, before, test } from "node:test";
 import { screenshots } from "./support/browser.mjs";
 import { openChat, readStore, saveContact, setUp, showView, typeAndSend, writeStore } from "./support/chat.mjs";
 import { freshEnvelope, getJson, identity, postRegister } from "./support/kez.mjs";
-import { rotationEnvelope } from "../scripts/lib/registration.mjs";
+import { releaseEnvelope, rotationEnvelope } from "../scripts/lib/registration.mjs";
 import { startRelay } from "./support/relay.mjs";
 import { startWorker } from "./support/worker.mjs";
 
@@ -234,6 +234,28 @@ test("self-monitoring keeps watching a handle the directory stops naming (an uns
     assert.match(await alarm.textContent(), /registration of carol that this app did not make/);
   } finally {
     await carol.p.close();
+  }
+});
+
+test("a release made elsewhere (with the key): the next start no longer names the handle as the person's, offers it back, and raises the alert", async () => {
+  const gwen = await setUp(worker.url, "gwen");
+  try {
+    await startedWithoutAlarm(gwen.p);
+    const { seed } = (await readStore(gwen.p, "identity")).find(({ key }) => key === "self").value;
+    const gwenKey = identity(Buffer.from(Object.values(seed)).toString("hex"));
+    const given = await getJson(`${worker.url}/v1/release`, { method: "POST", body: JSON.stringify(releaseEnvelope(gwenKey, { handle: "gwen", server: "localhost" })) });
+    assert.equal(given.status, 201, JSON.stringify(given.body));
+    assert.equal((await getJson(`${worker.url}/v1/by-primary/${encodeURIComponent(gwenKey.primary)}`)).status, 410);
+    await gwen.p.page.reload();
+    const alarm = gwen.p.page.getByTestId("log-alarm");
+    await alarm.waitFor({ timeout: 30_000 });
+    assert.match(await alarm.textContent(), /release of gwen that this app did not make/);
+    // The registration form is back (this key may take the handle back), and no handle is named.
+    await gwen.p.page.getByLabel("Handle", { exact: true }).waitFor();
+    assert.equal(await gwen.p.page.getByTestId("my-fqhn").count(), 0);
+    assert.deepEqual(await readStore(gwen.p, "registration"), []);
+  } finally {
+    await gwen.p.close();
   }
 });
 
