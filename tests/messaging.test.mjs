@@ -386,6 +386,51 @@ describe("messages over nostr relays, in headless Chromium", () => {
     assert.equal(await bubbleWith(bob, "hello bob, this is alice").count(), 1);
   });
 
+  test("a text whose relays' answers were lost is Not sent; Retry sends it again under its id, and bob shows it once", async () => {
+    const text = "stored, though its answers were lost";
+    await bob.page.close();
+    const before = new Set(storedEvents().map((e) => e.id));
+    // The relays store alice's events, but her page hears a final refusal in place of each answer.
+    await alice.page.evaluate(() => {
+      const send = WebSocket.prototype.send;
+      window.loseAnswers = true;
+      WebSocket.prototype.send = function (data) {
+        send.call(this, data);
+        if (window.loseAnswers && typeof data === "string" && data.startsWith('["EVENT"')) {
+          const id = JSON.parse(data)[1].id;
+          queueMicrotask(() => this.onmessage?.({ data: JSON.stringify(["OK", id, false, "blocked: this test lost the relay's answer"]) }));
+        }
+      };
+    });
+    await sendText(alice, text);
+    const mine = bubbleWith(alice, text);
+    await statusOf(mine, "failed");
+    await alice.page.evaluate(() => (window.loseAnswers = false));
+    await mine.getByRole("button", { name: "Retry" }).click();
+    await statusOf(mine, "sent");
+    const stored = () => [...new Set(storedEvents().filter((e) => !before.has(e.id)).map((e) => e.id))];
+    for (let i = 0; stored().length < 2; i++) {
+      if (i > 300) throw new Error("the relays never stored both copies");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await settledEventCount();
+    const copies = stored();
+    assert.equal(copies.length, 2, "the first copy and the one Retry sent, and nothing else");
+
+    await bob.reopen();
+    await bob.page.goto(worker.url);
+    await openChat(bob, "alice@localhost");
+    await bubbleWith(bob, text).waitFor({ timeout: 30_000 });
+    for (let i = 0; ; i++) {
+      const seen = new Set((await readStore(bob, "seen")).map(({ key }) => key));
+      if (copies.every((id) => seen.has(id))) break;
+      if (i > 300) throw new Error("bob's app never handled both copies");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(await bubbleWith(bob, text).count(), 1, "two copies of one message are one message");
+    await statusOf(mine, "delivered");
+  });
+
   test("a flood of newer events on a relay that caps what one request returns does not hide an older message", async () => {
     // strfry answers a request with at most its 500 newest events; this relay with 10.
     const capped = await startRelay({ maxEventSize: TIGHT, maxLimit: 10 });

@@ -225,6 +225,28 @@ describe("relay answers", () => {
     for (const r of relays) r.close();
   });
 
+  it("publishToAny: past its deadline, an event sent but never answered is not sent again", async () => {
+    const relay = new Relay(URL);
+    await vi.advanceTimersByTimeAsync(1);
+    const e = event();
+    let outcome: unknown;
+    publishToAny([relay], e, false, 20_000).then(
+      () => (outcome = "accepted"),
+      (err: unknown) => (outcome = err),
+    );
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(outcome).toBeInstanceOf(NotPublished);
+    // Sent at once, and again once its answer was 15 s late; then never more.
+    const sentByDeadline = ScriptedSocket.last.events().length;
+    expect(sentByDeadline).toBe(2);
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    expect(ScriptedSocket.last.events()).toHaveLength(sentByDeadline);
+    // Its answer, should it come after all, changes nothing.
+    ScriptedSocket.last.say("OK", e.id, true, "");
+    expect((outcome as NotPublished).pastDeadline).toBe(true);
+    relay.close();
+  });
+
   it("publishToAny: accepted by one relay is enough; refused by all rejects at once, not at the deadline", async () => {
     const relay = new Relay(URL);
     await vi.advanceTimersByTimeAsync(1);

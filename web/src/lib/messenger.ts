@@ -320,14 +320,18 @@ export class Messenger {
     return wrap(seal(encodeMessage(this.me, to, body, data, id), recipient, undefined, undefined, maxPadded), recipient);
   }
 
-  async sendText(to: string, text: string): Promise<void> {
+  /**
+   * Sends a text. `id` is the message's, when it is sent again (Retry): the recipient keeps one
+   * message per id, so a first copy that a relay stored after all (its answer lost) and this
+   * one are one message there, not two.
+   */
+  async sendText(to: string, text: string, id = newId()): Promise<void> {
     if (new TextEncoder().encode(text).length > TEXT_MAX) {
       throw new SendError("This message is too long for one message. Send it as a file instead.");
     }
     // Limits as known now (a relay whose NIP-11 is still on its way counts as 64 KiB): a text
     // never waits for a relay's web server.
     const maxPadded = maxPaddedForAll([...this.relays.keys()].map((url) => this.relayLimits.get(url) ?? relayLimitsFallback));
-    const id = newId();
     const now = Date.now();
     let event: NostrEvent;
     try {
@@ -412,7 +416,12 @@ export class Messenger {
     });
   }
 
-  /** Sends a failed message again: a new message takes its place (the failed one comes back if it cannot even start). */
+  /**
+   * Sends a failed message again (the failed one comes back if it cannot even start). A text
+   * keeps its id (see `sendText`). A file goes as a new message: its first pieces may have been
+   * planned for other relay limits than its second's, and pieces of one file id must fit one
+   * plan; a first copy that arrived after all then shows as a second file.
+   */
   async retry(id: string): Promise<void> {
     const failed = await store.getMessage(id);
     if (!failed || failed.direction !== "out" || failed.status !== "failed") return;
@@ -423,10 +432,10 @@ export class Messenger {
     // is taken back, before the new message's go.
     this.sendingPieces.get(id)?.();
     this.sendingPieces.delete(id);
-    await store.deleteMessage(id);
+    if (failed.text === undefined) await store.deleteMessage(id);
     this.changed();
     try {
-      if (failed.text !== undefined) await this.sendText(failed.peer, failed.text);
+      if (failed.text !== undefined) await this.sendText(failed.peer, failed.text, id);
       else await this.sendFile(failed.peer, new File([blob!], failed.file!.name, { type: failed.file!.mime }));
     } catch (e) {
       await store.putMessage(failed);
@@ -564,7 +573,7 @@ export class Messenger {
    */
   private async arrivalOf({ header: h, data }: Message): Promise<Arrival> {
     const legacy = h.type === "kez-file-v1" || h.type === "kez-file-chunk-v1";
-    const kept = async () => (await store.getMessage(h.id))?.peer === h.from;
+    const kept = () => this.keptFrom(h.id, h.from);
     switch (h.type) {
       case "receipt":
         return { kind: "receipt", bytes: 0, legacy };
@@ -604,6 +613,12 @@ export class Messenger {
     if (newSender) totals.senders += 1;
   }
 
+  /** Whether message `id` is kept here as one received from `from`. */
+  private async keptFrom(id: string, from: string): Promise<boolean> {
+    const kept = await store.getMessage(id);
+    return kept?.direction === "in" && kept.peer === from;
+  }
+
   /** We wrote to this key: it is accepted (a blocked key stays blocked). */
   private async wroteTo(primary: string) {
     const before = await store.getPeer(primary);
@@ -623,7 +638,9 @@ export class Messenger {
     if ("file_id" in h && !("mode" in h && h.mode === "inline") && (await store.takenByInlineFile(fileKey(h.from, h.file_id)))) return;
     switch (h.type) {
       case "text":
-        if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", text: h.text, status: "received", sentAt: h.sent_at, at: now })) acknowledge(h.id);
+        // A copy of one kept already (sent again by Retry, its first receipt lost, say) is
+        // acknowledged again: the sender is still waiting for it.
+        if ((await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", text: h.text, status: "received", sentAt: h.sent_at, at: now })) || (await this.keptFrom(h.id, h.from))) acknowledge(h.id);
         break;
       case "kez-file-v1": {
         const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256 };
@@ -823,8 +840,12 @@ export class Messenger {
       if (now - last > STALL_MS) {
         // Every piece may be here though no assembly went through (the page was closed during
         // one, say): a last try before it is called stalled.
+        const key = fileKey(m.peer, m.file!.fileId);
         await this.finalize(m.peer, m.file!.fileId).catch(report);
-        const error = await this.whyStalled(m.peer, m.file!.size, fileKey(m.peer, m.file!.fileId));
+        // Not stored: the sender need not send it again, this device needs room.
+        const error = this.unassembled.has(key)
+          ? `This device could not store the file (${this.unstoredReason}). Free some space, then choose Fetch again.`
+          : await this.whyStalled(m.peer, m.file!.size, key);
         // Its pieces are kept: their events count as handled, so if the rest comes (the sender
         // or this browser was offline), only the pieces kept here can complete it.
         await store.updateMessage(m.id, (x) => (x.status === "pending" ? { ...x, status: "failed", error, stalledAt: now } : x));
@@ -852,7 +873,9 @@ export class Messenger {
    * after our own messages. A lost receipt only leaves the sender at "sent".
    */
   private receipt(to: string, id: string) {
-    this.pendingReceipts.set(to, [...(this.pendingReceipts.get(to) ?? []), id]);
+    const pending = this.pendingReceipts.get(to) ?? [];
+    if (pending.includes(id)) return;
+    this.pendingReceipts.set(to, [...pending, id]);
     this.receiptTimer ??= setTimeout(() => this.sendReceipts(), RECEIPT_BATCH_MS);
   }
 

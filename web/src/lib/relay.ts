@@ -154,13 +154,18 @@ export class Relay {
     });
   }
 
-  /** Takes back events not sent yet (queued or waiting to retry); they reject as "withdrawn". */
+  /**
+   * Takes back events no answer accepted yet (queued, waiting to retry, or sent and awaiting an
+   * answer): none goes out (again); they reject as "withdrawn". One sent may still have been
+   * stored, its answer lost.
+   */
   withdraw(ids: Set<string>): void {
-    const taken = [...this.queue, ...this.delayed, ...this.awaitingAuth].filter((p) => ids.has(p.event.id));
+    const taken = [...this.queue, ...this.delayed, ...this.awaitingAuth, ...this.inflight.values()].filter((p) => ids.has(p.event.id));
     this.queue = this.queue.filter((p) => !ids.has(p.event.id));
     this.awaitingAuth = this.awaitingAuth.filter((p) => !ids.has(p.event.id));
     for (const p of taken) {
       this.delayed.delete(p);
+      this.inflight.delete(p.event.id);
       clearTimeout(p.timer);
       p.reject(new RelayRefusal(this.url, "withdrawn", "taken back by the sender"));
     }
@@ -433,9 +438,9 @@ export class NotPublished extends Error {
 
 /**
  * Publishes `event` to every relay: resolves once one accepted it, rejects with NotPublished
- * when all refused, or when none accepted within `deadlineMs`. Then what still waits in a
- * relay's queue (the socket down, say) is taken back: the event is reported not sent, so it
- * must not go out later, when a retry has sent its replacement.
+ * when all refused, or when none accepted within `deadlineMs`. Then what no relay has answered
+ * (waiting in a queue, the socket down, say, or sent with no answer yet) is taken back: the
+ * event is reported not sent, so it must not go out later, when a retry has sent its replacement.
  */
 export function publishToAny(relays: Relay[], event: NostrEvent, later: boolean, deadlineMs: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
