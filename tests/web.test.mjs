@@ -137,6 +137,26 @@ describe("web app in headless Chromium", () => {
     await bob.page.getByTestId("me").getByText("bob@localhost").waitFor();
   });
 
+  test("a registration whose answer was lost: the next try finds the handle the key already holds, checked in the log", async () => {
+    const dora = await profile("dora");
+    const { primary } = await createIdentity(dora);
+    // The server registers dora; the answer never reaches her page.
+    let lost = 0;
+    await dora.page.route("**/v1/register", async (route) => {
+      await route.fetch();
+      lost++;
+      await route.abort("connectionreset");
+    });
+    await registerHandle(dora, "dora");
+    await dora.page.getByTestId("register-error").getByText("Could not reach the server", { exact: false }).waitFor();
+    await dora.page.unroute("**/v1/register");
+    assert.equal(lost, 1);
+    assert.deepEqual(rows("dora"), [{ handle: "dora", primary_key: primary }], "the first try went through");
+    // The second try is refused (the key has a handle), and the app takes up the one it has.
+    await registerHandle(dora, "dora");
+    await dora.page.getByTestId("me").getByText("dora@localhost").waitFor();
+  });
+
   test("alice finds bob by handle, checks his fingerprint and saves him", async () => {
     const alice = profiles[0];
     const { page } = alice;

@@ -122,7 +122,9 @@ export const postStatement = (path: "/v1/rotate" | "/v1/release", statement: unk
 
 export const lookupHandle = (handle: string) => request(`/v1/u/${encodeURIComponent(handle)}`, { headers: homeLookupHeaders() });
 
-export const lookupPrimary = (primary: string) => request(`/v1/by-primary/${encodeURIComponent(primary)}`, { headers: homeLookupHeaders() });
+/** `fresh`: past this browser's HTTP cache (which may hold a 404 from before a registration whose answer was lost). */
+export const lookupPrimary = (primary: string, fresh = false) =>
+  request(`/v1/by-primary/${encodeURIComponent(primary)}`, { headers: homeLookupHeaders(), ...(fresh ? { cache: "no-cache" as const } : {}) });
 
 /** Loopback hosts are reached over http (local development); every other domain over https. */
 export function originOf(domain: string): string {
