@@ -638,9 +638,9 @@ export class Messenger {
     if ("file_id" in h && !("mode" in h && h.mode === "inline") && (await store.takenByInlineFile(fileKey(h.from, h.file_id)))) return;
     switch (h.type) {
       case "text":
-        // A copy of one kept already (sent again by Retry, its first receipt lost, say) is
-        // acknowledged again: the sender is still waiting for it.
-        if ((await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", text: h.text, status: "received", sentAt: h.sent_at, at: now })) || (await this.keptFrom(h.id, h.from))) acknowledge(h.id);
+        // A copy of one kept already (Retry's, or an old one anyone can wrap again) gets no
+        // second receipt: otherwise anyone could ask, at any time, whether this app is online.
+        if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", text: h.text, status: "received", sentAt: h.sent_at, at: now })) acknowledge(h.id);
         break;
       case "kez-file-v1": {
         const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256 };
@@ -873,9 +873,7 @@ export class Messenger {
    * after our own messages. A lost receipt only leaves the sender at "sent".
    */
   private receipt(to: string, id: string) {
-    const pending = this.pendingReceipts.get(to) ?? [];
-    if (pending.includes(id)) return;
-    this.pendingReceipts.set(to, [...pending, id]);
+    this.pendingReceipts.set(to, [...(this.pendingReceipts.get(to) ?? []), id]);
     this.receiptTimer ??= setTimeout(() => this.sendReceipts(), RECEIPT_BATCH_MS);
   }
 
