@@ -78,6 +78,15 @@ test("bob's app follows the move its pinned key signed: his contact is alice's n
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal(await bob.p.page.getByTestId("log-alarm").count(), 0);
+  // The old key's chat says where alice went, and leads there.
+  await bob.p.page.goto(`${worker.url}/chat/${alice.primary.trim()}`);
+  const moved = bob.p.page.getByTestId("moved");
+  await moved.getByText("alice@localhost moved to a new key", { exact: false }).waitFor();
+  assert.equal(await bob.p.page.getByTestId("claims").count(), 0, "a move its key signed is no claim on a handle pinned elsewhere");
+  await bob.p.page.locator("#chat-title").getByText("alice@localhost's old key", { exact: false }).waitFor();
+  await moved.getByRole("button", { name: "Open the chat with the new key" }).click();
+  await bob.p.page.locator("#chat-title").getByText("alice@localhost", { exact: true }).waitFor();
+  assert.ok(bob.p.page.url().endsWith(`/chat/${next}`));
 });
 
 test("give up the handle: after a confirmation, lookups answer 410 and the app keeps its key without a handle", async () => {

@@ -20,6 +20,8 @@ export interface Person {
   keyChange?: { primary: string; fingerprint: string; seenAt: string; kept: boolean };
   /** The directory names this key with a handle that is pinned to another key. */
   claims?: string;
+  /** This key's handle moved to another key, in a move this key signed (the handle, and the new key). */
+  movedTo?: { fqhn: string; primary: string; fingerprint: string };
 }
 
 /** A stored primary key's fingerprint (stored keys were checked when they came in). */
@@ -37,6 +39,10 @@ function describe(primary: string, contact: store.Contact | undefined, peer: sto
   }
   // "Unverified" is about the name: a key compared by safety numbers but with no name is not that.
   const unnamed = { ...base, name: `${base.verified ? "Verified" : "Unverified"} key ${print}`, named: false, contact: false };
+  if (peer?.movedTo) {
+    const { primary: next, fqhn } = peer.movedTo;
+    return { ...unnamed, name: `${fqhn}'s old key ${print}`, movedTo: { fqhn, primary: next, fingerprint: printOf(next) } };
+  }
   if (!peer?.fqhn) return unnamed;
   if (pinnedForClaim.some((p) => p !== primary)) return { ...unnamed, claims: peer.fqhn };
   return { ...unnamed, name: peer.fqhn, named: true };

@@ -41,6 +41,8 @@ export async function notice(user: VerifiedUser, pinIfNew: boolean): Promise<Pin
   const check = await checkPin(user);
   if (check.kind === "changed" && user.movedFrom === check.pinned.primary) {
     await acceptNewKey(check.pinned, user);
+    // Its chat says where the handle went: what is written there goes to a key left behind.
+    await store.updatePeer(check.pinned.primary, (p) => ({ ...p, movedTo: { primary: user.primary, fqhn: check.pinned.fqhn } }));
     return checkPin(user);
   }
   if (check.kind === "unpinned" && pinIfNew && !(await store.getContact(user.primary))) {
@@ -62,5 +64,5 @@ export async function keepPinnedKey(contact: store.Contact): Promise<void> {
 /** Pins a handle to a new key the person accepted; the old key's conversation stays, unnamed. */
 export async function acceptNewKey(pinned: store.Contact, user: VerifiedUser): Promise<void> {
   await store.replaceContact(pinned.primary, contactOf(user));
-  await store.updatePeer(user.primary, (p) => ({ ...p, standing: "accepted", fqhn: user.fqhn, checkedAt: Date.now() }));
+  await store.updatePeer(user.primary, (p) => ({ ...p, standing: "accepted", fqhn: user.fqhn, checkedAt: Date.now(), movedTo: undefined }));
 }

@@ -102,6 +102,8 @@ export interface Peer {
   held: Held;
   /** When safety numbers with this key were compared and matched (ISO time). */
   comparedAt?: string;
+  /** Where its handle went: the key it moved to in a move this key signed, which the app followed (`pins.ts`). */
+  movedTo?: { primary: string; fqhn: string };
 }
 
 export interface StoredIdentity {
