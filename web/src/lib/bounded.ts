@@ -1,8 +1,7 @@
 // Reads from servers that may be hostile (a home server, another server, a relay's NIP-11
 // document): each answer within the size its format allows and within a time, so that no
-// server can grow the page's memory without bound (a tab that crashes at every start, when
-// the read is one the app makes at start) or hold a check, and every check of that log
-// waiting behind it, forever.
+// server can grow the page's memory without bound (at every start, for a read the app makes
+// at start) or hold a check, and every check of that log waiting behind it, forever.
 
 /** Why a bounded read failed: unreachable (or cut off), too slow, or larger than allowed. */
 export class ReadError extends Error {
@@ -21,14 +20,14 @@ export class ReadError extends Error {
  */
 export async function fetchBounded(url: string, init: RequestInit, max: number, timeoutMs: number): Promise<[Response, Uint8Array]> {
   const signal = AbortSignal.timeout(timeoutMs);
-  const failed = (e: unknown) =>
+  const failed = () =>
     signal.aborted ? new ReadError("timeout", `${url} did not answer within ${timeoutMs / 1000} s.`) : new ReadError("network", `${url} could not be reached.`);
   const tooLarge = () => new ReadError("too_large", `${url} answered more than ${max} bytes.`);
   let response: Response;
   try {
     response = await fetch(url, { ...init, signal });
-  } catch (e) {
-    throw failed(e);
+  } catch {
+    throw failed();
   }
   if (Number(response.headers.get("content-length") ?? 0) > max) {
     await response.body?.cancel().catch(() => {});
@@ -50,7 +49,7 @@ export async function fetchBounded(url: string, init: RequestInit, max: number, 
         chunks.push(value);
       }
     } catch (e) {
-      throw e instanceof ReadError ? e : failed(e);
+      throw e instanceof ReadError ? e : failed();
     }
   }
   const body = new Uint8Array(size);

@@ -61,7 +61,7 @@ export async function keepPinnedKey(contact: store.Contact): Promise<void> {
   if (contact.keyChange) await store.saveContact({ ...contact, keyChange: { ...contact.keyChange, kept: true } });
 }
 
-/** Pins a handle to a new key the person accepted; the old key's conversation stays, unnamed. */
+/** Pins a handle to a new key the person accepted; the old key's conversation stays. */
 export async function acceptNewKey(pinned: store.Contact, user: VerifiedUser): Promise<void> {
   await store.replaceContact(pinned.primary, contactOf(user));
   await store.updatePeer(user.primary, (p) => ({ ...p, standing: "accepted", fqhn: user.fqhn, checkedAt: Date.now(), movedTo: undefined }));
