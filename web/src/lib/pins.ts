@@ -40,9 +40,10 @@ const contactOf = (user: VerifiedUser): store.Contact => ({
 export async function notice(user: VerifiedUser, pinIfNew: boolean): Promise<PinCheck> {
   const check = await checkPin(user);
   if (check.kind === "changed" && user.movedFrom === check.pinned.primary) {
-    await acceptNewKey(check.pinned, user);
     // Its chat says where the handle went: what is written there goes to a key left behind.
+    // Written first: the contact's change redraws the chat list.
     await store.updatePeer(check.pinned.primary, (p) => ({ ...p, movedTo: { primary: user.primary, fqhn: check.pinned.fqhn } }));
+    await acceptNewKey(check.pinned, user);
     return checkPin(user);
   }
   if (check.kind === "unpinned" && pinIfNew && !(await store.getContact(user.primary))) {
