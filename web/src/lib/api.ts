@@ -39,6 +39,9 @@ export function sentence(code: string, fallback: string): string {
   return SENTENCES[code] ?? fallback;
 }
 
+/** The directory's answer that a key holds no handle: none registered, or given up (by a release signed with it). */
+export const namesNoHandle = (e: unknown): boolean => e instanceof ApiError && (e.code === "user_not_found" || e.code === "handle_released");
+
 /**
  * Read-your-writes: the home server answers a registration with a D1 bookmark, and a lookup
  * that carries it reads data at least that fresh (a replica that has not caught up waits), so

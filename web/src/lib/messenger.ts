@@ -573,7 +573,11 @@ export class Messenger {
    */
   private async arrivalOf({ header: h, data }: Message): Promise<Arrival> {
     const legacy = h.type === "kez-file-v1" || h.type === "kez-file-chunk-v1";
-    const kept = () => this.keptFrom(h.id, h.from);
+    // Kept as received from this sender (not, say, our own message under the id it chose).
+    const kept = async () => {
+      const message = await store.getMessage(h.id);
+      return message?.direction === "in" && message.peer === h.from;
+    };
     switch (h.type) {
       case "receipt":
         return { kind: "receipt", bytes: 0, legacy };
@@ -611,12 +615,6 @@ export class Messenger {
     const totals = await loaded;
     totals.bytes += arrival.bytes;
     if (newSender) totals.senders += 1;
-  }
-
-  /** Whether message `id` is kept here as one received from `from`. */
-  private async keptFrom(id: string, from: string): Promise<boolean> {
-    const kept = await store.getMessage(id);
-    return kept?.direction === "in" && kept.peer === from;
   }
 
   /** We wrote to this key: it is accepted (a blocked key stays blocked). */
@@ -1045,12 +1043,12 @@ function fitsPointer(c: store.StoredChunk, p: { k: number; n: number; pieceBytes
   return c.k === p.k && c.n === p.n && c.i < p.n && c.data.length === p.pieceBytes;
 }
 
-/** Background work that failed (storage errors): reported, never an unhandled rejection. */
 /** A failure to store something, in words for the person. */
 function storageFailure(e: unknown): string {
   return e instanceof DOMException && e.name === "QuotaExceededError" ? "this device's storage is full" : String(e);
 }
 
+/** Background work that failed (storage errors): reported, never an unhandled rejection. */
 function report(e: unknown) {
   console.warn("kez-chat:", e);
 }
