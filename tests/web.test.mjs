@@ -351,14 +351,35 @@ describe("web app in headless Chromium", () => {
     await page.getByLabel("Handle", { exact: true }).waitFor();
   });
 
-  test("an exported identity file imports as the same key; a wrong file is explained", async () => {
+  test("an exported identity file counts once it is checked, and imports as the same key; a wrong file is explained", async () => {
     const { page } = profiles[0];
+    const state = page.getByTestId("backup-state");
+    await state.getByText("Not backed up yet.").waitFor();
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export identity file" }).click()]);
     const file = await download.path();
     const backup = JSON.parse(readFileSync(file, "utf8"));
     assert.equal(backup.primary, people.alice.primary);
     assert.match(backup.seed, /^[0-9a-f]{64}$/);
     assert.equal(backup.phrase.split(" ").length, 24);
+
+    // The page cannot know the download was kept: until the saved file is chosen again and
+    // holds this key, it is not a backup.
+    const check = page.getByTestId("backup-file-check");
+    await check.waitFor();
+    assert.match(await state.textContent(), /Not backed up yet\./);
+    await page.getByTestId("backup-reminder").waitFor();
+    const saved = page.getByLabel("Check the saved file");
+    await saved.setInputFiles({ name: "x.json", mimeType: "application/json", buffer: Buffer.from("{}") });
+    await check.getByText("That file is not a kez-chat identity backup.").waitFor();
+    const [other] = mnemonicVectors.vectors;
+    const othersBackup = { ...backup, primary: other.primary, seed: other.seed_hex, phrase: other.phrase };
+    await saved.setInputFiles({ name: "other.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(othersBackup)) });
+    await check.getByText("That file is the backup of another key, not of this one.").waitFor();
+    assert.match(await state.textContent(), /Not backed up yet\./);
+    await saved.setInputFiles(file);
+    await state.getByText("✓ Backed up.").waitFor();
+    await check.waitFor({ state: "detached" });
+    await page.getByTestId("backup-reminder").waitFor({ state: "detached" });
 
     const fresh = await profile("alice-from-file");
     await fresh.page.goto(worker.url);
