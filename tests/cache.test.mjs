@@ -67,6 +67,25 @@ describe("read-your-writes", () => {
     assert.equal((await response.json()).subject, `acct:${user.handle}@${SERVER}`);
   });
 
+  test("a registration refused on what the primary holds carries that state's bookmark: a retry whose first answer was lost finds its handle through it", async () => {
+    const user = await registered();
+    const refused = [
+      ["the same registration again (its first answer lost)", user.envelope, /^(handle_taken|key_already_registered)$/],
+      ["the same key, another handle", freshEnvelope(SERVER, { id: user.id }).envelope, /^key_already_registered$/],
+      ["the same handle, another key", freshEnvelope(SERVER, { handle: user.handle }).envelope, /^handle_taken$/],
+    ];
+    for (const [name, envelope, code] of refused) {
+      const response = await postRegister(worker.url, envelope);
+      assert.equal(response.status, 409, name);
+      assert.match(errorCode(response), code, name);
+      const bookmark = response.headers.get("x-kez-bookmark");
+      assert.match(bookmark ?? "", BOOKMARK, name);
+      const through = await fetch(`${worker.url}/v1/by-primary/${encodeURIComponent(user.id.primary)}`, { headers: { "x-kez-bookmark": bookmark } });
+      assert.equal(through.status, 200, name);
+      assert.equal(await through.text(), user.text, name);
+    }
+  });
+
   test("a handle looked up before it was registered is found right after, without a bookmark (no negative answer is kept on the server)", async () => {
     const user = freshEnvelope(SERVER);
     const before = await getJson(`${worker.url}/v1/u/${user.handle}`);

@@ -205,7 +205,6 @@ struct Statements {
     writes: D1DatabaseSession,
     /// On the database itself: the primary.
     handle_by_key: D1PreparedStatement,
-    primary_by_skeleton: D1PreparedStatement,
     /// On the replica session: what the log's endpoints serve.
     log_checkpoint: D1PreparedStatement,
     log_tile: D1PreparedStatement,
@@ -256,7 +255,6 @@ fn with_statements<T>(env: &Env, f: impl FnOnce(&Statements) -> T) -> Result<T, 
                 log_update: writes.prepare(LOG_UPDATE),
                 writes,
                 handle_by_key: db.prepare(HANDLE_BY_KEY),
-                primary_by_skeleton: db.prepare(BY_SKELETON),
                 log_checkpoint: replica.prepare(LOG_CHECKPOINT),
                 log_tile: replica.prepare(LOG_TILE),
                 log_bundle: replica.prepare(LOG_BUNDLE),
@@ -571,10 +569,13 @@ pub fn write_bookmark() -> Option<String> {
     STATEMENTS.with(|s| s.get().and_then(|s| latest_bookmark(&s.writes)))
 }
 
-/// The registration that holds `skeleton`, read from the primary, where an insert lost on it.
-pub async fn skeleton_holder(env: &Env, skeleton: &str) -> Result<Option<UserRecord>, ApiError> {
-    let row = first_values(&statement(env, |s| &s.primary_by_skeleton)?, skeleton, RECORD_COLUMNS).await?;
-    Ok(row.map(user_record))
+/// The registration that holds `skeleton`, read from the primary, where an insert lost on it,
+/// through a session of its own: its bookmark covers the holder, so a lookup through it sees
+/// what refused the insert (a failed write gives its session no bookmark).
+pub async fn skeleton_holder(env: &Env, skeleton: &str) -> Result<(Option<UserRecord>, Option<String>), ApiError> {
+    let session = database(env)?.with_session(Some("first-primary")).map_err(storage)?;
+    let row = first_values(&session.prepare(BY_SKELETON), skeleton, RECORD_COLUMNS).await?;
+    Ok((row.map(user_record), latest_bookmark(&session)))
 }
 
 /// The handle registered for a key, read from the primary (the NATS callout).

@@ -200,7 +200,13 @@ pub fn error_response(settings: &CacheSettings, error: &ApiError, route: Option<
     if *error == ApiError::UserNotFound && route.is_some_and(|r| r.is_lookup()) {
         return from_template(&lookup_not_found(settings));
     }
-    error_reply(settings, error, route, |reply| reply.send())
+    error_reply(settings, error, route, None, |reply| reply.send())
+}
+
+/// A write's refusal with the bookmark of the state that refused it (`x-kez-bookmark`): a
+/// lookup through it sees what the write lost to, on a replica that has not caught up too.
+pub fn refusal_at(settings: &CacheSettings, error: &ApiError, route: Route<'_>, bookmark: Option<String>) -> Response {
+    error_reply(settings, error, Some(route), bookmark, |reply| reply.send())
 }
 
 /// The lookups' 404 (every lookup route answers it alike), made once per isolate as a
@@ -208,17 +214,18 @@ pub fn error_response(settings: &CacheSettings, error: &ApiError, route: Option<
 pub fn lookup_not_found(settings: &CacheSettings) -> JsValue {
     LOOKUP_NOT_FOUND.with(|cell| {
         cell.get_or_init(|| {
-            error_reply(settings, &ApiError::UserNotFound, Some(Route::WebFinger), |reply| reply.template())
+            error_reply(settings, &ApiError::UserNotFound, Some(Route::WebFinger), None, |reply| reply.template())
         })
         .clone()
     })
 }
 
-/// The `Reply` of `error_response`, handed to `make`.
+/// The `Reply` of `error_response`, handed to `make`; with `bookmark` (`refusal_at`).
 fn error_reply<T>(
     settings: &CacheSettings,
     error: &ApiError,
     route: Option<Route<'_>>,
+    bookmark: Option<String>,
     make: impl FnOnce(Reply<'_>) -> T,
 ) -> T {
     let incident = error.log_detail().map(|detail| {
@@ -234,7 +241,7 @@ fn error_reply<T>(
         ApiError::Unauthorized => Some(("www-authenticate", "KezBridge".to_owned())),
         ApiError::StorageUnavailable(_) => Some(("retry-after", STORAGE_RETRY_AFTER_SECONDS.to_string())),
         ApiError::RateLimited { retry_after } => Some(("retry-after", retry_after.to_string())),
-        _ => None,
+        _ => bookmark.map(|bookmark| (BOOKMARK_HEADER, bookmark)),
     };
     let extra_name = extra.as_ref().map(|(name, _)| JsValue::from_str(name));
     with_headers(settings, |h| {

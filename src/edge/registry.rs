@@ -4,7 +4,8 @@ use super::cache::{self, CacheKey, CachedUser};
 use super::config::{cache_settings, config, log_key, quarantine_days, rate_limits, CACHE_OFF};
 use super::db::{self, LookupOutcome, UserKey};
 use super::http::{
-    body_bytes, error_response, internal, js_internal, lookup_not_found, now_ms, with_headers, Reply, RequestHead,
+    body_bytes, error_response, internal, js_internal, lookup_not_found, now_ms, refusal_at, with_headers, Reply,
+    RequestHead,
 };
 use super::promise;
 use crate::api::{Config, Named, ReleasedView, UserRecord, UserView};
@@ -505,22 +506,29 @@ fn check_body(
             _ => match (db::storage_js(outcome), pending) {
                 // SQLite names the newest index it checked first: the skeleton's, also when
                 // the very handle (or key) is taken. The code comes from the holder, read from
-                // the primary, where the insert lost.
-                (ApiError::HandleConfusable, Some(Pending { record, skeleton, cutoff })) => {
+                // the primary, where the insert lost; the refusal carries that read's bookmark,
+                // so a client whose earlier try went through (its answer lost) finds its handle.
+                (
+                    conflict @ (ApiError::HandleConfusable | ApiError::HandleTaken | ApiError::KeyAlreadyRegistered),
+                    Some(Pending { record, skeleton, cutoff }),
+                ) => {
                     return promise(async move {
-                        let holder = db::skeleton_holder(&env, &skeleton).await;
-                        let error = match holder {
-                            Ok(Some(holder)) => registration::lost_to(
-                                &holder,
-                                &record.handle,
-                                &record.primary_key,
-                                &cutoff,
-                                quarantine_days,
+                        let (error, bookmark) = match db::skeleton_holder(&env, &skeleton).await {
+                            Ok((Some(holder), bookmark)) => (
+                                registration::lost_to(
+                                    &holder,
+                                    &record.handle,
+                                    &record.primary_key,
+                                    &cutoff,
+                                    quarantine_days,
+                                ),
+                                bookmark,
                             ),
-                            Ok(None) => ApiError::HandleConfusable,
-                            Err(e) => e,
+                            // The key's own handle, of another skeleton.
+                            Ok((None, bookmark)) => (conflict, bookmark),
+                            Err(e) => (e, None),
                         };
-                        error_response(settings, &error, Some(Route::Register))
+                        refusal_at(settings, &error, Route::Register, bookmark)
                     });
                 }
                 (error, _) => Err(error),
