@@ -316,6 +316,44 @@ describe("trust and safety in the web app", () => {
     assert.equal((await readStore(alice, "messages")).filter((m) => m.value.peer === sender.primary).length, 1);
   });
 
+  test("a contact's message sent again in other events is shown once, and the copies are not remembered (anyone who saw it can send them without end)", async () => {
+    const id = randomBytes(16).toString("hex");
+    const text = "a contact's text, sent eleven times";
+    const original = eventFrom(carol, people.alice, { type: "text", text }, undefined, { id });
+    await flood([original]);
+    await storedText(alice, text);
+    const copies = Array.from({ length: 10 }, () => eventFrom(carol, people.alice, { type: "text", text }, undefined, { id }));
+    await flood(copies);
+    await flood([eventFrom(carol, people.alice, { type: "text", text: "a marker after carol's copies" })]);
+    await storedText(alice, "a marker after carol's copies");
+    const seen = new Set((await readStore(alice, "seen")).map((s) => s.key));
+    assert.ok(seen.has(original.id), "the event taken is remembered");
+    assert.deepEqual(copies.filter((e) => seen.has(e.id)), [], "no copy is remembered");
+    assert.equal((await readStore(alice, "messages")).filter((m) => m.value.text === text).length, 1);
+  });
+
+  test("a deleted request does not come back in new events wrapping its boxes; what the key writes anew does", async () => {
+    const sender = fresh();
+    const id = randomBytes(16).toString("hex");
+    const text = "a request deleted, then sent again in a new event";
+    await flood([eventFrom(sender, people.alice, { type: "text", text }, undefined, { id })]);
+    await storedText(alice, text);
+    await openRequest(alice, `Unverified key ${proto.fingerprint(sender.publicKey)}`);
+    const request = alice.page.getByTestId("request");
+    await request.getByRole("button", { name: "Delete…" }).click();
+    await request.getByRole("button", { name: "Delete", exact: true }).click();
+    await request.waitFor({ state: "detached" });
+    const fromSender = async () => (await readStore(alice, "messages")).filter((m) => m.value.peer === sender.primary).map((m) => m.value.text);
+    for (let tries = 0; (await fromSender()).length > 0; tries++) {
+      if (tries > 100) throw new Error("the request was never deleted");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await flood([eventFrom(sender, people.alice, { type: "text", text }, undefined, { id })]);
+    await flood([eventFrom(sender, people.alice, { type: "text", text: "written anew after the delete" })]);
+    await storedText(alice, "written anew after the delete");
+    assert.deepEqual(await fromSender(), ["written anew after the delete"]);
+  });
+
   test("the seed survives a reload, persist() is asked for, and the backup reminder stays until two words are re-typed", async () => {
     const erin = await openProfile("erin");
     try {

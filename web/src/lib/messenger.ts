@@ -11,6 +11,7 @@ import { type Identity, parsePrimary } from "./identity";
 import { CATCH_UP_PAGE, type FetchPage, StoredEvents, pageBack } from "./catch-up";
 import { decodeSource, preloadErasure } from "./erasure";
 import { FileSendError, makePieces, planPieces, publishPieces } from "./files";
+import { Backlog, withinBounds } from "./intake";
 import { heardCheckpoint, newestCheckpoint } from "./logwatch";
 import { type Body, FILE_MAX, type Header, type Message, PIECE_SCHEME, decodeMessage, encodeMessage, newId, sendableMime, sendableName } from "./message";
 import { KIND, type NostrEvent, hasValidId, inboxTag, unwrap, wrap } from "./nostr";
@@ -69,6 +70,8 @@ const PRUNE_DELAY_MS = 30_000;
 
 /** Event ids remembered in memory before the memo starts over (IndexedDB keeps them all). */
 const SEEN_MEMO_MAX = 10_000;
+/** The pause before relays are asked again for what a full backlog refused. */
+const REFETCH_AFTER_DRAIN_MS = 30_000;
 
 /** Handled event ids are remembered this long (a replay after that is deduplicated by message id). */
 const SEEN_KEEP_MS = 30 * 24 * 3600_000;
@@ -293,6 +296,7 @@ export class Messenger {
     clearTimeout(this.changeTimer);
     clearTimeout(this.receiptTimer);
     clearTimeout(this.pruneTimer);
+    clearTimeout(this.refetchTimer);
     store.contactEvents.removeEventListener("change", this.contactsChanged);
     for (const relay of this.relays.values()) relay.close();
     this.relays.clear();
@@ -472,26 +476,40 @@ export class Messenger {
    * Queues an event to be handled. The same event comes from every relay: a copy of one
    * already waiting is not queued again (five relays' first answers, full of pieces, would
    * otherwise wait in memory five times over), only counted, so that it is tried once more if
-   * handling the first fails, as it would have been.
+   * handling the first fails, as it would have been. An event the backlog has no room for is
+   * counted as failed (the running catch-up does not move past it) and fetched again once
+   * the backlog has drained.
    */
   private receive(raw: unknown): Promise<void> {
     const event = raw as Partial<NostrEvent> | null;
-    if (!event || typeof event.id !== "string") return this.receiving;
-    const copies = this.queued.get(event.id);
-    if (copies !== undefined) {
-      this.queued.set(event.id, copies + 1);
-      return this.receiving;
-    }
+    if (!event || typeof event.id !== "string" || this.backlog.copyOf(event.id)) return this.receiving;
     // Only an id that is the hash of the event may stand for it: otherwise one relay could
     // suppress a real event by sending garbage under its id.
-    if (this.seen.has(event.id) || !hasValidId(event)) return this.receiving;
-    this.queued.set(event.id, 0);
+    if (this.seen.has(event.id) || !withinBounds(event) || !hasValidId(event)) return this.receiving;
+    if (!this.backlog.add(event.id, event.content!.length)) {
+      this.failures++;
+      this.fetchAfterDrain = true;
+      return this.receiving;
+    }
     this.receiving = this.receiving.then(() => this.handleEvent(event as NostrEvent)).catch(report);
     return this.receiving;
   }
 
-  /** Events waiting to be handled (or being handled), with how many copies came meanwhile. */
-  private queued = new Map<string, number>();
+  /** Events waiting to be handled (or being handled). */
+  private backlog = new Backlog();
+  /** Events were refused for want of room: every relay is asked again once the backlog drains. */
+  private fetchAfterDrain = false;
+  private refetchTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** Once the backlog has drained after a refusal, asks every relay again, after a pause that paces a relay that floods. */
+  private drained() {
+    if (this.backlog.size > 0 || !this.fetchAfterDrain || this.refetchTimer !== undefined) return;
+    this.fetchAfterDrain = false;
+    this.refetchTimer = setTimeout(() => {
+      this.refetchTimer = undefined;
+      for (const relay of this.relays.values()) relay.resubscribe(this.subscription);
+    }, REFETCH_AFTER_DRAIN_MS);
+  }
 
   private async handleEvent(event: NostrEvent) {
     // A memo in front of the "seen" store, kept small: a flood must not grow the page's memory
@@ -509,12 +527,12 @@ export class Messenger {
       if (this.unstored.size < SEEN_MEMO_MAX) this.unstored.add(event.id);
       this.unstoredReason = storageFailure(e);
       this.changed();
-      const copies = this.queued.get(event.id) ?? 0;
-      this.queued.delete(event.id);
-      if (copies > 0) void this.receive(event);
+      if (this.backlog.done(event.id) > 0) void this.receive(event);
+      this.drained();
       throw e;
     }
-    this.queued.delete(event.id);
+    this.backlog.done(event.id);
+    this.drained();
     if (this.unstored.delete(event.id)) this.changed();
   }
 
@@ -554,10 +572,13 @@ export class Messenger {
     }
     if (!message) return;
     const arrival = await this.arrivalOf(message);
-    const { decision, known } = await this.decide(message.header.from, arrival);
     // Only what was taken is remembered as handled (for SEEN_KEEP_MS): anyone can make events
     // with valid ids, and remembering each one they send would grow this browser's storage
     // for a month, outside every quota. The rest is dropped again if a relay sends it again.
+    // What adds nothing is not taken, from a contact either: anyone who saw an event can wrap
+    // its box again in new ones, without end.
+    if (arrival.redundant) return;
+    const { decision, known } = await this.decide(message.header.from, arrival);
     if (decision === "drop") return;
     await this.handle(message, decision === "accept");
     if (decision === "request") await this.hold(message.header.from, arrival, !known);
@@ -573,10 +594,11 @@ export class Messenger {
    */
   private async arrivalOf({ header: h, data }: Message): Promise<Arrival> {
     const legacy = h.type === "kez-file-v1" || h.type === "kez-file-chunk-v1";
-    // Kept as received from this sender (not, say, our own message under the id it chose).
+    // Kept as received from this sender (not, say, our own message under the id it chose), or
+    // deleted here: a deleted request must not come back in new events wrapping its boxes.
     const kept = async () => {
       const message = await store.getMessage(h.id);
-      return message?.direction === "in" && message.peer === h.from;
+      return (message?.direction === "in" && message.peer === h.from) || (await store.wasDeleted(h.from, { messageId: h.id }));
     };
     switch (h.type) {
       case "receipt":
@@ -587,13 +609,15 @@ export class Messenger {
       case "kez-file-piece-v2": {
         const key = fileKey(h.from, h.file_id);
         const entry = await store.getMessage(incomingFileId(key));
-        const redundant = entry?.status === "ready" || entry?.damaged === true || (await store.hasChunk(key, h.i));
+        const redundant =
+          entry?.status === "ready" || entry?.damaged === true || (await store.hasChunk(key, h.i)) || (!entry && (await store.wasDeleted(h.from, { fileId: h.file_id })));
         return { kind: entry ? "piece" : "message", bytes: data.length, legacy, redundant };
       }
       default: {
         // A file: inline (kept under its message id), or a pointer (named by its transfer entry).
         const pointed = async () => (await store.getMessage(incomingFileId(fileKey(h.from, h.file_id))))?.messageId === h.id;
-        return { kind: "message", bytes: data.length, legacy, redundant: (await kept()) || (await pointed()) };
+        const deleted = () => store.wasDeleted(h.from, { fileId: h.file_id });
+        return { kind: "message", bytes: data.length, legacy, redundant: (await kept()) || (await pointed()) || (await deleted()) };
       }
     }
   }
@@ -862,7 +886,14 @@ export class Messenger {
 
   /** What all requests keep now, read once and then counted as they grow. */
   private requestsNow(): Promise<{ senders: number; bytes: number }> {
-    this.requestTotals ??= store.peersWithStanding("request").then((ps) => ({ senders: ps.length, bytes: ps.reduce((sum, p) => sum + p.held.bytes, 0) }));
+    if (!this.requestTotals) {
+      const loading = store.peersWithStanding("request").then((ps) => ({ senders: ps.length, bytes: ps.reduce((sum, p) => sum + p.held.bytes, 0) }));
+      this.requestTotals = loading;
+      // A failed read is not kept: every later event would fail on it.
+      loading.catch(() => {
+        if (this.requestTotals === loading) this.requestTotals = undefined;
+      });
+    }
     return this.requestTotals;
   }
 

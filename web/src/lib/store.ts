@@ -306,19 +306,38 @@ export async function listMessages(peer: string): Promise<StoredMessage[]> {
   return all.sort((a, b) => a.sentAt - b.sentAt || a.at - b.at);
 }
 
-/** Deletes a conversation: its messages, the files it brought and pieces of files on their way. */
+/**
+ * Deletes a conversation: its messages, the files it brought and pieces of files on their way.
+ * What it received is marked deleted in `seen` (pruned with the event ids, after 30 days):
+ * anyone who saw its events can wrap the same boxes again in new ones, which must not bring
+ * it back (`wasDeleted`).
+ */
 export async function deleteConversation(peer: string): Promise<void> {
-  const tx = (await open()).transaction(["messages", "attachments", "chunks"], "readwrite");
+  const tx = (await open()).transaction(["messages", "attachments", "chunks", "seen"], "readwrite");
   const messages = tx.objectStore("messages");
+  const now = Date.now();
   for (const m of await messages.index("peer").getAll(peer)) {
     await messages.delete(m.id);
-    if (m.file && m.direction === "in") {
+    if (m.direction !== "in") continue;
+    await tx.objectStore("seen").put(now, deletedKey(peer, m.messageId ?? m.id));
+    if (m.file) {
       const key = `${peer}/${m.file.fileId}`;
+      await tx.objectStore("seen").put(now, deletedKey(peer, `file ${m.file.fileId}`));
       await tx.objectStore("attachments").delete(key);
       for (const k of await tx.objectStore("chunks").index("file").getAllKeys(key)) await tx.objectStore("chunks").delete(k);
     }
   }
   await tx.done;
+}
+
+/** The `seen` key marking `what` from `peer` deleted here (never an event id: those are bare hex). */
+const deletedKey = (peer: string, what: string) => `deleted ${peer} ${what}`;
+
+/** Whether the message `messageId` from `peer`, or (`fileId`) a file it sent, was deleted here in the last 30 days. */
+export async function wasDeleted(peer: string, { messageId, fileId }: { messageId?: string; fileId?: string }): Promise<boolean> {
+  const db = await open();
+  if (messageId !== undefined && (await db.getKey("seen", deletedKey(peer, messageId))) !== undefined) return true;
+  return fileId !== undefined && (await db.getKey("seen", deletedKey(peer, `file ${fileId}`))) !== undefined;
 }
 
 /** Everyone there is a conversation with. */
