@@ -67,7 +67,7 @@ pub enum ApiError {
     LogNotConfigured,
     /// A log tile outside the tree (or a spelling tlog-tiles does not use).
     TileNotFound,
-    /// Too many registrations from one address or for one key; retry after `retry_after` seconds.
+    /// Too many registrations (from one address or for one key) or statements (from one address); retry after `retry_after` seconds.
     RateLimited {
         retry_after: u32,
     },
@@ -246,7 +246,7 @@ impl ApiError {
             LogNotConfigured => "This server's transparency log has no signing key (LOG_SIGNING_SEED), so it accepts no registrations; nothing was written.".into(),
             TileNotFound => "There is no such tile in this log: see /log/checkpoint for its size, and C2SP tlog-tiles for the paths.".into(),
             RateLimited { retry_after } => {
-                format!("Too many registrations from this address or for this key; nothing was written. Try again in {retry_after} seconds.")
+                format!("Too many requests of this kind from this address or for this key; nothing was written. Try again in {retry_after} seconds.")
             }
             StorageUnavailable(_) => format!(
                 "The directory's storage is unavailable right now; nothing was written. Try again in {STORAGE_RETRY_AFTER_SECONDS} seconds."
