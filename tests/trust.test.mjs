@@ -235,6 +235,36 @@ describe("trust and safety in the web app", () => {
     assert.equal(await bubbleWith(bob, "did it change?").getByTestId("delayed").count(), 0);
   });
 
+  test("a message signed days before this device first asked its relay is not flagged as delayed; one the relay hands over only after it was asked is", async () => {
+    const seed = nodeIdentity();
+    const gina = proto.identityFromSeed(Buffer.from(seed.seedHex, "hex"));
+    assert.equal((await postRegister(worker.url, freshEnvelope("localhost", { handle: "gina", id: seed }).envelope)).status, 201);
+    const threeDaysAgo = Date.now() - 3 * 24 * 3600_000;
+    const waited = "written before gina's device ever asked";
+    await flood([eventFrom(carol, gina.primary, { type: "text", text: waited }, undefined, { sentAt: threeDaysAgo })]);
+    const p = await openProfile("gina");
+    try {
+      await p.page.goto(worker.url);
+      await p.page.getByRole("button", { name: "Restore an identity" }).click();
+      const backup = { kez: "identity_backup", version: 1, primary: gina.primary, seed: seed.seedHex };
+      await p.page.getByLabel("Import identity file").setInputFiles({ name: "gina.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(backup)) });
+      await p.page.getByTestId("me").getByText("gina@localhost").waitFor();
+      const inbox = proto.inboxTag(gina.publicKey);
+      for (let tries = 0; !(await readStore(p, "settings")).some((s) => typeof s.key === "string" && s.key.startsWith("caught-up ") && s.key.endsWith(` ${inbox}`)); tries++) {
+        if (tries > 300) throw new Error("gina's app never caught up with the relay");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const heldBack = "held back by the relay until after gina had asked";
+      await flood([eventFrom(carol, gina.primary, { type: "text", text: heldBack }, undefined, { sentAt: threeDaysAgo })]);
+      await openRequest(p, `Unverified key ${proto.fingerprint(carol.publicKey)}`);
+      await bubbleWith(p, heldBack).getByTestId("delayed").waitFor();
+      await bubbleWith(p, waited).waitFor();
+      assert.equal(await bubbleWith(p, waited).getByTestId("delayed").count(), 0);
+    } finally {
+      await p.close();
+    }
+  });
+
   test("500 messages from 500 fresh keys land in Requests: no receipts, no lookups, alice's own message still goes; the quota holds", async () => {
     // bob's chat with alice is open; alice's with bob too.
     await openChat(bob, "alice@localhost");
@@ -352,6 +382,8 @@ describe("trust and safety in the web app", () => {
     await flood([eventFrom(sender, people.alice, { type: "text", text: "written anew after the delete" })]);
     await storedText(alice, "written anew after the delete");
     assert.deepEqual(await fromSender(), ["written anew after the delete"]);
+    // As the tests after this expect: alice's chat with bob open.
+    await openChat(alice, "bob@localhost");
   });
 
   test("the seed survives a reload, persist() is asked for, and the backup reminder stays until two words are re-typed", async () => {

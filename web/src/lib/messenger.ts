@@ -76,10 +76,9 @@ const REFETCH_AFTER_DRAIN_MS = 30_000;
 /** Handled event ids are remembered this long (a replay after that is deduplicated by message id). */
 const SEEN_KEEP_MS = 30 * 24 * 3600_000;
 
-/** A message whose signed time is this far from its arrival is shown as delayed. */
-export const DELAYED_MS = 24 * 3600_000;
+/** The arrival of a message kept already (a file's entry made by an earlier piece), else `arrived`. */
+const arrivedFirst = (m: store.StoredMessage | undefined, arrived: store.Arrived): store.Arrived => (m ? { at: m.at, relayAskedAt: m.relayAskedAt } : arrived);
 
-export const isDelayed = (m: { direction: string; sentAt: number; at: number }) => m.direction === "in" && Math.abs(m.at - m.sentAt) > DELAYED_MS;
 
 /**
  * Received files shown inline: raster images only. Anything else (SVG, HTML, ...) is offered
@@ -238,6 +237,7 @@ export class Messenger {
   private async subscribe(url: string, relay: Relay) {
     const inbox = inboxTag(this.me.publicKey);
     let caughtUp = await store.caughtUpAt(url, inbox);
+    this.relayAskedAt.set(url, caughtUp ?? null);
     let batch: Batch | undefined;
     relay.subscribe(
       this.subscription,
@@ -249,7 +249,7 @@ export class Messenger {
       },
       (e) => {
         if (batch && !batch.complete) batch.seen.note(e);
-        void this.receive(e).catch(report);
+        void this.receive(e, url).catch(report);
       },
       () => {
         const current = batch;
@@ -257,7 +257,10 @@ export class Messenger {
         current.complete = true;
         void this.catchUp(url, relay, inbox, current)
           .then((through) => {
-            if (through && (caughtUp ?? 0) < current.at) caughtUp = current.at;
+            if (through && (caughtUp ?? 0) < current.at) {
+              caughtUp = current.at;
+              this.relayAskedAt.set(url, caughtUp);
+            }
           })
           .catch(report);
       },
@@ -279,7 +282,7 @@ export class Messenger {
         const filter = { kinds: [KIND], "#p": [inbox], since, until, limit: CATCH_UP_PAGE };
         await relay.fetchStored(`${this.subscription}-${++this.pages}`, filter, (e) => {
           onevent(e);
-          void this.receive(e).catch(report);
+          void this.receive(e, url).catch(report);
         });
       };
       if (!(await pageBack(since, batch.seen, fetchPage).catch(() => false))) return false;
@@ -480,7 +483,7 @@ export class Messenger {
    * counted as failed (the running catch-up does not move past it) and fetched again once
    * the backlog has drained.
    */
-  private receive(raw: unknown): Promise<void> {
+  private receive(raw: unknown, relay: string): Promise<void> {
     const event = raw as Partial<NostrEvent> | null;
     if (!event || typeof event.id !== "string" || this.backlog.copyOf(event.id)) return this.receiving;
     // Only an id that is the hash of the event may stand for it: otherwise one relay could
@@ -491,9 +494,16 @@ export class Messenger {
       this.fetchAfterDrain = true;
       return this.receiving;
     }
-    this.receiving = this.receiving.then(() => this.handleEvent(event as NostrEvent)).catch(report);
+    this.receiving = this.receiving.then(() => this.handleEvent(event as NostrEvent, relay)).catch(report);
     return this.receiving;
   }
+
+  /**
+   * When each relay last handed over all it stored (null: never, on this device). An event it
+   * hands over later that was signed well before then was held back by it (or dated early by
+   * its sender); one signed before this device ever asked may only have waited for the device.
+   */
+  private relayAskedAt = new Map<string, number | null>();
 
   /** Events waiting to be handled (or being handled). */
   private backlog = new Backlog();
@@ -511,13 +521,13 @@ export class Messenger {
     }, REFETCH_AFTER_DRAIN_MS);
   }
 
-  private async handleEvent(event: NostrEvent) {
+  private async handleEvent(event: NostrEvent, relay: string) {
     // A memo in front of the "seen" store, kept small: a flood must not grow the page's memory
     // without bound.
     if (this.seen.size >= SEEN_MEMO_MAX) this.seen.clear();
     this.seen.add(event.id);
     try {
-      await this.handleNew(event);
+      await this.handleNew(event, this.relayAskedAt.get(relay) ?? null);
     } catch (e) {
       // Storage failed (full, say): the event may come again, from a copy that came meanwhile,
       // this relay's next catch-up (`catchUp` does not move past it), another relay or
@@ -527,7 +537,7 @@ export class Messenger {
       if (this.unstored.size < SEEN_MEMO_MAX) this.unstored.add(event.id);
       this.unstoredReason = storageFailure(e);
       this.changed();
-      if (this.backlog.done(event.id) > 0) void this.receive(event);
+      if (this.backlog.done(event.id) > 0) void this.receive(event, relay);
       this.drained();
       throw e;
     }
@@ -559,7 +569,7 @@ export class Messenger {
     for (const [sender, fileId] of this.unassembled.values()) void this.finalize(sender, fileId).catch(report);
   }
 
-  private async handleNew(event: NostrEvent) {
+  private async handleNew(event: NostrEvent, relayAskedAt: number | null) {
     if (await store.wasSeen(event.id)) return;
     const sealed = unwrap(event);
     let message: Message | null = null;
@@ -580,7 +590,7 @@ export class Messenger {
     if (arrival.redundant) return;
     const { decision, known } = await this.decide(message.header.from, arrival);
     if (decision === "drop") return;
-    await this.handle(message, decision === "accept");
+    await this.handle(message, decision === "accept", relayAskedAt);
     if (decision === "request") await this.hold(message.header.from, arrival, !known);
     await store.markSeen(event.id);
   }
@@ -649,9 +659,13 @@ export class Messenger {
     this.requestTotals = undefined;
   }
 
-  /** `accepted`: a known sender, acknowledged and named; otherwise a request: kept, nothing sent or asked. */
-  private async handle({ header: h, data }: Message, accepted: boolean) {
+  /**
+   * `accepted`: a known sender, acknowledged and named; otherwise a request: kept, nothing sent
+   * or asked. `relayAskedAt`: when the relay it came from last handed over all it stored, before.
+   */
+  private async handle({ header: h, data }: Message, accepted: boolean, relayAskedAt: number | null) {
     const now = Date.now();
+    const arrived: store.Arrived = { at: now, relayAskedAt };
     const acknowledge = (id: string) => accepted && this.receipt(h.from, id);
     // Only from accepted senders: a stranger's flood must not become tile reads.
     if (accepted) this.heard(h);
@@ -662,13 +676,13 @@ export class Messenger {
       case "text":
         // A copy of one kept already (Retry's, or an old one anyone can wrap again) gets no
         // second receipt: otherwise anyone could ask, at any time, whether this app is online.
-        if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", text: h.text, status: "received", sentAt: h.sent_at, at: now })) acknowledge(h.id);
+        if (await store.putMessageIfNew({ id: h.id, peer: h.from, direction: "in", text: h.text, status: "received", sentAt: h.sent_at, ...arrived })) acknowledge(h.id);
         break;
       case "kez-file-v1": {
         const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256 };
         if (h.mode === "inline") {
           // A file id already used by this sender, or a message id already seen, changes nothing.
-          const message: store.StoredMessage = { id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, at: now };
+          const message: store.StoredMessage = { id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, ...arrived };
           if (await store.putInlineFileIfNew(message, fileKey(h.from, h.file_id), receivedBlob(data, h.mime))) acknowledge(h.id);
         } else {
           // The bubble may already be there, made by the first chunk.
@@ -677,7 +691,7 @@ export class Messenger {
           await store.upsertMessage(incomingFileId(key), (m) =>
             m?.messageId
               ? m
-              : { id: incomingFileId(key), messageId: h.id, peer: h.from, direction: "in", file: { ...file, chunks: h.chunks }, status: m?.status ?? "pending", received, sentAt: h.sent_at, at: m?.at ?? now },
+              : { id: incomingFileId(key), messageId: h.id, peer: h.from, direction: "in", file: { ...file, chunks: h.chunks }, status: m?.status ?? "pending", received, sentAt: h.sent_at, ...arrivedFirst(m, arrived) },
           );
           await this.finalize(h.from, h.file_id);
         }
@@ -687,14 +701,14 @@ export class Messenger {
         if (h.mode === "inline") {
           const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256 };
           // Neither a second message with this id nor one reusing the file id replaces the bytes.
-          const message: store.StoredMessage = { id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, at: now };
+          const message: store.StoredMessage = { id: h.id, peer: h.from, direction: "in", file, status: "ready", sentAt: h.sent_at, ...arrived };
           if (await store.putInlineFileIfNew(message, fileKey(h.from, h.file_id), receivedBlob(data, h.mime))) acknowledge(h.id);
         } else {
-          await this.pointerV2(h, now);
+          await this.pointerV2(h, arrived);
         }
         break;
       case "kez-file-piece-v2":
-        await this.pieceV2(h, data, now);
+        await this.pieceV2(h, data, arrived);
         break;
       case "kez-file-chunk-v1": {
         const key = fileKey(h.from, h.file_id);
@@ -707,7 +721,7 @@ export class Messenger {
         await store.upsertMessage(incomingFileId(key), (m) =>
           m
             ? m.status === "ready" ? m : { ...m, received, status: "pending", error: undefined, stalledAt: undefined }
-            : { id: incomingFileId(key), peer: h.from, direction: "in", file: { fileId: h.file_id, name: "", mime: "", size: 0, sha256: "", chunks: h.n }, status: "pending", received, sentAt: h.sent_at, at: now },
+            : { id: incomingFileId(key), peer: h.from, direction: "in", file: { fileId: h.file_id, name: "", mime: "", size: 0, sha256: "", chunks: h.n }, status: "pending", received, sentAt: h.sent_at, ...arrived },
         );
         await this.finalize(h.from, h.file_id);
         break;
@@ -728,7 +742,7 @@ export class Messenger {
    * A v2 pointer: the first one for a file fixes its pieces (k, n, size); pieces already kept
    * that do not fit it are dropped.
    */
-  private async pointerV2(h: Extract<Header, { type: "kez-file-v2"; mode: "pieces" }>, now: number) {
+  private async pointerV2(h: Extract<Header, { type: "kez-file-v2"; mode: "pieces" }>, arrived: store.Arrived) {
     const key = fileKey(h.from, h.file_id);
     const pieces = { k: h.k, n: h.n, pieceBytes: h.piece_bytes };
     let fixed = false;
@@ -736,7 +750,7 @@ export class Messenger {
       if (m?.messageId || (m?.file?.chunks !== undefined && m.file.pieces === undefined)) return m!; // known already, or a v1 file
       fixed = true;
       const file = { fileId: h.file_id, name: h.name, mime: h.mime, size: h.size, sha256: h.sha256, pieces };
-      return { id: incomingFileId(key), messageId: h.id, peer: h.from, direction: "in", file, status: m?.status ?? "pending", received: 0, sentAt: h.sent_at, at: m?.at ?? now };
+      return { id: incomingFileId(key), messageId: h.id, peer: h.from, direction: "in", file, status: m?.status ?? "pending", received: 0, sentAt: h.sent_at, ...arrivedFirst(m, arrived) };
     });
     if (!fixed) return;
     await store.deleteChunksUnless(key, (c) => fitsPointer(c, pieces));
@@ -745,7 +759,7 @@ export class Messenger {
   }
 
   /** A v2 piece: kept if new and, once the pointer is known, if it fits it; dropped otherwise. */
-  private async pieceV2(h: Extract<Header, { type: "kez-file-piece-v2" }>, data: Uint8Array, now: number) {
+  private async pieceV2(h: Extract<Header, { type: "kez-file-piece-v2" }>, data: Uint8Array, arrived: store.Arrived) {
     const key = fileKey(h.from, h.file_id);
     const bubble = await store.getMessage(incomingFileId(key));
     if (bubble?.status === "ready" || bubble?.damaged) return; // a late piece, or one of a file the sender got wrong
@@ -764,11 +778,11 @@ export class Messenger {
             status: "pending",
             received,
             sentAt: h.sent_at,
-            at: now,
+            ...arrived,
           },
     );
     if (received === null) return; // a duplicate
-    this.progressAt.set(key, now);
+    this.progressAt.set(key, arrived.at);
     if (bubble?.messageId && received >= bubble.file!.pieces!.k) await this.finalize(h.from, h.file_id);
   }
 

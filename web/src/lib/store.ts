@@ -58,6 +58,11 @@ export interface StoredMessage {
   sentAt: number;
   /** This device's clock (ms), for ordering. */
   at: number;
+  /**
+   * Incoming: when the relay it came from had last handed over all it stored, before it came
+   * (ms; null: never, on this device). Missing on messages stored before it was kept.
+   */
+  relayAskedAt?: number | null;
   /** Why it failed, for people. */
   error?: string;
   /** Incoming files that stalled: when (ms). Their pieces are kept for the rest to complete them, then pruned. */
@@ -65,6 +70,9 @@ export interface StoredMessage {
   /** An incoming file whose bytes did not match its SHA-256: final, whatever pieces come after. */
   damaged?: true;
 }
+
+/** When a message arrived, as kept with it. */
+export type Arrived = Pick<StoredMessage, "at" | "relayAskedAt">;
 
 /** A v1 chunk or a v2 piece (which also has `k`) of a file being received. */
 export interface StoredChunk {
