@@ -249,7 +249,7 @@ impl ApiError {
                 format!("Too many requests of this kind from this address or for this key; nothing was written. Try again in {retry_after} seconds.")
             }
             StorageUnavailable(_) => format!(
-                "The directory's storage is unavailable right now; nothing was written. Try again in {STORAGE_RETRY_AFTER_SECONDS} seconds."
+                "The directory's storage is unavailable right now. Try again in {STORAGE_RETRY_AFTER_SECONDS} seconds (a write that was made after all is then refused as made already)."
             ),
             Internal(_) => "The server hit an internal error; it has been logged.".into(),
         }

@@ -19,7 +19,7 @@ const SENTENCES: Record<string, string> = {
   handle_reserved: "That handle is reserved on this server. Try another one.",
   handle_confusable: "A handle that looks like this one is already registered (0 and o, 1 and l, rn and m count as the same). Try another one.",
   rate_limited: "Too many requests from here just now. Wait a minute and try again.",
-  storage_unavailable: "The server's storage is unavailable right now; nothing was saved. Try again in a few seconds.",
+  storage_unavailable: "The server's storage is unavailable right now. Try again in a few seconds.",
   invalid_handle: "That is not a valid handle: 3–32 lowercase letters, digits, “_” or “-”, starting with a letter or digit.",
   key_already_registered: "This identity already has a handle on this server.",
   clock_skew: "Your device's clock is more than 5 minutes off. Set it right (automatic time) and try again.",
