@@ -61,18 +61,27 @@ describe("statedDimensions", () => {
   const graphicControl = [0x21, 0xf9, 4, 1, 0, 0, 0, 0];
 
   it("reads GIF's screen, widened by any frame that reaches past it", () => {
-    expect(statedDimensions(bytes(gifHeader(10, 10, true), graphicControl, frame(0, 0, 10, 10), [0x3b]))).toEqual({ width: 10, height: 10 });
+    expect(statedDimensions(bytes(gifHeader(10, 10, true), graphicControl, frame(0, 0, 10, 10), [0x3b]))).toEqual({ width: 10, height: 10, frames: 1 });
     const wide = bytes(gifHeader(10, 10, true), frame(0, 0, 10, 10), graphicControl, frame(5, 2, 20, 30), [0x3b]);
-    expect(statedDimensions(wide)).toEqual({ width: 25, height: 32 });
+    expect(statedDimensions(wide)).toEqual({ width: 25, height: 32, frames: 2 });
   });
 
   it("counts a GIF's frames up to where the file is cut short", () => {
     const whole = bytes(gifHeader(10, 10, false), frame(0, 0, 4000, 10), frame(0, 0, 10, 4000));
     // The second frame's descriptor cut short: the first frame's size stands.
-    expect(statedDimensions(whole.subarray(0, -15))).toEqual({ width: 4000, height: 10 });
+    expect(statedDimensions(whole.subarray(0, -15))).toEqual({ width: 4000, height: 10, frames: 1 });
     // Its descriptor whole but its data cut short: it counts (a decoder shows what arrived).
-    expect(statedDimensions(whole.subarray(0, -5))).toEqual({ width: 4000, height: 4000 });
+    expect(statedDimensions(whole.subarray(0, -5))).toEqual({ width: 4000, height: 4000, frames: 2 });
     expect(statedDimensions(bytes("GIF89a", [1, 0]))).toBeNull();
+  });
+
+  it("counts every frame of a GIF against the decode budget: a few KB can hold many large frames", () => {
+    const animation = (frames: number) => bytes(gifHeader(2000, 2000, true), ...Array.from({ length: frames }, () => [...graphicControl, ...frame(0, 0, 2000, 2000)]), [0x3b]);
+    // 4 Mpx a frame: 16 frames are the budget's 64 Mpx, 17 are past it.
+    expect(statedDimensions(animation(16))).toEqual({ width: 2000, height: 2000, frames: 16 });
+    expect(withinDecodeBudget(statedDimensions(animation(16)))).toBe(true);
+    expect(withinDecodeBudget(statedDimensions(animation(17)))).toBe(false);
+    expect(animation(17).length).toBeLessThan(1024);
   });
 
   it("reads WebP's VP8X canvas, and the lossy and lossless bitstreams' own headers", () => {

@@ -8,6 +8,8 @@
 export interface Dimensions {
   width: number;
   height: number;
+  /** A GIF's frames: each is decoded at this size, on every loop while it is shown. */
+  frames?: number;
 }
 
 /** The most pixels an image may have to be decoded here: a 64-megapixel photo (the largest phone cameras') decodes to 256 MB. */
@@ -34,9 +36,9 @@ function headerDimensions(reader: Bytes): Dimensions | null {
   return null;
 }
 
-/** Whether an image of `size` may be decoded here. */
+/** Whether an image of `size` may be decoded here: an animation's frames together count. */
 export function withinDecodeBudget(size: Dimensions | null): size is Dimensions {
-  return size !== null && size.width > 0 && size.height > 0 && size.width * size.height <= MAX_DECODED_PIXELS;
+  return size !== null && size.width > 0 && size.height > 0 && size.width * size.height * (size.frames ?? 1) <= MAX_DECODED_PIXELS;
 }
 
 /** Bounds-checked big- and little-endian reads: out of range reads undefined. */
@@ -120,8 +122,10 @@ function jpeg(r: Bytes): Dimensions | null {
 
 /**
  * GIF: the logical screen, widened by any frame that reaches past it (decoders grow the
- * canvas for such a frame rather than refuse it). Blocks are walked to the trailer, or to
- * where the file ends or stops making sense: a decoder shows the frames before that.
+ * canvas for such a frame rather than refuse it), and how many frames it has: a few KB of LZW
+ * can hold a frame of millions of pixels, and an animation decodes each of them on every loop.
+ * Blocks are walked to the trailer, or to where the file ends or stops making sense: a
+ * decoder shows the frames before that.
  */
 function gif(r: Bytes): Dimensions | null {
   let width = r.u16le(6);
@@ -129,6 +133,7 @@ function gif(r: Bytes): Dimensions | null {
   const packed = r.u8(10);
   if (width === undefined || height === undefined || packed === undefined) return null;
   let at = 13 + (packed & 0x80 ? 3 * 2 ** ((packed & 7) + 1) : 0);
+  let frames = 0;
   const skipSubBlocks = () => {
     for (;;) {
       const size = r.u8(at);
@@ -144,6 +149,7 @@ function gif(r: Bytes): Dimensions | null {
       if (left === undefined || top === undefined || frameWidth === undefined || frameHeight === undefined || framePacked === undefined) break;
       width = Math.max(width, left + frameWidth);
       height = Math.max(height, top + frameHeight);
+      frames += 1;
       // The descriptor, the local colour table, the LZW code size, then the image data.
       at += 10 + (framePacked & 0x80 ? 3 * 2 ** ((framePacked & 7) + 1) : 0) + 1;
       if (!skipSubBlocks()) break;
@@ -154,7 +160,7 @@ function gif(r: Bytes): Dimensions | null {
       break;
     }
   }
-  return { width, height };
+  return { width, height, frames: Math.max(1, frames) };
 }
 
 /** WebP: the VP8X canvas (which every frame of an animation lies within), or a lossy or lossless bitstream's own header. */
