@@ -80,6 +80,8 @@ describe("read-your-writes", () => {
       assert.match(errorCode(response), code, name);
       const bookmark = response.headers.get("x-kez-bookmark");
       assert.match(bookmark ?? "", BOOKMARK, name);
+      // At least as new as the registration it lost to (bookmarks are fixed-width hex groups).
+      assert.ok(bookmark >= user.bookmark, `${name}: ${bookmark} is older than ${user.bookmark}`);
       const through = await fetch(`${worker.url}/v1/by-primary/${encodeURIComponent(user.id.primary)}`, { headers: { "x-kez-bookmark": bookmark } });
       assert.equal(through.status, 200, name);
       assert.equal(await through.text(), user.text, name);

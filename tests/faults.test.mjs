@@ -21,7 +21,7 @@ describe("when D1 fails", () => {
     assert.equal(response.status, 503, JSON.stringify(response.body));
     assert.equal(errorCode(response), "storage_unavailable");
     assert.equal(response.headers.get("retry-after"), "5");
-    assert.match(response.body.message, /nothing was written/);
+    assert.match(response.body.message, /Try again in 5 seconds/);
     // (Case-sensitive: the random incident reference may hold "d1".)
     assert.doesNotMatch(response.body.message, /no such table|D1_ERROR|SQLITE/, "details stay in the log");
   };

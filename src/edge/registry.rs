@@ -514,6 +514,8 @@ fn check_body(
                 ) => {
                     return promise(async move {
                         let (error, bookmark) = match db::skeleton_holder(&env, &skeleton).await {
+                            // The key has a handle: that stands, whoever holds this one.
+                            Ok((_, bookmark)) if conflict == ApiError::KeyAlreadyRegistered => (conflict, bookmark),
                             Ok((Some(holder), bookmark)) => (
                                 registration::lost_to(
                                     &holder,
@@ -524,7 +526,6 @@ fn check_body(
                                 ),
                                 bookmark,
                             ),
-                            // The key's own handle, of another skeleton.
                             Ok((None, bookmark)) => (conflict, bookmark),
                             Err(e) => (e, None),
                         };

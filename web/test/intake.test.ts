@@ -11,7 +11,7 @@ describe("withinBounds", () => {
     expect(withinBounds(event)).toBe(true);
   });
 
-  it("refuses larger content and odd tags before any hash", () => {
+  it("refuses larger content and odd tags", () => {
     const event = wrap(seal(new Uint8Array(10), newIdentity().publicKey), newIdentity().publicKey);
     const refused = [
       { ...event, content: "A".repeat(CONTENT_CEILING + 1) },
@@ -39,6 +39,14 @@ describe("Backlog", () => {
     expect(backlog.done("a")).toBe(0);
     expect(backlog.add("d", 40)).toBe(true);
     expect(backlog.add("e", 1)).toBe(false);
+    // An answer to a request of ours is taken past the bounds, and counts against them.
+    expect(backlog.add("e", 1000, true)).toBe(true);
+    expect(backlog.size).toBe(4);
+    backlog.done("b");
+    backlog.done("c");
+    expect(backlog.add("f", 1)).toBe(false); // still 1,080 characters waiting
+    backlog.done("e");
+    expect(backlog.add("f", 1)).toBe(true);
   });
 
   it("counts copies of what waits without keeping them, and only while it waits", () => {

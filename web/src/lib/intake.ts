@@ -47,10 +47,13 @@ export class Backlog {
     return entry !== undefined;
   }
 
-  /** Takes an event of `chars` characters of content; false when it does not fit. */
-  add(id: string, chars: number): boolean {
+  /**
+   * Takes an event of `chars` characters of content; false when it does not fit. `always`: taken
+   * past the bounds (an answer to a request of ours, bounded by the request's limit).
+   */
+  add(id: string, chars: number, always = false): boolean {
     if (this.waiting.has(id)) return true;
-    if (this.waiting.size >= this.maxEvents || this.chars + chars > this.maxChars) return false;
+    if (!always && (this.waiting.size >= this.maxEvents || this.chars + chars > this.maxChars)) return false;
     this.waiting.set(id, { copies: 0, chars });
     this.chars += chars;
     return true;

@@ -59,6 +59,21 @@ interface Batch {
   complete: boolean;
   /** How many events had failed to be handled when it began (`Messenger.failures`). */
   failuresBefore: number;
+  /** Its `limit`, and how many events came before its EOSE. */
+  limit: number;
+  received: number;
+}
+
+/**
+ * Where an event came from: its relay; when that relay had last handed over all it stored
+ * (null: never, on this device; for an event it pushed live, once it had handed over what it
+ * stored, the event's arrival); and whether it answers a request of ours within the request's
+ * limit (taken whatever the backlog holds: what a request brings is bounded by its limit).
+ */
+interface Source {
+  relay: string;
+  askedAt: number | null;
+  requested: boolean;
 }
 
 /** Receipts wait this long to go out together (up to RECEIPT_IDS_MAX ids in one receipt). */
@@ -243,18 +258,23 @@ export class Messenger {
       this.subscription,
       () => {
         const since = caughtUp === undefined ? undefined : Math.floor(caughtUp / 1000) - CATCH_UP_MARGIN_S;
-        batch = { at: Date.now(), since, seen: new StoredEvents(), complete: false, failuresBefore: this.failures };
         // The first time, everything stored could be a flood: the newest events only.
-        return { kinds: [KIND], "#p": [inbox], ...(since === undefined ? { limit: FIRST_SUBSCRIPTION_LIMIT } : { since, limit: CATCH_UP_PAGE }) };
+        const limit = since === undefined ? FIRST_SUBSCRIPTION_LIMIT : CATCH_UP_PAGE;
+        batch = { at: Date.now(), since, seen: new StoredEvents(), complete: false, failuresBefore: this.failures, limit, received: 0 };
+        return { kinds: [KIND], "#p": [inbox], ...(since === undefined ? { limit } : { since, limit }) };
       },
       (e) => {
-        if (batch && !batch.complete) batch.seen.note(e);
-        void this.receive(e, url).catch(report);
+        const stored = batch !== undefined && !batch.complete;
+        if (stored) batch!.seen.note(e);
+        // Pushed live once the relay has handed over what it stored: it was being asked all along.
+        const askedAt = stored ? (this.relayAskedAt.get(url) ?? null) : Date.now();
+        void this.receive(e, { relay: url, askedAt, requested: stored && batch!.received++ < batch!.limit }).catch(report);
       },
       () => {
         const current = batch;
         if (!current || current.complete) return;
         current.complete = true;
+        this.catchingUp++;
         void this.catchUp(url, relay, inbox, current)
           .then((through) => {
             if (through && (caughtUp ?? 0) < current.at) {
@@ -262,7 +282,11 @@ export class Messenger {
               this.relayAskedAt.set(url, caughtUp);
             }
           })
-          .catch(report);
+          .catch(report)
+          .finally(() => {
+            this.catchingUp--;
+            this.drained();
+          });
       },
     );
   }
@@ -280,9 +304,11 @@ export class Messenger {
       const fetchPage: FetchPage = async (until, onevent) => {
         await this.receiving;
         const filter = { kinds: [KIND], "#p": [inbox], since, until, limit: CATCH_UP_PAGE };
+        const askedAt = this.relayAskedAt.get(url) ?? null;
+        let received = 0;
         await relay.fetchStored(`${this.subscription}-${++this.pages}`, filter, (e) => {
           onevent(e);
-          void this.receive(e, url).catch(report);
+          void this.receive(e, { relay: url, askedAt, requested: received++ < CATCH_UP_PAGE }).catch(report);
         });
       };
       if (!(await pageBack(since, batch.seen, fetchPage).catch(() => false))) return false;
@@ -479,22 +505,22 @@ export class Messenger {
    * Queues an event to be handled. The same event comes from every relay: a copy of one
    * already waiting is not queued again (five relays' first answers, full of pieces, would
    * otherwise wait in memory five times over), only counted, so that it is tried once more if
-   * handling the first fails, as it would have been. An event the backlog has no room for is
-   * counted as failed (the running catch-up does not move past it) and fetched again once
-   * the backlog has drained.
+   * handling the first fails, as it would have been. An event the backlog has no room for (one
+   * pushed live, or past a request's limit) is counted as failed, so no catch-up under way moves
+   * past it, and its relay is asked again once the backlog has drained.
    */
-  private receive(raw: unknown, relay: string): Promise<void> {
+  private receive(raw: unknown, source: Source): Promise<void> {
     const event = raw as Partial<NostrEvent> | null;
     if (!event || typeof event.id !== "string" || this.backlog.copyOf(event.id)) return this.receiving;
     // Only an id that is the hash of the event may stand for it: otherwise one relay could
     // suppress a real event by sending garbage under its id.
     if (this.seen.has(event.id) || !withinBounds(event) || !hasValidId(event)) return this.receiving;
-    if (!this.backlog.add(event.id, event.content!.length)) {
+    if (!this.backlog.add(event.id, event.content!.length, source.requested)) {
       this.failures++;
-      this.fetchAfterDrain = true;
+      this.refusedFrom.add(source.relay);
       return this.receiving;
     }
-    this.receiving = this.receiving.then(() => this.handleEvent(event as NostrEvent, relay)).catch(report);
+    this.receiving = this.receiving.then(() => this.handleEvent(event as NostrEvent, source)).catch(report);
     return this.receiving;
   }
 
@@ -507,27 +533,32 @@ export class Messenger {
 
   /** Events waiting to be handled (or being handled). */
   private backlog = new Backlog();
-  /** Events were refused for want of room: every relay is asked again once the backlog drains. */
-  private fetchAfterDrain = false;
+  /** Relays whose events the backlog refused for want of room: each is asked again once it drains. */
+  private refusedFrom = new Set<string>();
+  /** Catch-ups under way: a relay is asked again only once none is (one pages back as it goes). */
+  private catchingUp = 0;
   private refetchTimer: ReturnType<typeof setTimeout> | undefined;
 
-  /** Once the backlog has drained after a refusal, asks every relay again, after a pause that paces a relay that floods. */
+  /**
+   * Once the backlog has drained after a refusal, and no catch-up is under way, asks the relays
+   * it refused events from again, after a pause that paces a relay that floods.
+   */
   private drained() {
-    if (this.backlog.size > 0 || !this.fetchAfterDrain || this.refetchTimer !== undefined) return;
-    this.fetchAfterDrain = false;
+    if (this.backlog.size > 0 || this.catchingUp > 0 || this.refusedFrom.size === 0 || this.refetchTimer !== undefined) return;
     this.refetchTimer = setTimeout(() => {
       this.refetchTimer = undefined;
-      for (const relay of this.relays.values()) relay.resubscribe(this.subscription);
+      for (const url of this.refusedFrom) this.relays.get(url)?.resubscribe(this.subscription);
+      this.refusedFrom.clear();
     }, REFETCH_AFTER_DRAIN_MS);
   }
 
-  private async handleEvent(event: NostrEvent, relay: string) {
+  private async handleEvent(event: NostrEvent, source: Source) {
     // A memo in front of the "seen" store, kept small: a flood must not grow the page's memory
     // without bound.
     if (this.seen.size >= SEEN_MEMO_MAX) this.seen.clear();
     this.seen.add(event.id);
     try {
-      await this.handleNew(event, this.relayAskedAt.get(relay) ?? null);
+      await this.handleNew(event, source.askedAt);
     } catch (e) {
       // Storage failed (full, say): the event may come again, from a copy that came meanwhile,
       // this relay's next catch-up (`catchUp` does not move past it), another relay or
@@ -537,7 +568,7 @@ export class Messenger {
       if (this.unstored.size < SEEN_MEMO_MAX) this.unstored.add(event.id);
       this.unstoredReason = storageFailure(e);
       this.changed();
-      if (this.backlog.done(event.id) > 0) void this.receive(event, relay);
+      if (this.backlog.done(event.id) > 0) void this.receive(event, source);
       this.drained();
       throw e;
     }
@@ -661,7 +692,7 @@ export class Messenger {
 
   /**
    * `accepted`: a known sender, acknowledged and named; otherwise a request: kept, nothing sent
-   * or asked. `relayAskedAt`: when the relay it came from last handed over all it stored, before.
+   * or asked. `relayAskedAt`: as `Source.askedAt` (kept with the message, see `delayNote`).
    */
   private async handle({ header: h, data }: Message, accepted: boolean, relayAskedAt: number | null) {
     const now = Date.now();

@@ -60,7 +60,8 @@ export interface StoredMessage {
   at: number;
   /**
    * Incoming: when the relay it came from had last handed over all it stored, before it came
-   * (ms; null: never, on this device). Missing on messages stored before it was kept.
+   * (ms; null: never, on this device); for one the relay pushed live, its arrival. Missing on
+   * messages stored before it was kept.
    */
   relayAskedAt?: number | null;
   /** Why it failed, for people. */
@@ -117,7 +118,7 @@ export interface Peer {
 export interface StoredIdentity {
   seed: Uint8Array;
   createdAt: string;
-  /** When the person proved they wrote the phrase down, or exported the file (ISO time). */
+  /** When the person proved they wrote the phrase down, or chose the exported file again and it held this key (ISO time). */
   backedUpAt?: string;
 }
 
