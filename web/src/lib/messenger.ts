@@ -94,7 +94,6 @@ const SEEN_KEEP_MS = 30 * 24 * 3600_000;
 /** The arrival of a message kept already (a file's entry made by an earlier piece), else `arrived`. */
 const arrivedFirst = (m: store.StoredMessage | undefined, arrived: store.Arrived): store.Arrived => (m ? { at: m.at, relayAskedAt: m.relayAskedAt } : arrived);
 
-
 /**
  * Received files shown inline: raster images only. Anything else (SVG, HTML, ...) is offered
  * as a download of plain bytes, whatever type the sender claimed.
