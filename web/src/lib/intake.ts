@@ -1,7 +1,8 @@
 // What arrives from relays before it is handled. Handling an event (its hash, opening the
 // box, checking the signature, storage) takes milliseconds; a relay, or strangers through it,
 // can send far faster. What waits is bounded, so such a flood cannot grow the page's memory
-// without bound; what does not fit is fetched again once the backlog has drained.
+// without bound; what does not fit is fetched again once the backlog has drained. Answers to
+// the app's own requests are taken past the bounds: each is bounded by its request's limit.
 import type { NostrEvent } from "./nostr";
 import { CONTENT_CEILING } from "./seal";
 
@@ -23,8 +24,8 @@ export function withinBounds(e: Partial<NostrEvent>): boolean {
 
 /**
  * Events waiting to be handled, by id, with how many copies of each came meanwhile (the same
- * event comes from every relay: a copy is counted, not kept again). At most `maxEvents`
- * events and `maxChars` characters of content wait at once.
+ * event comes from every relay: a copy is counted, not kept again). Of those not taken
+ * `always`, at most `maxEvents` events and `maxChars` characters of content wait at once.
  */
 export class Backlog {
   private waiting = new Map<string, { copies: number; chars: number }>();
