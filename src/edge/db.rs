@@ -151,7 +151,9 @@ const LOG_NEXT_ENTRIES: &str =
     "SELECT entry FROM log_entries WHERE idx >= (SELECT size FROM log_state WHERE id = 1) ORDER BY idx LIMIT ?1";
 const LOG_INSERT_NODES: &str = "INSERT OR IGNORE INTO log_nodes (key, hash) \
      SELECT json_extract(value, '$[0]'), unhex(json_extract(value, '$[1]')) FROM json_each(?1)";
-const LOG_UPDATE: &str = "UPDATE log_state SET size = ?1, edge = ?2, checkpoint = ?3 WHERE id = 1 AND size = ?4";
+/// The state only moves forward: a step's state is a function of the entries under it, so
+/// of two concurrent steps the longer one stands, whichever commits first (`advanceLog`).
+const LOG_UPDATE: &str = "UPDATE log_state SET size = ?1, edge = ?2, checkpoint = ?3 WHERE id = 1 AND size < ?1";
 const LOG_CHECKPOINT: &str = "SELECT coalesce(checkpoint, '') AS checkpoint FROM log_state WHERE id = 1";
 /// A tile's hashes or entries, only if the signed tree has at least ?3 leaves (the smallest
 /// tree that has the tile): nothing is served outside the signed tree.

@@ -147,9 +147,9 @@ export async function lookUp(head, env, ctx, edgeUrl, ttlMs, statement, session,
 /**
  * `promise`, kept running by `ctx.waitUntil` should the client disconnect (the runtime then
  * cancels the request, and `waitUntil` gives its work up to 30 s more). A registration's or
- * statement's promise ends in a call back that frees what wasm holds for the request, and may
- * be running the log's step that others in this isolate wait for: cut off, the first would
- * leak, the second would leave every later statement waiting on a step that never ends.
+ * statement's promise ends in a call back that frees what wasm holds for the request (cut
+ * off, it would leak), and a written statement's log step, cut off, would leave its entry
+ * unsigned until the next write's step.
  */
 function outliveClient(ctx, promise) {
   ctx.waitUntil(promise);
@@ -346,11 +346,11 @@ function equationsHold(proofs, message) {
 
 /**
  * A statement whose signatures hold (every other check passed), and its log entry, in one
- * transaction that also reads the handle's row back, then the log's tree brought up to it
- * (`advanceLog`, which reads the row again with its proof). Resolves to `[WRITTEN, row]`, or
- * `[REFUSED, row]` when the handle's state did not allow the statement (its entry was not
- * appended, nothing was written; `row`, read in the same transaction, says why). Rejects
- * with D1's error if the write fails, and only then.
+ * transaction that also reads the handle's row back and the log's state and the entries after
+ * it, then the log's tree brought up to the entry (`advanceLog`, which reads the row again
+ * with its proof). Resolves to `[WRITTEN, row]`, or `[REFUSED, row]` when the handle's state
+ * did not allow the statement (its entry was not appended, nothing was written; `row`, read in
+ * the same transaction, says why). Rejects with D1's error if the write fails, and only then.
  *
  * `write` is `[session, statements, log, readBack, value]`: the `first-primary`
  * session and the bound statements of the transaction, the first of which appends the entry
@@ -360,37 +360,23 @@ function equationsHold(proofs, message) {
 async function writeStatement(write) {
   const [session, statements, log, readBack, value] = write;
   const [state, entries] = log;
-  // Alone in this isolate, the write reads the log's state and the entries after it in its
-  // own transaction, and the step is made from them at once (`advanceLog`). Among others, it
-  // does not: a step that reads when it starts covers every entry written until then, so
-  // concurrent writes share it, and each would read the backlog for nothing.
-  const alone = writes === 0 && stepping === undefined;
-  writes++;
+  // The handle's row is read in the write's own transaction: as the write left it, or as it
+  // is when the write was refused. No read after the commit can fail and leave a written
+  // statement answered as an error.
+  const written = await session.batch([...statements, readBack.bind(value), state, entries]);
+  const appended = written[0];
+  const [now] = written[statements.length].results;
+  const rowNow = now === undefined ? null : Object.values(now);
+  if (appended.results.length === 0) return [REFUSED, rowNow];
+  let signed;
   try {
-    // The handle's row is read in the write's own transaction: as the write left it, or as
-    // it is when the write was refused. No read after the commit can fail and leave a
-    // written statement answered as an error.
-    const row = readBack.bind(value);
-    const written = await session.batch([...statements, row, ...(alone ? [state, entries] : [])]);
-    const appended = written[0];
-    const [now] = written[statements.length].results;
-    const rowNow = now === undefined ? null : Object.values(now);
-    if (appended.results.length === 0) return [REFUSED, rowNow];
-    let signed;
-    try {
-      signed = await advanceLog(session, log, appended.results[0].idx + 1, alone ? written.slice(-2) : undefined, row);
-    } catch (e) {
-      // Written and logged; the next step signs it (its lookups carry no proof until then).
-      console.error("log: step failed", String(e));
-    }
-    return [WRITTEN, signed ?? rowNow];
-  } finally {
-    writes--;
+    signed = await advanceLog(session, log, appended.results[0].idx + 1, written.slice(-2), readBack, value);
+  } catch (e) {
+    // Written and logged; the next step signs it (its lookups carry no proof until then).
+    console.error("log: step failed", String(e));
   }
+  return [WRITTEN, signed ?? rowNow];
 }
-
-/** Statements being written by this isolate now (`writeStatement`). */
-let writes = 0;
 
 /** What `writeStatement`'s outcome says of the write. */
 const REFUSED = 0;
@@ -435,79 +421,49 @@ async function edgeForget(urls) {
   );
 }
 
-/** The step of the log in flight in this isolate, if any, and the newest size it saw signed. */
-let stepping;
-let signedSize = 0;
-
 /**
- * Brings the log's signed tree up to at least `target` entries (src/log/stored.rs). One step
- * at a time per isolate: a registration that arrives while a step runs waits for it, and the
- * next step hashes every entry written meanwhile, so concurrent registrations share steps
- * instead of racing for the state.
+ * Brings the log's signed tree up to at least `target` entries (src/log/stored.rs), from
+ * `read`, `[state, entries]` as the write's transaction read them: the entries after the
+ * signed size are hashed and signed by wasm, then the nodes and the state are written in one
+ * batch that reads the state and the handle's row (`readBack` bound to `value`) after them.
+ * Resolves to that row (its values in order) once the state covers the entry, so the row
+ * carries its proof; undefined when it was not covered within `STEP_ATTEMPTS` steps.
  *
- * Each step's write batch also reads back the rows of the registrations it signs (`readBack`,
- * their row's statement), so the promise resolves to the row (its values in order); it is
- * read once more when the step that signed it did not (another isolate's, or one that began
- * before this write joined the waiters). `read` is `[state, entries]` as the registration's
- * write batch read them (if it did): when no step is in flight, the first step is made from
- * them, with no read of its own. Alone, a registration then takes two round trips in all;
- * waiting for a step, three.
+ * Concurrent writes each make their own step, and none waits for another's: in workerd, a
+ * request that goes on from a promise another request's I/O settled can have its own I/O fail
+ * ("Cannot perform I/O on behalf of a different request") or hang. Shared steps left
+ * registrations unsigned, or answered 500, after a minute of concurrent registrations
+ * (tests/sustained.test.mjs). The
+ * state only moves forward (`LOG_UPDATE` in db.rs): of two steps from one size, the longer
+ * wins whichever commits first, and the other wrote the same nodes (a node's hash depends
+ * only on the entries under it). Each step covers its own entry, so a write takes two round
+ * trips, more only when more than `ENTRIES_PER_STEP` entries wait before it.
  *
  * `log` is `[state, entries, nodes, update, step]`: the statements (on the `first-primary`
  * session) and wasm's step, `(size, edge, entries)` to `[size, edge, nodesJson, checkpoint]`.
  */
-async function advanceLog(session, log, target, read, readBack) {
-  const waiter = { target, readBack, row: undefined };
-  if (read !== undefined && stepping === undefined && signedSize < target) {
-    stepping = stepLog(session, log, read, [waiter]).finally(() => {
-      stepping = undefined;
-    });
-    await stepping;
-  }
-  waiting.add(waiter);
-  try {
-    while (signedSize < target) {
-      stepping ??= stepLog(session, log, undefined, [...waiting]).finally(() => {
-        stepping = undefined;
-      });
-      await stepping;
-    }
-  } finally {
-    waiting.delete(waiter);
-  }
-  if (waiter.row !== undefined) return waiter.row;
-  // Signed by a step that did not read the row back: another isolate's, or one of this
-  // isolate's that started before this write joined it. Read now, it carries its proof.
-  const [row] = (await readBack.all()).results;
-  return row === undefined ? undefined : Object.values(row);
-}
-
-/** The registrations of this isolate waiting for a step: `{ target, readBack, row }`. */
-const waiting = new Set();
-
-/**
- * One step: the state and the entries after it (`read`, else read in one batch), hashed and
- * signed by wasm, then the nodes and the state written in one batch, the state only if it is
- * still at the size read, and the rows of the `waiters` it signs read after them. An isolate
- * that lost a race wrote the same nodes and keeps no row; the next step reads the newer state.
- */
-async function stepLog(session, log, read, waiters) {
+async function advanceLog(session, log, target, read, readBack, value) {
   const [state, entries, nodes, update, step] = log;
-  const [current, next] = read ?? (await session.batch([state, entries]));
-  const { size, edge } = current.results[0];
-  signedSize = Math.max(signedSize, size);
-  if (next.results.length === 0) return;
-  const [newSize, newEdge, nodesJson, checkpoint] = step(size, edge, next.results.map((row) => row.entry));
-  const signs = waiters.filter((waiter) => waiter.target <= newSize);
-  const [, updated, ...rows] = await session.batch([
-    nodes.bind(nodesJson),
-    update.bind(newSize, newEdge, checkpoint, size),
-    ...signs.map((waiter) => waiter.readBack),
-  ]);
-  if (updated.meta.changes !== 1) return;
-  signedSize = Math.max(signedSize, newSize);
-  signs.forEach((waiter, i) => {
-    const [row] = rows[i].results;
-    if (row !== undefined) waiter.row = Object.values(row);
-  });
+  let [current, next] = read;
+  for (let attempt = 0; attempt < STEP_ATTEMPTS; attempt++) {
+    const { size, edge } = current.results[0];
+    // Signed meanwhile by another write's step.
+    if (size >= target) return valuesOf((await readBack.bind(value).all()).results[0]);
+    const [newSize, newEdge, nodesJson, checkpoint] = step(size, edge, next.results.map((entry) => entry.entry));
+    const [, , after, row] = await session.batch([
+      nodes.bind(nodesJson),
+      update.bind(newSize, newEdge, checkpoint),
+      state,
+      readBack.bind(value),
+    ]);
+    if (after.results[0].size >= target) return valuesOf(row.results[0]);
+    [current, next] = await session.batch([state, entries]);
+  }
+  return undefined;
 }
+
+/** How many steps a write makes before it leaves its entry to the next write's step. */
+const STEP_ATTEMPTS = 8;
+
+/** A row's values in the order its statement selects them, or undefined when there is none. */
+const valuesOf = (row) => (row === undefined ? undefined : Object.values(row));
