@@ -154,24 +154,28 @@ async function register(request, env) {
   const { handle, primary } = payload;
   const session = env.DB.withSession("first-primary");
   if (env.LOG === "off") return registerUnlogged(session, env, { handle, primary, registeredAt, jcs });
-  let appended;
+  let written;
   try {
-    [appended] = await session.batch([
+    written = await session.batch([
       session.prepare(APPEND_REGISTRATION).bind(jcs, handle, primary, cutoff),
       session.prepare(CLEAR_RELEASED).bind(handle, primary, cutoff),
       session.prepare(INSERT).bind(handle, primary, registeredAt, jcs, skeleton(handle)),
+      session.prepare(LOG_STATE),
+      session.prepare(LOG_NEXT_ENTRIES),
     ]);
   } catch (e) {
     if (String(e.message).includes("UNIQUE")) return fail(409, "handle_taken", "taken");
     throw e;
   }
+  const [appended] = written;
   if (appended.results.length === 0) return fail(409, "handle_taken", "taken");
+  let row;
   try {
-    await advanceLog(session, env, appended.results[0].idx + 1);
+    row = await advanceLog(session, env, appended.results[0].idx + 1, written.slice(-2), handle);
   } catch (e) {
     console.error("log: step failed", String(e));
   }
-  const row = await session.prepare(BY_HANDLE).bind(handle).first();
+  row ??= await session.prepare(BY_HANDLE).bind(handle).first();
   return json(201, view(row, env), { "content-type": "application/json", "cache-control": "no-store", [BOOKMARK]: session.getBookmark() });
 }
 
@@ -213,7 +217,7 @@ const INSERT = `INSERT INTO registrations (handle, primary_key, registered_at, e
 const LOG_STATE = "SELECT size, edge FROM log_state WHERE id = 1";
 const LOG_NEXT_ENTRIES = "SELECT entry FROM log_entries WHERE idx >= (SELECT size FROM log_state WHERE id = 1) ORDER BY idx LIMIT 256";
 const LOG_INSERT_NODES = "INSERT OR IGNORE INTO log_nodes (key, hash) SELECT json_extract(value, '$[0]'), unhex(json_extract(value, '$[1]')) FROM json_each(?1)";
-const LOG_UPDATE = "UPDATE log_state SET size = ?1, edge = ?2, checkpoint = ?3 WHERE id = 1 AND size = ?4";
+const LOG_UPDATE = "UPDATE log_state SET size = ?1, edge = ?2, checkpoint = ?3 WHERE id = 1 AND size < ?1";
 
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 const base64 = (bytes) => btoa(String.fromCharCode(...bytes));
@@ -300,43 +304,43 @@ async function checkpoint(env, size, root) {
   return `${text}\n— ${origin} ${base64(Uint8Array.of(...keyId, ...signature))}\n`;
 }
 
-/** One step at a time per isolate; a registration waits for the tree to hold its entry. */
-let stepping;
-let signedSize = 0;
-async function advanceLog(session, env, target) {
-  while (signedSize < target) {
-    stepping ??= stepLog(session, env).finally(() => (stepping = undefined));
-    await stepping;
+/**
+ * Steps the tree until it holds entry `target - 1`, from `read` (the state and the entries
+ * after it), and reads the handle's row with its proof. Each registration makes its own step,
+ * none waits for another's (workerd fails the I/O of a request that goes on from a promise
+ * another request settled); the state only moves forward, so the longer of two steps stands.
+ */
+async function advanceLog(session, env, target, read, handle) {
+  let [state, next] = read;
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const { size, edge } = state.results[0];
+    if (size >= target) return session.prepare(BY_HANDLE).bind(handle).first();
+    const stack = cover(0, size).map(([level], n) => [level, hashes(edge)[n]]);
+    const nodes = [];
+    next.results.forEach(({ entry }, offset) => {
+      const last = size + offset;
+      const leaf = leafHash(utf8(entry));
+      stack.push([0, leaf]);
+      nodes.push(`[${nodeKey(0, last)},"${hex(leaf)}"]`);
+      while (stack.length >= 2 && stack.at(-1)[0] === stack.at(-2)[0]) {
+        const [[level, left], [, right]] = stack.splice(-2);
+        const hash = nodeHash(left, right);
+        stack.push([level + 1, hash]);
+        nodes.push(`[${nodeKey(level + 1, Math.floor(last / 2 ** (level + 1)))},"${hex(hash)}"]`);
+      }
+    });
+    const newSize = size + next.results.length;
+    const signed = await checkpoint(env, newSize, fold(stack.map(([, hash]) => hash)));
+    const [, , after, row] = await session.batch([
+      session.prepare(LOG_INSERT_NODES).bind(`[${nodes.join(",")}]`),
+      session.prepare(LOG_UPDATE).bind(newSize, stack.map(([, hash]) => hex(hash)).join(""), signed),
+      session.prepare(LOG_STATE),
+      session.prepare(BY_HANDLE).bind(handle),
+    ]);
+    if (after.results[0].size >= target) return row.results[0];
+    [state, next] = await session.batch([session.prepare(LOG_STATE), session.prepare(LOG_NEXT_ENTRIES)]);
   }
-}
-
-/** Hashes the entries after the signed size into the tree, signs, and writes if still current. */
-async function stepLog(session, env) {
-  const [state, next] = await session.batch([session.prepare(LOG_STATE), session.prepare(LOG_NEXT_ENTRIES)]);
-  const { size, edge } = state.results[0];
-  signedSize = Math.max(signedSize, size);
-  if (next.results.length === 0) return;
-  const stack = cover(0, size).map(([level], n) => [level, hashes(edge)[n]]);
-  const nodes = [];
-  next.results.forEach(({ entry }, offset) => {
-    const last = size + offset;
-    const leaf = leafHash(utf8(entry));
-    stack.push([0, leaf]);
-    nodes.push(`[${nodeKey(0, last)},"${hex(leaf)}"]`);
-    while (stack.length >= 2 && stack.at(-1)[0] === stack.at(-2)[0]) {
-      const [[level, left], [, right]] = stack.splice(-2);
-      const hash = nodeHash(left, right);
-      stack.push([level + 1, hash]);
-      nodes.push(`[${nodeKey(level + 1, Math.floor(last / 2 ** (level + 1)))},"${hex(hash)}"]`);
-    }
-  });
-  const newSize = size + next.results.length;
-  const signed = await checkpoint(env, newSize, fold(stack.map(([, hash]) => hash)));
-  const [, updated] = await session.batch([
-    session.prepare(LOG_INSERT_NODES).bind(`[${nodes.join(",")}]`),
-    session.prepare(LOG_UPDATE).bind(newSize, stack.map(([, hash]) => hex(hash)).join(""), signed, size),
-  ]);
-  if (updated.meta.changes === 1) signedSize = Math.max(signedSize, newSize);
+  return undefined;
 }
 
 const notFound = (env) =>

@@ -112,7 +112,7 @@ async function start(name, scriptPath, bindings = {}) {
     inspectorPort,
     handleRuntimeStdio(stdout, stderr) {
       // The worker's per-request logs would flood the report: only panics are counted.
-      for (const stream of [stdout, stderr]) stream.on("data", (chunk) => (target.panics += (String(chunk).match(/panicked at/g) ?? []).length));
+      for (const stream of [stdout, stderr]) stream.on("data", (chunk) => { for (const line of String(chunk).split("\n")) if (/PROBE/.test(line) && (globalThis.shown = (globalThis.shown ?? 0) + 1) < 8) console.error("WORKER", name, line.slice(0, 400)); }), stream.on("data", (chunk) => (target.panics += (String(chunk).match(/panicked at/g) ?? []).length));
     },
   });
   const target = { name, mf, url: `http://127.0.0.1:${directPort}`, inspectorPort, panics: 0, pid: undefined };
@@ -168,28 +168,49 @@ async function send(url, init) {
 /** Keep-alive sockets for the load, CONNECTIONS of them. */
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
 /**
- * One request of the load through node:http, its body read and dropped; resolves to the
- * status. Not fetch: undici's fetch costs the load generator about three times what it costs
+ * One request of the load through node:http; resolves to its status and, when that is not
+ * `expect`, its body (otherwise read and dropped). Not fetch: undici's fetch costs the load generator about three times what it costs
  * workerd to answer (1,700 against 4,500 floor requests a second here), so with fetch the
  * generator, sharing the 2 cores, set the pace and hid the workers' differences.
  */
-function hit(url, init = {}, retried = false) {
+function hit(url, init = {}, expect, retried = false) {
   return new Promise((resolve, reject) => {
     const request = http.request(url, { agent, method: init.method ?? "GET", headers: init.headers }, (response) => {
-      response.on("data", () => {});
-      response.on("end", () => resolve(response.statusCode));
+      // Only an unexpected answer's body is kept, to say why.
+      const chunks = response.statusCode === expect ? undefined : [];
+      response.on("data", (chunk) => chunks?.push(chunk));
+      response.on("end", () => resolve({ status: response.statusCode, body: chunks && Buffer.concat(chunks).toString() }));
       response.on("error", reject);
     });
     // A socket the server closed while idle (as in `send`) fails before any answer: once again.
-    request.on("error", (e) => (!retried && e.code === "ECONNRESET" ? hit(url, init, true).then(resolve, reject) : reject(e)));
+    request.on("error", (e) => (!retried && e.code === "ECONNRESET" ? hit(url, init, expect, true).then(resolve, reject) : reject(e)));
     request.end(init.body);
   });
 }
 
+/**
+ * Answers whose status was not the one expected, by status: how many, and the first one's
+ * body (its error code says why).
+ */
+function countUnexpected(unexpected, status, body) {
+  const seen = unexpected.get(status);
+  if (seen) seen.count++;
+  else unexpected.set(status, { count: 1, first: body.slice(0, 160) });
+}
+function addUnexpected(into, from) {
+  for (const [status, { count, first }] of from) {
+    const seen = into.get(status);
+    if (seen) seen.count += count;
+    else into.set(status, { count, first });
+  }
+}
+const unexpectedCount = (unexpected) => [...unexpected.values()].reduce((sum, { count }) => sum + count, 0);
+const unexpectedText = (unexpected) => [...unexpected].map(([status, { count, first }]) => `${count} × ${status} (the first: ${first})`).join(", ");
+
 /** Runs `makeRequest()` from CONNECTIONS loops for `durationMs`; returns rate and latencies. */
 async function load(base, makeRequest, expect, durationMs) {
   const latencies = [];
-  let unexpected = 0;
+  const unexpected = new Map();
   const deadline = performance.now() + durationMs;
   const started = performance.now();
   await Promise.all(
@@ -197,9 +218,9 @@ async function load(base, makeRequest, expect, durationMs) {
       while (performance.now() < deadline) {
         const { path: p, init } = makeRequest();
         const t0 = performance.now();
-        const status = await hit(base + p, init);
+        const { status, body } = await hit(base + p, init, expect);
         latencies.push(performance.now() - t0);
-        if (status !== expect) unexpected++;
+        if (status !== expect) countUnexpected(unexpected, status, body);
       }
     }),
   );
@@ -261,7 +282,7 @@ function balancedOrders(targets, slices) {
  * ratio moves within one run), its pooled latencies, and the CPU time its workerd process
  * spent per request during its slices (µs; NaN when its process is unknown). */
 async function compare(scenario) {
-  const runs = new Map(scenario.targets.map((t) => [t, { count: 0, ms: 0, cpuTicks: 0, quarters: Array.from({ length: QUARTERS }, () => ({ count: 0, ms: 0 })), latencies: [], unexpected: 0, next: scenario.request(t) }]));
+  const runs = new Map(scenario.targets.map((t) => [t, { count: 0, ms: 0, cpuTicks: 0, quarters: Array.from({ length: QUARTERS }, () => ({ count: 0, ms: 0 })), latencies: [], unexpected: new Map(), next: scenario.request(t) }]));
   // Requests made ahead (signed registrations), enough for a slice or the warm-up.
   const ready = (run) => run.next.refill?.(REFILL_AHEAD);
   for (const [target, run] of runs) {
@@ -281,7 +302,7 @@ async function compare(scenario) {
         total.ms += r.ms;
       }
       run.latencies.push(...r.latencies);
-      run.unexpected += r.unexpected;
+      addUnexpected(run.unexpected, r.unexpected);
     }
   }
   return [...runs].map(([target, run]) => {
@@ -402,7 +423,7 @@ const scenarios = [
 const results = [];
 for (const scenario of scenarios) {
   for (const r of await compare(scenario)) {
-    log(`${scenario.name} on ${r.target.name}: ${r.rps.toFixed(0)} req/s (by quarter ${r.quarters.map((x) => x.toFixed(0)).join(" ")}), p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${Number.isFinite(r.cpuUs) ? `, ${r.cpuUs.toFixed(0)} µs CPU per request` : ""}${r.unexpected ? `, ${r.unexpected} UNEXPECTED STATUSES` : ""}`);
+    log(`${scenario.name} on ${r.target.name}: ${r.rps.toFixed(0)} req/s (by quarter ${r.quarters.map((x) => x.toFixed(0)).join(" ")}), p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${Number.isFinite(r.cpuUs) ? `, ${r.cpuUs.toFixed(0)} µs CPU per request` : ""}${r.unexpected.size ? `, UNEXPECTED: ${unexpectedText(r.unexpected)}` : ""}`);
     results.push({ scenario: scenario.name, ...r, target: r.target.name });
   }
 }
@@ -645,7 +666,7 @@ async function coldStart() {
 const coldMs = await coldStart();
 
 // ---------- report ----------
-const unexpected = results.filter((r) => r.unexpected > 0);
+const unexpected = results.filter((r) => r.unexpected.size > 0);
 const uploadGzipKiB = (gzipSync(wasm, { level: 9 }).length + gzipSync(shim, { level: 9 }).length) / 1024;
 const budgets = [
   ["upload gzip (wasm + shim) ≤ 150 KiB", verdict(uploadGzipKiB <= 150, `${uploadGzipKiB.toFixed(1)} KiB`)],
@@ -719,7 +740,7 @@ included, the load generator's not: the cost Workers bill, beside the rate. It m
 runs too, by a few percent.
 
 ${throughputTable}
-${unexpected.length ? `\nUnexpected statuses: ${unexpected.map((r) => `${r.scenario} on ${r.target}: ${r.unexpected}`).join("; ")}\n` : ""}
+${unexpected.length ? `\nUnexpected statuses: ${unexpected.map((r) => `${r.scenario} on ${r.target}: ${unexpectedCount(r.unexpected)}: ${unexpectedText(r.unexpected)}`).join("; ")}\n` : ""}
 ## Compute inside wasm (bench build, \`/__bench/*\` routes; time of N = 2000 minus N = 0, median of 7)
 
 | Hot path | µs / op |
