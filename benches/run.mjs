@@ -112,7 +112,7 @@ async function start(name, scriptPath, bindings = {}) {
     inspectorPort,
     handleRuntimeStdio(stdout, stderr) {
       // The worker's per-request logs would flood the report: only panics are counted.
-      for (const stream of [stdout, stderr]) stream.on("data", (chunk) => { for (const line of String(chunk).split("\n")) if (/PROBE/.test(line) && (globalThis.shown = (globalThis.shown ?? 0) + 1) < 8) console.error("WORKER", name, line.slice(0, 400)); }), stream.on("data", (chunk) => (target.panics += (String(chunk).match(/panicked at/g) ?? []).length));
+      for (const stream of [stdout, stderr]) stream.on("data", (chunk) => (target.panics += (String(chunk).match(/panicked at/g) ?? []).length));
     },
   });
   const target = { name, mf, url: `http://127.0.0.1:${directPort}`, inspectorPort, panics: 0, pid: undefined };
@@ -169,9 +169,10 @@ async function send(url, init) {
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
 /**
  * One request of the load through node:http; resolves to its status and, when that is not
- * `expect`, its body (otherwise read and dropped). Not fetch: undici's fetch costs the load generator about three times what it costs
- * workerd to answer (1,700 against 4,500 floor requests a second here), so with fetch the
- * generator, sharing the 2 cores, set the pace and hid the workers' differences.
+ * `expect`, its body (otherwise read and dropped). Not fetch: undici's fetch costs the load
+ * generator about three times what it costs workerd to answer (1,700 against 4,500 floor
+ * requests a second here), so with fetch the generator, sharing the 2 cores, set the pace and
+ * hid the workers' differences.
  */
 function hit(url, init = {}, expect, retried = false) {
   return new Promise((resolve, reject) => {

@@ -197,8 +197,8 @@ describe("the log", () => {
 
   test("a registration whose entry another isolate's step signed first still gets its proof", async () => {
     // Another isolate's step wins the race for the state: the trigger writes the step's state
-    // itself, once, so this isolate's own update changes no row, and its next read finds the
-    // entry signed and nothing left to step.
+    // itself, once, so this isolate's own update changes no row, and the state its step's
+    // batch reads after it covers the entry all the same.
     worker.tamper("CREATE TABLE other_isolate_wins (once INTEGER)");
     worker.tamper("INSERT INTO other_isolate_wins VALUES (1)");
     worker.tamper(`CREATE TRIGGER other_isolate BEFORE UPDATE ON log_state WHEN (SELECT count(*) FROM other_isolate_wins) > 0 BEGIN
@@ -220,6 +220,41 @@ describe("the log", () => {
       worker.tamper("DROP TRIGGER other_isolate");
       worker.tamper("DROP TABLE other_isolate_wins");
     }
+  });
+
+  test("a step whose state write does not take is made again; after 8 such steps the entry waits for the next registration's", async () => {
+    // The trigger drops the state write of the next `remaining` steps: the registration reads
+    // the state again and steps again, as it does when over 256 entries wait before it.
+    worker.tamper("CREATE TABLE skip_steps (remaining INTEGER)");
+    worker.tamper("INSERT INTO skip_steps VALUES (3)");
+    worker.tamper(`CREATE TRIGGER skip_step BEFORE UPDATE ON log_state WHEN (SELECT remaining FROM skip_steps) > 0 BEGIN
+      UPDATE skip_steps SET remaining = remaining - 1;
+      SELECT RAISE(IGNORE);
+    END`);
+    let unsigned;
+    try {
+      const retried = await postRegister(worker.url, freshEnvelope(SERVER).envelope);
+      assert.equal(retried.status, 201, JSON.stringify(retried.body));
+      assert.equal(worker.query("SELECT remaining FROM skip_steps")[0].remaining, 0, "three steps were dropped");
+      assert.ok(retried.body.log, "the fourth step signed it: the 201 carries its proof");
+      assert.equal(sizeOf(retried.body.log.checkpoint), retried.body.log.index + 1);
+
+      worker.tamper("UPDATE skip_steps SET remaining = 8");
+      unsigned = freshEnvelope(SERVER);
+      const gaveUp = await postRegister(worker.url, unsigned.envelope);
+      assert.equal(gaveUp.status, 201, JSON.stringify(gaveUp.body));
+      assert.equal(gaveUp.body.log, null, "eight steps dropped: not signed yet");
+      for (let i = 0; i < 100 && !/not signed after 8 steps/.test(worker.log()); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.match(worker.log(), /log: entry \d+ not signed after 8 steps/);
+    } finally {
+      worker.tamper("DROP TRIGGER skip_step");
+      worker.tamper("DROP TABLE skip_steps");
+    }
+    const next = await postRegister(worker.url, freshEnvelope(SERVER).envelope);
+    assert.equal(next.status, 201);
+    const signed = await getJson(`${worker.url}/v1/u/${unsigned.handle}`, { headers: { "x-kez-bookmark": next.headers.get("x-kez-bookmark") } });
+    assert.equal(signed.status, 200);
+    assert.equal(signed.body.log.index, next.body.log.index - 1, "signed by the next registration's step");
   });
 
   test("a registration answered 503 wrote nothing, even when only the read of its row failed", async () => {

@@ -514,7 +514,7 @@ impl Written {
     }
 }
 
-/// `[session, statements, log, readBack, handle, columns]` for `writeStatement`.
+/// `[session, statements, log, readBack, handle]` for `writeStatement`.
 fn write(
     s: &Statements,
     key: &'static LogKey,

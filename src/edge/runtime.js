@@ -427,7 +427,8 @@ async function edgeForget(urls) {
  * signed size are hashed and signed by wasm, then the nodes and the state are written in one
  * batch that reads the state and the handle's row (`readBack` bound to `value`) after them.
  * Resolves to that row (its values in order) once the state covers the entry, so the row
- * carries its proof; undefined when it was not covered within `STEP_ATTEMPTS` steps.
+ * carries its proof; undefined (logged) when it was not covered within `STEP_ATTEMPTS` steps:
+ * more than `STEP_ATTEMPTS` × `ENTRIES_PER_STEP` entries waited before it.
  *
  * Concurrent writes each make their own step, and none waits for another's: in workerd, a
  * request that goes on from a promise another request's I/O settled can have its own I/O fail
@@ -436,19 +437,21 @@ async function edgeForget(urls) {
  * (tests/sustained.test.mjs). The
  * state only moves forward (`LOG_UPDATE` in db.rs): of two steps from one size, the longer
  * wins whichever commits first, and the other wrote the same nodes (a node's hash depends
- * only on the entries under it). Each step covers its own entry, so a write takes two round
- * trips, more only when more than `ENTRIES_PER_STEP` entries wait before it.
+ * only on the entries under it). A step covers its own entry unless more than
+ * `ENTRIES_PER_STEP` entries wait before it, so a write takes two round trips, and only then
+ * more.
  *
  * `log` is `[state, entries, nodes, update, step]`: the statements (on the `first-primary`
  * session) and wasm's step, `(size, edge, entries)` to `[size, edge, nodesJson, checkpoint]`.
  */
 async function advanceLog(session, log, target, read, readBack, value) {
   const [state, entries, nodes, update, step] = log;
-  let [current, next] = read;
+  // The write's own read cannot cover its entry; a read again (`mine`: the row beside it) can.
+  let [current, next, mine] = read;
   for (let attempt = 0; attempt < STEP_ATTEMPTS; attempt++) {
     const { size, edge } = current.results[0];
     // Signed meanwhile by another write's step.
-    if (size >= target) return valuesOf((await readBack.bind(value).all()).results[0]);
+    if (size >= target) return valuesOf(mine?.results[0]);
     const [newSize, newEdge, nodesJson, checkpoint] = step(size, edge, next.results.map((entry) => entry.entry));
     const [, , after, row] = await session.batch([
       nodes.bind(nodesJson),
@@ -457,8 +460,9 @@ async function advanceLog(session, log, target, read, readBack, value) {
       readBack.bind(value),
     ]);
     if (after.results[0].size >= target) return valuesOf(row.results[0]);
-    [current, next] = await session.batch([state, entries]);
+    [current, next, mine] = await session.batch([state, entries, readBack.bind(value)]);
   }
+  console.error(`log: entry ${target - 1} not signed after ${STEP_ATTEMPTS} steps; the next write's step signs it`);
   return undefined;
 }
 

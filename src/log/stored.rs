@@ -6,7 +6,8 @@
 //! is the one writer that orders them. The tree is a function of the entries, and an
 //! Ed25519 signature of a given text is deterministic: any isolate can hash the entries not
 //! yet in the tree and sign the checkpoint, and two that race write the same nodes and the
-//! same note (the state row changes only from the size it was read at).
+//! same note for the same size (the state row only moves forward: of two steps, the longer
+//! stands).
 
 use super::merkle::{leaf_hash, Hash};
 use super::note::{sign, verifier_key, Checkpoint};
