@@ -30,6 +30,19 @@ after(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
+/**
+ * Registers someone else, then looks `handle` (the registration just before, left unsigned) up
+ * through that registration's bookmark: its step signed both.
+ */
+async function assertSignedByNextRegistration(handle) {
+  const next = await postRegister(worker.url, freshEnvelope(SERVER).envelope);
+  assert.equal(next.status, 201);
+  const signed = await getJson(`${worker.url}/v1/u/${handle}`, { headers: { "x-kez-bookmark": next.headers.get("x-kez-bookmark") } });
+  assert.equal(signed.status, 200);
+  assert.equal(signed.body.log.index, next.body.log.index - 1, "signed by the next registration's step");
+  assert.equal(signed.body.log.checkpoint, next.body.log.checkpoint);
+}
+
 /** Runs the auditor; resolves to its summary, or rejects with its output. */
 async function audit(...args) {
   try {
@@ -187,12 +200,7 @@ describe("the log", () => {
     } finally {
       worker.tamper("DROP TRIGGER refuse_steps");
     }
-    const next = await postRegister(worker.url, freshEnvelope(SERVER).envelope);
-    assert.equal(next.status, 201);
-    const signed = await getJson(`${worker.url}/v1/u/${first.handle}`, { headers: { "x-kez-bookmark": next.headers.get("x-kez-bookmark") } });
-    assert.equal(signed.status, 200);
-    assert.equal(signed.body.log.index, next.body.log.index - 1, "signed by the next registration's step");
-    assert.equal(signed.body.log.checkpoint, next.body.log.checkpoint);
+    await assertSignedByNextRegistration(first.handle);
   });
 
   test("a registration whose entry another isolate's step signed first still gets its proof", async () => {
@@ -250,11 +258,7 @@ describe("the log", () => {
       worker.tamper("DROP TRIGGER skip_step");
       worker.tamper("DROP TABLE skip_steps");
     }
-    const next = await postRegister(worker.url, freshEnvelope(SERVER).envelope);
-    assert.equal(next.status, 201);
-    const signed = await getJson(`${worker.url}/v1/u/${unsigned.handle}`, { headers: { "x-kez-bookmark": next.headers.get("x-kez-bookmark") } });
-    assert.equal(signed.status, 200);
-    assert.equal(signed.body.log.index, next.body.log.index - 1, "signed by the next registration's step");
+    await assertSignedByNextRegistration(unsigned.handle);
   });
 
   test("a registration answered 503 wrote nothing, even when only the read of its row failed", async () => {

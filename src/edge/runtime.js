@@ -434,12 +434,11 @@ async function edgeForget(urls) {
  * request that goes on from a promise another request's I/O settled can have its own I/O fail
  * ("Cannot perform I/O on behalf of a different request") or hang. Shared steps left
  * registrations unsigned, or answered 500, after a minute of concurrent registrations
- * (tests/sustained.test.mjs). The
- * state only moves forward (`LOG_UPDATE` in db.rs): of two steps from one size, the longer
- * wins whichever commits first, and the other wrote the same nodes (a node's hash depends
- * only on the entries under it). A step covers its own entry unless more than
- * `ENTRIES_PER_STEP` entries wait before it, so a write takes two round trips, and only then
- * more.
+ * (tests/sustained.test.mjs). The state only moves forward (`LOG_UPDATE` in db.rs): of two
+ * steps from one size, the longer wins whichever commits first, and the other wrote the same
+ * nodes (a node's hash depends only on the entries under it). A step covers its own entry
+ * unless more than `ENTRIES_PER_STEP` entries wait before it, so a write takes two round
+ * trips, and only then more.
  *
  * `log` is `[state, entries, nodes, update, step]`: the statements (on the `first-primary`
  * session) and wasm's step, `(size, edge, entries)` to `[size, edge, nodesJson, checkpoint]`.
