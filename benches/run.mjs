@@ -16,7 +16,7 @@ import { Miniflare } from "miniflare";
 import { identity, registrationPayload, signEnvelope } from "../scripts/lib/registration.mjs";
 import { nkeyFor, seedFor } from "../scripts/lib/nats.mjs";
 import { bridgeHeaders, keyFromSeed, rawPublic, signJwt } from "../tests/support/nats.mjs";
-import { freePort } from "../tests/support/worker.mjs";
+import { freePort, migrationStatements } from "../tests/support/worker.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const { values: opts } = parseArgs({
@@ -35,13 +35,7 @@ const DURATION_MS = Number(opts.duration) * 1000;
 const CONNECTIONS = Number(opts.connections);
 const SERVER = "localhost";
 const COMPAT_DATE = /compatibility_date = "(.+)"/.exec(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))[1];
-/** Every migration, in order, as single statements (D1's prepare takes one at a time). */
-const MIGRATIONS = readdirSync(path.join(ROOT, "migrations"))
-  .filter((f) => f.endsWith(".sql"))
-  .sort()
-  .flatMap((f) => readFileSync(path.join(ROOT, "migrations", f), "utf8").replace(/--.*$/gm, "").split(";"))
-  .map((statement) => statement.trim())
-  .filter(Boolean);
+const MIGRATIONS = migrationStatements();
 const tmp = mkdtempSync(path.join(tmpdir(), "kez-bench-"));
 const log = (...a) => console.error("[bench]", ...a);
 

@@ -8,13 +8,13 @@
 // as long).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { Miniflare } from "miniflare";
 import { freshEnvelope } from "./support/kez.mjs";
-import { freePort } from "./support/worker.mjs";
+import { freePort, migrationStatements } from "./support/worker.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const SERVER = "localhost";
@@ -45,11 +45,7 @@ before(async () => {
   await mf.ready;
   url = `http://127.0.0.1:${port}`;
   const db = await mf.getD1Database("DB");
-  const migrations = readdirSync(path.join(ROOT, "migrations")).filter((f) => f.endsWith(".sql")).sort();
-  for (const file of migrations) {
-    const statements = readFileSync(path.join(ROOT, "migrations", file), "utf8").replace(/--.*$/gm, "").split(";");
-    for (const statement of statements.map((text) => text.trim()).filter(Boolean)) await db.prepare(statement).run();
-  }
+  for (const statement of migrationStatements()) await db.prepare(statement).run();
 });
 after(async () => {
   await mf?.dispose();

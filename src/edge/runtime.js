@@ -365,8 +365,7 @@ async function writeStatement(write) {
   // statement answered as an error.
   const written = await session.batch([...statements, readBack.bind(value), state, entries]);
   const appended = written[0];
-  const [now] = written[statements.length].results;
-  const rowNow = now === undefined ? null : Object.values(now);
+  const rowNow = valuesOf(written[statements.length].results[0]) ?? null;
   if (appended.results.length === 0) return [REFUSED, rowNow];
   let signed;
   try {

@@ -55,6 +55,19 @@ export async function freePort() {
   return listensOn(0);
 }
 
+/**
+ * Every migration, in order, as single statements (D1's `prepare` takes one at a time): for a
+ * D1 that Miniflare runs directly, which `wrangler d1 migrations apply` does not reach.
+ */
+export function migrationStatements() {
+  return readdirSync(path.join(ROOT, "migrations"))
+    .filter((f) => f.endsWith(".sql"))
+    .sort()
+    .flatMap((f) => readFileSync(path.join(ROOT, "migrations", f), "utf8").replace(/--.*$/gm, "").split(";"))
+    .map((statement) => statement.trim())
+    .filter(Boolean);
+}
+
 /** The SQLite file behind the local D1 database in a `--persist-to` folder. */
 function d1File(persist) {
   const dir = path.join(persist, "v3", "d1", "miniflare-D1DatabaseObject");
